@@ -1,0 +1,50 @@
+# Set-up and everyday commands. Every target creates .venv when it is missing.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+# The embedded default keeps its data and Dagster's local storage inside the checkout (both git-ignored).
+export NEXUS_HOME   ?= $(CURDIR)/.nexus
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test dev install install-dev bench clean
+
+demo: $(VENV)/.installed-app
+	$(BIN)/python -m nexus_pipelines.demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+dev: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+install: $(VENV)/.installed-app
+install-dev: $(VENV)/.installed-dev
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/run_all.py
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $@
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The CPU build of torch goes in first, so nothing that depends on torch pulls the CUDA packages.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/pip install torch==2.13.0
+	touch $@
+
+$(VENV)/.installed-app: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -e '.[server,pipelines]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -e '.[dev]'
+	touch $@ $(VENV)/.installed-app
+
+clean:
+	rm -rf $(VENV) .nexus .dagster_home

@@ -1,0 +1,38 @@
+"""The notebook entry point: authenticate once, then query spaces by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nexus_query.config import load_config
+from nexus_query.context import RequestContext
+from nexus_query.errors import InvalidRequest
+from nexus_query.query import QueryResult, query
+from nexus_query.routing import RoutingRegistry
+from nexus_query.store import SpaceStore
+
+
+class Nexus:
+    """A tenant's view of Nexus; identity is fixed at connect time and never taken from arguments."""
+
+    def __init__(self, ctx: RequestContext, registry: RoutingRegistry) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        self.store = SpaceStore(registry)
+
+    def query(self, space_id: str, q: str, **kwargs: Any) -> QueryResult:
+        return query(self.ctx, space_id, q, store=self.store, **kwargs)
+
+    def __repr__(self) -> str:
+        c = self.ctx
+        return f"Nexus(tenant={c.tenant_id!r}, project={c.project_id!r}, environment={c.environment!r})"
+
+
+def connect(api_key: str | None = None, *, context: RequestContext | None = None,
+            config_path: str | None = None) -> Nexus:
+    """Connect with an API key (as services do) or an explicit context (trusted code, e.g. jobs)."""
+    registry = RoutingRegistry(load_config(config_path)) if config_path else RoutingRegistry.default()
+    if (api_key is None) == (context is None):
+        raise InvalidRequest("pass exactly one of api_key or context")
+    ctx = context or registry.authenticate(api_key)
+    return Nexus(ctx, registry)

@@ -1,0 +1,269 @@
+"""The one configuration file: routes per environment and tenant, API keys, embedder, cursor secret.
+
+Values may use ``${VAR}`` / ``${VAR:-default}`` (environment) and ``{data_root}`` placeholders, so one
+file serves a laptop and a deployment that injects secrets through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from nexus_query.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+CONFIG_ENV_VAR = "NEXUS_CONFIG"
+RESOURCE_KINDS = ("nexus_store", "nexus_blob_store", "nexus_projection_store")
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            found = os.environ.get(name)
+            if found is None:
+                if default is None:
+                    raise ConfigError(f"config refers to ${{{name}}}, which is not set", variable=name)
+                return default
+            return found
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ObjectStoreOptions:
+    """Connection settings for object storage; credentials default to the usual AWS_* variables."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    allow_http: bool = False
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None) -> "ObjectStoreOptions":
+        raw = {k: v for k, v in (raw or {}).items() if v not in (None, "")}
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown storage_options: {sorted(unknown)}")
+        if "allow_http" in raw:
+            raw["allow_http"] = str(raw["allow_http"]).lower() in ("1", "true", "yes")
+        return cls(**raw)
+
+    def for_lance(self) -> dict[str, str]:
+        opts = {
+            "aws_endpoint": self.endpoint,
+            "aws_region": self.region,
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+            "allow_http": "true" if self.allow_http else None,
+        }
+        return {k: v for k, v in opts.items() if v}
+
+    def for_fsspec(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if self.endpoint:
+            opts["endpoint_url"] = self.endpoint
+        if self.access_key_id:
+            opts["key"] = self.access_key_id
+        if self.secret_access_key:
+            opts["secret"] = self.secret_access_key
+        if self.session_token:
+            opts["token"] = self.session_token
+        if self.region:
+            opts["client_kwargs"] = {"region_name": self.region}
+        return opts
+
+
+@dataclass(frozen=True)
+class StoreRoute:
+    """``nexus_store``: a LanceDB root; spaces live at ``{uri}/{tenant}/{project}/{space}.lance``."""
+
+    uri: str
+    table_name: str = "main"
+    backend: str = "lancedb"
+    storage: ObjectStoreOptions = field(default_factory=ObjectStoreOptions)
+
+
+@dataclass(frozen=True)
+class FileRoute:
+    """``nexus_blob_store`` / ``nexus_projection_store``: an fsspec location."""
+
+    protocol: str
+    bucket: str
+    prefix: str = ""
+    storage: ObjectStoreOptions = field(default_factory=ObjectStoreOptions)
+
+    @property
+    def root(self) -> str:
+        """The location without the protocol, as fsspec filesystems take paths."""
+        parts = [self.bucket.rstrip("/"), self.prefix.strip("/")]
+        return "/".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class TenantRoutes:
+    nexus_store: StoreRoute | None = None
+    nexus_blob_store: FileRoute | None = None
+    nexus_projection_store: FileRoute | None = None
+
+
+@dataclass(frozen=True)
+class ApiKeyEntry:
+    sha256: str
+    tenant_id: str
+    project_id: str = "default"
+    environment: str = "dev"
+
+
+@dataclass(frozen=True)
+class RemoteEmbedderConfig:
+    base_url: str = ""
+    api_key: str = ""
+    model: str = ""
+    dimension: int = 0
+    max_retries: int = 5
+    backoff_seconds: float = 0.5
+    timeout_seconds: float = 30.0
+    # Tokens a tenant may spend per calendar month; "default" applies to tenants not listed.
+    budgets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    provider: str = "local"
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "cpu"
+    batch_size: int = 64
+    remote: RemoteEmbedderConfig = field(default_factory=RemoteEmbedderConfig)
+
+
+@dataclass(frozen=True)
+class CursorConfig:
+    secret: str = ""
+    ttl_seconds: int = 86_400
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    tenants: dict[str, TenantRoutes]
+    global_routes: TenantRoutes
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: the registry cache keys on it
+class NexusConfig:
+    data_root: Path
+    environments: dict[str, EnvironmentConfig]
+    api_keys: tuple[ApiKeyEntry, ...]
+    embedder: EmbedderConfig
+    cursor: CursorConfig
+    source: str = "<memory>"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>") -> "NexusConfig":
+        try:
+            return _parse(_expand_env(raw), source)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"invalid Nexus config {source}: {exc}", source=source) from exc
+
+
+def _parse(raw: Mapping[str, Any], source: str) -> NexusConfig:
+    data_root = Path(str(raw.get("data_root", ".nexus"))).expanduser().resolve()
+
+    def fill(value: str) -> str:
+        return value.replace("{data_root}", str(data_root))
+
+    def store_route(r: Mapping[str, Any] | None) -> StoreRoute | None:
+        if r is None:
+            return None
+        if r.get("backend", "lancedb") != "lancedb":
+            raise ConfigError(f"nexus_store backend must be 'lancedb', got {r.get('backend')!r}")
+        return StoreRoute(
+            uri=fill(str(r["uri"])),
+            table_name=str(r.get("table_name", "main")),
+            storage=ObjectStoreOptions.parse(r.get("storage_options")),
+        )
+
+    def file_route(r: Mapping[str, Any] | None) -> FileRoute | None:
+        if r is None:
+            return None
+        return FileRoute(
+            protocol=str(r.get("protocol", "file")),
+            bucket=fill(str(r["bucket"])),
+            prefix=str(r.get("prefix", "")),
+            storage=ObjectStoreOptions.parse(r.get("storage_options")),
+        )
+
+    def routes(r: Mapping[str, Any], defaults: Mapping[str, Any]) -> TenantRoutes:
+        unknown = set(r) - set(RESOURCE_KINDS)
+        if unknown:
+            raise ConfigError(f"unknown resource kinds {sorted(unknown)} in {source}")
+        merged = {**defaults, **r}  # an explicit `null` removes a default route
+        return TenantRoutes(
+            nexus_store=store_route(merged.get("nexus_store")),
+            nexus_blob_store=file_route(merged.get("nexus_blob_store")),
+            nexus_projection_store=file_route(merged.get("nexus_projection_store")),
+        )
+
+    environments = {}
+    for env_name, env in (raw.get("environments") or {}).items():
+        defaults = env.get("defaults") or {}
+        tenants = {str(t): routes(r or {}, defaults) for t, r in (env.get("tenants") or {}).items()}
+        environments[str(env_name)] = EnvironmentConfig(
+            tenants=tenants, global_routes=routes(env.get("global") or {}, {})
+        )
+
+    emb = dict(raw.get("embedder") or {})
+    remote = dict(emb.pop("remote", None) or {})
+    embedder = EmbedderConfig(
+        **{k: v for k, v in emb.items()},
+        remote=RemoteEmbedderConfig(**remote),
+    )
+    api_keys = tuple(ApiKeyEntry(**k) for k in (raw.get("api_keys") or []))
+    return NexusConfig(
+        data_root=data_root,
+        environments=environments,
+        api_keys=api_keys,
+        embedder=embedder,
+        cursor=CursorConfig(**(raw.get("cursor") or {})),
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> NexusConfig:
+    """Read the config named by ``path``, else ``$NEXUS_CONFIG``, else the shipped default."""
+    chosen = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(chosen.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Nexus config not found: {chosen}", source=str(chosen)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Nexus config {chosen} is not valid YAML: {exc}", source=str(chosen)) from exc
+    return NexusConfig.from_dict(raw, source=str(chosen))
+
+
+@lru_cache(maxsize=1)
+def _cached_default(config_path: str | None, nexus_home: str | None) -> NexusConfig:
+    return load_config(config_path)
+
+
+def default_config() -> NexusConfig:
+    """The process-wide config; re-read when ``NEXUS_CONFIG`` or ``NEXUS_HOME`` change (tests do)."""
+    return _cached_default(os.environ.get(CONFIG_ENV_VAR), os.environ.get("NEXUS_HOME"))

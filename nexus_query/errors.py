@@ -1,0 +1,106 @@
+"""Typed errors. Each knows its contract code and HTTP status and renders the ``ErrorEnvelope``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class NexusError(Exception):
+    code: ClassVar[str] = "nexus.internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = {k: v for k, v in details.items() if v is not None}
+
+    def envelope(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class InvalidRequest(NexusError):
+    code = "nexus.invalid_request"
+    status = 400
+
+
+class InvalidId(InvalidRequest):
+    code = "nexus.invalid_id"
+
+
+class InvalidFilter(InvalidRequest):
+    code = "nexus.invalid_filter"
+
+
+class ValidationFailed(InvalidRequest):
+    """The request is well-formed JSON but its fields are wrong (FastAPI's 422 maps here)."""
+
+    code = "nexus.validation_failed"
+    status = 422
+
+
+class Unauthorized(NexusError):
+    code = "nexus.unauthorized"
+    status = 401
+
+
+class Forbidden(NexusError):
+    code = "nexus.forbidden"
+    status = 403
+
+
+class GlobalSpaceReadOnly(Forbidden):
+    code = "nexus.global_space_read_only"
+
+
+class NotFound(NexusError):
+    code = "nexus.not_found"
+    status = 404
+
+
+class SpaceNotFound(NotFound):
+    code = "nexus.space_not_found"
+
+
+class EmbedderMismatch(NexusError):
+    code = "nexus.embedder_mismatch"
+    status = 409
+
+
+class CursorInvalid(NexusError):
+    code = "nexus.cursor_invalid"
+    status = 410
+
+
+class BudgetExceeded(NexusError):
+    code = "nexus.budget_exceeded"
+    status = 402
+
+
+class ProviderUnavailable(NexusError):
+    """A remote embedding provider kept failing (429/5xx) after every retry."""
+
+    code = "nexus.provider_unavailable"
+    status = 503
+
+
+class MissingRoute(NexusError):
+    """The routing registry has no route of ``resource_kind`` for the caller's tenant."""
+
+    status = 503
+
+    def __init__(self, resource_kind: str, message: str | None = None, **details: Any) -> None:
+        super().__init__(
+            message or f"no {resource_kind} route is configured for this tenant",
+            resource_kind=resource_kind,
+            **details,
+        )
+        self.resource_kind = resource_kind
+
+    @property
+    def code(self) -> str:  # type: ignore[override]
+        return f"{self.resource_kind}.missing_route"
+
+
+class ConfigError(NexusError):
+    code = "nexus.config_invalid"
+    status = 500

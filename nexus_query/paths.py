@@ -1,0 +1,162 @@
+"""The storage path scheme. Nothing user-supplied becomes a path without passing through here.
+
+Vector spaces: ``{nexus_store.uri}/{tenant_id}/{project_id}/{space_id}.lance``.
+Tenant files (landing zone, blobs, intermediate data, artifacts):
+``{nexus_blob_store.bucket}/{prefix}/{tenant_id}/{project_id}/...``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+
+import fsspec
+
+from nexus_query.config import FileRoute, StoreRoute
+from nexus_query.context import RequestContext, validate_id
+from nexus_query.errors import Forbidden, InvalidRequest
+
+GLOBAL_TENANT_DIR = "_global"  # cannot collide with a tenant: ids never start with "_"
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SEGMENT = re.compile(r"[A-Za-z0-9._@+=-][A-Za-z0-9 ._@+=,()-]{0,254}", re.ASCII)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+@dataclass(frozen=True)
+class SpaceLocation:
+    """Where one space's LanceDB table lives: the database folder and the table name in it."""
+
+    db_uri: str
+    table_name: str
+    storage_options: dict[str, str]
+
+    @property
+    def dataset_uri(self) -> str:
+        return join_uri(self.db_uri, f"{self.table_name}.lance")
+
+
+def space_location(route: StoreRoute, ctx: RequestContext, space_id: str) -> SpaceLocation:
+    validate_id(space_id, "space_id")
+    return SpaceLocation(
+        db_uri=join_uri(route.uri, ctx.tenant_id, ctx.project_id),
+        table_name=space_id,
+        storage_options=route.storage.for_lance(),
+    )
+
+
+def global_space_location(route: StoreRoute) -> SpaceLocation:
+    return SpaceLocation(db_uri=route.uri, table_name=route.table_name,
+                         storage_options=route.storage.for_lance())
+
+
+def safe_relative_path(path: str) -> str:
+    """Validate a user-supplied relative path: no scheme, no absolute path, no '..', plain segments."""
+    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+        raise InvalidRequest("path must be a non-empty relative path with '/' separators", path=path)
+    if _SCHEME.match(path) or path.startswith("/") or path.startswith("~"):
+        raise Forbidden("path must be relative to the tenant's store", path=path)
+    segments = path.split("/")
+    for seg in segments:
+        if seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg):
+            raise Forbidden(f"path segment {seg!r} is not allowed", path=path)
+    return "/".join(segments)
+
+
+class TenantFiles:
+    """A tenant's own area in an fsspec store. Every path it hands out stays under its root."""
+
+    def __init__(self, route: FileRoute, tenant_dir: str, project_id: str) -> None:
+        self.route = route
+        self.root = join_uri(route.root, tenant_dir, project_id)
+
+    @classmethod
+    def for_tenant(cls, route: FileRoute, ctx: RequestContext) -> "TenantFiles":
+        return cls(route, ctx.tenant_id, ctx.project_id)
+
+    @classmethod
+    def for_global(cls, route: FileRoute, project_id: str = "shared") -> "TenantFiles":
+        return cls(route, GLOBAL_TENANT_DIR, validate_id(project_id, "project_id"))
+
+    @cached_property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.filesystem(self.route.protocol, **self.route.storage.for_fsspec())
+
+    @property
+    def is_local(self) -> bool:
+        return self.route.protocol in ("file", "local")
+
+    def path(self, *parts: str) -> str:
+        """Absolute (fsspec) path of ``parts`` below the tenant root; each part is validated."""
+        return join_uri(self.root, *(safe_relative_path(p) for p in parts))
+
+    def url(self, *parts: str) -> str:
+        """The same location as a URL (``s3://bucket/...``, or a local path)."""
+        path = self.path(*parts)
+        return path if self.is_local else f"{self.route.protocol}://{path}"
+
+    def relative(self, reference: str) -> str:
+        """Turn a reference (relative path, or a URL/path inside this tenant's root) into a safe
+        relative path; anything outside the root, e.g. another tenant's prefix, is refused."""
+        if not isinstance(reference, str):
+            raise InvalidRequest("path must be a string", path=repr(reference))
+        ref, absolute = reference, reference.startswith("/")
+        if _SCHEME.match(reference):
+            scheme, _, rest = reference.partition("://")
+            if scheme != self.route.protocol and not (self.is_local and scheme == "file"):
+                raise Forbidden("reference points at another store", path=reference)
+            ref, absolute = ("/" + rest.lstrip("/")) if self.is_local else rest, True
+        if absolute:
+            normalized = posixpath.normpath(ref)
+            root = self.root.rstrip("/")
+            if normalized != ref.rstrip("/") or not normalized.startswith(root + "/"):
+                raise Forbidden("path is outside this tenant's store", path=reference)
+            ref = normalized[len(root) + 1:]
+        return safe_relative_path(ref)
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.fs.cat_file(self.path(*parts))
+
+    def write_bytes_atomic(self, data: bytes, *parts: str) -> str:
+        """Write so that readers see either nothing or the whole file (object PUTs are atomic;
+        local files go through a temporary file and a rename)."""
+        target = self.path(*parts)
+        if self.is_local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{uuid.uuid4().hex}.")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:
+            self.fs.pipe_file(target, data)
+        return target
+
+    def list(self, *parts: str) -> list[str]:
+        """Relative paths of the files below ``parts`` (recursive), hidden temporaries excluded."""
+        base = self.path(*parts)
+        if not self.fs.exists(base):
+            return []
+        root = self.root.rstrip("/") + "/"
+        found = []
+        for full in self.fs.find(base):
+            rel = full[len(root):] if full.startswith(root) else full
+            if not any(seg.startswith(".") for seg in rel.split("/")):
+                found.append(rel)
+        return sorted(found)

@@ -1,0 +1,89 @@
+"""The routing registry: which store serves which tenant, and who an API key is."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+from nexus_query.config import (
+    EnvironmentConfig,
+    FileRoute,
+    NexusConfig,
+    StoreRoute,
+    TenantRoutes,
+    default_config,
+)
+from nexus_query.context import RequestContext
+from nexus_query.errors import MissingRoute, Unauthorized
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+class RoutingRegistry:
+    def __init__(self, config: NexusConfig) -> None:
+        self.config = config
+        self._keys = {entry.sha256.lower(): entry for entry in config.api_keys}
+
+    @classmethod
+    def default(cls) -> "RoutingRegistry":
+        return _registry_for(default_config())
+
+    def _environment(self, environment: str) -> EnvironmentConfig | None:
+        return self.config.environments.get(environment)
+
+    def routes(self, ctx: RequestContext) -> TenantRoutes:
+        env = self._environment(ctx.environment)
+        return (env.tenants.get(ctx.tenant_id) if env else None) or TenantRoutes()
+
+    def store_route(self, ctx: RequestContext) -> StoreRoute:
+        route = self.routes(ctx).nexus_store
+        if route is None:
+            raise MissingRoute("nexus_store", environment=ctx.environment)
+        return route
+
+    def blob_route(self, ctx: RequestContext) -> FileRoute:
+        route = self.routes(ctx).nexus_blob_store
+        if route is None:
+            raise MissingRoute("nexus_blob_store", environment=ctx.environment)
+        return route
+
+    def projection_route(self, ctx: RequestContext) -> FileRoute:
+        route = self.routes(ctx).nexus_projection_store
+        if route is None:
+            raise MissingRoute("nexus_projection_store", environment=ctx.environment)
+        return route
+
+    def global_routes(self, environment: str) -> TenantRoutes:
+        env = self._environment(environment)
+        return env.global_routes if env else TenantRoutes()
+
+    def global_store_route(self, environment: str) -> StoreRoute:
+        route = self.global_routes(environment).nexus_store
+        if route is None:
+            raise MissingRoute("nexus_store", "no route is configured for the global space",
+                               environment=environment, space="global")
+        return route
+
+    def tenants(self, environment: str) -> list[str]:
+        """Tenants of an environment that have a vector store (the ones pipelines serve)."""
+        env = self._environment(environment)
+        return sorted(t for t, r in (env.tenants.items() if env else []) if r.nexus_store is not None)
+
+    def environments(self) -> list[str]:
+        return sorted(self.config.environments)
+
+    def authenticate(self, api_key: str | None) -> RequestContext:
+        """Map an API key to its context; only hashes are compared, the key itself is never stored."""
+        if not api_key:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <api key>'")
+        entry = self._keys.get(hash_api_key(api_key))
+        if entry is None:
+            raise Unauthorized("invalid API key")
+        return RequestContext(entry.tenant_id, entry.project_id, entry.environment)
+
+
+@lru_cache(maxsize=8)
+def _registry_for(config: NexusConfig) -> RoutingRegistry:
+    return RoutingRegistry(config)

@@ -1,0 +1,41 @@
+"""The Arrow schema of a space: the contract's minimal columns plus the ones that earn their place."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from nexus_query.embeddings.base import EmbedderInfo
+
+EMBEDDER_KEY = b"nexus.embedder"
+SCHEMA_VERSION_KEY = b"nexus.schema_version"
+SCHEMA_VERSION = b"1"
+DOC_TYPES = ("text", "image", "kpi")
+
+
+def space_schema(embedder: EmbedderInfo) -> pa.Schema:
+    return pa.schema(
+        [
+            # the contract's minimal schema
+            pa.field("id", pa.utf8(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), embedder.dimension), nullable=False),
+            pa.field("text", pa.utf8(), nullable=False),
+            pa.field("type", pa.utf8(), nullable=False),  # text | image | kpi
+            pa.field("metadata", pa.utf8(), nullable=False),  # JSON object
+            pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+            # provenance, for incremental runs, deletes and citations
+            pa.field("tenant_id", pa.utf8(), nullable=False),
+            pa.field("source", pa.utf8(), nullable=False),  # the document the row came from
+            pa.field("chunk_index", pa.int32(), nullable=False),
+            pa.field("char_start", pa.int32(), nullable=False),
+            pa.field("char_end", pa.int32(), nullable=False),
+            pa.field("content_hash", pa.utf8(), nullable=False),  # sha256 of the embedded text
+            pa.field("embedder", pa.utf8(), nullable=False),
+            pa.field("blob_path", pa.utf8(), nullable=True),  # MediaRefs: the blob this row points at
+        ],
+        metadata={EMBEDDER_KEY: embedder.to_json().encode(), SCHEMA_VERSION_KEY: SCHEMA_VERSION},
+    )
+
+
+def embedder_of(schema: pa.Schema) -> EmbedderInfo | None:
+    raw = (schema.metadata or {}).get(EMBEDDER_KEY)
+    return EmbedderInfo.from_json(raw) if raw else None

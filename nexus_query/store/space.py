@@ -1,0 +1,215 @@
+"""A tenant space on LanceDB: keyed idempotent upserts, deletes by source, a recorded embedder."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+import lancedb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nexus_query.context import RequestContext
+from nexus_query.embeddings.base import EmbedderInfo
+from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound
+from nexus_query.paths import SpaceLocation, global_space_location, space_location
+from nexus_query.routing import RoutingRegistry
+from nexus_query.store.schema import embedder_of, space_schema
+
+PRIMARY_KEY = "id"
+_PK_FIELD_KEY = b"lance-schema:unenforced-primary-key:position"
+# A matched row is rewritten only when something it is made of changed, so re-running is a no-op.
+_CHANGED = " OR ".join(
+    [f"target.{c} != source.{c}" for c in ("content_hash", "metadata", "type", "embedder", "source",
+                                            "chunk_index", "char_start", "char_end")]
+    + ["target.blob_path != source.blob_path",
+       "(target.blob_path IS NULL AND source.blob_path IS NOT NULL)",
+       "(target.blob_path IS NOT NULL AND source.blob_path IS NULL)"]
+)
+
+_session_lock = threading.Lock()
+_session: lancedb.Session | None = None
+_connections: dict[tuple, lancedb.DBConnection] = {}
+
+
+def lance_session() -> lancedb.Session:
+    """One LanceDB session per process keeps index and metadata caches bounded and shared."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = lancedb.Session()
+        return _session
+
+
+def connect(location: SpaceLocation) -> lancedb.DBConnection:
+    key = (location.db_uri, tuple(sorted(location.storage_options.items())))
+    with _session_lock:
+        conn = _connections.get(key)
+    if conn is None:
+        conn = lancedb.connect(location.db_uri, storage_options=location.storage_options or None,
+                               session=lance_session())
+        with _session_lock:
+            conn = _connections.setdefault(key, conn)
+    return conn
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    updated: int
+    unchanged: int
+    version: int
+
+
+class SpaceTable:
+    """One space. Obtained from ``SpaceStore``; never built from user-supplied paths."""
+
+    def __init__(self, table: lancedb.table.Table, location: SpaceLocation, *, owner: str,
+                 read_only: bool) -> None:
+        self.table = table
+        self.location = location
+        self.owner = owner  # tenant id, or "_global"
+        self.read_only = read_only
+
+    @property
+    def embedder(self) -> EmbedderInfo | None:
+        return embedder_of(self.table.schema)
+
+    @property
+    def version(self) -> int:
+        return int(self.table.version)
+
+    def count(self) -> int:
+        return int(self.table.count_rows())
+
+    def refresh(self) -> None:
+        self.table.checkout_latest()
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
+
+    def require_embedder(self, embedder: EmbedderInfo) -> None:
+        current = self.embedder
+        if current is not None and current.id != embedder.id:
+            raise EmbedderMismatch(
+                f"space was built with {current.id}; refusing vectors of {embedder.id}",
+                space_embedder=current.id, requested_embedder=embedder.id,
+            )
+
+    def upsert(self, rows: pa.Table, embedder: EmbedderInfo) -> UpsertResult:
+        """Insert new ids, update changed ones, leave identical ones alone; the last copy of an id
+        within one batch wins."""
+        self._check_writable()
+        self.require_embedder(embedder)
+        if rows.num_rows == 0:
+            return UpsertResult(0, 0, 0, self.version)
+        if rows.schema.field("vector").type != self.table.schema.field("vector").type:
+            raise EmbedderMismatch("vector dimension differs from the space's",
+                                   expected=str(self.table.schema.field("vector").type))
+        rows = _last_per_id(rows).cast(self.table.schema)
+        result = (
+            self.table.merge_insert(PRIMARY_KEY)
+            .when_matched_update_all(where=_CHANGED)
+            .when_not_matched_insert_all()
+            .execute(rows)
+        )
+        inserted, updated = int(result.num_inserted_rows), int(result.num_updated_rows)
+        return UpsertResult(inserted, updated, rows.num_rows - inserted - updated, int(result.version))
+
+    def delete_sources(self, sources: Iterable[str]) -> int:
+        """Delete every row of the given source documents; returns how many rows went."""
+        self._check_writable()
+        sources = sorted(set(sources))
+        if not sources:
+            return 0
+        before = self.count()
+        for i in range(0, len(sources), 500):
+            batch = ", ".join(sql_string(s) for s in sources[i:i + 500])
+            self.table.delete(f"source IN ({batch})")
+        return before - self.count()
+
+    def sources(self) -> set[str]:
+        return set(self.table.to_arrow().column("source").unique().to_pylist()) if self.count() else set()
+
+
+def _last_per_id(rows: pa.Table) -> pa.Table:
+    ids = rows.column(PRIMARY_KEY)
+    if pc.count_distinct(ids).as_py() == rows.num_rows:
+        return rows
+    last: dict[str, int] = {}
+    for i, value in enumerate(ids.to_pylist()):
+        last[value] = i
+    return rows.take(sorted(last.values()))
+
+
+class SpaceStore:
+    """Opens spaces through the routing registry (tenant spaces read/write, the global one read-only)."""
+
+    def __init__(self, registry: RoutingRegistry | None = None) -> None:
+        self.registry = registry or RoutingRegistry.default()
+
+    def location(self, ctx: RequestContext, space_id: str) -> SpaceLocation:
+        return space_location(self.registry.store_route(ctx), ctx, space_id)
+
+    def global_location(self, environment: str) -> SpaceLocation:
+        return global_space_location(self.registry.global_store_route(environment))
+
+    def exists(self, ctx: RequestContext, space_id: str) -> bool:
+        location = self.location(ctx, space_id)
+        return location.table_name in _table_names(connect(location))
+
+    def open(self, ctx: RequestContext, space_id: str) -> SpaceTable:
+        location = self.location(ctx, space_id)
+        return SpaceTable(_open(location, space_id), location, owner=ctx.tenant_id, read_only=False)
+
+    def open_or_create(self, ctx: RequestContext, space_id: str, embedder: EmbedderInfo) -> SpaceTable:
+        location = self.location(ctx, space_id)
+        table = _open_or_create(location, embedder)
+        space = SpaceTable(table, location, owner=ctx.tenant_id, read_only=False)
+        space.require_embedder(embedder)
+        return space
+
+    def open_global(self, environment: str) -> SpaceTable:
+        location = self.global_location(environment)
+        return SpaceTable(_open(location, "global"), location, owner="_global", read_only=True)
+
+    def open_global_for_system(self, environment: str, embedder: EmbedderInfo) -> SpaceTable:
+        """For system jobs only (never reachable from a tenant request): the writable global space."""
+        location = self.global_location(environment)
+        space = SpaceTable(_open_or_create(location, embedder), location, owner="_global", read_only=False)
+        space.require_embedder(embedder)
+        return space
+
+
+def _table_names(conn: lancedb.DBConnection) -> list[str]:
+    return list(conn.list_tables().tables) if hasattr(conn.list_tables(), "tables") else list(conn.list_tables())
+
+
+def _open(location: SpaceLocation, space_label: str) -> lancedb.table.Table:
+    try:
+        return connect(location).open_table(location.table_name)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SpaceNotFound(f"space {space_label!r} does not exist yet", space_id=space_label) from exc
+
+
+def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.table.Table:
+    conn = connect(location)
+    try:
+        table = conn.open_table(location.table_name)
+    except (FileNotFoundError, ValueError):
+        try:
+            table = conn.create_table(location.table_name, schema=space_schema(embedder), exist_ok=True)
+        except ValueError:  # another writer created it first, with another embedder's schema
+            table = conn.open_table(location.table_name)
+    if not table.schema.field(PRIMARY_KEY).metadata or _PK_FIELD_KEY not in table.schema.field(PRIMARY_KEY).metadata:
+        # A declared key is what makes concurrent merge_insert safe from duplicates.
+        table.set_unenforced_primary_key(PRIMARY_KEY)
+    if embedder_of(table.schema) is None:
+        raise InvalidRequest(f"table {location.dataset_uri} was not created by Nexus")
+    return table

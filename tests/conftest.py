@@ -1,0 +1,119 @@
+"""Shared fixtures: an isolated Nexus home per test, the real embedding model, and S3 on moto_server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nexus_query.config import DEFAULT_CONFIG_PATH
+from nexus_query.context import RequestContext
+from nexus_query.embeddings import LocalProvider
+from nexus_query.store import Record, SpaceStore, build_rows
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, attempts: int = 300) -> None:
+    """Poll a loopback port a bounded number of times (about 30 s)."""
+    for _ in range(attempts):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def nexus_home(tmp_path, monkeypatch) -> Path:
+    """Each test gets its own data root and the shipped default config."""
+    home = tmp_path / "nexus-home"
+    monkeypatch.setenv("NEXUS_HOME", str(home))
+    monkeypatch.delenv("NEXUS_CONFIG", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def provider() -> LocalProvider:
+    return LocalProvider()
+
+
+@pytest.fixture
+def store(nexus_home) -> SpaceStore:
+    return SpaceStore()
+
+
+def load_texts(store: SpaceStore, provider, ctx: RequestContext, space_id: str, texts: dict[str, str],
+               **record_kwargs):
+    """Embed ``{source: text}`` with the real model and upsert it into a space."""
+    records = [Record(text=t, source=s, **record_kwargs) for s, t in texts.items()]
+    space = store.open_or_create(ctx, space_id, provider.info)
+    space.upsert(build_rows(ctx, records, provider.embed([r.text for r in records]), provider.info), provider.info)
+    return space
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 API (moto_server) on loopback for the whole session, stopped at the end."""
+    port = free_port()
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def s3_config(moto_endpoint, tmp_path, monkeypatch) -> Path:
+    """The shipped config with every tenant store moved to a fresh bucket on moto_server."""
+    import boto3
+
+    bucket = f"nexus-{tmp_path.name.lower().replace('_', '-')[-40:]}".rstrip("-")
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(var, value)
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    options = {"endpoint": moto_endpoint, "allow_http": True, "region": "us-east-1"}
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["data_root"] = str(tmp_path / "nexus-home")
+    env = raw["environments"]["dev"]
+    env["defaults"] = {
+        "nexus_store": {"uri": f"s3://{bucket}/lance", "storage_options": options},
+        "nexus_blob_store": {"protocol": "s3", "bucket": bucket, "prefix": "blobs", "storage_options": options},
+        "nexus_projection_store": {"protocol": "s3", "bucket": bucket, "prefix": "projections",
+                                   "storage_options": options},
+    }
+    env["global"] = {"nexus_store": {"uri": f"s3://{bucket}/lance-global", "storage_options": options}}
+    path = tmp_path / "nexus-s3.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("NEXUS_CONFIG", str(path))
+    return path
