@@ -1,0 +1,1 @@
+"""Ingestion: landing zone → raw_docs → chunks → embeddings → space_table."""
