@@ -22,13 +22,13 @@ SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("globex-demo-key", "do
 def example_records(folder: Path) -> list[Record]:
     records = []
     for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
                 records.append(Record(text=item["content"], source=item["id"], type=item.get("type", "text"),
                                       metadata=item.get("metadata", {})))
     for path in sorted([*folder.glob("*.md"), *folder.glob("*.txt")]):
-        records.append(Record(text=path.read_text(), source=path.name, metadata={"source": path.name}))
+        records.append(Record(text=path.read_text(encoding="utf-8"), source=path.name, metadata={"source": path.name}))
     return records
 
 
