@@ -14,6 +14,7 @@ import pyarrow as pa
 from nexus_query.context import RequestContext
 from nexus_query.embeddings.base import EmbedderInfo
 from nexus_query.errors import InvalidRequest
+from nexus_query.paths import GLOBAL_TENANT_DIR
 from nexus_query.store.schema import DOC_TYPES, space_schema
 
 
@@ -44,6 +45,14 @@ class Record:
     blob_path: str | None = None
     id: str | None = None
 
+    @property
+    def row_id(self) -> str:
+        return self.id or row_id(self.source, self.chunk_index)
+
+    @property
+    def end(self) -> int:
+        return self.char_end if self.char_end is not None else self.char_start + len(self.text)
+
     def __post_init__(self) -> None:
         if self.type not in DOC_TYPES:
             raise InvalidRequest(f"type must be one of {DOC_TYPES}, got {self.type!r}", field="type")
@@ -54,7 +63,7 @@ class Record:
 
 
 def build_rows(
-    ctx: RequestContext,
+    ctx: RequestContext | None,
     records: Iterable[Record],
     vectors: np.ndarray,
     embedder: EmbedderInfo,
@@ -71,18 +80,19 @@ def build_rows(
         raise InvalidRequest("vectors must be finite")
     stamp = now or datetime.now(timezone.utc)
     schema = space_schema(embedder)
+    owner = ctx.tenant_id if ctx is not None else GLOBAL_TENANT_DIR  # None: a system write to the global space
     columns = {
-        "id": [r.id or row_id(r.source, r.chunk_index) for r in records],
+        "id": [r.row_id for r in records],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), embedder.dimension),
         "text": [r.text for r in records],
         "type": [r.type for r in records],
         "metadata": [canonical_json(dict(r.metadata)) for r in records],
         "timestamp": [stamp] * len(records),
-        "tenant_id": [ctx.tenant_id] * len(records),
+        "tenant_id": [owner] * len(records),
         "source": [r.source for r in records],
         "chunk_index": [r.chunk_index for r in records],
         "char_start": [r.char_start for r in records],
-        "char_end": [r.char_end if r.char_end is not None else r.char_start + len(r.text) for r in records],
+        "char_end": [r.end for r in records],
         "content_hash": [content_hash(r.text) for r in records],
         "embedder": [embedder.id] * len(records),
         "blob_path": [r.blob_path for r in records],

@@ -134,6 +134,17 @@ class SpaceTable:
             self.table.delete(f"source IN ({batch})")
         return before - self.count()
 
+    def delete_ids(self, ids: Iterable[str]) -> int:
+        """Delete rows by id (e.g. the tail chunks of a document that got shorter); returns how many went."""
+        self._check_writable()
+        ids = sorted(set(ids))
+        if not ids:
+            return 0
+        before = self.count()
+        for i in range(0, len(ids), 500):
+            self.table.delete(f"id IN ({', '.join(sql_string(x) for x in ids[i:i + 500])})")
+        return before - self.count()
+
     def sources(self) -> set[str]:
         return set(self.table.to_arrow().column("source").unique().to_pylist()) if self.count() else set()
 
