@@ -124,25 +124,20 @@ class SpaceTable:
 
     def delete_sources(self, sources: Iterable[str]) -> int:
         """Delete every row of the given source documents; returns how many rows went."""
-        self._check_writable()
-        sources = sorted(set(sources))
-        if not sources:
-            return 0
-        before = self.count()
-        for i in range(0, len(sources), 500):
-            batch = ", ".join(sql_string(s) for s in sources[i:i + 500])
-            self.table.delete(f"source IN ({batch})")
-        return before - self.count()
+        return self._delete_in("source", sources)
 
     def delete_ids(self, ids: Iterable[str]) -> int:
         """Delete rows by id (e.g. the tail chunks of a document that got shorter); returns how many went."""
+        return self._delete_in("id", ids)
+
+    def _delete_in(self, column: str, values: Iterable[str]) -> int:
         self._check_writable()
-        ids = sorted(set(ids))
-        if not ids:
+        values = sorted(set(values))
+        if not values:
             return 0
         before = self.count()
-        for i in range(0, len(ids), 500):
-            self.table.delete(f"id IN ({', '.join(sql_string(x) for x in ids[i:i + 500])})")
+        for i in range(0, len(values), 500):
+            self.table.delete(f"{column} IN ({', '.join(sql_string(v) for v in values[i:i + 500])})")
         return before - self.count()
 
     def sources(self) -> set[str]:
