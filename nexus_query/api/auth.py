@@ -1,0 +1,49 @@
+"""Identity from ``Authorization: Bearer <api key>`` only. Checked before routing and body parsing, so an
+unauthenticated caller learns nothing about bodies, spaces or routes: every /nexus/ path answers 401."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nexus_query.api.errors import envelope_response
+from nexus_query.context import RequestContext
+from nexus_query.errors import NexusError, Unauthorized
+from nexus_query.routing import RoutingRegistry
+
+PROTECTED_PREFIX = "/nexus/"
+bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="Authorization: Bearer <api key>")
+
+
+def api_key_of(header: bytes | None) -> str:
+    scheme, _, key = (header or b"").decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <api key>'")
+    return key.strip()
+
+
+class AuthMiddleware:
+    """Pure ASGI (no per-request task or body buffering), so it costs microseconds."""
+
+    def __init__(self, app: ASGIApp, registry: Callable[[], RoutingRegistry]) -> None:
+        self.app = app
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
+            header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            try:
+                ctx = self.registry().authenticate(api_key_of(header))
+            except NexusError as exc:
+                await envelope_response(exc)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["ctx"] = ctx
+        await self.app(scope, receive, send)
+
+
+def caller(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> RequestContext:
+    """The caller's context, set by ``AuthMiddleware`` (the Security parameter documents the scheme)."""
+    return request.state.ctx

@@ -1,0 +1,76 @@
+"""Every failure leaves the API as the contract's ErrorEnvelope: Nexus errors, the framework's own
+404/405/422, and anything unexpected (a 500 that names no internals)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nexus_query.errors import InvalidRequest, NexusError, NotFound, Unauthorized, ValidationFailed
+
+log = logging.getLogger("nexus_query.api")
+
+
+class MethodNotAllowed(NexusError):
+    code = "nexus.method_not_allowed"
+    status = 405
+
+
+class InternalError(NexusError):
+    code = "nexus.internal"
+    status = 500
+
+
+def envelope_response(exc: NexusError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.envelope(), status_code=exc.status, headers=headers)
+
+
+def _validation_error(exc: RequestValidationError) -> NexusError:
+    problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                for e in exc.errors()][:20]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return InvalidRequest("request body is not valid JSON", errors=problems)
+    return ValidationFailed("request does not match the API schema", errors=problems)
+
+
+def _http_error(exc: StarletteHTTPException) -> NexusError:
+    if exc.status_code == 404:
+        return NotFound("no such endpoint")
+    if exc.status_code == 405:
+        return MethodNotAllowed("method not allowed on this endpoint")
+    if exc.status_code == 401:
+        return Unauthorized("missing or invalid API key")
+    error = NexusError(str(exc.detail) if isinstance(exc.detail, str) else "request failed")
+    error.status = exc.status_code  # type: ignore[misc]
+    return error
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def nexus_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NexusError)
+        if exc.status >= 500:
+            log.warning("%s %s -> %s %s", request.method, request.url.path, exc.status, exc.code)
+        return envelope_response(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return envelope_response(_validation_error(exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers: dict[str, Any] | None = getattr(exc, "headers", None)
+        return envelope_response(_http_error(exc), headers=headers)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return envelope_response(InternalError("internal error; the server log has the details"))
+
+    app.add_exception_handler(NexusError, nexus_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,414 @@
+"""Indexes of a space, and the searches they serve.
+
+Two ways to search one table version, chosen per space by size:
+
+* ``Snapshot``: the version's rows held in memory (vectors as one float32 matrix, metadata as coded
+  columns) and searched exactly with numpy. At 100k x 384 one matrix-vector product is an order of
+  magnitude faster than LanceDB's flat scan, and it is exact, so filters and cursor pages are exact too.
+  Snapshots live in a bounded LRU keyed by (dataset uri, version); a new version is built from a cached
+  one by reading only the rows whose addresses it does not have (Lance fragments are immutable).
+* LanceDB's own indexes, for spaces too large to hold in memory: an IVF_RQ vector index searched with a
+  refine step (exact re-ranking of the candidates), and a full-text index for hybrid search. Both search
+  rows not yet indexed by a flat scan, so nothing is missed between ``ensure_indexes`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from nexus_query.store.rows import canonical_json
+from nexus_query.store.space import sql_string
+
+if TYPE_CHECKING:
+    import lancedb
+
+    from nexus_query.store.space import SpaceTable
+
+FTS_COLUMN = "text"
+VECTOR_COLUMN = "vector"
+# Chosen with bench/query_bench.py: below this many rows a flat scan costs less than keeping an ANN index
+# fresh; above it IVF_RQ (1-bit codes, about a second to build at 100k) with refinement keeps recall@10
+# at or above 0.98.
+VECTOR_INDEX_MIN_ROWS = 50_000
+REFINE_FACTOR = 40
+# Rows not yet in the indexes (appended since the last build) that trigger ``optimize``.
+MAX_UNINDEXED_FRACTION = 0.1
+MAX_UNINDEXED_ROWS = 20_000
+# Memory for in-memory snapshots, per process. One space may use at most half of it; larger spaces are
+# searched through LanceDB's vector index instead.
+SNAPSHOT_CACHE_BYTES = int(os.environ.get("NEXUS_SNAPSHOT_CACHE_MB", "2048")) * 2**20
+_ROW_COLUMNS = ["id", "text", "metadata", "type", "source"]
+_MISSING = -1
+
+
+def metadata_value_key(value: Any) -> str:
+    """One string per distinct JSON value, so equality is exact: 1 and 1.0 are equal, True and 1 are not."""
+    if value is None:
+        return "z"
+    if isinstance(value, bool):
+        return "b:1" if value else "b:0"
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if math.isfinite(number) and number.is_integer() and abs(number) < 2**63:
+            return f"n:{int(number)}"
+        return f"n:{number!r}"
+    if isinstance(value, str):
+        return "s:" + value
+    return "j:" + canonical_json(value)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One metadata test: ``key`` ``op`` ``values`` (values already as ``metadata_value_key``)."""
+
+    key: str
+    op: str  # eq | ne | in | nin | exists
+    values: tuple[str, ...] = ()
+    raw: tuple[Any, ...] = ()  # the JSON values, for a LanceDB pre-filter
+    exists: bool = True
+
+    def matches(self, metadata: dict[str, Any]) -> bool:
+        if self.op == "exists":
+            return (self.key in metadata) == self.exists
+        present = self.key in metadata
+        hit = present and metadata_value_key(metadata[self.key]) in self.values
+        return hit if self.op in ("eq", "in") else not hit
+
+    def sql_superset(self) -> str | None:
+        """A LanceDB predicate true for every matching row (maybe for a few more: a nested object can
+        hold the same text). None when no cheap superset exists."""
+        key = json.dumps(self.key, ensure_ascii=False)
+        if self.op == "exists":
+            return f"contains(metadata, {sql_string(key + ':')})" if self.exists else None
+        if self.op not in ("eq", "in"):
+            return None
+        needles = []
+        for value in self.raw:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                needles.append(key + ":")  # 1 and 1.0 are spelled differently; the key is enough
+            else:
+                needles.append(key + ":" + canonical_json(value))
+        return "(" + " OR ".join(f"contains(metadata, {sql_string(n)})" for n in sorted(set(needles))) + ")"
+
+
+@dataclass(frozen=True)
+class MetaColumn:
+    """One metadata key over all rows: a code per row (-1 where the key is absent) and its vocabulary."""
+
+    codes: np.ndarray
+    vocab: dict[str, int]
+
+
+def _code_metadata(documents: Sequence[str], n_before: int = 0,
+                   base: dict[str, MetaColumn] | None = None) -> dict[str, MetaColumn]:
+    """Code the metadata of new rows, appended after ``n_before`` rows already coded in ``base``."""
+    n = n_before + len(documents)
+    vocabs = {k: dict(c.vocab) for k, c in (base or {}).items()}
+    codes = {k: np.concatenate([c.codes, np.full(len(documents), _MISSING, np.int32)])
+             for k, c in (base or {}).items()}
+    for i, raw in enumerate(documents, start=n_before):
+        for key, value in json.loads(raw).items():
+            if key not in codes:
+                codes[key] = np.full(n, _MISSING, np.int32)
+                vocabs[key] = {}
+            vocab = vocabs[key]
+            codes[key][i] = vocab.setdefault(metadata_value_key(value), len(vocab))
+    return {k: MetaColumn(codes[k], vocabs[k]) for k in codes}
+
+
+@dataclass
+class Snapshot:
+    """One table version in memory. Immutable once built; shared between threads."""
+
+    dataset_uri: str
+    version: int
+    addrs: np.ndarray  # uint64 Lance row addresses: stable for a row within its fragment
+    vectors: np.ndarray  # float32 (rows, dim), unit length
+    rows: pa.Table  # id, text, metadata, type, source
+    meta: dict[str, MetaColumn] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.addrs)
+
+    @property
+    def nbytes(self) -> int:
+        meta = sum(c.codes.nbytes + 64 * len(c.vocab) for c in self.meta.values())
+        return int(self.addrs.nbytes + self.vectors.nbytes + self.rows.nbytes + meta)
+
+    def mask(self, conditions: Sequence[Condition]) -> np.ndarray | None:
+        """Rows matching every condition (None: no conditions, every row)."""
+        if not conditions:
+            return None
+        mask = np.ones(self.num_rows, dtype=bool)
+        for cond in conditions:
+            column = self.meta.get(cond.key)
+            if cond.op == "exists":
+                present = (column.codes != _MISSING) if column else np.zeros(self.num_rows, bool)
+                mask &= present if cond.exists else ~present
+                continue
+            wanted = [column.vocab[v] for v in cond.values if v in column.vocab] if column else []
+            hit = np.isin(column.codes, wanted) if column and wanted else np.zeros(self.num_rows, bool)
+            mask &= hit if cond.op in ("eq", "in") else ~hit
+        return mask
+
+    def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and scores of the ``n`` best rows, best first; ties go to the lower row address, so
+        every page of a cursor sees the same order."""
+        if self.num_rows == 0 or n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if mask is None:
+            candidates, scores = None, self.vectors @ query
+        else:
+            candidates = np.flatnonzero(mask)
+            if len(candidates) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            # Gathering a few rows beats scoring all of them; past about half, scoring all is cheaper.
+            scores = (self.vectors[candidates] @ query if len(candidates) * 2 < self.num_rows
+                      else (self.vectors @ query)[candidates])
+        n = min(n, len(scores))
+        if n < len(scores):
+            kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+            keep = np.flatnonzero(scores >= kth)  # every row tied with the n-th, so ties break by address
+        else:
+            keep = np.arange(len(scores))
+        positions = keep if candidates is None else candidates[keep]
+        order = np.lexsort((self.addrs[positions], -scores[keep]))[:n]
+        return positions[order], scores[keep][order]
+
+    def row(self, position: int) -> dict[str, Any]:
+        return {name: self.rows.column(name)[int(position)].as_py() for name in _ROW_COLUMNS}
+
+
+def _read(table: "lancedb.table.Table", where: str | None = None) -> pa.Table:
+    query = table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
+    if where:
+        query = query.where(where)
+    return query.to_arrow()
+
+
+def _vectors_of(rows: pa.Table, dim: int) -> np.ndarray:
+    if rows.num_rows == 0:
+        return np.zeros((0, dim), np.float32)
+    flat = rows.column(VECTOR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(-1, dim), dtype=np.float32)
+
+
+def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None) -> Snapshot:
+    """Build the snapshot of ``table``'s checked-out version, reusing ``base``'s rows where it can."""
+    dim = table.schema.field(VECTOR_COLUMN).type.list_size
+    version = int(table.version)
+    if base is None:
+        fresh = _read(table)
+        addrs = fresh.column("_rowaddr").to_numpy().astype(np.uint64)
+        return Snapshot(dataset_uri, version, addrs, _vectors_of(fresh, dim), fresh.select(_ROW_COLUMNS),
+                        _code_metadata(fresh.column("metadata").to_pylist()))
+    current = table.search().select(["_rowaddr"]).limit(None).to_arrow().column("_rowaddr").to_numpy()
+    current = current.astype(np.uint64)
+    kept = np.flatnonzero(np.isin(base.addrs, current))
+    new_addrs = np.setdiff1d(current, base.addrs)
+    if len(new_addrs):
+        fresh = _read(table, f"_rowaddr >= {int(new_addrs.min())} AND _rowaddr <= {int(new_addrs.max())}")
+        fresh_addrs = fresh.column("_rowaddr").to_numpy().astype(np.uint64)
+        take = np.flatnonzero(np.isin(fresh_addrs, new_addrs))
+        fresh, fresh_addrs = fresh.take(pa.array(take)), fresh_addrs[take]
+    else:
+        fresh, fresh_addrs = None, np.zeros(0, np.uint64)
+    meta = {k: MetaColumn(c.codes[kept], c.vocab) for k, c in base.meta.items()}
+    if fresh is None:
+        return Snapshot(dataset_uri, version, base.addrs[kept], base.vectors[kept], base.rows.take(pa.array(kept)),
+                        meta)
+    return Snapshot(
+        dataset_uri, version,
+        np.concatenate([base.addrs[kept], fresh_addrs]),
+        np.concatenate([base.vectors[kept], _vectors_of(fresh, dim)]),
+        pa.concat_tables([base.rows.take(pa.array(kept)), fresh.select(_ROW_COLUMNS)]).combine_chunks(),
+        _code_metadata(fresh.column("metadata").to_pylist(), len(kept), meta),
+    )
+
+
+class SnapshotCache:
+    """Bounded LRU of snapshots, by bytes. Thread-safe; one build at a time per dataset."""
+
+    def __init__(self, max_bytes: int = SNAPSHOT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[str, threading.Lock] = {}
+
+    def fits(self, table: "lancedb.table.Table") -> bool:
+        """Whether a space is small enough to hold in memory (vectors, plus as much again for text)."""
+        dim = table.schema.field(VECTOR_COLUMN).type.list_size
+        return table.count_rows() * dim * 4 * 2 <= self.max_bytes // 2
+
+    def get(self, table: "lancedb.table.Table", dataset_uri: str) -> Snapshot:
+        key = (dataset_uri, int(table.version))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            build_lock = self._building.setdefault(dataset_uri, threading.Lock())
+        with build_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+                bases = [s for (uri, _), s in self._items.items() if uri == dataset_uri]
+            base = max(bases, key=lambda s: s.version, default=None)
+            snapshot = _build(table, dataset_uri, base)
+            with self._lock:
+                self._items[key] = snapshot
+                self._evict()
+            return snapshot
+
+    def _evict(self) -> None:
+        total = sum(s.nbytes for s in self._items.values())
+        while total > self.max_bytes and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            total -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+snapshot_cache = SnapshotCache()
+
+
+# --- searches through LanceDB (large spaces, and full text for hybrid) --------------------------------
+
+def _where(conditions: Sequence[Condition]) -> str | None:
+    parts = [p for p in (c.sql_superset() for c in conditions) if p]
+    return " AND ".join(parts) or None
+
+
+def _exact(rows: list[dict[str, Any]], conditions: Sequence[Condition]) -> list[dict[str, Any]]:
+    if not conditions:
+        return rows
+    return [r for r in rows if all(c.matches(json.loads(r["metadata"])) for c in conditions)]
+
+
+def _filtered_top(build, n: int, conditions: Sequence[Condition]) -> list[dict[str, Any]]:
+    """Run ``build(limit)`` with a growing limit until ``n`` rows pass the exact filter or LanceDB has
+    no more candidates, so a filtered page is never short while matches exist."""
+    limit = max(n, 1)
+    for _ in range(32):  # the limit grows fourfold, so this ends long before 32 rounds
+        rows = build(limit).to_arrow().to_pylist()
+        matching = _exact(rows, conditions)
+        if len(matching) >= n or len(rows) < limit:
+            return matching[:n]
+        limit *= 4
+    return matching[:n]
+
+
+def lance_vector_top(table: "lancedb.table.Table", query: np.ndarray, n: int,
+                     conditions: Sequence[Condition] = ()) -> list[dict[str, Any]]:
+    """The ``n`` best rows by dot product through LanceDB: its vector index with exact re-ranking of
+    ``REFINE_FACTOR`` x as many candidates where one exists, plus a flat scan of rows not yet indexed."""
+    where = _where(conditions)
+
+    def build(limit: int):
+        search = (table.search(query, vector_column_name=VECTOR_COLUMN).distance_type("dot")
+                  .select([*_ROW_COLUMNS, "_rowaddr", "_distance"]).refine_factor(REFINE_FACTOR).limit(limit))
+        return search.where(where, prefilter=True) if where else search
+
+    rows = _filtered_top(build, n, conditions)
+    for r in rows:
+        r["score"] = 1.0 - float(r.pop("_distance"))  # LanceDB's dot distance is 1 - dot
+    return rows
+
+
+def text_top(table: "lancedb.table.Table", text: str, n: int,
+             conditions: Sequence[Condition] = ()) -> list[dict[str, Any]]:
+    """The ``n`` best rows by BM25 on ``text`` (the full-text index, and a flat scan of rows it does not
+    cover yet). The query is matched as plain terms: no query syntax, so any input is safe."""
+    from lancedb.query import MatchQuery
+
+    where = _where(conditions)
+
+    def build(limit: int):
+        search = (table.search(MatchQuery(text, FTS_COLUMN), query_type="fts")
+                  .select([*_ROW_COLUMNS, "_rowaddr", "_score"]).limit(limit))
+        return search.where(where) if where else search
+
+    rows = _filtered_top(build, n, conditions)
+    for r in rows:
+        r["score"] = float(r.pop("_score"))
+    return rows
+
+
+# --- LanceDB's on-disk indexes ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IndexReport:
+    rows: int
+    vector_index: bool
+    fts_index: bool
+    created: tuple[str, ...] = ()
+    optimized: bool = False
+    unindexed_rows: int = 0
+
+
+def _indices(table: "lancedb.table.Table") -> dict[str, Any]:
+    return {config.columns[0]: config for config in table.list_indices()}
+
+
+def has_fts_index(table: "lancedb.table.Table") -> bool:
+    return FTS_COLUMN in _indices(table)
+
+
+def ensure_fts_index(table: "lancedb.table.Table") -> bool:
+    """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
+    scan until ``optimize`` folds them in). Returns whether it created one."""
+    from lancedb.index import FTS
+
+    if has_fts_index(table):
+        return False
+    try:
+        table.create_index(FTS_COLUMN, config=FTS(), replace=False)
+    except (RuntimeError, ValueError):  # another writer created it first
+        if not has_fts_index(table):
+            raise
+        return False
+    return True
+
+
+def ensure_indexes(space: "SpaceTable", *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
+    """Keep a space's LanceDB indexes fit for querying. Idempotent; call it after writes.
+
+    - full-text index on ``text`` (hybrid search) from the first row;
+    - IVF_RQ vector index once the space has ``vector_min_rows`` rows;
+    - ``optimize`` (index the new rows, compact small fragments) once the unindexed tail is large.
+    ``optimize`` keeps old versions for 7 days, so cursors issued meanwhile stay valid.
+    """
+    from lancedb.index import IvfRq
+
+    space._check_writable()
+    table = space.table
+    rows = table.count_rows()
+    created = []
+    if ensure_fts_index(table):
+        created.append(FTS_COLUMN)
+    indices = _indices(table)
+    if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
+        partitions = max(1, min(int(math.sqrt(rows)), rows // 256 or 1))
+        table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions))
+        created.append(VECTOR_COLUMN)
+        indices = _indices(table)
+    unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
+    optimized = False
+    if unindexed and unindexed >= min(MAX_UNINDEXED_ROWS, max(1, int(rows * MAX_UNINDEXED_FRACTION))):
+        table.optimize()
+        optimized = True
+        unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in _indices(table).values()),
+                        default=0)
+    return IndexReport(rows=rows, vector_index=VECTOR_COLUMN in indices, fts_index=FTS_COLUMN in indices,
+                       created=tuple(created), optimized=optimized, unindexed_rows=unindexed)
