@@ -70,6 +70,21 @@ def safe_relative_path(path: str) -> str:
     return "/".join(segments)
 
 
+def _local_temp_copy(target: str, data: bytes) -> str:
+    """``data`` written and synced to a hidden temporary file beside ``target``; returns its path."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{uuid.uuid4().hex}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
 class TenantFiles:
     """A tenant's own area in an fsspec store. Every path it hands out stays under its root."""
 
@@ -132,21 +147,41 @@ class TenantFiles:
         local files go through a temporary file and a rename)."""
         target = self.path(*parts)
         if self.is_local:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{uuid.uuid4().hex}.")
+            tmp = _local_temp_copy(target, data)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
                 os.replace(tmp, target)
             except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                os.unlink(tmp)
                 raise
         else:
             self.fs.pipe_file(target, data)
         return target
+
+    def write_bytes_once(self, data: bytes, *parts: str) -> bool:
+        """Create the file whole, or leave an existing one untouched; True when this call created it.
+        Local files: a complete temporary file hard-linked into place (the link fails if the name
+        exists). S3: a conditional PUT (``If-None-Match: *``). Other stores have no exclusive create
+        in fsspec, so there it is check-then-put: a concurrent writer of the same name could race."""
+        target = self.path(*parts)
+        if self.is_local:
+            tmp = _local_temp_copy(target, data)
+            try:
+                os.link(tmp, target)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        try:
+            if self.route.protocol in ("s3", "s3a"):
+                self.fs.pipe_file(target, data, mode="create")
+                return True
+            if self.fs.exists(target):
+                return False
+            self.fs.pipe_file(target, data)
+            return True
+        except FileExistsError:
+            return False
 
     def list(self, *parts: str) -> list[str]:
         """Relative paths of the files below ``parts`` (recursive), hidden temporaries excluded."""

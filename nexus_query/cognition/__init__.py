@@ -1,0 +1,33 @@
+"""Nexus cognition: conversations become cited bricks; ``assemble_topic`` turns a read-only recall
+into an immutable, content-addressed artifact that LLM agents consume instead of the index.
+
+    from nexus_query.cognition import assemble_topic, render_for_agent
+    artifact = assemble_topic(ctx, "main", "tent returns policy")
+    prompt = render_for_agent(artifact)   # the agent consumption rules + the artifact
+"""
+
+from nexus_query.cognition.artifacts import (
+    ArtifactCorrupt,
+    ArtifactStore,
+    agent_rules,
+    artifact_id_for,
+    render_for_agent,
+)
+from nexus_query.cognition.assemble import (
+    ASSEMBLED,
+    NO_RECALL_MATCHES,
+    SOURCES_UNAVAILABLE,
+    Assembly,
+    assemble,
+    assemble_topic,
+)
+from nexus_query.cognition.bricks import bricks_for_export, conversation_bricks, import_export
+from nexus_query.cognition.conversations import Block, Conversation, Message, ParsedExport, parse_export
+from nexus_query.cognition.recall import Brick, recall_bricks_readonly
+
+__all__ = [
+    "ASSEMBLED", "NO_RECALL_MATCHES", "SOURCES_UNAVAILABLE", "ArtifactCorrupt", "ArtifactStore", "Assembly",
+    "Block", "Brick", "Conversation", "Message", "ParsedExport", "agent_rules", "artifact_id_for", "assemble",
+    "assemble_topic", "bricks_for_export", "conversation_bricks", "import_export", "parse_export",
+    "recall_bricks_readonly", "render_for_agent",
+]

@@ -1,0 +1,110 @@
+"""Cognition artifacts: content-addressed, stored write-once in the tenant's blob store, and read
+back (by id, per space, or rendered with the agent consumption rules for a prompt).
+
+Layout in the tenant's ``nexus_blob_store`` area::
+
+    artifacts/{sha256 hex}.json                  the artifact (never rewritten)
+    artifact-index/{space_id}/{sha256 hex}.json  a space's entry for it (id, query, status, created_at)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Mapping
+
+from nexus_query.context import RequestContext, validate_id
+from nexus_query.errors import InvalidId, NexusError, NotFound
+from nexus_query.landing import landing_zone
+from nexus_query.paths import TenantFiles
+from nexus_query.store.rows import canonical_json
+
+ARTIFACT_TYPE = "TOPIC_COGNITION_V1"
+ARTIFACTS_DIR = "artifacts"
+INDEX_DIR = "artifact-index"
+_ARTIFACT_ID = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
+
+
+class ArtifactCorrupt(NexusError):
+    """A stored artifact no longer hashes to its id: it was altered after it was written."""
+
+    code = "nexus.artifact_corrupt"
+    status = 500
+
+
+def artifact_id_for(payload: Mapping[str, Any]) -> str:
+    """``sha256:`` + SHA-256 of the payload's canonical JSON (sorted keys, compact, UTF-8)."""
+    return "sha256:" + hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def artifact_hex(artifact_id: object) -> str:
+    match = _ARTIFACT_ID.fullmatch(artifact_id) if isinstance(artifact_id, str) else None
+    if match is None:
+        raise InvalidId("artifact_id must be 'sha256:' followed by 64 lowercase hex digits", field="artifact_id")
+    return match.group(1)
+
+
+@lru_cache(maxsize=1)
+def agent_rules() -> str:
+    """The seed's agent consumption rules, verbatim (shipped as package data)."""
+    return resources.files("nexus_query.cognition").joinpath("agent_rules.md").read_text(encoding="utf-8")
+
+
+def render_for_agent(artifact: Mapping[str, Any]) -> str:
+    """A prompt section: the consumption rules, then the whole artifact as JSON."""
+    body = json.dumps(artifact, ensure_ascii=False, indent=2)
+    return f"{agent_rules().rstrip()}\n\nNEXUS COGNITION ARTIFACT {artifact['artifact_id']}:\n{body}\n"
+
+
+def verify(artifact: Mapping[str, Any]) -> str:
+    """The artifact's hex digest, after checking that its id is the hash of its payload."""
+    digest = artifact_hex(artifact.get("artifact_id"))
+    if not isinstance(artifact.get("payload"), Mapping) or artifact_id_for(artifact["payload"]) != artifact["artifact_id"]:
+        raise ArtifactCorrupt("artifact payload does not hash to its artifact_id",
+                              artifact_id=artifact.get("artifact_id"))
+    return digest
+
+
+class ArtifactStore:
+    """A tenant's artifacts. Built from a context (or its files), so it only ever sees that tenant."""
+
+    def __init__(self, files: TenantFiles) -> None:
+        self.files = files
+
+    @classmethod
+    def for_context(cls, ctx: RequestContext, registry=None) -> "ArtifactStore":
+        return cls(landing_zone(ctx, registry).files)
+
+    def put(self, artifact: Mapping[str, Any], space_id: str) -> tuple[dict[str, Any], bool]:
+        """Store once. The same artifact again is a no-op that returns the stored copy (with its
+        first ``created_at``) and False; nothing ever overwrites an artifact."""
+        validate_id(space_id, "space_id")
+        digest = verify(artifact)
+        data = json.dumps(artifact, ensure_ascii=False, indent=1).encode("utf-8")
+        created = self.files.write_bytes_once(data, ARTIFACTS_DIR, f"{digest}.json")
+        stored = dict(artifact) if created else self.get(artifact["artifact_id"])
+        entry = {"artifact_id": stored["artifact_id"], "query": stored["query"], "created_at": stored["created_at"],
+                 "coverage_status": stored["payload"].get("coverage_status"), "space_id": space_id}
+        self.files.write_bytes_once(json.dumps(entry).encode("utf-8"), INDEX_DIR, space_id, f"{digest}.json")
+        return stored, created
+
+    def get(self, artifact_id: str) -> dict[str, Any]:
+        digest = artifact_hex(artifact_id)
+        try:
+            artifact = json.loads(self.files.read_bytes(ARTIFACTS_DIR, f"{digest}.json"))
+        except FileNotFoundError:
+            raise NotFound("no such artifact", artifact_id=artifact_id) from None
+        except json.JSONDecodeError:
+            raise ArtifactCorrupt("stored artifact is not valid JSON", artifact_id=artifact_id) from None
+        verify(artifact)
+        return artifact
+
+    def list(self, space_id: str) -> list[dict[str, Any]]:
+        """A space's artifacts, oldest first: id, query, coverage status and creation time."""
+        validate_id(space_id, "space_id")
+        entries = [json.loads(self.files.read_bytes(path)) for path in self.files.list(INDEX_DIR, space_id)
+                   if path.endswith(".json")]
+        return sorted(entries, key=lambda e: (e["created_at"], e["artifact_id"]))
