@@ -1,0 +1,66 @@
+"""``nexus kpi facts FILE --metric NAME``: the fact worker on any series, for analysts to try."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+from nexus_query.errors import InvalidRequest
+from nexus_query.kpi.catalogue import AGGREGATIONS, DIRECTIONS, MetricSpec
+from nexus_query.kpi.facts import analyse_series
+from nexus_query.kpi.source import read_series_file
+from nexus_query.kpi.windows import SEASONS, iso, to_us, window_code
+
+
+def cmd_kpi_facts(args: argparse.Namespace) -> int:
+    spec = MetricSpec(name=args.metric, label=args.label or "", unit=args.unit or "", direction=args.direction,
+                      window=args.window, aggregation=args.aggregation, seasonality=args.seasonality,
+                      above=args.above, below=args.below, min_change_pct=args.min_change_pct,
+                      min_points=args.min_points)
+    as_of = _parse_as_of(args.as_of) if args.as_of else None
+    series = read_series_file(args.file, metric=spec.name)
+    if not series:
+        raise InvalidRequest(f"{args.file} has no readings of metric {spec.name!r}", path=args.file)
+    for one in series:
+        report = analyse_series(one, spec, history=args.history, as_of=as_of)
+        for fact in sorted(report.facts, key=lambda f: f.window_start):
+            print(json.dumps(fact.to_json(), ensure_ascii=False))
+        judged = (f"{len(report.judged)} complete window(s) judged, the latest ending "
+                  f"{iso(report.judged[-1] + to_us(report.window))}"
+                  if report.judged else "no complete window")
+        print(f"# {one.key}: {len(report.facts)} fact(s) from {len(one)} readings; window "
+              f"{window_code(report.window)}{' (chosen from the sampling)' if spec.window is None else ''}, "
+              f"{report.required} readings needed per window; {judged}", file=sys.stderr)
+    return 0
+
+
+def _parse_as_of(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"--as-of must be an ISO 8601 time, got {text!r}", field="as_of") from None
+
+
+def add_kpi_parser(sub: argparse._SubParsersAction) -> None:
+    kpi = sub.add_parser("kpi", help="KPI fact docs").add_subparsers(dest="kpi_command", required=True)
+    f = kpi.add_parser("facts", help="print the facts of a measurements file as JSON lines",
+                       description="Reads a timestamp,value CSV (or Parquet, or a file with a metric column) "
+                                   "and prints what the fact worker would say, one JSON object per line.")
+    f.add_argument("file", help="CSV or Parquet file (local path or fsspec URL)")
+    f.add_argument("--metric", required=True, help="metric name (keeps only its rows if the file has a metric column)")
+    f.add_argument("--label", help="how sentences name it, e.g. 'p95 latency of checkout'")
+    f.add_argument("--unit", help="unit of the values, e.g. ms, %%, orders/h")
+    f.add_argument("--direction", choices=DIRECTIONS, default="neutral")
+    f.add_argument("--window", help="window length: 15m, 1h, 1d, 1w (default: chosen from the sampling)")
+    f.add_argument("--aggregation", choices=AGGREGATIONS, default="mean", help="a window's value (default mean)")
+    f.add_argument("--seasonality", choices=tuple(SEASONS), default="none",
+                   help="daily/weekly: compare with the same window a day/week earlier")
+    f.add_argument("--above", type=float, help="threshold: readings above it are a breach")
+    f.add_argument("--below", type=float, help="threshold: readings below it are a breach")
+    f.add_argument("--min-change-pct", type=float, default=10.0, help="smallest change worth a fact (default 10)")
+    f.add_argument("--min-points", type=int, default=6, help="readings a window needs (default 6)")
+    f.add_argument("--history", action="store_true", help="facts of every complete window, not just the latest")
+    f.add_argument("--as-of", help="check time (ISO 8601): ignore later readings, report stale data")
+    f.set_defaults(func=cmd_kpi_facts)

@@ -1,0 +1,159 @@
+"""Time windows for KPI facts: parsing, choosing one from the sampling, aligning, and naming them.
+
+Windows are aligned to a fixed Monday-midnight UTC origin, so hourly windows are clock hours, daily
+windows are UTC days and weekly windows start on Mondays, whatever the data's first timestamp is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from nexus_query.errors import InvalidRequest
+
+UTC = timezone.utc
+ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday
+US = 1_000_000  # microseconds per second: series timestamps are int64 microseconds since the epoch
+ORIGIN_US = int(ORIGIN.timestamp()) * US
+MINUTE, HOUR, DAY, WEEK = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=7)
+# Windows the data can choose from when the catalogue names none, smallest first.
+LADDER = (MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, DAY, WEEK, 4 * WEEK)
+SEASONS = {"none": None, "daily": DAY, "weekly": WEEK}
+
+_WINDOW = re.compile(r"\s*(\d+)\s*(m|min|h|d|w)\s*", re.IGNORECASE)
+_UNITS = {"m": MINUTE, "min": MINUTE, "h": HOUR, "d": DAY, "w": WEEK}
+
+
+def parse_window(text: str | timedelta) -> timedelta:
+    """``"15m"``, ``"1h"``, ``"1d"``, ``"1w"`` → a timedelta of whole minutes."""
+    if isinstance(text, timedelta):
+        window = text
+    else:
+        match = _WINDOW.fullmatch(str(text))
+        if not match:
+            raise InvalidRequest(f"window must look like 15m, 1h, 1d or 1w, got {text!r}", field="window")
+        window = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if window <= timedelta(0) or window % MINUTE:
+        raise InvalidRequest(f"window must be a positive whole number of minutes, got {text!r}", field="window")
+    return window
+
+
+def window_code(window: timedelta) -> str:
+    """The short form ``parse_window`` reads back: 1w, 1d, 1h, 15m."""
+    for unit, size in (("w", WEEK), ("d", DAY), ("h", HOUR)):
+        if window % size == timedelta(0):
+            return f"{window // size}{unit}"
+    return f"{window // MINUTE}m"
+
+
+def typical_spacing_us(timestamps_us: np.ndarray) -> int | None:
+    """The median gap between consecutive readings, or None with fewer than two distinct times."""
+    gaps = np.diff(np.unique(timestamps_us))
+    return int(np.median(gaps)) if gaps.size else None
+
+
+def choose_window(timestamps_us: np.ndarray, min_points: int) -> timedelta:
+    """The smallest ladder window that holds ``min_points`` readings at the data's usual sampling."""
+    spacing = typical_spacing_us(timestamps_us)
+    if spacing is None:
+        return HOUR
+    for window in LADDER:
+        if to_us(window) / spacing >= min_points:
+            return window
+    return LADDER[-1]
+
+
+def to_us(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
+
+
+def window_index(timestamps_us: np.ndarray, window: timedelta) -> np.ndarray:
+    return (np.asarray(timestamps_us, dtype=np.int64) - ORIGIN_US) // to_us(window)
+
+
+def window_of(us: int, window: timedelta) -> int:
+    return (int(us) - ORIGIN_US) // to_us(window)
+
+
+def window_start_us(index: int, window: timedelta) -> int:
+    return ORIGIN_US + index * to_us(window)
+
+
+def to_datetime(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+
+
+def from_datetime(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return to_us(moment - datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def iso(us: int) -> str:
+    """ISO 8601 in UTC with a ``Z``; whole seconds unless the instant has a fraction."""
+    moment = to_datetime(us)
+    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def season_lag(window: timedelta, seasonality: str) -> int:
+    """How many windows back the comparable window lies: 1, or one season (a day, a week) back."""
+    period = SEASONS[seasonality]
+    if period is None or window >= period or period % window:
+        return 1
+    return period // window
+
+
+# ---- words -------------------------------------------------------------------------------------
+
+def window_noun(window: timedelta) -> str:
+    """'hour', '15 minutes', 'day', 'week', '28 days'."""
+    names = {MINUTE: "minute", HOUR: "hour", DAY: "day", WEEK: "week"}
+    if window in names:
+        return names[window]
+    for unit, size in (("weeks", WEEK), ("days", DAY), ("hours", HOUR)):
+        if window % size == timedelta(0) and unit != "weeks":
+            return f"{window // size} {unit}"
+    return f"{window // MINUTE} minutes"
+
+
+def windows_noun(window: timedelta, count: int) -> str:
+    """'6 hours', '24 15-minute windows', '8 weeks'."""
+    names = {MINUTE: "minutes", HOUR: "hours", DAY: "days", WEEK: "weeks"}
+    if window in names:
+        return f"{count} {names[window]}"
+    return f"{count} {window_noun(window).replace(' ', '-').removesuffix('s')} windows"
+
+
+def period_phrase(start_us: int, end_us: int, window: timedelta) -> str:
+    """Names one window exactly: 'in the hour ending 2025-06-03 14:00 UTC', 'on 2025-06-03 (UTC)'."""
+    start, end = to_datetime(start_us), to_datetime(end_us)
+    if window == DAY:
+        return f"on {start:%Y-%m-%d} (UTC)"
+    if window % DAY == timedelta(0):
+        last_day = end - DAY
+        return f"in the {window_noun(window)} {start:%Y-%m-%d} to {last_day:%Y-%m-%d} (UTC)"
+    return f"in the {window_noun(window)} ending {end:%Y-%m-%d %H:%M} UTC"
+
+
+def comparison_phrase(window: timedelta, lag: int) -> str:
+    """What the current window is compared with: 'the hour before', 'the same hour a day earlier'."""
+    if lag == 1:
+        return f"the {window_noun(window)} before"
+    season = "a day" if window * lag == DAY else "a week"
+    return f"the same {window_noun(window)} {season} earlier"
+
+
+def history_phrase(window: timedelta, lag: int, count: int) -> str:
+    """The span a baseline or extreme covers: 'the previous 24 hours', 'this hour of day on the previous
+    13 days'."""
+    if lag == 1:
+        return f"the previous {windows_noun(window, count)}"
+    season = DAY if window * lag == DAY else WEEK
+    if season == DAY:
+        what = "hour of day" if window == HOUR else "time of day"
+    else:
+        what = {DAY: "day of week", HOUR: "hour of the week"}.get(window, "time of week")
+    return f"this {what} on the previous {windows_noun(season, count)}"

@@ -1,0 +1,71 @@
+"""`nexus kpi facts`: JSON lines an analyst can read, for the latest window or every window."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from nexus_query.cli import main
+
+END = datetime(2026, 11, 16, 14, tzinfo=timezone.utc)
+
+
+def write_csv(path, values, minutes=5):
+    start = END - timedelta(minutes=minutes * len(values))
+    lines = ["timestamp,value"] + [f"{(start + timedelta(minutes=minutes * i)).isoformat()},{v}"
+                                   for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def stepped(hours=48, step_hours=1, seed=2):
+    values = 180 * (1 + 0.02 * np.random.default_rng(seed).standard_normal(hours * 12))
+    values[-12 * step_hours:] *= 1.2
+    return [round(v, 2) for v in values]
+
+
+def lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_kpi_facts_prints_the_latest_windows_facts_as_json_lines(tmp_path, capsys):
+    csv = write_csv(tmp_path / "latency.csv", stepped())
+    assert main(["kpi", "facts", str(csv), "--metric", "checkout_latency_p95", "--unit", "ms",
+                 "--direction", "down_is_good", "--label", "p95 latency of checkout"]) == 0
+    captured = capsys.readouterr()
+    facts = lines(captured.out)
+    assert [f["type"] for f in facts] == ["change", "outside_band"]
+    change = facts[0]
+    assert (change["window_start"], change["window_end"]) == ("2026-11-16T13:00:00Z", "2026-11-16T14:00:00Z")
+    assert change["text"].startswith("p95 latency of checkout rose ") and " ms to " in change["text"]
+    assert change["numbers"]["percent_change"] > 15 and change["points"] == {"current": 12, "previous": 12}
+    assert change["method"]["window_chosen_from_data"] is True  # 5-minute readings: hourly windows
+    assert "window 1h (chosen from the sampling)" in captured.err
+
+
+def test_kpi_facts_with_history_backfills_every_window_and_a_flat_file_prints_nothing(tmp_path, capsys):
+    values = stepped(step_hours=3)
+    csv = write_csv(tmp_path / "latency.csv", values)
+    assert main(["kpi", "facts", str(csv), "--metric", "latency", "--history", "--window", "1h"]) == 0
+    history = lines(capsys.readouterr().out)
+    assert history[0]["window_end"] == "2026-11-16T12:00:00Z" and history[0]["type"] == "change"
+    assert {f["window_end"] for f in history} <= {"2026-11-16T12:00:00Z", "2026-11-16T13:00:00Z",
+                                                    "2026-11-16T14:00:00Z"}
+    assert main(["kpi", "facts", str(csv), "--metric", "latency", "--window", "1h"]) == 0
+    latest = lines(capsys.readouterr().out)
+    assert {f["window_end"] for f in latest} == {"2026-11-16T14:00:00Z"}
+    flat = write_csv(tmp_path / "flat.csv", [42.0] * 600)
+    assert main(["kpi", "facts", str(flat), "--metric", "latency", "--history"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_kpi_facts_on_a_bad_file_prints_the_error_envelope(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2026-11-16T13:00:00Z,fast\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "nexus")
+    result = subprocess.run([exe, "kpi", "facts", str(bad), "--metric", "latency"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "nexus.invalid_request"
