@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     h = keys.add_parser("hash", help="print the SHA-256 to put in the config's api_keys")
     h.add_argument("key")
     h.set_defaults(func=cmd_keys_hash)
+
+    from nexus_query.kpi.cli import add_kpi_parser
+
+    add_kpi_parser(sub)
     return parser
 
 
