@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
@@ -22,6 +22,16 @@ class Nexus:
 
     def query(self, space_id: str, q: str, **kwargs: Any) -> QueryResult:
         return query(self.ctx, space_id, q, store=self.store, **kwargs)
+
+    def pages(self, space_id: str, q: str, *, max_pages: int = 100, **kwargs: Any) -> Iterator[QueryResult]:
+        """Every page of one query in turn, following ``next_cursor`` (at most ``max_pages``)."""
+        cursor = None
+        for _ in range(max_pages):
+            result = self.query(space_id, q, cursor=cursor, **kwargs)
+            yield result
+            cursor = result.next_cursor
+            if cursor is None:
+                return
 
     def __repr__(self) -> str:
         c = self.ctx

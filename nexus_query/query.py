@@ -193,10 +193,10 @@ class _Source:
         if pin and pinned is None:  # it did not exist when page 1 was read
             return cls(label, conditions)
         if pin and pinned != space.version:
-            try:
-                space.table.checkout(pinned)
-            except (ValueError, RuntimeError, OSError):  # cleaned up: Lance no longer has that version
-                raise CursorInvalid(CURSOR_INVALID, reason="table version no longer exists") from None
+            # Listed from storage: the session may still cache a version that cleanup already removed.
+            if pinned not in {int(v["version"]) for v in space.table.list_versions()}:
+                raise CursorInvalid(CURSOR_INVALID, reason="table version no longer exists")
+            space.table.checkout(pinned)
         table = space.table
         snapshot = snapshot_cache.get(table, space.location.dataset_uri) if snapshot_cache.fits(table) else None
         mask = snapshot.mask(conditions) if snapshot is not None else None
@@ -274,12 +274,14 @@ def query(
     """Rank a space's rows for ``q`` (text, or a vector in the space's embedding space).
 
     ``mode="vector"`` ranks by cosine similarity; ``"hybrid"`` fuses that ranking with full-text BM25 by
-    reciprocal rank (``q`` must be text). ``filters`` select rows by exact metadata match before ranking.
+    reciprocal rank (``q`` must be text); None takes ``DEFAULT_MODE`` for text, vector for a vector. ``filters`` select rows by exact metadata match before ranking.
     ``include_global`` merges the shared global space (read through its own route) by score. Pass
     ``cursor=result.next_cursor`` with the same arguments for the next page.
     """
     validate_id(space_id, "space_id")
-    mode = DEFAULT_MODE if mode is None else mode
+    text, vector = _query_input(q)
+    if mode is None:  # the measured default for text; a vector query can only rank by vector
+        mode = DEFAULT_MODE if text is not None else "vector"
     if mode not in MODES:
         raise InvalidRequest(f"mode must be one of {MODES}", field="mode")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
@@ -288,7 +290,6 @@ def query(
         raise InvalidRequest("include_global must be true or false", field="include_global")
     if cursor is not None and not isinstance(cursor, str):
         raise InvalidRequest("cursor must be a string", field="cursor")
-    text, vector = _query_input(q)
     if mode == "hybrid" and text is None:
         raise InvalidRequest("hybrid search needs q as text", field="q")
     conditions = parse_filters(filters)

@@ -1,0 +1,198 @@
+"""The Python query API: modes, the global merge, query vectors, DataFrames, and the two search paths
+(in-memory snapshots and LanceDB's indexes) giving the same answers."""
+
+import numpy as np
+import pytest
+import yaml
+
+from nexus_query.context import RequestContext
+from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, MissingRoute, SpaceNotFound
+from nexus_query.query import RRF_K, query
+from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
+from nexus_query.routing import RoutingRegistry
+from nexus_query.store import Record, SpaceStore, build_rows
+from nexus_query.store.index import Condition, SnapshotCache, ensure_indexes, snapshot_cache
+from tests.conftest import load_texts
+
+ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
+STOVES = {
+    "valve-notice": "Embercore valve recall: units with serial prefix QX7 must stop using the regulator valve.",
+    "stove-care": "Clean your camping stove after every trip and check the fuel line for leaks.",
+    "stove-fuel": "Our stoves burn propane or butane canisters; never use unleaded gasoline in them.",
+    "stove-safety": "Never run a stove inside a tent: carbon monoxide builds up quickly.",
+    "lantern": "The lantern mantle glows when the gas is lit; replace torn mantles.",
+}
+GLOSSARY = {
+    "p95": "p95 latency is the 95th percentile: 95 of 100 requests are faster than it.",
+    "iso8601": "ISO 8601 writes dates as year-month-day, for example 2024-03-31.",
+}
+
+
+def write_global(store, provider, texts):
+    system = store.open_global_for_system("dev", provider.info)
+    records = [Record(text=t, source=s) for s, t in texts.items()]
+    system.upsert(build_rows(None, records, provider.embed([r.text for r in records]), provider.info), provider.info)
+    return system
+
+
+def test_hybrid_lifts_an_exact_keyword_match_by_reciprocal_rank_fusion(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    vector = query(ACME, "main", "QX7 stove problem", mode="vector", store=store, provider=provider).hits
+    hybrid = query(ACME, "main", "QX7 stove problem", mode="hybrid", store=store, provider=provider).hits
+    vector_rank = [h.source for h in vector].index("valve-notice")
+    assert vector_rank > 0, "the model alone ranks the serial-number notice below a generic stove page"
+    assert hybrid[0].source == "valve-notice"
+    # rank 1 in full text, vector_rank + 1 by vector
+    assert hybrid[0].score == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + vector_rank + 1))
+    assert {h.source for h in hybrid} == set(STOVES)
+
+
+def test_vector_mode_scores_are_cosine_similarities(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    hits = query(ACME, "main", "propane canisters", mode="vector", store=store, provider=provider).hits
+    q = provider.embed(["propane canisters"])[0]
+    expected = sorted(((float(provider.embed([t])[0] @ q), s) for s, t in STOVES.items()), reverse=True)
+    assert [h.source for h in hits] == [s for _, s in expected]
+    assert [h.score for h in hits] == pytest.approx([score for score, _ in expected], abs=1e-5)
+
+
+def test_include_global_merges_both_spaces_by_score_and_labels_each_hit(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    write_global(store, provider, GLOSSARY)
+    alone = query(ACME, "main", "what does p95 latency mean", mode="vector", store=store, provider=provider)
+    merged = query(ACME, "main", "what does p95 latency mean", mode="vector", include_global=True, top_k=7,
+                   store=store, provider=provider)
+    assert {h.space for h in alone.hits} == {"tenant"}
+    assert merged.hits[0].space == "global" and merged.hits[0].source == "p95"
+    assert {h.space for h in merged.hits} == {"tenant", "global"} and len(merged.hits) == 7
+    assert [h.score for h in merged.hits] == sorted((h.score for h in merged.hits), reverse=True)
+    assert set(merged.table_versions) == {"tenant", "global"}
+
+
+def test_include_global_reads_the_global_space_through_its_own_route(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    del raw["environments"]["dev"]["global"]  # this deployment has no global route at all
+    no_global = SpaceStore(RoutingRegistry(NexusConfig.from_dict(raw)))
+    assert query(ACME, "main", "stove", store=no_global, provider=provider).hits  # tenant reads still work
+    with pytest.raises(MissingRoute) as info:
+        query(ACME, "main", "stove", include_global=True, store=no_global, provider=provider)
+    assert info.value.status == 503 and info.value.code == "nexus_store.missing_route"
+
+
+def test_include_global_before_any_global_data_exists_returns_tenant_hits(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    result = query(ACME, "main", "stove", include_global=True, store=store, provider=provider)
+    assert len(result.hits) == len(STOVES) and result.table_versions["global"] is None
+
+
+def test_tenants_cannot_write_the_global_space(store, provider):
+    write_global(store, provider, GLOSSARY)
+    with pytest.raises(GlobalSpaceReadOnly):
+        ensure_indexes(store.open_global("dev"))
+
+
+def test_query_vectors_are_accepted_and_checked(store, provider):
+    load_texts(store, provider, ACME, "main", STOVES)
+    q = provider.embed(["never use gasoline"])[0]
+    by_vector = query(ACME, "main", q * 3.0, store=store, provider=provider)  # normalized, so scale is irrelevant
+    by_text = query(ACME, "main", "never use gasoline", mode="vector", store=store, provider=provider)
+    assert by_vector.mode == "vector"
+    assert [h.doc_id for h in by_vector.hits] == [h.doc_id for h in by_text.hits]
+    for bad in (np.zeros(provider.info.dimension), np.ones(3), [[1.0, 2.0]], ["a", "b"], "   "):
+        with pytest.raises(InvalidRequest):
+            query(ACME, "main", bad, store=store, provider=provider)
+    with pytest.raises(InvalidRequest):
+        query(ACME, "main", q, mode="hybrid", store=store, provider=provider)
+
+
+@pytest.mark.parametrize("kwargs", [{"top_k": 0}, {"top_k": 1001}, {"top_k": True}, {"mode": "bm25"},
+                                    {"include_global": "yes"}, {"cursor": 5}])
+def test_bad_arguments_are_400(store, provider, kwargs):
+    load_texts(store, provider, ACME, "main", STOVES)
+    with pytest.raises(InvalidRequest) as info:
+        query(ACME, "main", "stove", store=store, provider=provider, **kwargs)
+    assert info.value.status == 400
+
+
+def test_a_space_that_does_not_exist_is_404(store, provider):
+    with pytest.raises(SpaceNotFound):
+        query(ACME, "nothing-here", "stove", store=store, provider=provider)
+
+
+def test_results_convert_to_polars_and_pandas(store, provider):
+    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i}) for i, (s, t) in enumerate(STOVES.items())]
+    store.open_or_create(ACME, "main", provider.info).upsert(
+        build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
+    result = query(ACME, "main", "stove", top_k=3, store=store, provider=provider)
+    frame = result.to_polars()
+    assert frame.columns == ["doc_id", "score", "content", "metadata", "type", "source", "space"]
+    assert frame.height == 3 and frame["source"].to_list() == [h.source for h in result.hits]
+    wide = result.to_pandas(expand_metadata=True)
+    assert list(wide.columns[-2:]) == ["meta_rank", "meta_topic"] and set(wide["meta_topic"]) == {"stoves"}
+
+
+def many_rows(n, dim, seed=3):
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def write_rows(space, provider, vectors, start=0, ctx=ACME):
+    records = [Record(text=f"row number {i}", source=f"row-{i}", metadata={"group": f"g{i % 4}"})
+               for i in range(start, start + len(vectors))]
+    space.upsert(build_rows(ctx, records, vectors, provider.info), provider.info)
+
+
+def test_large_spaces_go_through_the_lancedb_index_and_still_find_unindexed_rows(store, provider, monkeypatch):
+    dim = provider.info.dimension
+    space = store.open_or_create(ACME, "main", provider.info)
+    vectors = many_rows(600, dim)
+    write_rows(space, provider, vectors)
+    report = ensure_indexes(space, vector_min_rows=500)
+    assert report.vector_index and report.fts_index and set(report.created) == {"vector", "text"}
+    newcomer = many_rows(1, dim, seed=99)
+    write_rows(space, provider, newcomer, start=600)  # appended after the index was built
+    q = newcomer[0]
+    in_memory = query(ACME, "main", q, top_k=10, filters={"group": "g0"}, store=store, provider=provider)
+    monkeypatch.setattr(snapshot_cache, "max_bytes", 1024)  # too small for any space: LanceDB's index path
+    through_index = query(ACME, "main", q, top_k=10, filters={"group": "g0"}, store=store, provider=provider)
+    assert through_index.hits[0].source == "row-600"
+    assert [h.doc_id for h in through_index.hits] == [h.doc_id for h in in_memory.hits]
+    assert all(h.metadata["group"] == "g0" for h in through_index.hits) and len(through_index.hits) == 10
+    hybrid = query(ACME, "main", "row number 600", mode="hybrid", top_k=3, store=store, provider=provider)
+    assert hybrid.hits[0].source == "row-600"
+
+
+def test_ensure_indexes_is_idempotent_and_folds_in_a_large_unindexed_tail(store, provider):
+    dim = provider.info.dimension
+    space = store.open_or_create(ACME, "main", provider.info)
+    write_rows(space, provider, many_rows(300, dim))
+    first = ensure_indexes(space, vector_min_rows=10_000)
+    assert first.created == ("text",) and not first.vector_index
+    again = ensure_indexes(space, vector_min_rows=10_000)
+    assert again.created == () and not again.optimized
+    write_rows(space, provider, many_rows(100, dim, seed=5), start=300)
+    tail = ensure_indexes(space, vector_min_rows=10_000)
+    assert tail.optimized and tail.unindexed_rows == 0
+
+
+def test_snapshots_of_new_versions_reuse_rows_and_equal_a_fresh_read(store, provider):
+    dim = provider.info.dimension
+    space = store.open_or_create(ACME, "main", provider.info)
+    write_rows(space, provider, many_rows(200, dim))
+    cache = SnapshotCache()
+    uri = space.location.dataset_uri
+    before = cache.get(space.table, uri)
+    write_rows(space, provider, many_rows(50, dim, seed=11), start=180)  # 20 updated, 30 new
+    space.delete_sources([f"row-{i}" for i in range(10)])
+    space.table.checkout_latest()
+    incremental = cache.get(space.table, uri)
+    fresh = SnapshotCache().get(space.table, uri)
+    assert incremental.version > before.version and incremental.num_rows == 220
+    def rows_by_id(snap):
+        in_g1 = snap.mask([Condition("group", "eq", ("s:g1",), ("g1",))])
+        return {r["id"]: (r["text"], tuple(snap.vectors[i]), bool(in_g1[i])) for i, r in enumerate(snap.rows.to_pylist())}
+
+    assert rows_by_id(incremental) == rows_by_id(fresh)
+    assert sorted(incremental.addrs.tolist()) == sorted(fresh.addrs.tolist())
