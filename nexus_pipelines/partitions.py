@@ -1,8 +1,10 @@
-"""One dynamic partition per tenant space.
+"""One dynamic partition per tenant space, plus one for the shared global space.
 
 Key form: ``{tenant_id}.{project_id}.{space_id}``, e.g. ``acme.default.main``. Ids never contain a
 dot (see ``nexus_query.context.ID_PATTERN``), so the key splits back unambiguously, and it avoids the
-characters Dagster refuses in keys. The environment is the code location's (``NexusResource``).
+characters Dagster refuses in keys (``,`` ``|`` ``[`` ``]``, control characters, ``...``). The global
+space has no tenant: its key is the single word ``global``, and only system runs write it. The
+environment is the code location's (``NexusResource.environment``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import dagster as dg
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId
+from nexus_query.landing import GLOBAL_SPACE_ID
+from nexus_query.paths import GLOBAL_TENANT_DIR
 
 tenant_spaces = dg.DynamicPartitionsDefinition(name="tenant_spaces")
+
+GLOBAL_PARTITION_KEY = "global"
+GLOBAL_PROJECT_ID = "shared"  # the global space's files live under _global/shared/ (TenantFiles.for_global)
+# Runs carry their tenant in this tag; dagster.yaml limits concurrent runs per distinct value.
+TENANT_TAG = "nexus/tenant"
 
 
 @dataclass(frozen=True)
@@ -24,20 +33,49 @@ class SpaceKey:
     space_id: str
 
     def __post_init__(self) -> None:
+        if self.tenant_id == GLOBAL_TENANT_DIR:
+            if (self.project_id, self.space_id) != (GLOBAL_PROJECT_ID, GLOBAL_SPACE_ID):
+                raise InvalidId(f"the global space's key is {GLOBAL_PARTITION_KEY!r}", field="partition_key")
+            return
         validate_id(self.tenant_id, "tenant_id")
         validate_id(self.project_id, "project_id")
         validate_id(self.space_id, "space_id")
+        if self.space_id == GLOBAL_SPACE_ID:
+            raise InvalidId(f"space id {GLOBAL_SPACE_ID!r} is reserved for the global space", field="space_id")
+
+    @classmethod
+    def global_space(cls) -> "SpaceKey":
+        return cls(GLOBAL_TENANT_DIR, GLOBAL_PROJECT_ID, GLOBAL_SPACE_ID)
+
+    @property
+    def is_global(self) -> bool:
+        return self.tenant_id == GLOBAL_TENANT_DIR
 
     @property
     def partition_key(self) -> str:
-        return f"{self.tenant_id}.{self.project_id}.{self.space_id}"
+        return GLOBAL_PARTITION_KEY if self.is_global else f"{self.tenant_id}.{self.project_id}.{self.space_id}"
 
     @classmethod
     def parse(cls, partition_key: str) -> "SpaceKey":
+        if partition_key == GLOBAL_PARTITION_KEY:
+            return cls.global_space()
         parts = partition_key.split(".")
         if len(parts) != 3:
-            raise InvalidId(f"partition key {partition_key!r} is not tenant.project.space")
+            raise InvalidId(f"partition key {partition_key!r} is not tenant.project.space or 'global'",
+                            field="partition_key")
         return cls(*parts)
 
     def context(self, environment: str) -> RequestContext:
+        """The tenant's identity for this space; the global space has none (system runs write it)."""
+        if self.is_global:
+            raise InvalidId("the global space has no tenant context", field="partition_key")
         return RequestContext(self.tenant_id, self.project_id, environment)
+
+    @property
+    def run_tags(self) -> dict[str, str]:
+        return {TENANT_TAG: self.tenant_id}
+
+
+def tags_for_partition(partition_key: str) -> dict[str, str]:
+    """Tags every run of a space partition gets, so the per-tenant run limit applies to it."""
+    return SpaceKey.parse(partition_key).run_tags

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-
 import dagster as dg
 from pydantic import PrivateAttr
 
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
-from nexus_query.embeddings import EmbeddingProvider, get_provider
+from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, get_provider
+from nexus_query.errors import MissingRoute
+from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
-from nexus_query.store import SpaceStore
+from nexus_query.store import SpaceStore, SpaceTable
 from nexus_pipelines.partitions import SpaceKey
 
 
 class NexusResource(dg.ConfigurableResource):
-    """The Nexus deployment this code location serves."""
+    """The Nexus deployment this code location serves.
+
+    Everything an asset needs for its partition goes through here, so a tenant partition only ever
+    reaches that tenant's routes, and the global partition only the global routes (system path).
+    """
 
     config_path: str | None = None  # the routing registry file; None: $NEXUS_CONFIG or the shipped default
     environment: str = "dev"
@@ -25,9 +30,10 @@ class NexusResource(dg.ConfigurableResource):
 
     @property
     def registry(self) -> RoutingRegistry:
+        if self.config_path is None:
+            return RoutingRegistry.default()  # cached per process; re-read when NEXUS_CONFIG or NEXUS_HOME change
         if self._registry is None:
-            self._registry = (RoutingRegistry(load_config(self.config_path)) if self.config_path
-                              else RoutingRegistry.default())
+            self._registry = RoutingRegistry(load_config(self.config_path))
         return self._registry
 
     @property
@@ -44,5 +50,28 @@ class NexusResource(dg.ConfigurableResource):
     def context_for(self, partition_key: str) -> RequestContext:
         return SpaceKey.parse(partition_key).context(self.environment)
 
+    def owner_context(self, key: SpaceKey) -> RequestContext | None:
+        """Whose rows these are and whom embedding bills: the tenant, or None for the global space."""
+        return None if key.is_global else key.context(self.environment)
+
     def tenant_files(self, ctx: RequestContext) -> TenantFiles:
         return TenantFiles.for_tenant(self.registry.blob_route(ctx), ctx)
+
+    def files(self, key: SpaceKey) -> TenantFiles:
+        """The space owner's area of ``nexus_blob_store``: landing zone, blobs, intermediate data."""
+        if not key.is_global:
+            return self.tenant_files(key.context(self.environment))
+        route = self.registry.global_routes(self.environment).nexus_blob_store
+        if route is None:
+            raise MissingRoute("nexus_blob_store", "no blob store route is configured for the global space",
+                               environment=self.environment, space="global")
+        return TenantFiles.for_global(route, key.project_id)
+
+    def landing(self, key: SpaceKey) -> LandingZone:
+        return LandingZone(self.files(key))
+
+    def open_space(self, key: SpaceKey, embedder: EmbedderInfo) -> SpaceTable:
+        """The space's table, writable; created on first use. The global one through the system path."""
+        if key.is_global:
+            return self.store.open_global_for_system(self.environment, embedder)
+        return self.store.open_or_create(key.context(self.environment), key.space_id, embedder)

@@ -52,10 +52,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def nexus_home(tmp_path, monkeypatch) -> Path:
-    """Each test gets its own data root and the shipped default config."""
+    """Each test gets its own data root and the shipped default config, and no shared Dagster home
+    (`make` exports DAGSTER_HOME; code that finds it unset uses a throwaway instance)."""
     home = tmp_path / "nexus-home"
     monkeypatch.setenv("NEXUS_HOME", str(home))
     monkeypatch.delenv("NEXUS_CONFIG", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
 
 

@@ -1,1 +1,8 @@
-"""Ingestion: landing zone → raw_docs → chunks → embeddings → space_table."""
+"""Ingestion: landing zone → raw_docs → chunks → embeddings → space_table, one partition per space."""
+
+import dagster as dg
+
+from nexus_pipelines.ingest.assets import ingest_assets
+from nexus_pipelines.ingest.sensors import ingest_failure_sensor, ingest_job, landing_sensor
+
+defs = dg.Definitions(assets=ingest_assets, jobs=[ingest_job], sensors=[landing_sensor, ingest_failure_sensor])

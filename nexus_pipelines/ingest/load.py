@@ -1,30 +1,45 @@
 """Embedding and writing records into a space: the one path every domain (documents, KPI facts,
-conversation bricks) uses, so re-runs embed nothing that is already stored."""
+conversation bricks) uses, so re-runs embed nothing and rewrite nothing that is already stored.
+
+Two steps, usable together (``upsert_records``) or apart (the ``embeddings`` and ``space_table``
+assets run them in separate steps over streamed batches):
+
+1. ``embed_records``: a record whose row is already stored exactly as it would be written is skipped;
+   the others get a vector, taken from the space when the same text was embedded by the same embedder,
+   computed (once per distinct text) otherwise.
+2. ``write_records``: a keyed upsert of what step 1 kept.
+
+``prune_departed`` deletes rows whose records left the source (never all of them by accident), and
+``compact_if_fragmented`` keeps many small writes from slowing the table down.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
-from nexus_query.store import Record, SpaceTable, build_rows, content_hash
+from nexus_query.store import Record, SpaceTable, build_rows, canonical_json, content_hash
 from nexus_query.store.space import sql_string
 
 _IN_LIST = 500
+_KEY_COLUMNS = ["id", "content_hash", "metadata", "type", "embedder", "source", "chunk_index", "char_start",
+                "char_end", "blob_path"]
+SMALL_FRAGMENTS_BEFORE_COMPACTION = 8
 
 
 @dataclass
 class IngestStats:
-    records: int = 0
-    embedded: int = 0
-    reused: int = 0
+    records: int = 0     # records offered
+    embedded: int = 0    # distinct texts sent to the model
+    reused: int = 0      # records whose vector came from the space (row unchanged, or same text stored)
     inserted: int = 0
     updated: int = 0
-    unchanged: int = 0
+    unchanged: int = 0   # rows already stored exactly as offered: skipped
     deleted: int = 0
     embed_seconds: float = 0.0
     version: int = 0
@@ -33,8 +48,55 @@ class IngestStats:
     def embed_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds else 0.0
 
+    def add(self, other: "IngestStats") -> None:
+        """Accumulate a later batch's counts (the version is the later one's)."""
+        for f in fields(self):
+            if f.name != "version":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.version = other.version or self.version
+
     def as_metadata(self) -> dict[str, float | int]:
-        return {**asdict(self), "embed_per_second": round(self.embed_per_second, 1)}
+        return {**asdict(self), "embed_seconds": round(self.embed_seconds, 3),
+                "embed_per_second": round(self.embed_per_second, 1)}
+
+
+@dataclass
+class EmbeddedRecords:
+    """What ``embed_records`` decided: the records to write, with one vector each."""
+
+    records: list[Record]
+    vectors: np.ndarray
+    stats: IngestStats = field(default_factory=IngestStats)
+
+
+def row_key(record: Record, embedder_id: str) -> str:
+    """Everything ``SpaceTable.upsert`` compares: equal keys mean writing the record changes nothing."""
+    return _key([record.row_id, content_hash(record.text), canonical_json(dict(record.metadata)), record.type,
+                 embedder_id, record.source, record.chunk_index, record.char_start, record.end,
+                 record.blob_path])
+
+
+def _key(values: Sequence[object]) -> str:
+    return "\x1f".join("" if v is None else str(v) for v in values)
+
+
+def stored_row_keys(space: SpaceTable, ids: Iterable[str] | None = None) -> set[str]:
+    """Keys (``row_key``) of the rows the space holds: of ``ids`` only, or of every row (one scan)."""
+    if space.count() == 0:
+        return set()
+    if ids is None:
+        readers = [space.table.search().select(_KEY_COLUMNS).limit(None).to_batches(8192)]
+    else:
+        wanted = sorted(set(ids))
+        readers = [space.table.search()
+                   .where(f"id IN ({', '.join(sql_string(i) for i in wanted[i:i + _IN_LIST])})")
+                   .select(_KEY_COLUMNS).limit(None).to_batches(8192)
+                   for i in range(0, len(wanted), _IN_LIST)]
+    keys: set[str] = set()
+    for reader in readers:
+        for batch in reader:
+            keys.update(_key(row) for row in zip(*(batch.column(c).to_pylist() for c in _KEY_COLUMNS)))
+    return keys
 
 
 def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -> dict[str, np.ndarray]:
@@ -43,6 +105,7 @@ def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -
     found: dict[str, np.ndarray] = {}
     if not wanted or space.count() == 0:
         return found
+    dim = space.table.schema.field("vector").type.list_size
     for i in range(0, len(wanted), _IN_LIST):
         in_list = ", ".join(sql_string(h) for h in wanted[i:i + _IN_LIST])
         table = (space.table.search()
@@ -51,36 +114,80 @@ def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -
                  .limit(None)
                  .to_arrow())
         vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        dim = space.table.schema.field("vector").type.list_size
         for h, v in zip(table.column("content_hash").to_pylist(), vectors.reshape(-1, dim)):
             found[h] = v
     return found
 
 
 def embed_records(space: SpaceTable | None, records: Sequence[Record], provider: EmbeddingProvider,
-                  ctx: RequestContext | None = None) -> tuple[np.ndarray, IngestStats]:
-    """Vectors for ``records``: reused from the space when the same text was embedded by the same
-    embedder, computed (once per distinct text) otherwise."""
-    stats = IngestStats(records=len(records))
-    hashes = [content_hash(r.text) for r in records]
-    known = stored_vectors(space, hashes, provider.info.id) if space is not None else {}
+                  ctx: RequestContext | None = None, *, stored_keys: set[str] | None = None) -> EmbeddedRecords:
+    """Vectors for the records the space does not already hold as they are.
+
+    ``stored_keys`` (from ``stored_row_keys``) lets a caller that streams many batches read the
+    table's keys once; without it, the keys of just these records' ids are looked up.
+    """
+    info = provider.info
+    if stored_keys is None:
+        stored_keys = stored_row_keys(space, [r.row_id for r in records]) if space is not None else set()
+    pending = [r for r in records if row_key(r, info.id) not in stored_keys]
+    hashes = [content_hash(r.text) for r in pending]
+    known = stored_vectors(space, hashes, info.id) if space is not None else {}
     missing: dict[str, str] = {}
-    for h, r in zip(hashes, records):
+    for h, r in zip(hashes, pending):
         if h not in known:
             missing.setdefault(h, r.text)
+    stats = IngestStats(records=len(records), unchanged=len(records) - len(pending))
+    stats.reused = stats.unchanged + sum(1 for h in hashes if h in known)
     started = time.perf_counter()
-    fresh = provider.embed(list(missing.values()), ctx) if missing else np.zeros((0, provider.info.dimension))
+    fresh = provider.embed(list(missing.values()), ctx) if missing else np.zeros((0, info.dimension))
     stats.embed_seconds = time.perf_counter() - started
+    stats.embedded = len(missing)
     known.update(zip(missing.keys(), fresh))
-    stats.embedded, stats.reused = len(missing), len(records) - sum(1 for h in hashes if h in missing)
-    vectors = np.stack([known[h] for h in hashes]) if records else np.zeros((0, provider.info.dimension))
-    return vectors.astype(np.float32), stats
+    vectors = np.stack([known[h] for h in hashes]) if pending else np.zeros((0, info.dimension))
+    return EmbeddedRecords(pending, vectors.astype(np.float32), stats)
 
 
-def upsert_records(space: SpaceTable, ctx: RequestContext, records: Sequence[Record],
-                   provider: EmbeddingProvider) -> IngestStats:
-    vectors, stats = embed_records(space, records, provider, ctx)
-    result = space.upsert(build_rows(ctx, records, vectors, provider.info), provider.info)
-    stats.inserted, stats.updated, stats.unchanged, stats.version = (
-        result.inserted, result.updated, result.unchanged, result.version)
+def write_records(space: SpaceTable, ctx: RequestContext | None, embedded: EmbeddedRecords,
+                  provider: EmbeddingProvider) -> IngestStats:
+    """Keyed upsert of what ``embed_records`` kept; ``ctx`` None writes the global space (system jobs)."""
+    stats = embedded.stats
+    result = space.upsert(build_rows(ctx, embedded.records, embedded.vectors, provider.info), provider.info)
+    stats.inserted, stats.updated, stats.version = result.inserted, result.updated, result.version
+    stats.unchanged += result.unchanged
     return stats
+
+
+def upsert_records(space: SpaceTable, ctx: RequestContext | None, records: Sequence[Record],
+                   provider: EmbeddingProvider) -> IngestStats:
+    """Embed what is new or changed and upsert it; running it twice embeds and writes nothing."""
+    return write_records(space, ctx, embed_records(space, records, provider, ctx), provider)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    refused_empty_source: bool  # the source was empty, so nothing was deleted (see ``prune_departed``)
+
+
+def prune_departed(space: SpaceTable, keep_ids: set[str], *, allow_empty_source: bool = False) -> PruneResult:
+    """Delete the rows whose ids are not in ``keep_ids`` (documents that left the source, tail chunks of
+    documents that got shorter). An empty source usually means a broken mount or a wrong path rather
+    than a wish to wipe the space, so it deletes nothing unless ``allow_empty_source``."""
+    if not keep_ids and not allow_empty_source:
+        return PruneResult(0, refused_empty_source=space.count() > 0)
+    if space.count() == 0:
+        return PruneResult(0, False)
+    stale = [i for batch in space.table.search().select(["id"]).limit(None).to_batches(65536)
+             for i in batch.column("id").to_pylist() if i not in keep_ids]
+    return PruneResult(space.delete_ids(stale), False)
+
+
+def compact_if_fragmented(space: SpaceTable, small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> bool:
+    """Compact small fragments and bring indexes up to date once writes have fragmented the table
+    (many small appends made search several times slower until ``optimize()`` ran)."""
+    small = space.table.stats()["fragment_stats"]["num_small_fragments"]
+    stale_index = any(index.num_unindexed_rows for index in space.table.list_indices())
+    if small < small_fragments and not stale_index:
+        return False
+    space.table.optimize()
+    return True

@@ -1,0 +1,138 @@
+"""The ingest assets, one partition per space: landing zone → raw_docs → chunks → embeddings → space_table.
+
+Thin on purpose: the work is in ``sources``, ``chunking``, ``pipeline``, ``load`` and ``checks``. The
+three intermediate assets are Parquet files in the space owner's store (``SpaceParquetIOManager``);
+``space_table`` is the space's LanceDB table itself.
+"""
+
+
+import dagster as dg
+import pyarrow.dataset as ds
+
+from nexus_pipelines.ingest.checks import CHECKS, inspect_space
+from nexus_pipelines.ingest.chunking import Chunker
+from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
+from nexus_pipelines.ingest.parquet_io import ArrowStream
+from nexus_pipelines.ingest.pipeline import (CHUNK_SCHEMA, ChunkStats, chunk_batches, embed_batches,
+                                             embeddings_schema, write_batches)
+from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
+from nexus_pipelines.ingest.tasks import report_task
+from nexus_pipelines.partitions import tenant_spaces
+from nexus_pipelines.resources import NexusResource
+from nexus_query.paths import GLOBAL_TENANT_DIR
+
+GROUP = "ingest"
+PARQUET_IO = "nexus_parquet"
+
+
+class ChunkConfig(dg.Config):
+    max_tokens: int | None = None  # None: the embedding model's own limit (256 word pieces for MiniLM)
+    overlap_tokens: int = 32
+
+
+class SpaceTableConfig(dg.Config):
+    # An empty source never deletes a space's rows unless a run asks for it here.
+    allow_empty_source: bool = False
+
+
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
+def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowStream:
+    """Every document in the space's landing zone (API batches, dropped text, markdown, JSON-lines and
+    image files), normalized and content-hashed; a document id keeps its latest version."""
+    key = nexus.space_key(context.partition_key)
+    zone = nexus.landing(key)
+    report_task(zone, context.run.tags, "running", context.log, run_id=context.run_id)
+    reader = LandingReader(zone, key.space_id)
+
+    def summary() -> dict:
+        for problem in reader.problems:
+            context.log.warning(problem)
+        return {**reader.summary(),
+                "problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in reader.problems[:50]) or "none")}
+
+    return ArrowStream(DOC_SCHEMA, reader.batches(), summary)
+
+
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
+def chunks(context: dg.AssetExecutionContext, config: ChunkConfig, nexus: NexusResource,
+           raw_docs: ds.Dataset) -> ArrowStream:
+    """Token-aware, heading-aware, overlapping chunks, each an exact substring of its document at its
+    recorded character offsets; images stay whole."""
+    chunker = Chunker.for_provider(nexus.provider, config.max_tokens, config.overlap_tokens)
+    stats = ChunkStats()
+    context.log.info(f"chunking to at most {chunker.max_tokens} word pieces, {chunker.overlap_tokens} overlapping")
+    return ArrowStream(CHUNK_SCHEMA, chunk_batches(raw_docs.to_batches(batch_size=1024), chunker, stats),
+                       lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
+
+
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
+def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: ds.Dataset) -> ArrowStream:
+    """Vectors for the chunks the space does not already hold as they are, in batches; a chunk whose
+    text this embedder already embedded reuses the stored vector, an unchanged row is skipped."""
+    key = nexus.space_key(context.partition_key)
+    provider = nexus.provider
+    space = nexus.open_space(key, provider.info)
+    stats = IngestStats()
+
+    def progress(done: int, total: int) -> None:
+        context.log.info(f"{done}/{total} chunks planned, {stats.embedded} embedded "
+                         f"({stats.embed_per_second:.0f}/s), {stats.reused} reused")
+
+    batches = embed_batches(chunks, space, provider, nexus.owner_context(key), stats, progress)
+    def summary() -> dict:
+        counts = stats.as_metadata()
+        return {**{k: counts[k] for k in ("records", "embedded", "reused", "unchanged", "embed_seconds",
+                                          "embed_per_second")},
+                "embedder": provider.info.id, "planned_against_version": space.version}
+
+    return ArrowStream(embeddings_schema(provider.info.dimension), batches, summary)
+
+
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, kinds={"lancedb"},
+          check_specs=[dg.AssetCheckSpec(name, asset="space_table", description=text, blocking=True)
+                       for name, text in CHECKS.items()])
+def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nexus: NexusResource,
+                embeddings: ds.Dataset) -> dg.MaterializeResult:
+    """The space's LanceDB table: keyed upsert of new and changed chunks, deletion of rows whose documents
+    left the source, compaction when fragmented, then checks over every row."""
+    key = nexus.space_key(context.partition_key)
+    provider = nexus.provider
+    space = nexus.open_space(key, provider.info)
+    ctx = nexus.owner_context(key)
+    written, keep = write_batches(embeddings, space, ctx, provider)
+    pruned = prune_departed(space, keep, allow_empty_source=config.allow_empty_source)
+    if pruned.refused_empty_source:
+        context.log.warning("the source is empty: kept every row (run with allow_empty_source to wipe the space)")
+    compacted = compact_if_fragmented(space)
+    outcomes = inspect_space(space, ctx.tenant_id if ctx else GLOBAL_TENANT_DIR, provider.info.dimension)
+    embedded = _upstream_metadata(context, key="embeddings")
+    counts = {"rows": space.count(), "rows_added": written.inserted, "rows_updated": written.updated,
+              "rows_deleted": pruned.deleted, "rows_skipped": written.unchanged}
+    failed = [o.name for o in outcomes if not o.passed]
+    zone = nexus.landing(key)
+    if failed:
+        report_task(zone, context.run.tags, "failed", context.log, run_id=context.run_id,
+                    error=f"asset checks failed: {', '.join(failed)}")
+    else:
+        report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run_id, counts=counts)
+    return dg.MaterializeResult(
+        metadata={**counts, "table_version": space.version, "compacted": compacted,
+                  "empty_source_kept_rows": pruned.refused_empty_source,
+                  "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),
+                  "uri": space.location.dataset_uri, "embedder": provider.info.id},
+        check_results=[dg.AssetCheckResult(check_name=o.name, passed=o.passed, metadata=o.metadata)
+                       for o in outcomes],
+    )
+
+
+def _upstream_metadata(context: dg.AssetExecutionContext, key: str) -> dict:
+    """The latest materialization metadata of ``key`` for this partition (its embedding throughput)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+ingest_assets = [raw_docs, chunks, embeddings, space_table]

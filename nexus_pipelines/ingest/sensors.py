@@ -1,0 +1,171 @@
+"""Turning landed data into runs: ``landing_sensor`` watches every tenant's landing zone (and the global
+space's), adds partitions for new spaces and requests one run per landed batch (run key = batch id, so
+no batch runs twice) and one per change of a space's dropped files. ``ingest_failure_sensor`` reports a
+failed run's error on its task.
+"""
+
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+import dagster as dg
+
+from nexus_query.context import RequestContext, validate_id
+from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
+from nexus_query.landing import LandingZone
+from nexus_query.paths import TenantFiles, join_uri
+from nexus_pipelines.ingest.assets import ingest_assets
+from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
+from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.resources import NexusResource
+
+# A batch file is visible once it is complete, but its timestamp is taken a moment before; batches
+# this much older than the newest one already seen are looked at again (their run keys deduplicate).
+GRACE_SECONDS = 300
+TRIGGER_TAG = "nexus/trigger"
+
+ingest_job = dg.define_asset_job(
+    "ingest_space",
+    selection=dg.AssetSelection.assets(*ingest_assets),
+    partitions_def=tenant_spaces,
+    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
+                                tags_for_partition_key_fn=tags_for_partition),
+    description="Ingest one space: landing zone to LanceDB. Runs carry nexus/tenant, so dagster.yaml "
+                "allows one run per tenant at a time.",
+)
+
+
+@dataclass
+class LandingCursor:
+    newest_batch: float = 0.0  # modification time (epoch seconds) of the newest batch seen
+    files: dict[str, list] = field(default_factory=dict)  # partition key → [fingerprint, changes seen]
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "LandingCursor":
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def dumps(self) -> str:
+        return json.dumps({"newest_batch": self.newest_batch, "files": self.files}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Requested:
+    partition_key: str
+    run_key: str
+    tags: dict[str, str]
+
+
+@dataclass
+class LandingScan:
+    partitions: set[str] = field(default_factory=set)  # every space with anything landed
+    requests: list[Requested] = field(default_factory=list)
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    stamp = info.get("mtime", info.get("LastModified", info.get("last_modified", 0)))
+    return stamp.timestamp() if isinstance(stamp, datetime) else float(stamp or 0)
+
+
+def landing_zones(nexus: NexusResource) -> Iterator[tuple[str, str, LandingZone]]:
+    """(tenant, project, zone) for every project folder of every tenant of the environment that has a
+    vector store, then the global space's zone."""
+    registry = nexus.registry
+    for tenant in registry.tenants(nexus.environment):
+        try:
+            route = registry.blob_route(RequestContext(tenant, environment=nexus.environment))
+        except MissingRoute:
+            continue
+        fs = TenantFiles(route, tenant, "default").fs  # the route's filesystem, to list project folders
+        tenant_root = join_uri(route.root, tenant)
+        if not fs.exists(tenant_root):
+            continue
+        for entry in fs.ls(tenant_root, detail=False):
+            project = posixpath.basename(entry.rstrip("/"))
+            try:
+                validate_id(project, "project_id")
+            except InvalidRequest:
+                continue
+            yield tenant, project, LandingZone(TenantFiles(route, tenant, project))
+    try:
+        global_key = SpaceKey.global_space()
+        yield global_key.tenant_id, global_key.project_id, nexus.landing(global_key)
+    except MissingRoute:
+        return
+
+
+def scan_landing(nexus: NexusResource, cursor: LandingCursor) -> LandingScan:
+    """What landed since ``cursor`` (which is advanced in place): one listing per project per tick."""
+    scan = LandingScan()
+    newest = cursor.newest_batch
+    for tenant, project, zone in landing_zones(nexus):
+        root = zone.files.path("landing")
+        if not zone.files.fs.exists(root):
+            continue
+        spaces: dict[str, dict[str, list]] = {}
+        for full, info in zone.files.fs.find(root, detail=True).items():
+            rel = full[len(root.rstrip("/")) + 1:].split("/")
+            if len(rel) < 3 or any(part.startswith(".") for part in rel):
+                continue
+            spaces.setdefault(rel[0], {"batches": [], "files": []})
+            if rel[1] == "batches" and len(rel) == 3 and rel[2].endswith(".json"):
+                spaces[rel[0]]["batches"].append((rel[2][:-5], _mtime(info)))
+            elif rel[1] == "files":
+                spaces[rel[0]]["files"].append(("/".join(rel[2:]), info.get("size"), _mtime(info)))
+        for space_id, found in sorted(spaces.items()):
+            try:
+                key = SpaceKey(tenant, project, space_id)
+            except InvalidRequest:
+                continue
+            scan.partitions.add(key.partition_key)
+            for batch_id, mtime in found["batches"]:
+                newest = max(newest, mtime)
+                if mtime > cursor.newest_batch - GRACE_SECONDS and _queued(zone, batch_id):
+                    scan.requests.append(Requested(key.partition_key, batch_id,
+                                                   {**key.run_tags, TASK_TAG: batch_id, TRIGGER_TAG: "batch"}))
+            fingerprint = hashlib.sha256(json.dumps(sorted(found["files"])).encode()).hexdigest()
+            previous, changes = cursor.files.get(key.partition_key, ["", 0])
+            if fingerprint != previous and (found["files"] or previous):  # new, changed or emptied
+                cursor.files[key.partition_key] = [fingerprint, changes + 1]
+                scan.requests.append(Requested(key.partition_key,
+                                               f"{key.partition_key}:files:{changes + 1}:{fingerprint[:12]}",
+                                               {**key.run_tags, TRIGGER_TAG: "files"}))
+    cursor.newest_batch = newest
+    return scan
+
+
+def _queued(zone: LandingZone, batch_id: str) -> bool:
+    try:
+        return zone.read_task(batch_id).status == "queued"
+    except NotFound:  # a batch always has its task written first; run it anyway, it reports nowhere
+        return True
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
+    """New batches and changed files in any tenant's landing zone become partitioned ingest runs."""
+    cursor = LandingCursor.parse(context.cursor)
+    scan = scan_landing(nexus, cursor)
+    new = sorted(scan.partitions - set(context.instance.get_dynamic_partitions(tenant_spaces.name)))
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, tags=r.tags)
+                      for r in scan.requests],
+        dynamic_partitions_requests=[tenant_spaces.build_add_request(new)] if new else [],
+        cursor=cursor.dumps(),
+    )
+
+
+@dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING)
+def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResource) -> None:
+    """A failed ingest run marks its task failed, with the first step error as the reason."""
+    run = context.dagster_run
+    if TASK_TAG not in run.tags or not run.tags.get("dagster/partition"):
+        return
+    errors = [event.event_specific_data.error.message for event in context.get_step_failure_events()
+              if event.event_specific_data and event.event_specific_data.error]
+    message = (errors[0] if errors else context.failure_event.message or "run failed").strip()
+    report_task(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), run.tags, "failed", context.log,
+                run_id=run.run_id, error=message[:2000])
