@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, Mapping
 
@@ -132,11 +132,6 @@ class Catalogue:
             return cls.from_mapping(yaml.safe_load(text))
         except yaml.YAMLError as exc:
             raise InvalidRequest(f"the KPI catalogue is not valid YAML: {exc}", field="catalogue") from exc
-
-
-def with_overrides(spec: MetricSpec, **overrides: Any) -> MetricSpec:
-    """A copy of ``spec`` with the given settings replaced (None leaves a setting as it is)."""
-    return replace(spec, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

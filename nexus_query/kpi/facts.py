@@ -41,6 +41,7 @@ from nexus_query.kpi.windows import (
     choose_window,
     comparison_phrase,
     from_datetime,
+    history_phrase,
     iso,
     period_phrase,
     season_lag,
@@ -336,10 +337,10 @@ class _Judge:
         clause = ""
         if extreme:
             clause = (f", and its {_AGG_NOUN[self.spec.aggregation]} of {self.value(self.r.values[i])} was "
-                      f"{'higher' if rising else 'lower'} than in {self._any_of(extreme[1]['windows'])}")
+                      f"{'higher' if rising else 'lower'} than in {history_phrase(self.r.window, self.r.lag, extreme[1]['windows'], any_of=True)}")
         text = (f"{self.label} was unusually {'high' if rising else 'low'} {self.period(i)}: "
                 f"{info['readings_outside']} of {n} readings were {side} the usual range of "
-                f"{self.range(info['low'], info['high'])} (from {self._previous(info['baseline_windows'])})"
+                f"{self.range(info['low'], info['high'])} (from {history_phrase(self.r.window, self.r.lag, info['baseline_windows'])})"
                 f"{clause}{self.assessment_clause(rising)}.")
         numbers = {"value": float(self.r.values[i]), "band_low": info["low"], "band_high": info["high"],
                    "baseline_median": info["baseline_median"], "readings_outside": info["readings_outside"]}
@@ -367,7 +368,7 @@ class _Judge:
     def extreme_fact(self, i: int, extreme: tuple[bool, dict[str, Any]]) -> Fact:
         rising, info = extreme
         text = (f"{self.label} {_AGG_VERB[self.spec.aggregation]} {self.value(self.r.values[i])} "
-                f"{self.period(i)}, {'higher' if rising else 'lower'} than in {self._any_of(info['windows'])}"
+                f"{self.period(i)}, {'higher' if rising else 'lower'} than in {history_phrase(self.r.window, self.r.lag, info['windows'], any_of=True)}"
                 f"{self.assessment_clause(rising)}.")
         numbers = {"value": float(self.r.values[i]), "previous_extreme": info["previous"]}
         method = {"aggregation": self.spec.aggregation, "history_windows": info["windows"]}
@@ -459,18 +460,6 @@ class _Judge:
 
     def _end_stamp(self, i: int) -> str:
         return f"{to_datetime(int(self.r.starts_us[i]) + to_us(self.r.window)):%Y-%m-%d %H:%M} UTC"
-
-    def _previous(self, count: int) -> str:
-        if self.r.lag == 1:
-            return f"the previous {windows_noun(self.r.window, count)}"
-        season = "days" if self.r.window * self.r.lag == DAY else "weeks"
-        return f"the same {window_noun(self.r.window)} on the previous {count} {season}"
-
-    def _any_of(self, count: int) -> str:
-        if self.r.lag == 1:
-            return f"any of the previous {windows_noun(self.r.window, count)}"
-        season = "days" if self.r.window * self.r.lag == DAY else "weeks"
-        return f"the same {window_noun(self.r.window)} on any of the previous {count} {season}"
 
     def _amount(self, before: float, after: float, pct: float | None) -> str:
         if self.unit == "%":

@@ -69,10 +69,6 @@ def to_us(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
 
 
-def window_index(timestamps_us: np.ndarray, window: timedelta) -> np.ndarray:
-    return (np.asarray(timestamps_us, dtype=np.int64) - ORIGIN_US) // to_us(window)
-
-
 def window_of(us: int, window: timedelta) -> int:
     return (int(us) - ORIGIN_US) // to_us(window)
 
@@ -113,8 +109,8 @@ def window_noun(window: timedelta) -> str:
     names = {MINUTE: "minute", HOUR: "hour", DAY: "day", WEEK: "week"}
     if window in names:
         return names[window]
-    for unit, size in (("weeks", WEEK), ("days", DAY), ("hours", HOUR)):
-        if window % size == timedelta(0) and unit != "weeks":
+    for unit, size in (("days", DAY), ("hours", HOUR)):
+        if window % size == timedelta(0):
             return f"{window // size} {unit}"
     return f"{window // MINUTE} minutes"
 
@@ -146,14 +142,11 @@ def comparison_phrase(window: timedelta, lag: int) -> str:
     return f"the same {window_noun(window)} {season} earlier"
 
 
-def history_phrase(window: timedelta, lag: int, count: int) -> str:
-    """The span a baseline or extreme covers: 'the previous 24 hours', 'this hour of day on the previous
-    13 days'."""
+def history_phrase(window: timedelta, lag: int, count: int, *, any_of: bool = False) -> str:
+    """The earlier windows a baseline or an extreme covers: 'the previous 24 hours', 'any of the previous
+    168 hours', 'the same hour on the previous 13 days'."""
+    some = "any of " if any_of else ""
     if lag == 1:
-        return f"the previous {windows_noun(window, count)}"
-    season = DAY if window * lag == DAY else WEEK
-    if season == DAY:
-        what = "hour of day" if window == HOUR else "time of day"
-    else:
-        what = {DAY: "day of week", HOUR: "hour of the week"}.get(window, "time of week")
-    return f"this {what} on the previous {windows_noun(season, count)}"
+        return f"{some}the previous {windows_noun(window, count)}"
+    season = "days" if window * lag == DAY else "weeks"
+    return f"the same {window_noun(window)} on {some}the previous {count} {season}"

@@ -1,0 +1,124 @@
+"""kpi_measurements (observed, not computed here) → kpi_fact_docs (facts embedded into the space)."""
+
+from collections import Counter
+from datetime import datetime, timezone
+
+import dagster as dg
+from pydantic import Field
+
+from nexus_query.errors import NexusError
+from nexus_query.kpi import read_source
+from nexus_query.kpi.source import source_version
+from nexus_pipelines.kpi.chart import chart_markdown
+from nexus_pipelines.kpi.refresh import RefreshResult, kpi_rows, refresh_facts
+from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_pipelines.resources import NexusResource
+
+KPI_BATCH_SIZE = 25  # tenant spaces per run, for the hourly schedule and for UI backfills
+MAX_CHARTS = 12  # charts per partition: series with facts first
+SOURCE_CHECK = "kpi_sources_readable"
+
+
+@dg.observable_source_asset(
+    name="kpi_measurements",
+    group_name="kpi",
+    partitions_def=tenant_spaces,
+    description="Each tenant space's KPI measurements and catalogue, written by the tenant's own systems to "
+                "kpi/{space}/ in its blob store (CSV or Parquet). Observing records a fingerprint per space; "
+                "a run that observes or materializes a new one triggers kpi_fact_docs (kpi_measurements_sensor).",
+)
+def kpi_measurements(context: dg.OpExecutionContext, nexus: NexusResource) -> dg.DataVersionsByPartition:
+    versions = {}
+    for partition_key in context.instance.get_dynamic_partitions(tenant_spaces.name):
+        key = SpaceKey.parse(partition_key)
+        if key.is_global:
+            continue
+        version = source_version(nexus.files(key), key.space_id)
+        if version is not None:
+            versions[partition_key] = dg.DataVersion(version)
+    context.log.info(f"{len(versions)} tenant space(s) have a KPI source")
+    return dg.DataVersionsByPartition(versions)
+
+
+class KpiFactsConfig(dg.Config):
+    history: bool = Field(False, description="Backfill: the facts of every complete window within the catalogue's "
+                                             "retention, as when a tenant with months of measurements is onboarded.")
+    as_of: str | None = Field(None, description="Check time (ISO 8601); default: when the run starts. The hourly "
+                                                "schedule pins it to its tick, so a re-executed run says the same.")
+
+
+@dg.asset(
+    name="kpi_fact_docs",
+    group_name="kpi",
+    partitions_def=tenant_spaces,
+    deps=[kpi_measurements],
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=KPI_BATCH_SIZE),
+    check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs",
+                                   description="every KPI source of the run's spaces could be read")],
+    kinds={"lancedb", "polars"},
+    description="Typed facts about each catalogued metric (change, trend, outside the usual band, threshold "
+                "breach, new extreme, missing or stale data), one exact sentence each, embedded into the "
+                "space with type='kpi'. Runs may cover many spaces (a partition range).",
+)
+def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
+                  nexus: NexusResource) -> dg.MaterializeResult:
+    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    keys = context.partition_keys
+    failed: dict[str, str] = {}
+    total = 0
+    for number, partition_key in enumerate(keys, 1):
+        try:
+            metadata = refresh_partition(nexus, partition_key, history=config.history, now=now)
+        except NexusError as exc:
+            if len(keys) == 1:
+                raise
+            failed[partition_key] = f"{exc.code}: {exc.message}"
+            context.log.error(f"[{number}/{len(keys)}] {partition_key}: {exc.message}")
+            metadata = {"status": "failed", "error": failed[partition_key]}
+        total += int(metadata.get("facts", 0))
+        context.log.info(f"[{number}/{len(keys)}] {partition_key}: {metadata.get('facts', 0)} fact(s)")
+        context.add_asset_metadata(metadata, partition_key=partition_key)
+    check = dg.AssetCheckResult(check_name=SOURCE_CHECK, passed=not failed,
+                                metadata={"failed_partitions": dg.MetadataValue.json(failed),
+                                          "partitions": len(keys)})
+    return dg.MaterializeResult(metadata={"partitions_in_run": len(keys), "facts_in_run": total,
+                                          "as_of": now.isoformat(), "history": config.history},
+                                check_results=[check])
+
+
+def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime) -> dict:
+    """Refresh one space's facts; returns the materialization metadata for its partition."""
+    key = SpaceKey.parse(partition_key)
+    if key.is_global:
+        return {"status": "skipped", "reason": "the global space has no KPI source", "facts": 0}
+    source = read_source(nexus.files(key), key.space_id)
+    if source is None:
+        return {"status": "no KPI source", "facts": 0}
+    provider = nexus.provider
+    ctx = key.context(nexus.environment)
+    space = nexus.open_space(key, provider.info)
+    result = refresh_facts(space, ctx, source, provider, history=history, now=now)
+    return partition_metadata(result, source.version, len(kpi_rows(space)))
+
+
+def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int) -> dict:
+    facts = result.facts
+    by_type = Counter(f.type for f in facts)
+    table = "\n".join(["| type | window end | fact |", "|---|---|---|",
+                       *[f"| {f.type} | {f.window_end} | {f.text} |" for f in facts]])
+    charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
+    charts = "\n\n".join(f"**{r.series.key}** ({len(r.facts)} fact(s))\n\n{chart_markdown(r)}" for r in charted)
+    return {
+        "status": "refreshed",
+        "facts": len(facts),
+        "facts_by_type": dg.MetadataValue.json(dict(sorted(by_type.items()))),
+        "fact_sentences": dg.MetadataValue.md(table if facts else "_nothing happened that is worth a sentence_"),
+        "series": len(result.reports),
+        "uncatalogued_metrics": dg.MetadataValue.json(result.uncatalogued),
+        "source_version": version,
+        "retired": dg.MetadataValue.json(result.retired),
+        **{f"ingest/{k}": v for k, v in result.stats.as_metadata().items()},
+        "dagster/row_count": kpi_row_count,  # the space's KPI fact rows after the run
+        "charts": dg.MetadataValue.md(charts or "_no series_"),
+    }

@@ -1,0 +1,62 @@
+"""A picture per series for the Dagster UI: readings, window values, thresholds, and the windows that
+got a fact shaded by fact type."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from datetime import datetime
+
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from nexus_query.kpi import SeriesReport
+from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
+
+COLORS = {"change": "#d62728", "trend": "#9467bd", "outside_band": "#ff7f0e", "threshold_breach": "#8c564b",
+          "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22"}
+SHOWN_WINDOWS = 168  # the chart shows at most the last week of hourly windows
+
+
+def chart_png(report: SeriesReport) -> bytes:
+    fig = Figure(figsize=(9, 3.2), dpi=90)
+    ax = fig.add_subplot()
+    first = int(report.starts_us[max(0, report.starts_us.size - SHOWN_WINDOWS)]) if report.starts_us.size else 0
+    ts, values = report.series.timestamps_us, report.series.values
+    keep = ts >= first
+    ax.plot([to_datetime(t) for t in ts[keep]], values[keep], lw=0.6, color="#9ecae1", label="readings")
+    shown = report.starts_us >= first
+    ax.step([to_datetime(t) for t in report.starts_us[shown]], report.values[shown], where="post", lw=1.4,
+            color="#1f77b4", label=f"{report.spec.aggregation} per {window_code(report.window)}")
+    for limit in (report.spec.above, report.spec.below):
+        if limit is not None:
+            ax.axhline(limit, color="#8c564b", ls="--", lw=0.8)
+    flagged = set()
+    for fact in report.facts:
+        start = max(from_datetime(datetime.fromisoformat(fact.window_start)), first)
+        end = from_datetime(datetime.fromisoformat(fact.window_end))
+        if end <= start:
+            continue
+        ax.axvspan(to_datetime(start), to_datetime(end), color=COLORS[fact.type], alpha=0.25, lw=0)
+        flagged.add(fact.type)
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    unit = report.spec.unit or report.series.unit
+    ax.set_ylabel(unit)
+    ax.set_title(f"{report.spec.label} — {report.series.key} (UTC)", fontsize=10)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color=COLORS[t], alpha=0.4, label=t) for t in sorted(flagged)]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    ax.margins(x=0.01)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_markdown(report: SeriesReport) -> str:
+    encoded = base64.b64encode(chart_png(report)).decode("ascii")
+    return f"![{report.series.key}](data:image/png;base64,{encoded})"

@@ -1,0 +1,81 @@
+"""When KPI facts are refreshed: every hour for every tenant space, and after a run that brings new
+measurements for a space.
+
+The hourly schedule batches: one run per ``KPI_BATCH_SIZE`` tenant spaces, each run a contiguous range of
+the ``tenant_spaces`` partitions (the partition-range tags), so a thousand tenants cost forty runs an
+hour rather than a thousand, and every space still gets its own materialization and metadata. A space
+whose source cannot be read fails the ``kpi_sources_readable`` check of its batch, not the batch. The
+tick's time is the runs' check time, so a re-executed run says the same.
+
+The end-of-run sensor looks at each succeeded run (in any code location: the tenant's loaders may live
+elsewhere) for observations or materializations of ``kpi_measurements`` and requests one run per space
+that got them, keyed by the space and the source's data version, so the same measurements never trigger
+twice.
+"""
+
+import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
+from nexus_pipelines.partitions import tags_for_partition, tenant_spaces
+
+BATCH_TAG = "nexus/kpi_batch"
+
+kpi_facts_job = dg.define_asset_job("kpi_facts_job", selection=[kpi_fact_docs], partitions_def=tenant_spaces,
+                                    description="Refresh the KPI facts of tenant spaces.")
+kpi_observe_job = dg.define_asset_job("kpi_observe_measurements", selection=[kpi_measurements],
+                                      description="Fingerprint every tenant space's KPI source; changed ones "
+                                                  "trigger kpi_fact_docs through kpi_measurements_sensor.")
+
+
+def batches(keys: list[str], size: int) -> list[list[str]]:
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+@dg.schedule(name="kpi_hourly_schedule", cron_schedule="5 * * * *", execution_timezone="UTC", job=kpi_facts_job,
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Five past every hour (the last hour is complete): refresh the facts of every tenant "
+                         f"space, {KPI_BATCH_SIZE} spaces per run.")
+def kpi_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))
+    if not keys:
+        return dg.SkipReason("no tenant spaces yet")
+    tick = context.scheduled_execution_time.isoformat()
+    groups = batches(keys, KPI_BATCH_SIZE)
+    return [
+        dg.RunRequest(
+            run_key=f"{tick}/{number}",
+            run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick}}}},
+            tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
+                  BATCH_TAG: f"{number}/{len(groups)}"},
+        )
+        for number, group in enumerate(groups, 1)
+    ]
+
+
+def measurement_events(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """Partition key → data version (or the run id when none was recorded) of every observation or
+    materialization of kpi_measurements in the run."""
+    found: dict[str, str] = {}
+    kinds = {dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
+    for record in instance.get_records_for_run(run_id, of_type=kinds).records:
+        entry = record.event_log_entry
+        event = entry.asset_observation or entry.asset_materialization
+        if event is None or event.asset_key != kpi_measurements.key or event.partition is None:
+            continue
+        found[event.partition] = (event.tags or {}).get(DATA_VERSION_TAG, run_id)
+    return found
+
+
+@dg.run_status_sensor(name="kpi_measurements_sensor", run_status=dg.DagsterRunStatus.SUCCESS,
+                      request_job=kpi_facts_job, monitor_all_code_locations=True,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="When a run that observes or loads a space's KPI measurements succeeds, refresh "
+                                  "that space's facts (once per data version).")
+def kpi_measurements_sensor(context: dg.RunStatusSensorContext):
+    changed = measurement_events(context.instance, context.dagster_run.run_id)
+    known = set(context.instance.get_dynamic_partitions(tenant_spaces.name))
+    return [dg.RunRequest(run_key=f"{partition_key}@{version}", partition_key=partition_key,
+                          tags=tags_for_partition(partition_key))
+            for partition_key, version in sorted(changed.items()) if partition_key in known]
