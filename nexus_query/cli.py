@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("key")
     h.set_defaults(func=cmd_keys_hash)
 
+    from nexus_query.cognition.cli import add_cognition_parser
+
+    add_cognition_parser(sub)
+
     from nexus_query.kpi.cli import add_kpi_parser
 
     add_kpi_parser(sub)
