@@ -85,6 +85,23 @@ def test_a_flat_line_and_plain_noise_say_nothing_in_any_window():
         assert facts_for_series(series(noisy(seed=seed)), LATENCY, history=True) == []
 
 
+def test_three_weeks_of_plain_noise_say_nothing_with_or_without_seasonality():
+    values = noisy(hours=21 * 24, noise=0.03, seed=9)
+    for seasonality in ("none", "daily"):
+        spec = MetricSpec("checkout_latency_p95", unit="ms", window="1h", seasonality=seasonality)
+        assert facts_for_series(series(values), spec, history=True) == []
+
+
+def test_a_slow_creep_to_a_new_high_is_a_new_extreme_and_nothing_else():
+    values = noisy(hours=5 * 24, noise=0.005, seed=4)
+    values[-24 * READINGS_PER_HOUR:] *= np.linspace(1.0, 1.13, 24 * READINGS_PER_HOUR)
+    facts = facts_for_series(series(values), LATENCY)
+    assert [f.text for f in facts] == [
+        "p95 latency of checkout averaged 203 ms in the hour ending 2026-11-16 14:00 UTC, higher than in any of "
+        "the previous 119 hours, a deterioration."]
+    assert facts[0].type == "new_extreme" and facts[0].metadata["numbers"]["previous_extreme"] < 203
+
+
 def test_a_gap_in_the_last_hour_gives_one_missing_data_fact():
     values = noisy()
     s = series(values)

@@ -13,6 +13,7 @@ from nexus_pipelines.kpi.refresh import kpi_rows, plan_retirement, refresh_facts
 from nexus_pipelines.kpi.triggers import kpi_hourly_schedule, kpi_measurements_sensor
 from nexus_query.context import RequestContext
 from nexus_query.kpi import read_source
+from nexus_query.kpi.source import source_version
 from nexus_query.paths import TenantFiles
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -233,3 +234,16 @@ def test_kpi_facts_survive_a_document_ingest_run_of_the_same_space(instance, sto
     ingest = defs.resolve_job_def("ingest_space")
     assert ingest.execute_in_process(partition_key="acme.default.main", instance=instance).success
     assert len(kpi_rows(store.open(ACME, "main"))) == 2
+
+
+def test_the_kpi_source_reads_from_s3_and_its_fingerprint_follows_the_files(s3_config):
+    put_source(ACME)
+    source = read_source(files(ACME), "main")
+    assert files(ACME).url("kpi", "main", "catalogue.yaml").startswith("s3://")
+    assert source.measurements.height == 6040 and set(source.catalogue.metrics) == {
+        "checkout_latency_p95", "conversion_rate", "orders_per_hour"}
+    assert source_version(files(ACME), "main") == source.version
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
+                                            {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
+    assert source_version(files(ACME), "main") != source.version
+    assert read_source(files(GLOBEX), "main") is None and source_version(files(GLOBEX), "main") is None

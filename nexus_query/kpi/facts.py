@@ -13,8 +13,8 @@ and says something only when the data supports it:
                     (median ± 3 × 1.4826 × MAD, never narrower than ± ``min_change_pct``)
 ``threshold_breach`` at least three readings in a row beyond the catalogue's threshold
 ``new_extreme``     the window's value beyond every one of at least 24 earlier windows spanning three
-                    days or more, with most of its readings beyond too (folded into ``outside_band``
-                    when both hold)
+                    days or more and ``min_change_pct`` from their median, with most of its readings
+                    beyond too (folded into ``outside_band`` when both hold)
 ``missing_data``    a window of an established series with too few readings to judge
 ``stale_data``      (with a check time) no reading in the latest complete window of the clock
 ==================  ==========================================================================
@@ -358,6 +358,9 @@ class _Judge:
         if len(past) < max(MIN_HISTORY_WINDOWS, math.ceil(MIN_HISTORY_SPAN / (self.r.window * self.r.lag))):
             return None
         value, now = float(self.r.values[i]), self.points(i)
+        typical = float(np.median(self.r.values[past]))
+        if abs(value - typical) < self.spec.min_change_pct / 100.0 * abs(typical):
+            return None  # a record by a hair is chance, not news
         top, bottom = float(np.max(self.r.values[past])), float(np.min(self.r.values[past]))
         if value > top and (now > top).sum() > now.size / 2:
             return True, {"previous": top, "windows": len(past)}
