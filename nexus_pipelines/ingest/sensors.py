@@ -97,24 +97,33 @@ def landing_zones(nexus: NexusResource) -> Iterator[tuple[str, str, LandingZone]
         return
 
 
+def _landed(zone: LandingZone) -> dict[str, dict[str, list]]:
+    """Per space id: its batches (id, mtime) and dropped files (path, size, mtime), from one listing."""
+    root = zone.files.path("landing")
+    spaces: dict[str, dict[str, list]] = {}
+    listing = zone.files.fs.find(root, detail=True) if zone.files.fs.exists(root) else {}
+    for full, info in listing.items():
+        rel = full[len(root.rstrip("/")) + 1:].split("/")
+        if len(rel) < 3 or any(part.startswith(".") for part in rel):
+            continue
+        found = spaces.setdefault(rel[0], {"batches": [], "files": []})
+        if rel[1] == "batches" and len(rel) == 3 and rel[2].endswith(".json"):
+            found["batches"].append((rel[2][:-5], _mtime(info)))
+        elif rel[1] == "files":
+            found["files"].append(("/".join(rel[2:]), info.get("size"), _mtime(info)))
+    return spaces
+
+
 def scan_landing(nexus: NexusResource, cursor: LandingCursor) -> LandingScan:
     """What landed since ``cursor`` (which is advanced in place): one listing per project per tick."""
     scan = LandingScan()
     newest = cursor.newest_batch
     for tenant, project, zone in landing_zones(nexus):
-        root = zone.files.path("landing")
-        if not zone.files.fs.exists(root):
-            continue
-        spaces: dict[str, dict[str, list]] = {}
-        for full, info in zone.files.fs.find(root, detail=True).items():
-            rel = full[len(root.rstrip("/")) + 1:].split("/")
-            if len(rel) < 3 or any(part.startswith(".") for part in rel):
-                continue
-            spaces.setdefault(rel[0], {"batches": [], "files": []})
-            if rel[1] == "batches" and len(rel) == 3 and rel[2].endswith(".json"):
-                spaces[rel[0]]["batches"].append((rel[2][:-5], _mtime(info)))
-            elif rel[1] == "files":
-                spaces[rel[0]]["files"].append(("/".join(rel[2:]), info.get("size"), _mtime(info)))
+        spaces = _landed(zone)
+        for partition_key in cursor.files:  # a space whose files were all removed: its run notices the removal
+            known = SpaceKey.parse(partition_key)
+            if (known.tenant_id, known.project_id) == (tenant, project):
+                spaces.setdefault(known.space_id, {"batches": [], "files": []})
         for space_id, found in sorted(spaces.items()):
             try:
                 key = SpaceKey(tenant, project, space_id)
@@ -164,8 +173,15 @@ def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResou
     run = context.dagster_run
     if TASK_TAG not in run.tags or not run.tags.get("dagster/partition"):
         return
-    errors = [event.event_specific_data.error.message for event in context.get_step_failure_events()
+    errors = [_root_cause(event.event_specific_data.error) for event in context.get_step_failure_events()
               if event.event_specific_data and event.event_specific_data.error]
     message = (errors[0] if errors else context.failure_event.message or "run failed").strip()
     report_task(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), run.tags, "failed", context.log,
                 run_id=run.run_id, error=message[:2000])
+
+
+def _root_cause(error: Any) -> str:
+    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message
