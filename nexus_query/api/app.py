@@ -7,7 +7,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, FastAPI, Path
 
 from nexus_query.api.auth import AuthMiddleware, caller
-from nexus_query.api.errors import install_error_handlers
+from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.models import (
     ErrorEnvelope,
     Health,
@@ -45,6 +45,7 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
     app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.")
     install_error_handlers(app)
     app.add_middleware(AuthMiddleware, registry=current)
+    app.add_middleware(CatchAllMiddleware)  # added last: the outermost of ours, around auth too
     router = APIRouter(prefix="/nexus", responses=ERRORS)
 
     @router.post("/spaces/{space_id}/query", response_model=QueryResponse, summary="Search a space")

@@ -1,5 +1,5 @@
 """Every failure leaves the API as the contract's ErrorEnvelope: Nexus errors, the framework's own
-404/405/422, and anything unexpected (a 500 that names no internals)."""
+404/405/422, and anything unexpected (a 500 that names no internals; the log has the traceback)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexus_query.errors import InvalidRequest, NexusError, NotFound, Unauthorized, ValidationFailed
 
@@ -66,11 +67,34 @@ def install_error_handlers(app: FastAPI) -> None:
         headers: dict[str, Any] | None = getattr(exc, "headers", None)
         return envelope_response(_http_error(exc), headers=headers)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return envelope_response(InternalError("internal error; the server log has the details"))
-
     app.add_exception_handler(NexusError, nexus_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+
+
+class CatchAllMiddleware:
+    """Turns any unexpected exception into the 500 envelope and does not re-raise it (Starlette's own
+    500 handler re-raises, and the server then drops the kept-alive connection under the client)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await envelope_response(InternalError("internal error; the server log has the details"))(
+                scope, receive, send)

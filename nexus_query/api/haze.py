@@ -1,0 +1,54 @@
+"""The contract's HAZE extensions: stream a map's points, request a re-projection."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from nexus_query.api.auth import caller
+from nexus_query.api.models import IngestAccepted
+from nexus_query.context import RequestContext
+from nexus_query.haze import POINT_COLUMNS, HazeStore
+from nexus_query.routing import RoutingRegistry
+
+NDJSON = "application/x-ndjson"
+
+
+class SnapshotRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"refit": True}]})
+
+    refit: bool = Field(False, description="draw a new map; otherwise new rows are placed into the current one")
+    method: Literal["umap", "tsne"] | None = Field(None, description="projection method; default umap")
+
+
+def haze_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
+    router = APIRouter()
+    space_id_param = Path(description="the space id", examples=["main"])
+
+    @router.get("/spaces/{space_id}/haze/points", response_class=StreamingResponse,
+                summary="Stream a HAZE map's points as NDJSON",
+                responses={200: {"content": {NDJSON: {"example": '{"id": "...", "x": 1.2, "y": -0.4, '
+                                                                 '"cluster": 3, "label": "tent, gear, pole", '
+                                                                 '"type": "text", "source": "...", "text": "..."}\n'}},
+                                 "description": f"one JSON object per line with {', '.join(POINT_COLUMNS)}"}})
+    def get_points(space_id: str = space_id_param,
+                   snapshot: str | None = Query(None, description="a snapshot id; default: the latest"),
+                   ctx: RequestContext = Depends(caller)) -> StreamingResponse:
+        points = HazeStore.for_context(ctx, current()).open(space_id, snapshot)  # 404 before streaming starts
+        return StreamingResponse(points.iter_ndjson(), media_type=NDJSON,
+                                 headers={"X-Haze-Snapshot": points.snapshot_id})
+
+    @router.post("/spaces/{space_id}/haze/snapshot", status_code=202, response_model=IngestAccepted,
+                 summary="Request a new HAZE map (re-projection)")
+    def post_snapshot(body: SnapshotRequest | None = Body(None), space_id: str = space_id_param,
+                      ctx: RequestContext = Depends(caller)) -> dict[str, str]:
+        body = body or SnapshotRequest()
+        registry = current()
+        task = HazeStore.for_context(ctx, registry).request_snapshot(ctx, space_id, refit=body.refit,
+                                                                     method=body.method, registry=registry)
+        return {"task_id": task.task_id}
+
+    return router
