@@ -8,13 +8,14 @@ and says something only when the data supports it:
                     the same one a day/week earlier for seasonal metrics): at least ``min_change_pct``
                     and sustained (nearly every reading now beyond nearly every reading then)
 ``trend``           six comparable windows moving one way (Kendall tau >= 0.8), at least
-                    ``min_change_pct`` overall, not carried by a single step
+                    ``min_change_pct`` overall, not carried by a single step, the last window's readings
+                    nearly all beyond the first's
 ``outside_band``    most readings outside the robust band of the previous windows
                     (median ± 3 × 1.4826 × MAD, never narrower than ± ``min_change_pct``)
 ``threshold_breach`` at least three readings in a row beyond the catalogue's threshold
 ``new_extreme``     the window's value beyond every one of at least 24 earlier windows spanning three
-                    days or more and ``min_change_pct`` from their median, with most of its readings
-                    beyond too (folded into ``outside_band`` when both hold)
+                    days or more, farther from their median than ``min_change_pct`` and 4 robust
+                    sigmas, with most of its readings beyond too (folded into ``outside_band``)
 ``missing_data``    a window of an established series with too few readings to judge
 ``stale_data``      (with a check time) no reading in the latest complete window of the clock
 ==================  ==========================================================================
@@ -59,11 +60,12 @@ from nexus_query.store.rows import Record
 FACT_TYPES = ("change", "trend", "outside_band", "threshold_breach", "new_extreme", "missing_data", "stale_data")
 
 MIN_COVERAGE = 0.5  # a window needs at least half the readings its sampling promises
-SUSTAINED_SHARE = 0.9  # change: P(a reading now > a reading then) must reach 0.9 (or fall to 0.1)
+SUSTAINED_SHARE = 0.95  # change, trend: P(a reading now > a reading then) must reach 0.95 (or fall to 0.05)
 BAND_K = 3.0
 MAD_TO_SIGMA = 1.4826
 BASELINE_WINDOWS, MIN_BASELINE_WINDOWS = 24, 6
 HISTORY_WINDOWS, MIN_HISTORY_WINDOWS, MIN_HISTORY_SPAN = 168, 24, timedelta(days=3)
+EXTREME_K = 4.0  # a record must also sit 4 robust sigmas of the window values from their median
 TREND_WINDOWS, TREND_TAU, TREND_MAX_STEP_SHARE = 6, 0.8, 0.5
 SUSTAIN_POINTS = 3  # threshold breach: readings in a row
 
@@ -290,11 +292,13 @@ class _Judge:
         tau, total = kendall_tau(values), float(values[-1] - values[0])
         pct = percent_change(float(values[0]), float(values[-1]))
         largest_step = float(np.max(np.abs(np.diff(values))))
+        rising = total > 0
+        share = share_greater(self.points(chain[-1]), self.points(chain[0]))
         if (abs(tau) < TREND_TAU or total == 0 or np.sign(tau) != np.sign(total)
                 or (pct is not None and abs(pct) < self.spec.min_change_pct)
-                or largest_step > TREND_MAX_STEP_SHARE * abs(total)):
+                or largest_step > TREND_MAX_STEP_SHARE * abs(total)
+                or (share < SUSTAINED_SHARE if rising else share > 1 - SUSTAINED_SHARE)):
             return None
-        rising = total > 0
         start = int(self.r.starts_us[chain[0]])
         if self.r.lag == 1:
             span = f"over the {windows_noun(self.r.window, TREND_WINDOWS)} ending {self._end_stamp(i)}"
@@ -309,7 +313,8 @@ class _Judge:
                    "percent_change": pct, "window_values": [float(v) for v in values]}
         points = {"per_window": [int(self.r.counts[j]) for j in chain]}
         method = {"aggregation": self.spec.aggregation, "windows": TREND_WINDOWS, "kendall_tau": tau,
-                  "min_tau": TREND_TAU, "largest_step_share": largest_step / abs(total)}
+                  "min_tau": TREND_TAU, "largest_step_share": largest_step / abs(total),
+                  "share_of_readings_beyond": share}
         return self.fact("trend", i, text, numbers, points, method, rising, start_us=start)
 
     def band(self, i: int) -> tuple[bool, dict[str, Any]] | None:
@@ -359,8 +364,9 @@ class _Judge:
             return None
         value, now = float(self.r.values[i]), self.points(i)
         typical = float(np.median(self.r.values[past]))
-        if abs(value - typical) < self.spec.min_change_pct / 100.0 * abs(typical):
-            return None  # a record by a hair is chance, not news
+        spread = EXTREME_K * MAD_TO_SIGMA * float(np.median(np.abs(self.r.values[past] - typical)))
+        if abs(value - typical) < max(self.spec.min_change_pct / 100.0 * abs(typical), spread):
+            return None  # a record by a hair, or within the usual spread of windows, is chance, not news
         top, bottom = float(np.max(self.r.values[past])), float(np.min(self.r.values[past]))
         if value > top and (now > top).sum() > now.size / 2:
             return True, {"previous": top, "windows": len(past)}
