@@ -11,7 +11,6 @@ from nexus_pipelines.ingest.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
 from nexus_query.cognition.artifacts import ArtifactStore
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source
-from nexus_query.cognition.bricks import conversation_bricks
 from nexus_query.cognition.conversations import canonical_conversation
 from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
@@ -19,7 +18,7 @@ from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from tests.conftest import load_texts
-from tests.test_cognition_bricks import ingest_fixture
+from tests.test_cognition_bricks import ingest_fixture, unchunked_bricks
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 RETURNS = "conversations/chatgpt/conv-gpt-returns.json"
@@ -28,9 +27,8 @@ STOVE = "conversations/chatgpt/conv-gpt-stove.json"
 
 @pytest.fixture
 def acme_space(store, provider):
-    ingest_fixture(store, provider, ACME, "chatgpt_conversations.json")
-    ingest_fixture(store, provider, ACME, "claude_conversations.json")
-    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    ingest_fixture(store, provider, ACME, "chatgpt_conversations.json", "claude_conversations.json",
+                   "canonical_conversations.json")
     return store
 
 
@@ -165,7 +163,7 @@ def test_sources_with_identical_content_under_different_paths_are_included_once(
     copy = "conversations/backup/conv-gpt-stove.json"
     files.write_bytes_atomic(files.read_bytes(STOVE), copy)
     conversation = canonical_conversation(json.loads(files.read_bytes(copy)))
-    upsert_records(acme_space.open(ACME, "main"), ACME, conversation_bricks(conversation, copy), provider)
+    upsert_records(acme_space.open(ACME, "main"), ACME, unchunked_bricks(conversation, copy), provider)
     payload = run(acme_space, provider, "which Embercore batches are affected by the valve problem").artifact["payload"]
     assert {STOVE, copy} <= set(payload["provenance"]["source_files"])
     stove_excerpts = [e for e in payload["raw_excerpts"] if e["source_file"] in (STOVE, copy)]
@@ -237,7 +235,7 @@ def test_a_source_path_outside_the_tenants_store_is_refused(acme_space, provider
         with pytest.raises(Forbidden):
             acme_files.relative(outside)
     conversation = canonical_conversation(json.loads(globex_files.read_bytes(secret)))
-    forged = conversation_bricks(conversation, "conversations/forged.json")
+    forged = unchunked_bricks(conversation, "conversations/forged.json")
     for brick in forged:  # a row in acme's space whose citation points into globex's store
         brick.metadata = {**brick.metadata, "source_file": globex_files.path(secret)}
     upsert_records(acme_space.open(ACME, "main"), ACME, forged, provider)

@@ -1,90 +1,125 @@
-"""Bricks (one per content block, cited by source_file/message_id/block_index), imports, and the
-read-only recall."""
+"""Bricks (one per content block, cited by source_file/message_id/block_index, chunked by the ingest
+pipeline), imports, and the read-only recall."""
 
 import json
 from pathlib import Path
 
 import pytest
 
+from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import upsert_records
-from nexus_query.cognition.bricks import (
-    MAX_BRICK_CHARS,
-    bricks_for_export,
-    conversation_bricks,
-    import_export,
-    source_path,
-    split_block,
-)
+from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
+from nexus_pipelines.ingest.sources import LandingReader
+from nexus_query.cognition.bricks import block_documents, import_export, landed_conversations, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
+from nexus_query.store import Record
 from tests.conftest import load_texts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 ACME = RequestContext("acme")
 
 
-def ingest_fixture(store, provider, ctx: RequestContext, name: str, space_id: str = "main"):
-    """What the ingest pipeline does with a landed export: sources stored, bricks embedded and upserted."""
-    exported = bricks_for_export(landing_zone(ctx).files, (FIXTURES / name).read_bytes())
-    space = store.open_or_create(ctx, space_id, provider.info)
-    upsert_records(space, ctx, exported.records, provider)
-    return exported
+def land(ctx: RequestContext, name: str, data: bytes | None = None, space_id: str = "main") -> str:
+    """Drop an export where ingestion reads chat exports (as `nexus cognition import` does)."""
+    path = f"landing/{space_id}/files/conversations/{name}"
+    landing_zone(ctx).files.write_bytes_atomic(data if data is not None else (FIXTURES / name).read_bytes(), path)
+    return path
 
 
-def test_every_content_block_becomes_a_brick_carrying_its_citation_metadata(nexus_home):
-    exported = bricks_for_export(landing_zone(ACME).files, (FIXTURES / "claude_conversations.json").read_bytes())
-    valve = [r for r in exported.records if r.metadata["conversation_id"] == "claude-conv-valve"]
+def bricks_of(provider, ctx: RequestContext, space_id: str = "main") -> tuple[list[Record], LandingReader]:
+    """The ingest pipeline's steps without Dagster: the landing zone's documents, chunked."""
+    reader = LandingReader(landing_zone(ctx), space_id)
+    chunks = chunk_batches(reader.batches(), Chunker.for_provider(provider), ChunkStats())
+    return [r for batch in chunks for r in chunk_records(batch)], reader
+
+
+def ingest_fixture(store, provider, ctx: RequestContext, *names: str, space_id: str = "main") -> list[Record]:
+    """Land exports and ingest the space's landing zone: sources stored, bricks embedded and upserted."""
+    for name in names:
+        land(ctx, name, space_id=space_id)
+    records, _ = bricks_of(provider, ctx, space_id)
+    upsert_records(store.open_or_create(ctx, space_id, provider.info), ctx, records, provider)
+    return records
+
+
+def unchunked_bricks(conversation, source_file: str) -> list[Record]:
+    """Rows placed by hand for a conversation of short blocks (each block is one chunk)."""
+    return [Record(text=d.text, source=d.doc_id, metadata=d.metadata) for d in block_documents(conversation, source_file)]
+
+
+def test_every_content_block_becomes_a_brick_carrying_its_citation_metadata(nexus_home, provider):
+    land(ACME, "claude_conversations.json")
+    records, _ = bricks_of(provider, ACME)
+    valve = [r for r in records if r.metadata["conversation_id"] == "claude-conv-valve"]
     assert len(valve) == 7  # 3 blocks of the user's message, 4 of the assistant's
     first = valve[0]
-    assert first.source == first.metadata["source_file"] == "conversations/claude/claude-conv-valve.json"
-    assert {k: first.metadata[k] for k in ("message_id", "block_index", "role", "conversation_id")} == {
-        "message_id": "cm-1", "block_index": 0, "role": "user", "conversation_id": "claude-conv-valve"}
-    assert [(r.metadata["message_id"], r.metadata["block_index"]) for r in valve] == [
+    assert first.metadata["source_file"] == "conversations/claude/claude-conv-valve.json"
+    assert {k: first.metadata[k] for k in ("message_id", "block_index", "role", "conversation_id", "kind")} == {
+        "message_id": "cm-1", "block_index": 0, "role": "user", "conversation_id": "claude-conv-valve",
+        "kind": "conversation_brick"}
+    assert sorted((r.metadata["message_id"], r.metadata["block_index"]) for r in valve) == [
         ("cm-1", 0), ("cm-1", 1), ("cm-1", 2), ("cm-2", 0), ("cm-2", 1), ("cm-2", 2), ("cm-2", 3)]
-    assert len({r.chunk_index for r in valve}) == 7  # so brick ids are distinct and stable
+    assert len({r.row_id for r in valve}) == 7
 
 
-def test_a_long_block_is_split_into_bricks_that_share_its_block_index_and_cover_it_exactly():
+def test_a_long_block_becomes_several_bricks_that_share_its_block_index_and_cover_it(nexus_home, provider):
+    land(ACME, "canonical_conversations.json")
+    records, _ = bricks_of(provider, ACME)
     warranty = {c.conversation_id: c for c in
                 parse_export((FIXTURES / "canonical_conversations.json").read_bytes()).conversations}["canon-warranty"]
     long_text = warranty.messages[1].blocks[1].text
-    bricks = [r for r in conversation_bricks(warranty, source_path(warranty)) if r.metadata["block_index"] == 2]
-    assert len(bricks) >= 5 and all(len(b.text) <= MAX_BRICK_CHARS for b in bricks)
-    assert {b.metadata["message_id"] for b in bricks} == {"w-2"}
-    assert [b.metadata["part"] for b in bricks] == list(range(len(bricks)))
-    assert "".join(b.text for b in bricks) == long_text
-    assert all(long_text[b.char_start:b.char_end] == b.text for b in bricks)
-
-
-def test_split_block_cuts_at_sentence_ends_rather_than_inside_words():
-    text = "The fly must be dry. " * 80
-    spans = split_block(text, limit=200)
-    assert all(text[s:e].endswith(". ") for s, e in spans[:-1])
+    parts = sorted((r for r in records if r.metadata.get("message_id") == "w-2" and r.metadata["block_index"] == 2),
+                   key=lambda r: r.char_start)
+    assert len(parts) >= 4
+    assert all(long_text[p.char_start:p.char_end] == p.text for p in parts)
+    assert parts[0].char_start == 0 and parts[-1].char_end == len(long_text)
+    assert all(a.char_end >= b.char_start for a, b in zip(parts, parts[1:]))  # no gap: every word is in a brick
 
 
 def test_empty_conversations_make_no_source_file_and_no_bricks(nexus_home):
     files = landing_zone(ACME).files
-    exported = bricks_for_export(files, (FIXTURES / "chatgpt_conversations.json").read_bytes())
-    assert sorted(exported.sources) == ["conversations/chatgpt/conv-gpt-returns.json",
-                                        "conversations/chatgpt/conv-gpt-stove.json"]
+    landed = landed_conversations(files, [land(ACME, "chatgpt_conversations.json")])
+    assert sorted(landed.sources) == ["conversations/chatgpt/conv-gpt-returns.json",
+                                      "conversations/chatgpt/conv-gpt-stove.json"]
     assert not files.exists("conversations/chatgpt/conv-gpt-empty.json")
-    assert {r.metadata["conversation_id"] for r in exported.records} == {"conv-gpt-returns", "conv-gpt-stove"}
+    assert {d.metadata["conversation_id"] for d in landed.documents} == {"conv-gpt-returns", "conv-gpt-stove"}
 
 
-def test_importing_stores_the_original_and_the_sources_and_lands_the_export_for_the_pipeline(nexus_home):
+def test_the_latest_landed_version_of_a_conversation_wins(nexus_home):
+    files = landing_zone(ACME).files
+    older = json.loads((FIXTURES / "canonical_conversations.json").read_bytes())
+    newer = json.loads(json.dumps(older))
+    newer["conversations"][1]["messages"][1]["blocks"][0]["text"] = "Standard shipping to Alaska now takes 5 days."
+    paths = [land(ACME, "20240101-a.json", json.dumps(older).encode()), land(ACME, "20240201-b.json", json.dumps(newer).encode())]
+    landed = landed_conversations(files, paths)
+    texts = {d.doc_id: d.text for d in landed.documents}
+    assert texts["conversations/canonical/canon-shipping.json#s-2#0"] == "Standard shipping to Alaska now takes 5 days."
+    stored = json.loads(files.read_bytes("conversations/canonical/canon-shipping.json"))
+    assert stored["messages"][1]["blocks"][0]["text"] == "Standard shipping to Alaska now takes 5 days."
+
+
+def test_a_landed_file_that_is_not_an_export_is_reported_and_the_others_still_load(nexus_home, provider):
+    land(ACME, "notes.json", b'{"notes": "not a conversation"}')
+    land(ACME, "claude_conversations.json")
+    records, reader = bricks_of(provider, ACME)
+    assert any(p.startswith("landing/main/files/conversations/notes.json") for p in reader.problems)
+    assert {r.metadata["conversation_id"] for r in records} == {"claude-conv-valve", "claude-conv-old"}
+    assert reader.summary()["conversation_blocks"] == 9
+
+
+def test_importing_keeps_the_original_and_lands_it_where_ingestion_reads_chat_exports(nexus_home):
     files = landing_zone(ACME).files
     data = (FIXTURES / "chatgpt_conversations.json").read_bytes()
     summary = import_export(files, "main", "conversations.json", data)
     assert (summary["conversations"], summary["empty_conversations"], summary["messages"], summary["blocks"]) == (2, 1, 10, 13)
     assert summary["landed"].startswith("landing/main/files/conversations/")
     assert files.read_bytes(summary["landed"]) == data == files.read_bytes(summary["archived"])
-    assert summary["source_files"] == ["conversations/chatgpt/conv-gpt-returns.json",
-                                       "conversations/chatgpt/conv-gpt-stove.json"]
-    stored = json.loads(files.read_bytes(summary["source_files"][0]))
-    assert stored["format"] == "nexus.conversation.v1" and stored["conversation_id"] == "conv-gpt-returns"
+    later = import_export(files, "main", "conversations.json", data)
+    assert later["landed"] > summary["landed"]  # landed names sort in import order
 
 
 def test_importing_a_file_that_is_not_an_export_writes_nothing(nexus_home):
@@ -99,14 +134,22 @@ def test_importing_into_the_global_space_is_refused(nexus_home):
         import_export(landing_zone(ACME).files, "global", "c.json", (FIXTURES / "canonical_conversations.json").read_bytes())
 
 
-def test_unchanged_sources_are_not_rewritten_when_the_same_export_comes_again(nexus_home):
+def test_unchanged_sources_are_not_rewritten_when_ingestion_runs_again(nexus_home):
     files = landing_zone(ACME).files
-    data = (FIXTURES / "canonical_conversations.json").read_bytes()
-    bricks_for_export(files, data)
+    paths = [land(ACME, "canonical_conversations.json")]
+    landed_conversations(files, paths)
     path = files.path("conversations/canonical/canon-warranty.json")
     before = Path(path).stat().st_mtime_ns
-    again = bricks_for_export(files, data)
-    assert Path(path).stat().st_mtime_ns == before and len(again.records) == 9
+    again = landed_conversations(files, paths)
+    assert Path(path).stat().st_mtime_ns == before and len(again.documents) == 5
+
+
+def test_block_documents_skip_blank_blocks_and_name_each_block_uniquely():
+    conversation = parse_export(json.dumps({"conversation_id": "c", "messages": [
+        {"message_id": "m", "role": "user", "blocks": [{"index": 0, "text": "a"}, {"index": 3, "text": "  "}]}]}
+    )).conversations[0]
+    docs = block_documents(conversation, source_path(conversation))
+    assert [(d.doc_id, d.text) for d in docs] == [("conversations/canonical/c.json#m#0", "a")]
 
 
 def test_recall_returns_only_conversation_bricks_nearest_first(store, provider):
@@ -131,12 +174,12 @@ def test_recall_is_read_only_the_table_version_and_history_are_unchanged(store, 
 
 def test_the_recall_handle_is_a_checked_out_version_on_which_writes_fail(store, provider):
     """The mechanism recall relies on: a LanceDB table checked out at a version refuses writes."""
-    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    records = ingest_fixture(store, provider, ACME, "canonical_conversations.json")
     handle = store.open(ACME, "main").table
     handle.checkout(handle.version)
     with pytest.raises(Exception):
         handle.delete("true")
-    assert store.open(ACME, "main").count() == 9
+    assert store.open(ACME, "main").count() == len(records)
 
 
 @pytest.mark.parametrize("k", [0, -1, 201, "15", True])

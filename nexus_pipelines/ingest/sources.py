@@ -9,8 +9,10 @@ What counts as a document (layout: ``nexus_query.landing``):
   ``{"caption": ..., "alt_text": ..., "metadata": {...}}``.
 
 A document id seen twice keeps its last version: files first (by path), then batches (by arrival), so
-a re-sent item replaces the earlier one. Other files (chat exports, ...) belong to other pipelines and
-are left alone. Documents stream out in Arrow batches, so a space never has to fit in memory.
+a re-sent item replaces the earlier one. ``.json`` files under ``files/conversations/`` are chat exports
+(ChatGPT, Claude or canonical conversations, ``nexus_query.cognition``): one document per content block
+of each conversation's latest version, after everything else. Other files are left alone. Documents
+stream out in Arrow batches, so a space never has to fit in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Iterator, Mapping
 
 import pyarrow as pa
 
+from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, landed_conversations
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, validate_items
 from nexus_query.store import canonical_json
@@ -103,6 +106,7 @@ class LandingReader:
     space_id: str
     counts: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    chat_exports: list[str] = field(default_factory=list)
 
     @property
     def files_prefix(self) -> str:
@@ -112,6 +116,7 @@ class LandingReader:
         """Every origin in precedence order, and for each document id where its last version is."""
         files = self.zone.files.list("landing", self.space_id, "files")
         names = set(files)
+        self.chat_exports = []
         origins: list[_Origin] = []
         ids_of: list[list[str]] = []
         for path in files:
@@ -121,6 +126,9 @@ class LandingReader:
                 ids = [doc["doc_id"] for doc in self._read_jsonl(path, report=False)]
             elif self._file_format(path):
                 ids = [path[len(self.files_prefix):]]
+            elif path.startswith(f"{self.files_prefix}{CHAT_EXPORTS_DIR}/") and path.endswith(".json"):
+                self.chat_exports.append(path)
+                continue
             else:
                 self.counts["ignored_files"] += 1
                 continue
@@ -212,6 +220,17 @@ class LandingReader:
                     yield doc
                 else:
                     self.counts["replaced_by_later_version"] += 1
+        yield from self._conversation_blocks()
+
+    def _conversation_blocks(self) -> Iterator[dict[str, Any]]:
+        """The chat exports' blocks, with their citation metadata; their conversations' source files
+        are stored on the way (``nexus_query.cognition.bricks.landed_conversations``)."""
+        landed = landed_conversations(self.zone.files, self.chat_exports)
+        self.problems.extend(landed.problems)
+        for doc in landed.documents:
+            self.counts["text_docs"] += 1
+            self.counts["conversation_blocks"] += 1
+            yield _doc(doc.doc_id, "text", "text", doc.text, doc.metadata, None, f"file:{doc.metadata['source_file']}")
 
     def batches(self, rows: int = 2048) -> Iterator[pa.RecordBatch]:
         pending: list[dict[str, Any]] = []

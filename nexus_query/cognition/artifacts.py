@@ -68,6 +68,16 @@ def verify(artifact: Mapping[str, Any]) -> str:
     return digest
 
 
+def unresolved_citations(artifact: Mapping[str, Any]) -> list[str]:
+    """Coverage spans that name no block of their excerpt's conversation (a sound artifact has none)."""
+    missing = []
+    for excerpt in artifact["payload"]["raw_excerpts"]:
+        blocks = {(m["message_id"], b["index"]) for m in excerpt["conversation"] for b in m["blocks"]}
+        missing += [f"{excerpt['source_file']}: {s['message_id']}#{s['block_index']}"
+                    for s in excerpt["coverage"]["spans"] if (s["message_id"], s["block_index"]) not in blocks]
+    return missing
+
+
 class ArtifactStore:
     """A tenant's artifacts. Built from a context (or its files), so it only ever sees that tenant."""
 

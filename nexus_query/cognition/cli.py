@@ -24,16 +24,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InvalidRequest(f"no such file: {args.file}", field="file")
-    summary = import_export(landing_zone(ctx, registry).files, args.space, path.name, path.read_bytes(),
-                            progress=not args.json)
+    summary = import_export(landing_zone(ctx, registry).files, args.space, path.name, path.read_bytes())
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{summary['format']} export: {summary['conversations']} conversations "
           f"({summary['empty_conversations']} empty, skipped), {summary['messages']} messages, "
           f"{summary['blocks']} blocks")
-    print(f"stored: {summary['archived']} and {len(summary['source_files'])} source files under conversations/")
-    print(f"landed for the pipeline: {summary['landed']} (space {summary['space_id']!r})")
+    print(f"stored: {summary['archived']}")
+    print(f"landed: {summary['landed']}; the ingest pipeline (landing sensor) turns it into bricks of space "
+          f"{summary['space_id']!r}")
     return 0
 
 
