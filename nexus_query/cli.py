@@ -10,13 +10,17 @@ from typing import Sequence
 from nexus_query.errors import NexusError
 
 
-def _parse_filters(pairs: Sequence[str]) -> dict[str, str]:
-    filters = {}
+def _parse_filters(pairs: Sequence[str]) -> dict[str, object]:
+    """KEY=VALUE pairs; VALUE is read as JSON when it parses (5, true, null, "5"), else as text."""
+    filters: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"--filter takes KEY=VALUE, got {pair!r}")
-        filters[key] = value
+        try:
+            filters[key] = json.loads(value)
+        except ValueError:
+            filters[key] = value
     return filters
 
 
@@ -25,7 +29,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from nexus_query.routing import RoutingRegistry
 
     ctx = RoutingRegistry.default().authenticate(args.key)
-    kwargs = {"top_k": args.top_k}
+    kwargs = {"top_k": args.top_k, "cursor": args.cursor, "mode": args.mode, "include_global": args.include_global}
     if args.filter:
         kwargs["filters"] = _parse_filters(args.filter)
     result = query(ctx, args.space, args.text, **kwargs)
@@ -33,6 +37,19 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(json.dumps({"hits": result.to_dicts(), "next_cursor": result.next_cursor}, indent=2))
     else:
         print(format_hits(result.hits))
+        if result.next_cursor:
+            print(f"\nnext page: add --cursor {result.next_cursor}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from nexus_query.api import create_app
+    except ImportError:
+        raise SystemExit("nexus serve needs the server extra: pip install 'nexus[server]'") from None
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -67,7 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="exact metadata match; repeat for several keys")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--cursor", help="next_cursor of the previous page (same query and filters)")
+    q.add_argument("--mode", choices=["vector", "hybrid"], help="ranking (default: the measured best)")
+    q.add_argument("--include-global", action="store_true", help="merge hits from the shared global space")
     q.set_defaults(func=cmd_query)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="API key helpers").add_subparsers(dest="keys_command", required=True)
     h = keys.add_parser("hash", help="print the SHA-256 to put in the config's api_keys")
