@@ -33,7 +33,11 @@ def kpi_measurements(context: dg.OpExecutionContext, nexus: NexusResource) -> dg
         key = SpaceKey.parse(partition_key)
         if key.is_global:
             continue
-        version = source_version(nexus.files(key), key.space_id)
+        try:
+            version = source_version(nexus.files(key), key.space_id)
+        except NexusError as exc:  # one tenant's missing route must not hide the others' sources
+            context.log.warning(f"{partition_key}: {exc.message}")
+            continue
         if version is not None:
             versions[partition_key] = dg.DataVersion(version)
     context.log.info(f"{len(versions)} tenant space(s) have a KPI source")
