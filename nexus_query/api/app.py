@@ -7,6 +7,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, FastAPI, Path
 
 from nexus_query.api.auth import AuthMiddleware, caller
+from nexus_query.api.cognition import cognition_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.models import (
     ErrorEnvelope,
@@ -71,5 +72,6 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    router.include_router(cognition_router(current))
     app.include_router(router)
     return app

@@ -1,0 +1,94 @@
+"""The cognition endpoints: assemble a topic's artifact in a space, read an artifact by id (the
+caller's tenant only: artifacts live in the tenant's own store)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from nexus_query.api.auth import caller
+from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
+from nexus_query.cognition.recall import DEFAULT_K, MAX_K
+from nexus_query.context import RequestContext
+from nexus_query.routing import RoutingRegistry
+from nexus_query.store import SpaceStore
+
+
+class AssembleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"topic": "refund for a tent returned with mildew", "k": 15}]})
+
+    topic: str = Field(min_length=1, max_length=2000, description="what the artifact is about")
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
+
+
+class BlockModel(BaseModel):
+    index: int
+    text: str
+
+
+class MessageModel(BaseModel):
+    message_id: str
+    role: str
+    created_at: str | None
+    blocks: list[BlockModel]
+
+
+class SpanModel(BaseModel):
+    message_id: str
+    block_index: int
+
+
+class CoverageModel(BaseModel):
+    spans: list[SpanModel]
+
+
+class ExcerptModel(BaseModel):
+    source_file: str = Field(description="the source's path in the tenant's blob store")
+    coverage: CoverageModel
+    conversation: list[MessageModel] = Field(description="the whole conversation, never truncated")
+
+
+class ProvenanceModel(BaseModel):
+    brick_ids: list[str]
+    source_files: list[str]
+
+
+class PayloadModel(BaseModel):
+    topic: str
+    artifact_type: Literal["TOPIC_COGNITION_V1"]
+    coverage_status: Literal[ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE]  # type: ignore[valid-type]
+    provenance: ProvenanceModel
+    raw_excerpts: list[ExcerptModel]
+    extracted_facts: list[Any]
+    decisions: list[Any]
+    constraints: list[Any]
+    edge_cases: list[Any]
+
+
+class ArtifactModel(BaseModel):
+    artifact_id: str = Field(description='"sha256:" + SHA-256 of the payload\'s canonical JSON', examples=[
+        "sha256:" + "0" * 64])
+    created_at: str
+    query: str
+    derived_from: list[str]
+    payload: PayloadModel
+
+
+def cognition_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel,
+                 summary="Assemble (and store, write-once) the cognition artifact of a topic")
+    def post_assemble(body: AssembleRequest, space_id: str = Path(description="the space id", examples=["main"]),
+                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        return assemble_topic(ctx, space_id, body.topic, body.k, store=SpaceStore(current()))
+
+    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, summary="A stored cognition artifact")
+    def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>"),
+                     ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        return ArtifactStore.for_context(ctx, current()).get(artifact_id)
+
+    return router
