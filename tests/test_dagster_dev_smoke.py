@@ -1,0 +1,116 @@
+"""The code location as data engineers meet it: a real `dagster dev` on loopback, read and driven over
+GraphQL, and `dg` reading the same definitions through [tool.dg]."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import REPO, free_port, wait_for_port
+from nexus_query.context import RequestContext
+from nexus_query.landing import landing_zone
+from nexus_query.store import SpaceStore
+
+BIN = Path(sys.executable).parent
+LOCATION = {"repositoryLocationName": "nexus", "repositoryName": "__repository__"}
+INGEST = {"raw_docs": [], "chunks": ["raw_docs"], "embeddings": ["chunks"], "space_table": ["embeddings"]}
+
+
+def graphql(http: httpx.Client, query: str, **variables) -> dict:
+    response = http.post("/graphql", json={"query": query, "variables": variables})
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def poll(what, attempts: int, pause: float = 1.0):
+    """Call ``what`` until it returns something truthy, at most ``attempts`` times."""
+    for _ in range(attempts):
+        found = what()
+        if found:
+            return found
+        time.sleep(pause)
+    raise AssertionError(f"gave up after {attempts} attempts")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """dagster dev starts the webserver, the daemon and code servers: end the whole process group."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materialization(nexus_home, tmp_path):
+    dagster_home = tmp_path / "dagster-home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    log = (tmp_path / "dagster-dev.log").open("wb")
+    proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "DAGSTER_HOME": str(dagster_home), "NEXUS_HOME": str(nexus_home),
+                                 "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        wait_for_port(port, proc, attempts=1800)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            loaded = lambda: graphql(http, """{ workspaceOrError { ... on Workspace { locationEntries {  # noqa: E731
+                name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
+            entries = poll(lambda: [e for e in loaded()["workspaceOrError"]["locationEntries"]
+                                    if e["loadStatus"] == "LOADED"], attempts=180)
+            assert entries[0]["name"] == "nexus" and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+
+            nodes = graphql(http, "{ assetNodes { assetKey { path } groupName isPartitioned dependencyKeys { path } } }")
+            graph = {n["assetKey"]["path"][-1]: n for n in nodes["assetNodes"]}
+            for asset, upstream in INGEST.items():
+                assert graph[asset]["groupName"] == "ingest" and graph[asset]["isPartitioned"]
+                assert [d["path"][-1] for d in graph[asset]["dependencyKeys"]] == upstream
+
+            # Landed only now, so the landing sensor's first tick (at start-up) has nothing to run; a later
+            # tick's run for this file queues behind ours (one run per tenant).
+            landing_zone(RequestContext("acme")).files.write_bytes_atomic(
+                b"# Returns\n\nTents can be returned within 60 days.", "landing", "main", "files", "returns.md")
+            added = graphql(http, """mutation($selector: RepositorySelector!) { addDynamicPartition(
+                repositorySelector: $selector, partitionsDefName: "tenant_spaces", partitionKey: "acme.default.main")
+                { __typename } }""", selector=LOCATION)["addDynamicPartition"]["__typename"]
+            assert added in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError")  # the sensor may be first
+            launched = graphql(http, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+                               params={"selector": {**LOCATION, "jobName": "ingest_space"}, "runConfigData": {},
+                                       "executionMetadata": {"tags": [
+                                           {"key": "dagster/partition", "value": "acme.default.main"},
+                                           {"key": "nexus/tenant", "value": "acme"}]}})["launchRun"]
+            assert launched["__typename"] == "LaunchRunSuccess", launched
+            run_id = launched["run"]["runId"]
+            status = lambda: graphql(http, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",  # noqa: E731
+                                     id=run_id)["runOrError"]["status"]
+            final = poll(lambda: (s := status()) in ("SUCCESS", "FAILURE", "CANCELED") and s, attempts=600)
+            assert final == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-5000:]
+        assert SpaceStore().open(RequestContext("acme"), "main").count() == 1
+    finally:
+        stop_group(proc)
+        log.close()
+    assert proc.returncode is not None
+
+
+@pytest.mark.slow
+def test_dg_reads_the_code_location_from_pyproject(tmp_path):
+    result = subprocess.run([str(BIN / "dg"), "list", "defs", "--json"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout[result.stdout.index("{"):])
+    assets = {a["asset_key"]: a for a in listed["assets"]}
+    assert {k: [*assets[k]["dependency_keys"]] for k in INGEST} == INGEST
+    assert {"landing_sensor", "ingest_failure_sensor"} <= {s["name"] for s in listed["sensors"]}
