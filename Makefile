@@ -11,7 +11,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test dev install install-dev bench clean
 
-demo: $(VENV)/.installed-app
+# The demo's Dagster runs land in $(DAGSTER_HOME), so `make dev` shows them afterwards.
+demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
 test: $(VENV)/.installed-dev
