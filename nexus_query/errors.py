@@ -66,6 +66,13 @@ class EmbedderMismatch(NexusError):
     status = 409
 
 
+class WriteConflict(NexusError):
+    """Concurrent writers kept conflicting with a write after every bounded retry; nothing was written."""
+
+    code = "nexus.write_conflict"
+    status = 409
+
+
 class CursorInvalid(NexusError):
     code = "nexus.cursor_invalid"
     status = 410

@@ -118,6 +118,7 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted,
                   "empty_source_kept_rows": pruned.refused_empty_source,
+                  "commit_conflicts_retried": written.conflicts_retried,
                   "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),
                   "uri": space.location.dataset_uri, "embedder": provider.info.id},
         check_results=[dg.AssetCheckResult(check_name=o.name, passed=o.passed, metadata=o.metadata)

@@ -41,6 +41,7 @@ class IngestStats:
     updated: int = 0
     unchanged: int = 0   # rows already stored exactly as offered: skipped
     deleted: int = 0
+    conflicts_retried: int = 0  # upsert commits lost to concurrent writers, and retried
     embed_seconds: float = 0.0
     version: int = 0
 
@@ -153,6 +154,7 @@ def write_records(space: SpaceTable, ctx: RequestContext | None, embedded: Embed
     stats = embedded.stats
     result = space.upsert(build_rows(ctx, embedded.records, embedded.vectors, provider.info), provider.info)
     stats.inserted, stats.updated, stats.version = result.inserted, result.updated, result.version
+    stats.conflicts_retried = result.conflicts_retried
     stats.unchanged += result.unchanged
     return stats
 

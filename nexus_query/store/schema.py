@@ -9,6 +9,9 @@ from nexus_query.embeddings.base import EmbedderInfo
 EMBEDDER_KEY = b"nexus.embedder"
 SCHEMA_VERSION_KEY = b"nexus.schema_version"
 SCHEMA_VERSION = b"1"
+# Lance's unenforced primary key, declared in the schema a table is created with, so no writer ever sees
+# the table without it: concurrent ``merge_insert`` on a keyed table inserts no duplicates.
+PRIMARY_KEY_FIELD_KEY = b"lance-schema:unenforced-primary-key:position"
 DOC_TYPES = ("text", "image", "kpi")
 
 
@@ -16,7 +19,7 @@ def space_schema(embedder: EmbedderInfo) -> pa.Schema:
     return pa.schema(
         [
             # the contract's minimal schema
-            pa.field("id", pa.utf8(), nullable=False),
+            pa.field("id", pa.utf8(), nullable=False, metadata={PRIMARY_KEY_FIELD_KEY: b"1"}),
             pa.field("vector", pa.list_(pa.float32(), embedder.dimension), nullable=False),
             pa.field("text", pa.utf8(), nullable=False),
             pa.field("type", pa.utf8(), nullable=False),  # text | image | kpi

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 import lancedb
 import pyarrow as pa
@@ -12,13 +14,21 @@ import pyarrow.compute as pc
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings.base import EmbedderInfo
-from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound
+from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound, WriteConflict
 from nexus_query.paths import SpaceLocation, global_space_location, space_location
 from nexus_query.routing import RoutingRegistry
+from nexus_query.store.schema import PRIMARY_KEY_FIELD_KEY as _PK_FIELD_KEY
 from nexus_query.store.schema import embedder_of, space_schema
 
 PRIMARY_KEY = "id"
-_PK_FIELD_KEY = b"lance-schema:unenforced-primary-key:position"
+# Lance resolves most commit conflicts itself (``MergeResult.num_attempts`` counts its tries). What it
+# gives up on (a concurrent overwrite, too much contention) is run again here from the latest version,
+# a bounded number of times with jittered backoff: keyed upserts and deletes by key are idempotent.
+COMMIT_ATTEMPTS = 8
+BACKOFF_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+_CONFLICT_MARKERS = ("commit conflict", "incompatible transaction", "too many concurrent writ")
+T = TypeVar("T")
 # A matched row is rewritten only when something it is made of changed, so re-running is a no-op.
 _CHANGED = " OR ".join(
     [f"target.{c} != source.{c}" for c in ("content_hash", "metadata", "type", "embedder", "source",
@@ -58,12 +68,38 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def is_commit_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, (RuntimeError, OSError)) and any(m in str(exc).lower() for m in _CONFLICT_MARKERS)
+
+
+def retry_commit(table: lancedb.table.Table, operation: Callable[[], T],
+                 attempts: int = COMMIT_ATTEMPTS) -> tuple[T, int]:
+    """``operation()``'s result and how many commit conflicts made it run again. Between tries: a random
+    wait up to an exponentially growing cap (full jitter, so colliding writers spread out), then the
+    table's latest version. After ``attempts`` tries: ``WriteConflict``."""
+    attempt = 1
+    while True:
+        try:
+            return operation(), attempt - 1
+        except (RuntimeError, OSError) as exc:
+            if not is_commit_conflict(exc):
+                raise
+            if attempt >= attempts:
+                raise WriteConflict(f"gave up after {attempts} commit conflicts on the space's table",
+                                    attempts=attempts) from exc
+            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** attempt)))
+            table.checkout_latest()
+            attempt += 1
+
+
 @dataclass(frozen=True)
 class UpsertResult:
     inserted: int
     updated: int
     unchanged: int
     version: int
+    attempts: int = 1  # commit attempts, Lance's own included
+    conflicts_retried: int = 0  # attempts - 1: tries lost to concurrent writers
 
 
 class SpaceTable:
@@ -113,14 +149,25 @@ class SpaceTable:
             raise EmbedderMismatch("vector dimension differs from the space's",
                                    expected=str(self.table.schema.field("vector").type))
         rows = _last_per_id(rows).cast(self.table.schema)
-        result = (
-            self.table.merge_insert(PRIMARY_KEY)
-            .when_matched_update_all(where=_CHANGED)
-            .when_not_matched_insert_all()
-            .execute(rows)
-        )
+        lance_attempts = 0
+
+        def merge():
+            nonlocal lance_attempts
+            try:
+                result = (self.table.merge_insert(PRIMARY_KEY)
+                          .when_matched_update_all(where=_CHANGED)
+                          .when_not_matched_insert_all()
+                          .execute(rows))
+            except (RuntimeError, OSError):
+                lance_attempts += 1
+                raise
+            lance_attempts += int(result.num_attempts)
+            return result
+
+        result, _ = retry_commit(self.table, merge)
         inserted, updated = int(result.num_inserted_rows), int(result.num_updated_rows)
-        return UpsertResult(inserted, updated, rows.num_rows - inserted - updated, int(result.version))
+        return UpsertResult(inserted, updated, rows.num_rows - inserted - updated, int(result.version),
+                            attempts=lance_attempts, conflicts_retried=lance_attempts - 1)
 
     def delete_sources(self, sources: Iterable[str]) -> int:
         """Delete every row of the given source documents; returns how many rows went."""
@@ -135,10 +182,12 @@ class SpaceTable:
         values = sorted(set(values))
         if not values:
             return 0
-        before = self.count()
+        deleted = 0
         for i in range(0, len(values), 500):
-            self.table.delete(f"{column} IN ({', '.join(sql_string(v) for v in values[i:i + 500])})")
-        return before - self.count()
+            predicate = f"{column} IN ({', '.join(sql_string(v) for v in values[i:i + 500])})"
+            deleted += self.table.count_rows(predicate)  # counted here: other writers may add rows meanwhile
+            retry_commit(self.table, lambda: self.table.delete(predicate))
+        return deleted
 
     def sources(self) -> set[str]:
         return set(self.table.to_arrow().column("source").unique().to_pylist()) if self.count() else set()
