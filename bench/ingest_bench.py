@@ -1,0 +1,172 @@
+"""Ingest pipeline throughput against raw SentenceTransformer.encode of the same chunk texts, the cost of
+re-running an unchanged partition, and peak memory, measured side by side in one run.
+
+    .venv/bin/python bench/ingest_bench.py [--docs 2000] [--rounds 2] [--memory-docs 0]
+
+N synthetic short documents (an outdoor-gear retailer's support notes, 25 to 90 words; one in ten a
+longer guide of several chunks; all distinct, deterministic) land as API batches of 1,000 items in a
+fresh Nexus home. The model is loaded and warmed first; then, ``--rounds`` times, alternating so that
+load from other processes hits both sides alike:
+
+  raw encode      SentenceTransformer.encode(chunk texts, batch_size=64, normalize_embeddings=True)
+                  over the chunk texts the pipeline produced (read from its chunks Parquet)
+  pipeline        the ingest_space job for the partition, in process on an ephemeral Dagster instance,
+                  timed end to end (landing zone read, chunking, embedding, Parquet, LanceDB upsert,
+                  compaction, checks, Dagster's own bookkeeping), each round on a fresh store
+  re-run          the same job again on the unchanged partition
+
+Best of the rounds is reported. Targets: pipeline chunks/s >= 0.85 x raw encode; re-run <= 5% of the
+first run. ``--memory-docs N`` also runs the pipeline alone over N documents in a child process and
+reports that process's peak resident memory (target: <= 2.5 GB for 100,000 short documents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.pop("DAGSTER_HOME", None)  # an ephemeral Dagster instance: nothing of the bench outlives it
+
+PARTITION = "acme.default.main"
+THROUGHPUT_TARGET, RERUN_TARGET, MEMORY_TARGET_GB = 0.85, 0.05, 2.5
+PRODUCTS = ["Ridgeline 2 tent", "Ridgeline 3 tent", "Basecamp 6 tent", "Embercore stove", "Stormline jacket",
+            "Cascade rain shell", "Nordic 0C sleeping bag", "Ridgeback 45 pack", "Lumen 400 headlamp",
+            "Alpine trekking poles", "Granite approach shoes", "Basecamp cooler", "Trailhead camp chair"]
+CITIES = ["Denver", "Portland", "Boise", "Salt Lake City", "Anchorage", "Duluth", "Asheville", "Bend", "Tucson"]
+SENTENCES = [
+    "A customer in {c} asked whether the {p} can be returned after {n} days of use.",
+    "The {p} ordered on order {o} arrived with a bent part and was replaced within {n} days.",
+    "Store staff in {c} report that the {p} sells out every weekend in spring.",
+    "Warranty claim {o} for the {p} was approved because the seam tape failed after {n} months.",
+    "The {p} weighs {w} grams and packs down to the size of a water bottle.",
+    "Shipping the {p} to {c} takes {n} working days with the standard service.",
+    "Customers compare the {p} with last year's model and ask about the {w} gram difference.",
+    "An on-call engineer traced slow checkout for the {p} page to a cache miss in {c}.",
+    "The repair centre in {c} fixed {n} zips on the {p} this month.",
+    "Inventory in {c} shows {n} units of the {p}, with {w} more due next week.",
+]
+
+
+def synthetic_items(n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        count = rng.randint(18, 30) if i % 10 == 0 else rng.randint(2, 6)
+        text = " ".join(rng.choice(SENTENCES).format(p=rng.choice(PRODUCTS), c=rng.choice(CITIES), n=rng.randint(2, 90),
+                                                     o=f"A{rng.randint(10000, 99999)}", w=rng.randint(300, 4000))
+                        for _ in range(count))
+        items.append({"type": "text", "id": f"note-{i}", "content": f"Note {i}. {text}",
+                      "metadata": {"source": "support-notes", "topic": rng.choice(["returns", "warranty", "stock"])}})
+    return items
+
+
+def fresh_home(items: list[dict]) -> None:
+    """A new Nexus home holding the documents as landed API batches."""
+    os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-ingest-bench-")
+    from nexus_query.context import RequestContext
+    from nexus_query.landing import landing_zone
+
+    zone = landing_zone(RequestContext("acme"))
+    for start in range(0, len(items), 1000):
+        zone.land_batch("main", items[start:start + 1000])
+
+
+def run_pipeline() -> tuple[float, dict]:
+    """One ingest_space run for the partition; its wall time and space_table's metadata."""
+    import dagster as dg
+
+    from nexus_pipelines.definitions import defs
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        started = time.perf_counter()
+        result = defs.resolve_job_def("ingest_space").execute_in_process(
+            partition_key=PARTITION, instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+        seconds = time.perf_counter() - started
+    assert result.success
+    table = result.asset_materializations_for_node("space_table")[0].metadata
+    return seconds, {k: v.value for k, v in table.items()}
+
+
+def chunk_texts() -> list[str]:
+    import pyarrow.parquet as pq
+
+    from nexus_pipelines.resources import NexusResource
+    from nexus_pipelines.partitions import SpaceKey
+
+    files = NexusResource().files(SpaceKey.parse(PARTITION))
+    return pq.read_table(files.path("pipelines", "chunks", "main.parquet"), columns=["text"]).column("text").to_pylist()
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # Linux reports KiB
+
+
+def memory_only(docs: int) -> None:
+    """Child process: land, run the pipeline once, print its peak RSS as JSON."""
+    fresh_home(synthetic_items(docs))
+    seconds, table = run_pipeline()
+    print(json.dumps({"docs": docs, "rows": table["rows"], "seconds": round(seconds, 1), "peak_rss_gb": peak_rss_gb()}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--memory-docs", type=int, default=0, help="also measure peak memory over this many docs")
+    parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pipeline_only:
+        memory_only(args.docs)
+        return 0
+
+    from nexus_query.embeddings import get_provider
+
+    items = synthetic_items(args.docs)
+    model = get_provider().model
+    model.encode(["warm up the model and its thread pool"] * 128, batch_size=64)
+    raw_times, first_times, rerun_times = [], [], []
+    for round_ in range(args.rounds):
+        fresh_home(items)
+        seconds, first = run_pipeline()
+        first_times.append(seconds)
+        rerun, again = run_pipeline()
+        rerun_times.append(rerun)
+        assert again["rows_added"] == again["rows_updated"] == again["rows_deleted"] == 0
+        texts = chunk_texts()
+        started = time.perf_counter()
+        model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        raw_times.append(time.perf_counter() - started)
+        print(f"round {round_ + 1}: pipeline {seconds:.1f} s, re-run {rerun:.2f} s, raw encode {raw_times[-1]:.1f} s "
+              f"({len(texts)} chunks)", flush=True)
+    chunks = first["rows"]
+    pipeline_rate, raw_rate = chunks / min(first_times), chunks / min(raw_times)
+    print(f"\n{args.docs} documents -> {chunks} chunks (best of {args.rounds} rounds)")
+    print(f"  raw SentenceTransformer.encode  {min(raw_times):7.1f} s  {raw_rate:7.1f} chunks/s")
+    print(f"  pipeline, first run             {min(first_times):7.1f} s  {pipeline_rate:7.1f} chunks/s   "
+          f"ratio {pipeline_rate / raw_rate:.2f} (target >= {THROUGHPUT_TARGET})")
+    print(f"  pipeline, unchanged re-run      {min(rerun_times):7.2f} s  "
+          f"{min(rerun_times) / min(first_times):.1%} of the first run (target <= {RERUN_TARGET:.0%})")
+    print(f"  peak RSS of this process        {peak_rss_gb():7.2f} GB")
+    if args.memory_docs:
+        child = subprocess.run([sys.executable, __file__, "--pipeline-only", "--docs", str(args.memory_docs)],
+                               capture_output=True, text=True, check=True)
+        found = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"  pipeline alone over {found['docs']} documents ({found['rows']} rows, {found['seconds']} s): "
+              f"peak RSS {found['peak_rss_gb']:.2f} GB (target <= {MEMORY_TARGET_GB} GB at 100,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
