@@ -192,15 +192,16 @@ class _Source:
             return cls(label, conditions)
         if pin and pinned is None:  # it did not exist when page 1 was read
             return cls(label, conditions)
-        if pin and pinned != space.version:
+        version = space.version
+        if pin and pinned != version:
             # Listed from storage: the session may still cache a version that cleanup already removed.
             if pinned not in {int(v["version"]) for v in space.table.list_versions()}:
                 raise CursorInvalid(CURSOR_INVALID, reason="table version no longer exists")
             space.table.checkout(pinned)
-        table = space.table
-        snapshot = snapshot_cache.get(table, space.location.dataset_uri) if snapshot_cache.fits(table) else None
+            version = pinned
+        snapshot = snapshot_cache.get(space.table, space.location.dataset_uri, version)
         mask = snapshot.mask(conditions) if snapshot is not None else None
-        return cls(label, conditions, table, int(table.version), snapshot, mask)
+        return cls(label, conditions, space.table, version, snapshot, mask)
 
     def vector(self, vector: np.ndarray, n: int) -> list[_Candidate]:
         if self.table is None:

@@ -3,21 +3,18 @@ isolation between tenants, ingest and tasks, cursors over HTTP, and ``nexus serv
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import httpx
 import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
-import uvicorn
 
 from nexus_query.api import create_app
+from nexus_query.api.server import background_server
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
@@ -28,25 +25,6 @@ from tests.conftest import free_port, stop, wait_for_port
 ACME_KEY, GLOBEX_KEY, INITECH_KEY = "acme-demo-key", "globex-demo-key", "initech-demo-key"
 ACME_DOCS = {f"acme-{i}": f"Acme tent model {i} can be returned within 60 days." for i in range(8)}
 GLOBEX_DOCS = {"globex-customs": "Customs clearance needs a commercial invoice and a packing list."}
-
-
-@contextlib.contextmanager
-def running_server(app):
-    """uvicorn serving ``app`` on a free loopback port in a thread; always stopped on exit."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):  # about 30 s
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.1)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def load(store: SpaceStore, provider, ctx: RequestContext | None, texts: dict[str, str], space_id="main"):
@@ -72,7 +50,7 @@ def api(tmp_path_factory, provider):
     location = store.location(RequestContext("acme"), "broken")
     lancedb.connect(location.db_uri).create_table("broken", pa.table({
         "id": ["x"], "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(384, np.float32)), 384)}))
-    with running_server(create_app(registry)) as base_url:
+    with background_server(create_app(registry)) as base_url:
         with httpx.Client(base_url=base_url, timeout=60) as client:
             yield client, registry, base_url
 

@@ -66,6 +66,14 @@ def metadata_value_key(value: Any) -> str:
     return "j:" + canonical_json(value)
 
 
+def _number_spellings(value: int | float) -> set[str]:
+    number = float(value)
+    spellings = {json.dumps(number), json.dumps(value)}
+    if number.is_integer() and abs(number) < 2**53:
+        spellings.add(str(int(number)))
+    return spellings
+
+
 @dataclass(frozen=True)
 class Condition:
     """One metadata test: ``key`` ``op`` ``values`` (values already as ``metadata_value_key``)."""
@@ -94,7 +102,8 @@ class Condition:
         needles = []
         for value in self.raw:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                needles.append(key + ":")  # 1 and 1.0 are spelled differently; the key is enough
+                # 1 and 1.0 are equal but spelled apart; the delimiter keeps 3 from matching 30
+                needles += [f"{key}:{spelling}{end}" for spelling in _number_spellings(value) for end in ",}"]
             else:
                 needles.append(key + ":" + canonical_json(value))
         return "(" + " OR ".join(f"contains(metadata, {sql_string(n)})" for n in sorted(set(needles))) + ")"
@@ -186,7 +195,7 @@ class Snapshot:
         return positions[order], scores[keep][order]
 
     def row(self, position: int) -> dict[str, Any]:
-        return {name: self.rows.column(name)[int(position)].as_py() for name in _ROW_COLUMNS}
+        return self.rows.slice(int(position), 1).to_pylist()[0]
 
 
 def _read(table: "lancedb.table.Table", where: str | None = None) -> pa.Table:
@@ -250,13 +259,17 @@ class SnapshotCache:
         dim = table.schema.field(VECTOR_COLUMN).type.list_size
         return table.count_rows() * dim * 4 * 2 <= self.max_bytes // 2
 
-    def get(self, table: "lancedb.table.Table", dataset_uri: str) -> Snapshot:
-        key = (dataset_uri, int(table.version))
+    def get(self, table: "lancedb.table.Table", dataset_uri: str, version: int | None = None) -> Snapshot | None:
+        """The snapshot of ``table``'s checked-out version (built if needed), or None when the space is
+        too large to hold in memory."""
+        key = (dataset_uri, int(table.version) if version is None else version)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
             build_lock = self._building.setdefault(dataset_uri, threading.Lock())
+        if not self.fits(table):
+            return None
         with build_lock:
             with self._lock:
                 if key in self._items:
