@@ -60,7 +60,7 @@ class SpaceKey:
         if partition_key == GLOBAL_PARTITION_KEY:
             return cls.global_space()
         parts = partition_key.split(".")
-        if len(parts) != 3:
+        if len(parts) != 3 or parts[0] == GLOBAL_TENANT_DIR:  # the global space has one spelling: 'global'
             raise InvalidId(f"partition key {partition_key!r} is not tenant.project.space or 'global'",
                             field="partition_key")
         return cls(*parts)

@@ -1,4 +1,5 @@
-from nexus_pipelines.ingest.load import upsert_records
+from nexus_pipelines.ingest.load import (SMALL_FRAGMENTS_BEFORE_COMPACTION, PruneResult, compact_if_fragmented,
+                                         prune_departed, upsert_records)
 from nexus_query.context import RequestContext
 from nexus_query.store import Record
 
@@ -22,3 +23,24 @@ def test_identical_text_is_embedded_once_and_stored_vectors_are_reused(store, pr
     later = upsert_records(space, ACME, [Record(text=same, source="c"), Record(text="New text.", source="d")],
                            provider)
     assert (later.embedded, later.reused, later.inserted) == (1, 1, 2)
+
+
+def test_many_small_writes_get_compacted_once_and_then_left_alone(store, provider):
+    space = store.open_or_create(ACME, "main", provider.info)
+    for i in range(SMALL_FRAGMENTS_BEFORE_COMPACTION + 1):
+        upsert_records(space, ACME, [Record(text=f"Stove model {i} burns for {i + 2} hours.", source=f"stove-{i}")],
+                       provider)
+    assert space.table.stats()["fragment_stats"]["num_small_fragments"] > SMALL_FRAGMENTS_BEFORE_COMPACTION
+    assert compact_if_fragmented(space) is True
+    assert space.table.stats()["fragment_stats"]["num_fragments"] == 1
+    assert space.count() == SMALL_FRAGMENTS_BEFORE_COMPACTION + 1
+    assert compact_if_fragmented(space) is False
+
+
+def test_pruning_keeps_a_space_whose_source_came_back_empty_unless_told_otherwise(store, provider):
+    space = store.open_or_create(ACME, "main", provider.info)
+    upsert_records(space, ACME, [Record(text="Kept.", source="a"), Record(text="Gone.", source="b")], provider)
+    kept_id = Record(text="Kept.", source="a").row_id
+    assert prune_departed(space, {kept_id}) == PruneResult(1, False)
+    assert prune_departed(space, set()) == PruneResult(0, refused_empty_source=True) and space.count() == 1
+    assert prune_departed(space, set(), allow_empty_source=True) == PruneResult(1, False) and space.count() == 0

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nexus_pipelines.definitions import defs
+from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext
@@ -175,3 +176,18 @@ def test_the_pipeline_runs_on_s3_stores(instance, s3_config, provider):
     assert result["raw_docs"]["path"].startswith("s3://")
     assert result["space_table"]["uri"].startswith("s3://") and result["space_table"]["rows"] == 1
     assert query(ACME, "main", "winter opening hours", top_k=1).hits[0].source == "notes.txt"
+
+
+def test_a_batch_run_moves_its_task_to_running_then_to_succeeded_with_counts(instance, provider):
+    zone = landing_zone(ACME)
+    task = zone.land_batch("main", [{"type": "text", "content": "Gift cards never expire."}])
+    instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main"])
+    tags = {TASK_TAG: task.task_id}
+    started = JOB.execute_in_process(partition_key="acme.default.main", instance=instance, tags=tags,
+                                     asset_selection=[dg.AssetKey("raw_docs")])
+    assert (zone.read_task(task.task_id).status, zone.read_task(task.task_id).run_id) == ("running", started.run_id)
+    finished = JOB.execute_in_process(partition_key="acme.default.main", instance=instance, tags=tags)
+    reported = zone.read_task(task.task_id)
+    assert (reported.status, reported.run_id, reported.error) == ("succeeded", finished.run_id, None)
+    assert reported.counts == {"items": 1, "rows": 1, "rows_added": 1, "rows_updated": 0, "rows_deleted": 0,
+                               "rows_skipped": 0}
