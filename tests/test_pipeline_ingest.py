@@ -3,10 +3,12 @@
 import json
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from nexus_pipelines.definitions import defs
+from nexus_pipelines.ingest.parquet_io import ArrowStream, write_parquet
 from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
@@ -191,3 +193,18 @@ def test_a_batch_run_moves_its_task_to_running_then_to_succeeded_with_counts(ins
     assert (reported.status, reported.run_id, reported.error) == ("succeeded", finished.run_id, None)
     assert reported.counts == {"items": 1, "rows": 1, "rows_added": 1, "rows_updated": 0, "rows_deleted": 0,
                                "rows_skipped": 0}
+
+
+def test_a_step_failing_half_way_leaves_the_previous_parquet_whole(nexus_home):
+    files = landing_zone(ACME).files
+    schema = pa.schema([("n", pa.int64())])
+    write_parquet(files, ArrowStream(schema, [pa.record_batch([[1, 2]], schema=schema)]), "pipelines", "x.parquet")
+
+    def failing():
+        yield pa.record_batch([[3]], schema=schema)
+        raise RuntimeError("embedding provider went away")
+
+    with pytest.raises(RuntimeError):
+        write_parquet(files, ArrowStream(schema, failing()), "pipelines", "x.parquet")
+    assert pq.read_table(files.path("pipelines", "x.parquet")).column("n").to_pylist() == [1, 2]
+    assert files.list("pipelines") == ["pipelines/x.parquet"] and len(files.fs.ls(files.path("pipelines"))) == 1

@@ -5,7 +5,6 @@ three intermediate assets are Parquet files in the space owner's store (``SpaceP
 ``space_table`` is the space's LanceDB table itself.
 """
 
-
 import dagster as dg
 import pyarrow.dataset as ds
 

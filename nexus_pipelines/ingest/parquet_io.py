@@ -6,7 +6,6 @@ Where: ``{nexus_blob_store}/{tenant}/{project}/pipelines/{asset}/{space}.parquet
 under ``_global/shared/``).
 """
 
-
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -33,11 +32,14 @@ class ArrowStream:
 
 
 def write_parquet(files: TenantFiles, stream: ArrowStream, *parts: str) -> int:
-    """Write ``stream`` to ``parts`` so readers see the old file or the whole new one; returns rows."""
+    """Write ``stream`` to ``parts`` so readers see the old file or the whole new one; returns rows.
+
+    The data goes to a hidden temporary first, moved into place only once complete: a writer that
+    fails half-way (on S3 an upload is published when its file object closes, error or not) leaves
+    nothing a reader could take for the asset."""
     target = files.path(*parts)
     folder, name = target.rsplit("/", 1)
-    # Object stores publish an upload only when it completes; local files go through a hidden temporary.
-    temporary = f"{folder}/.{uuid.uuid4().hex}.{name}" if files.is_local else target
+    temporary = f"{folder}/.{uuid.uuid4().hex}.{name}"
     files.fs.makedirs(folder, exist_ok=True)
     rows = 0
     try:
@@ -45,10 +47,9 @@ def write_parquet(files: TenantFiles, stream: ArrowStream, *parts: str) -> int:
             for batch in stream.batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        if temporary != target:
-            files.fs.mv(temporary, target)
+        files.fs.mv(temporary, target)
     except BaseException:
-        if temporary != target and files.fs.exists(temporary):
+        if files.fs.exists(temporary):
             files.fs.rm(temporary)
         raise
     return rows

@@ -4,7 +4,6 @@ no batch runs twice) and one per change of a space's dropped files. ``ingest_fai
 failed run's error on its task.
 """
 
-
 import hashlib
 import json
 import posixpath
