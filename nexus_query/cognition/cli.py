@@ -28,9 +28,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"{summary['format']} export: {summary['conversations']} conversations "
-          f"({summary['empty_conversations']} empty, skipped), {summary['messages']} messages, "
-          f"{summary['blocks']} blocks")
+    empty = f" ({summary['empty_conversations']} empty, skipped)" if summary["empty_conversations"] else ""
+    print(f"{summary['format']} export: {summary['conversations']} conversations{empty}, "
+          f"{summary['messages']} messages, {summary['blocks']} blocks")
     print(f"stored: {summary['archived']}")
     print(f"landed: {summary['landed']}; the ingest pipeline (landing sensor) turns it into bricks of space "
           f"{summary['space_id']!r}")

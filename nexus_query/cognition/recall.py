@@ -49,12 +49,12 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
     space = store.open(ctx, space_id)
     provider = provider or get_provider(store.registry.config)
     space.require_embedder(provider.info)
-    table = space.table
-    table.checkout(table.version)
+    table, version = space.table, space.version
+    table.checkout(version)
     vector = provider.embed([query], ctx)[0]
     # The same exact, version-keyed search the query path uses; ties go to the lower row address.
-    if snapshot_cache.fits(table):
-        snapshot = snapshot_cache.get(table, space.location.dataset_uri)
+    snapshot = snapshot_cache.get(table, space.location.dataset_uri, version)
+    if snapshot is not None:
         positions, scores = snapshot.top(vector, k, snapshot.mask(_BRICKS_ONLY))
         rows = [{**snapshot.row(p), "score": float(s)} for p, s in zip(positions, scores)]
     else:
