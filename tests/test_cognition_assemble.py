@@ -17,6 +17,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
+from nexus_query.store import SpaceStore
 from tests.conftest import load_texts
 from tests.test_cognition_bricks import ingest_fixture, unchunked_bricks
 
@@ -249,3 +250,14 @@ def test_a_tenant_cannot_read_another_tenants_artifact(acme_space, provider):
     artifact = assemble_topic(ACME, "main", "tent refund", store=acme_space, provider=provider)
     with pytest.raises(NotFound):
         ArtifactStore.for_context(GLOBEX).get(artifact["artifact_id"])
+
+
+def test_on_s3_sources_load_from_the_bucket_and_the_artifact_is_stored_there(s3_config, provider):
+    store = SpaceStore()
+    assert store.registry.blob_route(ACME).protocol == "s3"
+    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    artifact = assemble_topic(ACME, "main", "shipping time to Alaska", k=3, store=store, provider=provider)
+    payload = artifact["payload"]
+    assert payload["coverage_status"] == "ASSEMBLED"
+    assert "conversations/canonical/canon-shipping.json" in payload["provenance"]["source_files"]
+    assert ArtifactStore.for_context(ACME).get(artifact["artifact_id"]) == artifact
