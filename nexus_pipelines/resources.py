@@ -57,13 +57,17 @@ class NexusResource(dg.ConfigurableResource):
     def tenant_files(self, ctx: RequestContext) -> TenantFiles:
         return TenantFiles.for_tenant(self.registry.blob_route(ctx), ctx)
 
-    def files(self, key: SpaceKey) -> TenantFiles:
-        """The space owner's area of ``nexus_blob_store``: landing zone, blobs, intermediate data."""
+    def files(self, key: SpaceKey, kind: str = "nexus_blob_store") -> TenantFiles:
+        """The space owner's area of ``nexus_blob_store`` (landing zone, blobs, intermediate data) or of
+        ``nexus_projection_store`` (HAZE maps)."""
         if not key.is_global:
-            return self.tenant_files(key.context(self.environment))
-        route = self.registry.global_routes(self.environment).nexus_blob_store
+            ctx = key.context(self.environment)
+            if kind == "nexus_projection_store":
+                return TenantFiles.for_tenant(self.registry.projection_route(ctx), ctx)
+            return self.tenant_files(ctx)
+        route = getattr(self.registry.global_routes(self.environment), kind)
         if route is None:
-            raise MissingRoute("nexus_blob_store", "no blob store route is configured for the global space",
+            raise MissingRoute(kind, f"no {kind} route is configured for the global space",
                                environment=self.environment, space="global")
         return TenantFiles.for_global(route, key.project_id)
 

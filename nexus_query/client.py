@@ -7,6 +7,7 @@ from typing import Any, Iterator
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidRequest
+from nexus_query.haze import HazeSnapshot, HazeStore
 from nexus_query.query import QueryResult, query
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
@@ -32,6 +33,10 @@ class Nexus:
             cursor = result.next_cursor
             if cursor is None:
                 return
+
+    def haze(self, space_id: str, snapshot: str | None = None) -> HazeSnapshot:
+        """The space's HAZE map (the latest, or ``snapshot``): ``.to_pandas()``, ``.plot()``, ``.clusters``."""
+        return HazeStore.for_context(self.ctx, self.registry).open(space_id, snapshot)
 
     def __repr__(self) -> str:
         c = self.ctx

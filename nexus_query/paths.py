@@ -18,7 +18,7 @@ from functools import cached_property
 import fsspec
 
 from nexus_query.config import FileRoute, StoreRoute
-from nexus_query.context import RequestContext, validate_id
+from nexus_query.context import ID_PATTERN, RequestContext, validate_id
 from nexus_query.errors import Forbidden, InvalidRequest
 
 GLOBAL_TENANT_DIR = "_global"  # cannot collide with a tenant: ids never start with "_"
@@ -99,6 +99,17 @@ class TenantFiles:
     @classmethod
     def for_global(cls, route: FileRoute, project_id: str = "shared") -> "TenantFiles":
         return cls(route, GLOBAL_TENANT_DIR, validate_id(project_id, "project_id"))
+
+    @classmethod
+    def of_every_project(cls, route: FileRoute, tenant_id: str) -> list["TenantFiles"]:
+        """The tenant's areas in this store, one per project folder that exists (for system jobs that
+        scan every tenant, such as sensors)."""
+        fs = fsspec.filesystem(route.protocol, **route.storage.for_fsspec())
+        tenant_root = join_uri(route.root, validate_id(tenant_id, "tenant_id"))
+        if not fs.exists(tenant_root):
+            return []
+        projects = (posixpath.basename(entry.rstrip("/")) for entry in fs.ls(tenant_root, detail=False))
+        return [cls(route, tenant_id, p) for p in sorted(projects) if ID_PATTERN.fullmatch(p)]
 
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:

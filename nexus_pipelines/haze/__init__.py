@@ -1,0 +1,11 @@
+"""HAZE: a 2-D map of every space (PCA, then UMAP or t-SNE), with labelled clusters and pictures.
+
+``reducer`` fits and keeps the map in open formats, ``clusters`` finds and labels regions, ``html_map``
+draws the interactive page, ``projection`` runs one snapshot, ``assets`` wraps it for Dagster.
+"""
+
+import dagster as dg
+
+from nexus_pipelines.haze.assets import haze_job, haze_projection, haze_request_sensor
+
+defs = dg.Definitions(assets=[haze_projection], jobs=[haze_job], sensors=[haze_request_sensor])

@@ -1,0 +1,116 @@
+"""HAZE in Dagster and over HTTP: the partitioned asset and its metadata, and a re-projection requested
+with POST .../haze/snapshot that the sensor turns into a run, whose points GET .../haze/points streams."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import dagster as dg
+import httpx
+import pytest
+
+from nexus_pipelines.definitions import defs
+from nexus_pipelines.haze.assets import haze_projection, haze_request_sensor
+from nexus_pipelines.resources import NexusResource
+from nexus_query.api import create_app
+from nexus_query.context import RequestContext
+from nexus_query.haze import HazeStore
+from nexus_query.landing import landing_zone
+from nexus_query.routing import RoutingRegistry
+from nexus_query.api.server import background_server
+from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
+
+ACME = RequestContext("acme")
+PARTITION = "acme.default.main"
+ACME_KEY = {"Authorization": "Bearer acme-demo-key"}
+
+
+@pytest.fixture
+def topics_space(store, provider, topic_corpus):
+    rows, vectors = topic_corpus
+    return load_topics(store, provider, ACME, "main", rows[::2], vectors[::2])
+
+
+def test_haze_projection_is_in_the_code_location_partitioned_per_space():
+    asset = defs.resolve_assets_def("haze_projection")
+    assert asset.group_names_by_key[dg.AssetKey("haze_projection")] == "haze"
+    assert asset.partitions_def.name == "tenant_spaces"
+    assert dg.AssetKey("space_table") in asset.asset_deps[dg.AssetKey("haze_projection")]
+    assert defs.resolve_sensor_def("haze_request_sensor") is not None
+
+
+def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(topics_space):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        result = dg.materialize([haze_projection], partition_key=PARTITION, instance=instance,
+                                resources={"nexus": NexusResource()})
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("haze_projection")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["rows"] == 100 and metadata["table_version"] == topics_space.version
+    assert metadata["snapshot_id"] == HazeStore.for_context(ACME).latest_snapshot_id("main")
+    assert metadata["clusters"] >= 2 and metadata["seconds_total"] > 0
+    png = base64.b64decode(metadata["map"].split("base64,")[1].rstrip(")"))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert metadata["html_map"].endswith("/map.html")
+
+
+def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topics_space):
+    registry = RoutingRegistry.default()
+    with background_server(create_app(registry)) as base_url, \
+            httpx.Client(base_url=base_url, headers=ACME_KEY, timeout=60) as http:
+        missing = http.get("/nexus/spaces/main/haze/points")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "nexus.haze_snapshot_not_found"
+        assert http.post("/nexus/spaces/nowhere/haze/snapshot").json()["error"]["code"] == "nexus.space_not_found"
+        assert http.post("/nexus/spaces/main/haze/snapshot", json={"method": "pca"}).status_code == 422
+        assert httpx.get(f"{base_url}/nexus/spaces/main/haze/points").status_code == 401
+
+        accepted = http.post("/nexus/spaces/main/haze/snapshot", json={"refit": True})
+        assert accepted.status_code == 202
+        task_id = accepted.json()["task_id"]
+        assert http.get(f"/nexus/tasks/{task_id}").json() | {"status": "queued", "kind": "haze_snapshot"} == \
+            http.get(f"/nexus/tasks/{task_id}").json()
+
+        with dg.instance_for_test() as instance:
+            resources = {"nexus": NexusResource()}
+            evaluation = haze_request_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            for request in evaluation.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            (run_request,) = evaluation.run_requests
+            assert run_request.partition_key == PARTITION and run_request.run_key == f"haze:{task_id}"
+            run = defs.resolve_job_def("haze_space").execute_in_process(
+                partition_key=PARTITION, run_config=run_request.run_config, tags=run_request.tags, instance=instance)
+            assert run.success
+            later = haze_request_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            assert later.run_requests == []
+
+        task = http.get(f"/nexus/tasks/{task_id}").json()
+        assert task["status"] == "succeeded" and task["run_id"] == run.run_id and task["counts"]["rows"] == 100
+
+        with http.stream("GET", "/nexus/spaces/main/haze/points") as streamed:
+            assert streamed.status_code == 200 and streamed.headers["content-type"] == "application/x-ndjson"
+            snapshot_id = streamed.headers["x-haze-snapshot"]
+            points = [json.loads(line) for line in streamed.iter_lines() if line]
+        assert len(points) == 100 and {"id", "x", "y", "cluster", "label", "type", "source", "text"} == set(points[0])
+        pinned = http.get("/nexus/spaces/main/haze/points", params={"snapshot": snapshot_id})
+        assert [json.loads(line)["id"] for line in pinned.text.splitlines()] == [p["id"] for p in points]
+        gone = http.get("/nexus/spaces/main/haze/points", params={"snapshot": "20000101-000000-v1-000000"})
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "nexus.haze_snapshot_not_found"
+        other = http.get("/nexus/spaces/main/haze/points", headers={"Authorization": "Bearer globex-demo-key"})
+        assert other.status_code == 404  # globex has no map of its own "main"; acme's is never reachable
+
+
+def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space):
+    task = HazeStore.for_context(ACME).request_snapshot(ACME, "main")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        result = dg.materialize(
+            [haze_projection], partition_key=PARTITION, instance=instance, raise_on_error=False,
+            resources={"nexus": NexusResource()}, tags={"nexus/task_id": task.task_id},
+            run_config={"ops": {"haze_projection": {"config": {"cluster_method": "spectral"}}}})
+    assert not result.success
+    failed = landing_zone(ACME).read_task(task.task_id)
+    assert failed.status == "failed" and "cluster_method" in failed.error
+    assert HazeStore.for_context(ACME).pending_requests() == []
