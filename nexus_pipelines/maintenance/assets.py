@@ -1,0 +1,104 @@
+"""``space_maintenance``: each space compacted, indexed and cleaned up, nightly, many spaces per run.
+Thin: the work is ``optimize.optimize_space``."""
+
+from datetime import timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pydantic import Field
+
+from nexus_query.errors import NexusError, SpaceNotFound
+from nexus_query.store import SpaceTable
+from nexus_pipelines.kpi.triggers import batches
+from nexus_pipelines.maintenance.optimize import OptimizeReport, optimize_space
+from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_pipelines.resources import NexusResource
+
+GROUP = "maintenance"
+MAINTENANCE_BATCH_SIZE = 50  # spaces per run: optimizing a small space takes well under a second
+BATCH_TAG = "nexus/maintenance_batch"
+
+
+class MaintenanceConfig(dg.Config):
+    retention_hours: float | None = Field(
+        None, description="Keep versions this long after they stopped being the latest; default: the cursor "
+                          "lifetime (cursor.ttl_seconds) plus an hour. Shorter than the cursor lifetime is refused.")
+
+
+def open_existing(nexus: NexusResource, key: SpaceKey) -> SpaceTable | None:
+    """The space's table, writable (the global one through the system path), or None when it has none yet."""
+    try:
+        existing = (nexus.store.open_global(nexus.environment) if key.is_global
+                    else nexus.store.open(key.context(nexus.environment), key.space_id))
+    except SpaceNotFound:
+        return None
+    return nexus.open_space(key, existing.embedder)
+
+
+@dg.asset(
+    partitions_def=tenant_spaces,
+    group_name=GROUP,
+    deps=["space_table"],
+    kinds={"lancedb"},
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAINTENANCE_BATCH_SIZE),
+    description="Each space's LanceDB table compacted, its indexes refreshed (created once the space has grown "
+                "into them) and versions older than the retention removed; a version stays readable for the "
+                "retention after it stopped being the latest, so every live cursor keeps working.",
+)
+def space_maintenance(context: dg.AssetExecutionContext, config: MaintenanceConfig,
+                      nexus: NexusResource) -> dg.MaterializeResult:
+    ttl = nexus.registry.config.cursor.ttl_seconds
+    retention = timedelta(hours=config.retention_hours) if config.retention_hours is not None else None
+    keys = context.partition_keys
+    reports: dict[str, OptimizeReport] = {}
+    failed: dict[str, str] = {}
+    for number, partition_key in enumerate(keys, 1):
+        try:
+            space = open_existing(nexus, SpaceKey.parse(partition_key))
+            if space is None:
+                context.add_asset_metadata({"status": "no table yet"}, partition_key=partition_key)
+                continue
+            report = reports[partition_key] = optimize_space(space, ttl, retention)
+        except NexusError as exc:
+            if len(keys) == 1:
+                raise
+            failed[partition_key] = f"{exc.code}: {exc.message}"
+            context.log.error(f"[{number}/{len(keys)}] {partition_key}: {exc.message}")
+            context.add_asset_metadata({"status": "failed", "error": failed[partition_key]}, partition_key=partition_key)
+            continue
+        context.log.info(f"[{number}/{len(keys)}] {partition_key}: {report.fragments_before} -> "
+                         f"{report.fragments_after} fragments, {report.versions_removed} old version(s) removed "
+                         f"in {report.seconds:.2f}s")
+        context.add_asset_metadata({"status": "optimized", **report.as_metadata()}, partition_key=partition_key)
+    table = "\n".join(["| space | rows | fragments | versions kept | removed | indexes created | seconds |",
+                       "|---|---|---|---|---|---|---|",
+                       *(f"| {k} | {r.rows} | {r.fragments_before} → {r.fragments_after} | {r.versions_kept} | "
+                         f"{r.versions_removed} | {', '.join(r.indexes_created) or '-'} | "
+                         f"{r.seconds:.2f} |" for k, r in reports.items())])
+    if failed and len(failed) == len(keys):
+        raise dg.Failure(f"every space of the run failed: {failed}")
+    return dg.MaterializeResult(metadata={
+        "spaces_in_run": len(keys), "optimized": len(reports), "failed": dg.MetadataValue.json(failed),
+        "versions_removed": sum(r.versions_removed for r in reports.values()),
+        "spaces": dg.MetadataValue.md(table if reports else "_no space had a table yet_"),
+    })
+
+
+space_maintenance_job = dg.define_asset_job(
+    "space_maintenance_job", selection=[space_maintenance], partitions_def=tenant_spaces,
+    description="Compact, re-index and clean up tenant spaces (one partition, or a range from the schedule).")
+
+
+@dg.schedule(name="space_maintenance_nightly", cron_schedule="17 3 * * *", execution_timezone="UTC",
+             job=space_maintenance_job, default_status=dg.DefaultScheduleStatus.RUNNING,
+             description=f"At 03:17 UTC every space is optimized, {MAINTENANCE_BATCH_SIZE} spaces per run.")
+def space_maintenance_nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))
+    if not keys:
+        return dg.SkipReason("no spaces yet")
+    tick = context.scheduled_execution_time.isoformat()
+    groups = batches(keys, MAINTENANCE_BATCH_SIZE)
+    return [dg.RunRequest(run_key=f"{tick}/{number}",
+                          tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
+                                BATCH_TAG: f"{number}/{len(groups)}"})
+            for number, group in enumerate(groups, 1)]

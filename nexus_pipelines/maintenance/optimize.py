@@ -1,0 +1,96 @@
+"""Per-space maintenance: compact small fragments, fold new rows into the indexes (creating the ones a
+space has grown into) and delete old versions, but never a version a live cursor may still read.
+
+A cursor pins the versions that were latest when page 1 ran, and lives ``cursor.ttl_seconds``. A version
+can be pinned from its creation until its successor is created, so it stays readable until ``retention``
+(at least the cursor lifetime) after it stopped being the latest: Lance's own ``older_than`` measures age
+from creation, which would drop a long-lived version the moment it is superseded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from nexus_query.errors import InvalidRequest
+from nexus_query.store import SpaceTable
+from nexus_query.store.index import ensure_indexes
+from nexus_query.store.space import retry_commit
+
+# Workers' clocks differ a little; versions are kept this much beyond the cursor lifetime.
+CLOCK_MARGIN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    rows: int
+    version_before: int
+    version_after: int
+    fragments_before: int
+    fragments_after: int
+    versions_removed: int
+    versions_kept: int
+    oldest_kept_version: int
+    retention_seconds: int
+    indexes_created: tuple[str, ...]
+    unindexed_rows: int
+    conflicts_retried: int
+    seconds: float
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"rows": self.rows, "table_version": self.version_after,
+                "fragments_before": self.fragments_before, "fragments_after": self.fragments_after,
+                "versions_removed": self.versions_removed, "versions_kept": self.versions_kept,
+                "oldest_kept_version": self.oldest_kept_version, "retention_hours": self.retention_seconds / 3600,
+                "indexes_created": ", ".join(self.indexes_created) or "none", "unindexed_rows": self.unindexed_rows,
+                "commit_conflicts_retried": self.conflicts_retried, "seconds": round(self.seconds, 3)}
+
+
+def default_retention(cursor_ttl_seconds: int) -> timedelta:
+    return timedelta(seconds=cursor_ttl_seconds) + CLOCK_MARGIN
+
+
+def cleanup_age(versions: Sequence[dict[str, Any]], retention: timedelta, now: datetime) -> tuple[timedelta, int]:
+    """Lance's ``older_than`` that keeps every version which was the latest within ``retention``, and the
+    oldest version it keeps. ``versions`` as ``Table.list_versions()`` gives them (naive local times)."""
+    ordered = sorted(versions, key=lambda v: v["version"])
+    horizon = now - retention
+    keep = ordered[-1]
+    for version, successor in zip(ordered, ordered[1:]):
+        if successor["timestamp"] > horizon:  # it was still the latest after the horizon
+            keep = version
+            break
+    # Anything created before the oldest version kept may go; a second of slack for timestamp rounding.
+    return max(retention, now - keep["timestamp"] + timedelta(seconds=1)), int(keep["version"])
+
+
+def optimize_space(space: SpaceTable, cursor_ttl_seconds: int, retention: timedelta | None = None) -> OptimizeReport:
+    """Compact, refresh indexes and clean up one space. Safe while others write (conflicts are retried)."""
+    minimum = timedelta(seconds=cursor_ttl_seconds)
+    retention = retention if retention is not None else default_retention(cursor_ttl_seconds)
+    if retention < minimum:
+        raise InvalidRequest(f"retention {retention} is shorter than a cursor's lifetime ({minimum}): cursors "
+                             "issued within it would break", retention_seconds=int(retention.total_seconds()))
+    started = time.perf_counter()
+    table = space.table
+    table.checkout_latest()
+    version_before, fragments_before = space.version, _fragments(space)
+    versions = table.list_versions()
+    older_than, oldest_kept = cleanup_age(versions, retention, datetime.now())  # Lance's clock: local, naive
+    _, conflicts = retry_commit(table, lambda: table.optimize(cleanup_older_than=older_than))
+    indexes = ensure_indexes(space)
+    table.checkout_latest()
+    after = table.list_versions()
+    return OptimizeReport(
+        rows=space.count(), version_before=version_before, version_after=space.version,
+        fragments_before=fragments_before, fragments_after=_fragments(space),
+        versions_removed=len({v["version"] for v in versions} - {v["version"] for v in after}),
+        versions_kept=len(after), oldest_kept_version=oldest_kept,
+        retention_seconds=int(retention.total_seconds()), indexes_created=indexes.created,
+        unindexed_rows=indexes.unindexed_rows, conflicts_retried=conflicts, seconds=time.perf_counter() - started)
+
+
+def _fragments(space: SpaceTable) -> int:
+    return int(space.table.stats()["fragment_stats"]["num_fragments"])
