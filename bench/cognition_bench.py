@@ -205,6 +205,7 @@ def measure(runs: int, k: int) -> None:
     import torch
 
     from nexus_query.cognition import assemble, recall_bricks_readonly
+    from nexus_query.cognition.artifacts import ARTIFACTS_DIR, INDEX_DIR, ArtifactStore
     from nexus_query.context import RequestContext
     from nexus_query.embeddings import get_provider
     from nexus_query.store import SpaceStore
@@ -213,6 +214,10 @@ def measure(runs: int, k: int) -> None:
     provider.embed(["load the model before timing"])  # model load excluded
     space = store.open(ctx, "main")
     print(f"space: {space.count()} bricks, table version {space.version}")
+    files = ArtifactStore.for_context(ctx).files
+    for folder in (ARTIFACTS_DIR, INDEX_DIR):  # artifacts of earlier runs would make every write a no-op
+        if files.exists(folder):
+            files.fs.rm(files.path(folder), recursive=True)
 
     started = time.perf_counter()
     assemble(ctx, "main", "cold start: first assembly builds the in-memory snapshot", k, store=store, provider=provider)
