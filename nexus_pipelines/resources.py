@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
+from typing import Iterator
+
 import dagster as dg
 from pydantic import PrivateAttr
 
-from nexus_query.config import load_config
+from nexus_query.config import FileRoute, load_config
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, get_provider
 from nexus_query.errors import MissingRoute
@@ -57,19 +60,33 @@ class NexusResource(dg.ConfigurableResource):
     def tenant_files(self, ctx: RequestContext) -> TenantFiles:
         return TenantFiles.for_tenant(self.registry.blob_route(ctx), ctx)
 
+    def _tenant_route(self, kind: str, ctx: RequestContext) -> FileRoute:
+        if kind == "nexus_projection_store":
+            return self.registry.projection_route(ctx)
+        return self.registry.blob_route(ctx)
+
     def files(self, key: SpaceKey, kind: str = "nexus_blob_store") -> TenantFiles:
         """The space owner's area of ``nexus_blob_store`` (landing zone, blobs, intermediate data) or of
         ``nexus_projection_store`` (HAZE maps)."""
         if not key.is_global:
             ctx = key.context(self.environment)
-            if kind == "nexus_projection_store":
-                return TenantFiles.for_tenant(self.registry.projection_route(ctx), ctx)
-            return self.tenant_files(ctx)
+            return TenantFiles.for_tenant(self._tenant_route(kind, ctx), ctx)
         route = getattr(self.registry.global_routes(self.environment), kind)
         if route is None:
             raise MissingRoute(kind, f"no {kind} route is configured for the global space",
                                environment=self.environment, space="global")
         return TenantFiles.for_global(route, key.project_id)
+
+    def tenant_areas(self, kind: str = "nexus_blob_store") -> Iterator[tuple[str, str, TenantFiles]]:
+        """(tenant, project, area) for every project folder in the ``kind`` store of every tenant of the
+        environment that has a vector store: what sensors scan."""
+        for tenant in self.registry.tenants(self.environment):
+            try:
+                route = self._tenant_route(kind, RequestContext(tenant, environment=self.environment))
+            except MissingRoute:
+                continue
+            for files in TenantFiles.of_every_project(route, tenant):
+                yield tenant, posixpath.basename(files.root), files
 
     def landing(self, key: SpaceKey) -> LandingZone:
         return LandingZone(self.files(key))

@@ -14,11 +14,13 @@ from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import haze_projection, haze_request_sensor
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
+from nexus_query.api.server import background_server
 from nexus_query.context import RequestContext
 from nexus_query.haze import HazeStore
 from nexus_query.landing import landing_zone
+from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
-from nexus_query.api.server import background_server
+from nexus_query.store import Record, build_rows
 from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 ACME = RequestContext("acme")
@@ -114,3 +116,19 @@ def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space
     failed = landing_zone(ACME).read_task(task.task_id)
     assert failed.status == "failed" and "cluster_method" in failed.error
     assert HazeStore.for_context(ACME).pending_requests() == []
+
+
+def test_the_global_space_is_mapped_into_the_global_projection_store(store, provider, topic_corpus, nexus_home):
+    rows, vectors = topic_corpus
+    records = [Record(text=text, source=source) for source, text, _ in rows[:40]]
+    space = store.open_global_for_system("dev", provider.info)
+    space.upsert(build_rows(None, records, vectors[:40], provider.info), provider.info)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", ["global"])
+        result = dg.materialize([haze_projection], partition_key="global", instance=instance,
+                                resources={"nexus": NexusResource()})
+    assert result.success
+    route = RoutingRegistry.default().global_routes("dev").nexus_projection_store
+    global_maps = HazeStore(TenantFiles.for_global(route))
+    assert global_maps.open("global").to_arrow().num_rows == 40
+    assert not (nexus_home / "projections" / "acme").exists()

@@ -2,15 +2,11 @@
 ``POST /nexus/spaces/{space_id}/haze/snapshot`` requests into runs. Thin: the work is in ``projection``."""
 
 import base64
-import posixpath
-from typing import Iterator
 
 import dagster as dg
 
-from nexus_query.context import RequestContext
-from nexus_query.errors import InvalidRequest, MissingRoute
+from nexus_query.errors import InvalidRequest
 from nexus_query.haze import HazeStore
-from nexus_query.paths import TenantFiles
 from nexus_query.store import SpaceTable
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
@@ -104,25 +100,12 @@ haze_job = dg.define_asset_job(
 )
 
 
-def request_stores(nexus: NexusResource) -> Iterator[tuple[str, str, HazeStore]]:
-    """(tenant, project, its projection area) for every project of every tenant;
-    requests only ever come from tenants, never for the global space."""
-    registry = nexus.registry
-    for tenant in registry.tenants(nexus.environment):
-        try:
-            route = registry.projection_route(RequestContext(tenant, environment=nexus.environment))
-        except MissingRoute:
-            continue
-        for files in TenantFiles.of_every_project(route, tenant):
-            yield tenant, posixpath.basename(files.root), HazeStore(files)
-
-
 @dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def haze_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
     """Each waiting re-projection request becomes one run (run key = its task id, so none runs twice)."""
     requests, partitions = [], set()
-    for tenant, project, haze in request_stores(nexus):
-        for request in haze.pending_requests():
+    for tenant, project, files in nexus.tenant_areas(PROJECTION_STORE):  # requests only come from tenants
+        for request in HazeStore(files).pending_requests():
             try:
                 key = SpaceKey(tenant, project, request["space_id"])
             except InvalidRequest:

@@ -6,17 +6,14 @@ failed run's error on its task.
 
 import hashlib
 import json
-import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
 import dagster as dg
 
-from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.landing import LandingZone
-from nexus_query.paths import TenantFiles, join_uri
 from nexus_pipelines.ingest.assets import ingest_assets
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
@@ -72,23 +69,8 @@ def _mtime(info: dict[str, Any]) -> float:
 def landing_zones(nexus: NexusResource) -> Iterator[tuple[str, str, LandingZone]]:
     """(tenant, project, zone) for every project folder of every tenant of the environment that has a
     vector store, then the global space's zone."""
-    registry = nexus.registry
-    for tenant in registry.tenants(nexus.environment):
-        try:
-            route = registry.blob_route(RequestContext(tenant, environment=nexus.environment))
-        except MissingRoute:
-            continue
-        fs = TenantFiles(route, tenant, "default").fs  # the route's filesystem, to list project folders
-        tenant_root = join_uri(route.root, tenant)
-        if not fs.exists(tenant_root):
-            continue
-        for entry in fs.ls(tenant_root, detail=False):
-            project = posixpath.basename(entry.rstrip("/"))
-            try:
-                validate_id(project, "project_id")
-            except InvalidRequest:
-                continue
-            yield tenant, project, LandingZone(TenantFiles(route, tenant, project))
+    for tenant, project, files in nexus.tenant_areas("nexus_blob_store"):
+        yield tenant, project, LandingZone(files)
     try:
         global_key = SpaceKey.global_space()
         yield global_key.tenant_id, global_key.project_id, nexus.landing(global_key)
