@@ -1,0 +1,46 @@
+"""examples/analyst.ipynb runs top to bottom on example data ingested by the real pipeline."""
+
+import shutil
+
+import dagster as dg
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from nexus_pipelines.definitions import defs
+from nexus_pipelines.demo import QUIET, land_examples
+from nexus_pipelines.partitions import SpaceKey
+from nexus_pipelines.resources import NexusResource
+from tests.conftest import REPO
+
+NOTEBOOK = REPO / "examples" / "analyst.ipynb"
+SUBSET = {SpaceKey("acme", "default", "main"): ["acme/returns.jsonl", "acme/products.jsonl"],
+          SpaceKey.global_space(): ["global/latency.jsonl"]}
+
+
+@pytest.mark.slow
+def test_the_analyst_notebook_runs_top_to_bottom(nexus_home, tmp_path):
+    nexus = NexusResource()
+    for key, files in SUBSET.items():
+        folder = tmp_path / key.space_id / key.tenant_id
+        folder.mkdir(parents=True)
+        for name in files:
+            shutil.copy(REPO / "examples" / "data" / name, folder)
+        land_examples(nexus.files(key), key.space_id, folder)
+    job = defs.resolve_job_def("ingest_space")
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [k.partition_key for k in SUBSET])
+        for key in SUBSET:
+            assert job.execute_in_process(partition_key=key.partition_key, instance=instance, run_config=QUIET).success
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+
+    outputs = {i: cell.outputs for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
+    errors = [o for cell in outputs.values() for o in cell if o.output_type == "error"]
+    assert not errors
+    text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", ""))) for cell in outputs.values()
+                     for o in cell)
+    assert "Nexus(tenant='acme'" in text and "best match: ret-how-to-return-tent" in text
+    assert "global" in text and "latency" in text  # the global space was merged in
+    assert "400 {'error': {'code': 'nexus.invalid_filter'" in text  # errors are typed and enveloped
