@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.haze.assets import haze_projection, haze_request_sensor
+from nexus_pipelines.haze.assets import haze_projection, haze_refresh_sensor, haze_request_sensor
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
@@ -132,3 +132,34 @@ def test_the_global_space_is_mapped_into_the_global_projection_store(store, prov
     global_maps = HazeStore(TenantFiles.for_global(route))
     assert global_maps.open("global").to_arrow().num_rows == 40
     assert not (nexus_home / "projections" / "acme").exists()
+
+
+def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(nexus_home, topic_corpus):
+    rows, _ = topic_corpus
+    zone = landing_zone(ACME)
+    zone.land_batch("main", [{"type": "text", "content": text} for _, text, _ in rows[:60:2]])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        ingest = defs.resolve_job_def("ingest_space").execute_in_process(partition_key=PARTITION, instance=instance)
+        (request,) = haze_refresh_sensor(dg.build_run_status_sensor_context(
+            sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=ingest.dagster_run,
+            dagster_event=ingest.get_run_success_event()))
+        haze_job = defs.resolve_job_def("haze_space")
+        first = haze_job.execute_in_process(partition_key=request.partition_key, tags=request.tags, instance=instance)
+        before = HazeStore.for_context(ACME).open("main").to_pandas().set_index("id")[["x", "y"]]
+
+        # 10 more: a third more rows is placed into the map (a space that doubles gets a new one)
+        zone.land_batch("main", [{"type": "text", "content": text} for _, text, _ in rows[1:20:2]])
+        again = defs.resolve_job_def("ingest_space").execute_in_process(partition_key=PARTITION, instance=instance)
+        (later,) = haze_refresh_sensor(dg.build_run_status_sensor_context(
+            sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=again.dagster_run,
+            dagster_event=again.get_run_success_event()))
+        assert later.run_key != request.run_key and later.partition_key == PARTITION
+        haze_job.execute_in_process(partition_key=PARTITION, tags=later.tags, instance=instance)
+        assert haze_refresh_sensor(dg.build_run_status_sensor_context(
+            sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=first.dagster_run,
+            dagster_event=first.get_run_success_event())) == []  # a map run writes no rows: no loop
+    after = HazeStore.for_context(ACME).open("main")
+    assert after.info["counts"] | {"rows": 40, "kept": 30, "placed": 10} == after.info["counts"]
+    moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
+    assert (moved == before).all().all()

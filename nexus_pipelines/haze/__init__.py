@@ -6,6 +6,6 @@ draws the interactive page, ``projection`` runs one snapshot, ``assets`` wraps i
 
 import dagster as dg
 
-from nexus_pipelines.haze.assets import haze_job, haze_projection, haze_request_sensor
+from nexus_pipelines.haze.assets import haze_job, haze_projection, haze_refresh_sensor, haze_request_sensor
 
-defs = dg.Definitions(assets=[haze_projection], jobs=[haze_job], sensors=[haze_request_sensor])
+defs = dg.Definitions(assets=[haze_projection], jobs=[haze_job], sensors=[haze_request_sensor, haze_refresh_sensor])

@@ -16,6 +16,8 @@ from nexus_pipelines.resources import NexusResource
 
 GROUP = "haze"
 PROJECTION_STORE = "nexus_projection_store"
+# Assets whose materializations write rows into a space's table: after them, the map gets the new rows.
+SPACE_WRITERS = (dg.AssetKey("space_table"), dg.AssetKey("kpi_fact_docs"))
 
 
 class HazeConfig(dg.Config):
@@ -122,3 +124,20 @@ def haze_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResourc
     new = sorted(partitions - set(context.instance.get_dynamic_partitions(tenant_spaces.name)))
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[tenant_spaces.build_add_request(new)] if new else [])
+
+
+@dg.run_status_sensor(name="haze_refresh_sensor", run_status=dg.DagsterRunStatus.SUCCESS, request_job=haze_job,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="When a run writes rows into a space (space_table, kpi_fact_docs), place them on "
+                                  "the space's map; existing points stay where they are (no refit).")
+def haze_refresh_sensor(context: dg.RunStatusSensorContext) -> list[dg.RunRequest]:
+    written: dict[str, str] = {}  # partition key -> the table version written (once per version)
+    records = context.instance.get_records_for_run(context.dagster_run.run_id,
+                                                   of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        event = record.event_log_entry.asset_materialization
+        if event is not None and event.asset_key in SPACE_WRITERS and event.partition:
+            version = event.metadata.get("table_version")
+            written[event.partition] = str(version.value if version is not None else context.dagster_run.run_id)
+    return [dg.RunRequest(run_key=f"{partition}@{version}", partition_key=partition,
+                          tags=tags_for_partition(partition)) for partition, version in sorted(written.items())]
