@@ -1,5 +1,5 @@
 from nexus_pipelines.ingest.load import (SMALL_FRAGMENTS_BEFORE_COMPACTION, PruneResult, compact_if_fragmented,
-                                         prune_departed, upsert_records)
+                                         embed_records, prune_departed, upsert_records)
 from nexus_query.context import RequestContext
 from nexus_query.store import Record
 
@@ -44,3 +44,14 @@ def test_pruning_keeps_a_space_whose_source_came_back_empty_unless_told_otherwis
     assert prune_departed(space, {kept_id}) == PruneResult(1, False)
     assert prune_departed(space, set()) == PruneResult(0, refused_empty_source=True) and space.count() == 1
     assert prune_departed(space, set(), allow_empty_source=True) == PruneResult(1, False) and space.count() == 0
+
+
+def test_a_text_repeated_across_the_batches_of_one_run_is_embedded_once(store, provider):
+    space = store.open_or_create(ACME, "main", provider.info)
+    recent: dict = {}
+    first = embed_records(space, [Record(text="Boilerplate footer.", source="a")], provider, ACME,
+                          stored_keys=set(), recent=recent)
+    later = embed_records(space, [Record(text="Boilerplate footer.", source="b")], provider, ACME,
+                          stored_keys=set(), recent=recent)
+    assert (first.stats.embedded, later.stats.embedded, later.stats.reused) == (1, 0, 1)
+    assert (first.vectors == later.vectors).all()

@@ -30,6 +30,7 @@ _IN_LIST = 500
 _KEY_COLUMNS = ["id", "content_hash", "metadata", "type", "embedder", "source", "chunk_index", "char_start",
                 "char_end", "blob_path"]
 SMALL_FRAGMENTS_BEFORE_COMPACTION = 8
+RECENT_VECTORS = 20_000  # ~30 MB of 384-d vectors: texts repeated across one run's batches are embedded once
 
 
 @dataclass
@@ -121,18 +122,23 @@ def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -
 
 
 def embed_records(space: SpaceTable | None, records: Sequence[Record], provider: EmbeddingProvider,
-                  ctx: RequestContext | None = None, *, stored_keys: set[str] | None = None) -> EmbeddedRecords:
+                  ctx: RequestContext | None = None, *, stored_keys: set[str] | None = None,
+                  recent: dict[str, np.ndarray] | None = None) -> EmbeddedRecords:
     """Vectors for the records the space does not already hold as they are.
 
-    ``stored_keys`` (from ``stored_row_keys``) lets a caller that streams many batches read the
-    table's keys once; without it, the keys of just these records' ids are looked up.
+    A caller that streams many batches passes ``stored_keys`` (from ``stored_row_keys``, so the table's
+    keys are read once) and ``recent`` (vectors this run already computed, by content hash, which the
+    space does not hold yet; kept to ``RECENT_VECTORS`` entries); without them, the keys of just these
+    records' ids are looked up.
     """
     info = provider.info
     if stored_keys is None:
         stored_keys = stored_row_keys(space, [r.row_id for r in records]) if space is not None else set()
     pending = [r for r in records if row_key(r, info.id) not in stored_keys]
     hashes = [content_hash(r.text) for r in pending]
-    known = stored_vectors(space, hashes, info.id) if space is not None else {}
+    known = {h: recent[h] for h in hashes if recent is not None and h in recent}
+    if space is not None:
+        known.update(stored_vectors(space, [h for h in hashes if h not in known], info.id))
     missing: dict[str, str] = {}
     for h, r in zip(hashes, pending):
         if h not in known:
@@ -144,6 +150,10 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     stats.embed_seconds = time.perf_counter() - started
     stats.embedded = len(missing)
     known.update(zip(missing.keys(), fresh))
+    if recent is not None:
+        if len(recent) + len(missing) > RECENT_VECTORS:
+            recent.clear()
+        recent.update(zip(missing.keys(), fresh))
     vectors = np.stack([known[h] for h in hashes]) if pending else np.zeros((0, info.dimension))
     return EmbeddedRecords(pending, vectors.astype(np.float32), stats)
 

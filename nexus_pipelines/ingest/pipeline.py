@@ -92,13 +92,13 @@ def embed_batches(chunks: ds.Dataset, space: SpaceTable, provider: EmbeddingProv
                   batch_rows: int = EMBED_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """Each chunk with a vector when the space lacks its row as it is (``changed``), without one when the
     row is already stored (the table's row keys are read once, then every batch is checked against them)."""
-    stored = stored_row_keys(space)
+    stored, recent = stored_row_keys(space), {}
     schema = embeddings_schema(provider.info.dimension)
     total, done = chunks.count_rows(), 0
     for batch in chunks.to_batches(batch_size=batch_rows):
         if batch.num_rows == 0:
             continue
-        embedded = embed_records(space, chunk_records(batch), provider, ctx, stored_keys=stored)
+        embedded = embed_records(space, chunk_records(batch), provider, ctx, stored_keys=stored, recent=recent)
         stats.add(embedded.stats)
         position = {r.row_id: i for i, r in enumerate(embedded.records)}
         rows = [position.get(i, -1) for i in batch.column("id").to_pylist()]
