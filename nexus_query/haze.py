@@ -61,8 +61,8 @@ class HazeSnapshotNotFound(NotFound):
 
 
 def new_snapshot_id(table_version: int, created_at: str) -> str:
-    """Sortable by time and a valid id: ``20260109-101500-v12-3fa2c1``."""
-    stamp = created_at[:19].replace("-", "").replace(":", "").replace("T", "-")
+    """Sortable by time (to the millisecond) and a valid id: ``20260109-101500123-v12-3fa2c1``."""
+    stamp = created_at[:23].replace("-", "").replace(":", "").replace(".", "").replace("T", "-")
     return f"{stamp}-v{table_version}-{uuid.uuid4().hex[:6]}"
 
 
@@ -145,6 +145,22 @@ class HazeStore:
                    "created_at": info.get("created_at")}
         self.files.write_bytes_atomic(json.dumps(pointer).encode(), "haze", space_id, "latest.json")
         return snapshot_id
+
+    def prune(self, space_id: str, keep: int) -> list[str]:
+        """Remove all but the newest ``keep`` complete snapshots (never the latest) and the reducers none of
+        the kept ones uses; returns the removed snapshot ids. Runs of one tenant never overlap (dagster.yaml),
+        so nothing being written is removed."""
+        snapshots = self.snapshot_ids(space_id)
+        kept = set(snapshots[-max(keep, 1):]) | {self.latest_snapshot_id(space_id)}
+        removed = [s for s in snapshots if s not in kept]
+        for snapshot_id in removed:
+            self.files.fs.rm(self.files.path("haze", space_id, "snapshots", snapshot_id), recursive=True)
+        used = {self.snapshot_info(space_id, s).get("reducer_id") for s in kept if s}
+        prefix = f"haze/{space_id}/reducers/"
+        for reducer_id in {p[len(prefix):].split("/")[0] for p in self.files.list("haze", space_id, "reducers")}:
+            if reducer_id not in used:
+                self.files.fs.rm(self.files.path("haze", space_id, "reducers", reducer_id), recursive=True)
+        return removed
 
     @staticmethod
     def reducer_parts(space_id: str, reducer_id: str, name: str) -> tuple[str, ...]:

@@ -104,10 +104,16 @@ def test_the_projection_store_keeps_each_snapshot_whole_with_a_latest_pointer(to
     assert {"fit", "place", "cluster", "keywords", "render", "write", "total"} <= set(info["timings"])
     assert haze.open("main", first.snapshot_id).to_arrow().num_rows == 200
 
+    # older snapshots go, with the reducers only they used; the kept ones stay readable
+    third = project_space(topics_space, haze, "main", ProjectionParams(keep_snapshots=2), refit=True)
+    assert haze.snapshot_ids("main") == [second.snapshot_id, third.snapshot_id]
+    assert sorted(p.name for p in (root / "reducers").iterdir()) == [second.snapshot_id, third.snapshot_id]
+    assert haze.open("main", second.snapshot_id).to_arrow().num_rows == 200
+
     # a snapshot whose snapshot.json was never written is invisible
     (root / "snapshots" / "20990101-000000-v9-abcdef").mkdir()
     (root / "snapshots" / "20990101-000000-v9-abcdef" / "points.parquet").write_bytes(b"partial")
-    assert haze.snapshot_ids("main") == [first.snapshot_id, second.snapshot_id]
+    assert haze.snapshot_ids("main") == [second.snapshot_id, third.snapshot_id]
     with pytest.raises(HazeSnapshotNotFound):
         haze.open("main", "20990101-000000-v9-abcdef")
 

@@ -166,6 +166,9 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
     timings["total"] = time.perf_counter() - started
     info["timings"] = {k: round(v, 3) for k, v in timings.items()}
     haze.commit_snapshot(space_id, info)
+    removed = haze.prune(space_id, params.keep_snapshots)
+    if removed:
+        log(f"removed {len(removed)} older snapshot(s), keeping the newest {params.keep_snapshots}")
     log(f"snapshot {snapshot_id}: {total} points, {len(clusters)} clusters in {info['timings']['total']:.1f}s")
     return ProjectionResult(snapshot_id, info, created=True, png=png)
 

@@ -46,6 +46,7 @@ class ProjectionParams:
     keywords: int = 5             # per cluster; the first three make its label
     refit_growth: float = 2.0     # refit once a space under sample_size has grown this many times; 0: never
     html_max_points: int = 50_000
+    keep_snapshots: int = 10      # older snapshots (and reducers they alone used) are removed
 
     FIT_FIELDS = ("method", "seed", "pca_components", "n_neighbors", "min_dist", "perplexity", "sample_size")
 
@@ -54,7 +55,7 @@ class ProjectionParams:
             raise InvalidRequest(f"method must be one of {METHODS}", field="method")
         if self.cluster_method not in ("auto", "hdbscan", "kmeans"):
             raise InvalidRequest("cluster_method must be 'auto', 'hdbscan' or 'kmeans'", field="cluster_method")
-        for name in ("sample_size", "batch_size", "n_neighbors", "html_max_points"):
+        for name in ("sample_size", "batch_size", "n_neighbors", "html_max_points", "keep_snapshots"):
             if getattr(self, name) < 2:
                 raise InvalidRequest(f"{name} must be at least 2", field=name)
         if min(self.pca_components, self.min_cluster_size, self.n_clusters) < 0 or self.keywords < 1:
