@@ -9,13 +9,13 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test dev install install-dev bench clean chromium
+.PHONY: demo test dev install install-dev bench clean chromium postgresql
 
 # The demo's Dagster runs land in $(DAGSTER_HOME), so `make dev` shows them afterwards.
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
-test: $(VENV)/.installed-dev chromium
+test: $(VENV)/.installed-dev chromium postgresql
 	$(BIN)/python -m pytest
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
@@ -23,6 +23,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# The Dagster-on-Postgres tests start a real PostgreSQL server (Debian/Ubuntu package `postgresql`, whose
+# binaries live in /usr/lib/postgresql/<version>/bin).
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 dev: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
