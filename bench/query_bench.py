@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -48,7 +49,7 @@ from nexus_query.embeddings import get_provider  # noqa: E402
 from nexus_query.query import DEFAULT_MODE, query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
-from nexus_query.store.index import REFINE_FACTOR, ensure_indexes, snapshot_cache  # noqa: E402
+from nexus_query.store.index import NPROBES_FRACTION, REFINE_FACTOR, ensure_indexes, snapshot_cache  # noqa: E402
 
 ACME = RequestContext("acme")
 K = 10
@@ -75,14 +76,19 @@ def clustered(centers: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), assign
 
 
-def timed(fn, inputs) -> tuple[list[float], list]:
-    fn(inputs[0])  # warm: caches, index pages, the model
-    times, outputs = [], []
+def timed(fns: dict, inputs) -> dict[str, tuple[list[float], list]]:
+    """Latency (ms) and outputs of each function on every input. The functions take turns on each
+    input, so on a shared machine a burst of load hits them all alike."""
+    for fn in fns.values():
+        fn(inputs[0])  # warm: caches, index pages, the model
+    results = {name: ([], []) for name in fns}
     for x in inputs:
-        started = time.perf_counter()
-        outputs.append(fn(x))
-        times.append((time.perf_counter() - started) * 1000)
-    return times, outputs
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            output = fn(x)
+            results[name][0].append((time.perf_counter() - started) * 1000)
+            results[name][1].append(output)
+    return results
 
 
 def recall(found: list[list[int]], exact: list[list[int]]) -> float:
@@ -116,47 +122,45 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
         allowed = np.flatnonzero(np.arange(n) % CLUSTERS_FILTERED == 3)
         shard_exact.append(allowed[np.argsort(-scores[allowed])[:K]].tolist())
 
+    nprobes = max(20, math.ceil(NPROBES_FRACTION * math.sqrt(n)))  # what nexus_query uses
+
     def lance_top(q, refine=False):
         search = table.search(q).distance_type("dot").select(["source", "_distance"]).limit(K)
-        hits = (search.refine_factor(REFINE_FACTOR) if refine else search).to_arrow().column("source").to_pylist()
+        if refine:
+            search = search.nprobes(nprobes).refine_factor(REFINE_FACTOR)
+        hits = search.to_arrow().column("source").to_pylist()
         return [source_index(s) for s in hits]
 
     def nexus_top(q, **kw):
         return [source_index(h.source) for h in query(ACME, space_id, q, top_k=K, store=store, provider=provider,
                                                        **kw).hits]
 
-    rows = []
-    t, out = timed(numpy_top, qs)
-    rows.append(("numpy brute force", t, recall(out, exact)))
-    numpy_p50 = float(np.percentile(t, 50))
-    t, out = timed(lance_top, qs[: max(20, args.queries // 5)])
-    rows.append(("lancedb flat", t, recall(out, exact)))
-
     started = time.perf_counter()
     snapshot_cache.clear()
     nexus_top(qs[0])
     cold = (time.perf_counter() - started) * 1000
-    t, out = timed(nexus_top, qs)
-    rows.append(("nexus vector (memory)", t, recall(out, exact)))
-    memory_p50, memory_recall = float(np.percentile(t, 50)), recall(out, exact)
-    t, out = timed(lambda q: nexus_top(q, filters={"shard": 3}), qs)
-    rows.append(("nexus filtered (memory)", t, recall(out, shard_exact)))
+    flat = timed({"lancedb flat": lance_top}, qs[: max(20, args.queries // 5)])["lancedb flat"]
+    side = timed({"numpy brute force": numpy_top, "nexus vector (memory)": nexus_top,
+                  "nexus filtered (memory)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
+    rows = [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
+    rows.insert(1, ("lancedb flat", flat[0], recall(flat[1], exact)))
+    numpy_p50 = float(np.percentile(side["numpy brute force"][0], 50))
+    memory_p50 = float(np.percentile(side["nexus vector (memory)"][0], 50))
+    memory_recall = recall(side["nexus vector (memory)"][1], exact)
 
     started = time.perf_counter()
     report = ensure_indexes(space, vector_min_rows=0)
     index_seconds = time.perf_counter() - started
     table = store.open(ACME, space_id).table
-    t, out = timed(lambda q: lance_top(q, refine=True), qs)
-    rows.append((f"lancedb ivf_rq+refine {REFINE_FACTOR}", t, recall(out, exact)))
     budget = snapshot_cache.max_bytes
-    snapshot_cache.max_bytes = 1024
+    snapshot_cache.max_bytes = 1024  # too small for any space: nexus_query goes through LanceDB's index
     try:
-        t, out = timed(nexus_top, qs)
-        rows.append(("nexus vector (index)", t, recall(out, exact)))
-        t, out = timed(lambda q: nexus_top(q, filters={"shard": 3}), qs)
-        rows.append(("nexus filtered (index)", t, recall(out, shard_exact)))
+        side = timed({f"lancedb ivf_rq nprobes {nprobes} refine {REFINE_FACTOR}": lambda q: lance_top(q, refine=True),
+                      "nexus vector (index)": nexus_top,
+                      "nexus filtered (index)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
     finally:
         snapshot_cache.max_bytes = budget
+    rows += [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
 
     # a write lands: the next query rebuilds its snapshot from the cached one, reading only new rows
     extra = clustered(centers, 1000, rng)[0]
@@ -167,8 +171,6 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     refresh = (time.perf_counter() - started) * 1000
 
     texts = query_texts[: max(20, args.queries // 2)]
-    t_in, _ = timed(lambda s: query(ACME, space_id, s, top_k=K, store=store, provider=provider), texts)
-    rows.append((f"nexus text, in-process ({DEFAULT_MODE})", t_in, None))
     with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url) as client:
         def over_http(s):
             response = client.post(f"/nexus/spaces/{space_id}/query", json={"q": s, "top_k": K},
@@ -176,8 +178,14 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
             response.raise_for_status()
             return response.json()
 
-        t_http, _ = timed(over_http, texts)
-    rows.append((f"nexus text, HTTP ({DEFAULT_MODE})", t_http, None))
+        side = timed({f"nexus text, in-process ({DEFAULT_MODE})":
+                      lambda s: query(ACME, space_id, s, top_k=K, store=store, provider=provider),
+                      f"nexus text, HTTP ({DEFAULT_MODE})": over_http,
+                      "nexus text, in-process (vector)":
+                      lambda s: query(ACME, space_id, s, top_k=K, mode="vector", store=store, provider=provider)},
+                     texts)
+    rows += [(name, t, None) for name, (t, _) in side.items()]
+    t_in, t_http = side[f"nexus text, in-process ({DEFAULT_MODE})"][0], side[f"nexus text, HTTP ({DEFAULT_MODE})"][0]
 
     print(f"\n== {n:,} x {vectors.shape[1]} ({len(qs)} queries; index: {report.created or 'kept'} "
           f"in {index_seconds:.1f} s; cold snapshot load {cold:.0f} ms; refresh after +1000 rows {refresh:.0f} ms)")

@@ -180,19 +180,39 @@ def test_ensure_indexes_is_idempotent_and_folds_in_a_large_unindexed_tail(store,
 def test_snapshots_of_new_versions_reuse_rows_and_equal_a_fresh_read(store, provider):
     dim = provider.info.dimension
     space = store.open_or_create(ACME, "main", provider.info)
-    write_rows(space, provider, many_rows(200, dim))
+    write_rows(space, provider, many_rows(1000, dim))
     cache = SnapshotCache()
     uri = space.location.dataset_uri
     before = cache.get(space.table, uri)
-    write_rows(space, provider, many_rows(50, dim, seed=11), start=180)  # 20 updated, 30 new
+    write_rows(space, provider, many_rows(50, dim, seed=11), start=980)  # 20 updated, 30 new
     space.delete_sources([f"row-{i}" for i in range(10)])
-    space.table.checkout_latest()
     incremental = cache.get(space.table, uri)
     fresh = SnapshotCache().get(space.table, uri)
-    assert incremental.version > before.version and incremental.num_rows == 220
-    def rows_by_id(snap):
-        in_g1 = snap.mask([Condition("group", "eq", ("s:g1",), ("g1",))])
-        return {r["id"]: (r["text"], tuple(snap.vectors[i]), bool(in_g1[i])) for i, r in enumerate(snap.rows.to_pylist())}
+    assert incremental.version > before.version
+    assert incremental.blocks[0] is before.blocks[0] and len(incremental.blocks) == 2  # only new rows were read
+    assert incremental.live_rows == fresh.live_rows == fresh.num_rows == 1020
 
-    assert rows_by_id(incremental) == rows_by_id(fresh)
-    assert sorted(incremental.addrs.tolist()) == sorted(fresh.addrs.tolist())
+    def live_rows_by_id(snap):
+        vectors = np.concatenate([b.vectors for b in snap.blocks])
+        live = snap.mask([])
+        in_g1 = snap.mask([Condition("group", "eq", ("s:g1",), ("g1",))])
+        return {r["id"]: (r["text"], tuple(vectors[i]), bool(in_g1[i]))
+                for i, r in enumerate(snap.rows.to_pylist()) if live is None or live[i]}
+
+    assert live_rows_by_id(incremental) == live_rows_by_id(fresh)
+    q = many_rows(1, dim, seed=12)[0]
+    positions_a, scores_a = incremental.top(q, 25, incremental.mask([]))
+    positions_b, scores_b = fresh.top(q, 25, fresh.mask([]))
+    assert incremental.addrs[positions_a].tolist() == fresh.addrs[positions_b].tolist()
+    assert np.allclose(scores_a, scores_b)
+
+
+def test_a_heavily_rewritten_table_is_read_afresh(store, provider):
+    dim = provider.info.dimension
+    space = store.open_or_create(ACME, "main", provider.info)
+    write_rows(space, provider, many_rows(100, dim))
+    cache = SnapshotCache()
+    cache.get(space.table, space.location.dataset_uri)
+    write_rows(space, provider, many_rows(100, dim, seed=4))  # every row replaced
+    rebuilt = cache.get(space.table, space.location.dataset_uri)
+    assert len(rebuilt.blocks) == 1 and rebuilt.live is None and rebuilt.num_rows == 100

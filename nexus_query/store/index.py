@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 
 FTS_COLUMN = "text"
 VECTOR_COLUMN = "vector"
-# Chosen with bench/query_bench.py: below this many rows a flat scan costs less than keeping an ANN index
-# fresh; above it IVF_RQ (1-bit codes, about a second to build at 100k) with refinement keeps recall@10
-# at or above 0.98.
+# Chosen with bench/query_bench.py. Spaces that fit in memory never use the vector index (exact numpy is
+# faster), so it serves large spaces: IVF_RQ with 1-bit codes and sqrt(rows) partitions, probing 30% of
+# the partitions and re-ranking 40x the asked-for rows exactly, kept recall@10 >= 0.98 at 100k x 384
+# (fewer probes or less refinement fell to 0.92-0.97 on clustered data).
 VECTOR_INDEX_MIN_ROWS = 50_000
 REFINE_FACTOR = 40
+NPROBES_FRACTION = 0.3
 # Rows not yet in the indexes (appended since the last build) that trigger ``optimize``.
 MAX_UNINDEXED_FRACTION = 0.1
 MAX_UNINDEXED_ROWS = 20_000
@@ -47,6 +49,10 @@ MAX_UNINDEXED_ROWS = 20_000
 # searched through LanceDB's vector index instead.
 SNAPSHOT_CACHE_BYTES = int(os.environ.get("NEXUS_SNAPSHOT_CACHE_MB", "2048")) * 2**20
 _ROW_COLUMNS = ["id", "text", "metadata", "type", "source"]
+# A snapshot built from a cached one reads afresh once this share of its rows changed, or past this many
+# blocks, so dead rows and block bookkeeping stay small.
+MAX_SNAPSHOT_CHURN = 0.25
+MAX_BLOCKS = 64
 _MISSING = -1
 
 
@@ -134,31 +140,55 @@ def _code_metadata(documents: Sequence[str], n_before: int = 0,
     return {k: MetaColumn(codes[k], vocabs[k]) for k in codes}
 
 
-@dataclass
-class Snapshot:
-    """One table version in memory. Immutable once built; shared between threads."""
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Rows read from Lance once, shared by every snapshot that contains them (fragments are immutable)."""
 
-    dataset_uri: str
-    version: int
-    addrs: np.ndarray  # uint64 Lance row addresses: stable for a row within its fragment
     vectors: np.ndarray  # float32 (rows, dim), unit length
     rows: pa.Table  # id, text, metadata, type, source
-    meta: dict[str, MetaColumn] = field(default_factory=dict)
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.addrs)
 
     @property
     def nbytes(self) -> int:
+        return int(self.vectors.nbytes + self.rows.nbytes)
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """One table version in memory: blocks of rows in position order, and which of them this version
+    still has (a write after the blocks were read may have deleted or replaced some). Immutable once
+    built; shared between threads."""
+
+    dataset_uri: str
+    version: int
+    addrs: np.ndarray  # uint64 Lance row address per position: stable for a row within its fragment
+    blocks: tuple[Block, ...]
+    meta: dict[str, MetaColumn] = field(default_factory=dict)
+    live: np.ndarray | None = None  # bool per position; None: every row is live
+
+    def __post_init__(self) -> None:
+        self.offsets = np.cumsum([0] + [len(b.vectors) for b in self.blocks])
+        self.rows = pa.concat_tables([b.rows for b in self.blocks]) if self.blocks else None
+
+    @property
+    def num_rows(self) -> int:
+        """Positions, live or not."""
+        return len(self.addrs)
+
+    @property
+    def live_rows(self) -> int:
+        return self.num_rows if self.live is None else int(self.live.sum())
+
+    @property
+    def own_nbytes(self) -> int:
+        """Bytes not shared with other snapshots (blocks are counted once, by the cache)."""
         meta = sum(c.codes.nbytes + 64 * len(c.vocab) for c in self.meta.values())
-        return int(self.addrs.nbytes + self.vectors.nbytes + self.rows.nbytes + meta)
+        return int(self.addrs.nbytes + meta + (0 if self.live is None else self.live.nbytes))
 
     def mask(self, conditions: Sequence[Condition]) -> np.ndarray | None:
-        """Rows matching every condition (None: no conditions, every row)."""
+        """Live rows matching every condition (None: every row is live and there are no conditions)."""
         if not conditions:
-            return None
-        mask = np.ones(self.num_rows, dtype=bool)
+            return self.live
+        mask = np.ones(self.num_rows, dtype=bool) if self.live is None else self.live.copy()
         for cond in conditions:
             column = self.meta.get(cond.key)
             if cond.op == "exists":
@@ -170,20 +200,35 @@ class Snapshot:
             mask &= hit if cond.op in ("eq", "in") else ~hit
         return mask
 
+    def scores(self, query: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """Dot products with ``query`` for every position, or for the (ascending) ``positions`` given."""
+        if positions is None:
+            out = np.empty(self.num_rows, np.float32)
+            for block, start in zip(self.blocks, self.offsets):
+                np.matmul(block.vectors, query, out=out[start:start + len(block.vectors)])
+            return out
+        out = np.empty(len(positions), np.float32)
+        cuts = np.searchsorted(positions, self.offsets)
+        for i, (block, start) in enumerate(zip(self.blocks, self.offsets)):
+            lo, hi = cuts[i], cuts[i + 1]
+            if hi > lo:
+                out[lo:hi] = block.vectors[positions[lo:hi] - start] @ query
+        return out
+
     def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Positions and scores of the ``n`` best rows, best first; ties go to the lower row address, so
-        every page of a cursor sees the same order."""
+        """Positions and scores of the ``n`` best rows among ``mask`` (from ``mask()``), best first; ties
+        go to the lower row address, so every page of a cursor sees the same order."""
         if self.num_rows == 0 or n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if mask is None:
-            candidates, scores = None, self.vectors @ query
+            candidates, scores = None, self.scores(query)
         else:
             candidates = np.flatnonzero(mask)
             if len(candidates) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
             # Gathering a few rows beats scoring all of them; past about half, scoring all is cheaper.
-            scores = (self.vectors[candidates] @ query if len(candidates) * 2 < self.num_rows
-                      else (self.vectors @ query)[candidates])
+            scores = (self.scores(query, candidates) if len(candidates) * 2 < self.num_rows
+                      else self.scores(query)[candidates])
         n = min(n, len(scores))
         if n < len(scores):
             kth = np.partition(scores, len(scores) - n)[len(scores) - n]
@@ -205,44 +250,50 @@ def _read(table: "lancedb.table.Table", where: str | None = None) -> pa.Table:
     return query.to_arrow()
 
 
-def _vectors_of(rows: pa.Table, dim: int) -> np.ndarray:
+def _block(rows: pa.Table, dim: int) -> Block:
     if rows.num_rows == 0:
-        return np.zeros((0, dim), np.float32)
-    flat = rows.column(VECTOR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(flat.reshape(-1, dim), dtype=np.float32)
+        vectors = np.zeros((0, dim), np.float32)
+    else:
+        flat = rows.column(VECTOR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        vectors = np.ascontiguousarray(flat.reshape(-1, dim), dtype=np.float32)
+    return Block(vectors, rows.select(_ROW_COLUMNS).combine_chunks())
+
+
+def _in_sorted(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a sorted reference, by binary search: several times faster on 100k addresses."""
+    if len(sorted_reference) == 0:
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_reference, values), len(sorted_reference) - 1)
+    return sorted_reference[at] == values
 
 
 def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None) -> Snapshot:
-    """Build the snapshot of ``table``'s checked-out version, reusing ``base``'s rows where it can."""
+    """Build the snapshot of ``table``'s checked-out version. From a cached ``base`` of the same dataset
+    it reads only the rows ``base`` lacks and marks the ones this version no longer has; when too much
+    of that accumulates (dead rows, many small blocks) it reads the whole version afresh instead."""
     dim = table.schema.field(VECTOR_COLUMN).type.list_size
     version = int(table.version)
-    if base is None:
-        fresh = _read(table)
-        addrs = fresh.column("_rowaddr").to_numpy().astype(np.uint64)
-        return Snapshot(dataset_uri, version, addrs, _vectors_of(fresh, dim), fresh.select(_ROW_COLUMNS),
-                        _code_metadata(fresh.column("metadata").to_pylist()))
-    current = table.search().select(["_rowaddr"]).limit(None).to_arrow().column("_rowaddr").to_numpy()
-    current = current.astype(np.uint64)
-    kept = np.flatnonzero(np.isin(base.addrs, current))
-    new_addrs = np.setdiff1d(current, base.addrs)
-    if len(new_addrs):
-        fresh = _read(table, f"_rowaddr >= {int(new_addrs.min())} AND _rowaddr <= {int(new_addrs.max())}")
-        fresh_addrs = fresh.column("_rowaddr").to_numpy().astype(np.uint64)
-        take = np.flatnonzero(np.isin(fresh_addrs, new_addrs))
-        fresh, fresh_addrs = fresh.take(pa.array(take)), fresh_addrs[take]
-    else:
-        fresh, fresh_addrs = None, np.zeros(0, np.uint64)
-    meta = {k: MetaColumn(c.codes[kept], c.vocab) for k, c in base.meta.items()}
-    if fresh is None:
-        return Snapshot(dataset_uri, version, base.addrs[kept], base.vectors[kept], base.rows.take(pa.array(kept)),
-                        meta)
-    return Snapshot(
-        dataset_uri, version,
-        np.concatenate([base.addrs[kept], fresh_addrs]),
-        np.concatenate([base.vectors[kept], _vectors_of(fresh, dim)]),
-        pa.concat_tables([base.rows.take(pa.array(kept)), fresh.select(_ROW_COLUMNS)]).combine_chunks(),
-        _code_metadata(fresh.column("metadata").to_pylist(), len(kept), meta),
-    )
+    if base is not None:
+        current = table.search().select(["_rowaddr"]).limit(None).to_arrow().column("_rowaddr").to_numpy()
+        current = np.sort(current.astype(np.uint64))
+        live = _in_sorted(base.addrs, current)
+        new_addrs = current[~_in_sorted(current, np.sort(base.addrs))]
+        dead = base.num_rows - int(live.sum())
+        if (dead + len(new_addrs)) <= MAX_SNAPSHOT_CHURN * max(len(current), 1) and len(base.blocks) < MAX_BLOCKS:
+            if not len(new_addrs):
+                return Snapshot(dataset_uri, version, base.addrs, base.blocks, base.meta, None if dead == 0 else live)
+            fresh = _read(table, f"_rowaddr >= {int(new_addrs.min())} AND _rowaddr <= {int(new_addrs.max())}")
+            fresh_addrs = fresh.column("_rowaddr").to_numpy().astype(np.uint64)
+            take = np.flatnonzero(_in_sorted(fresh_addrs, new_addrs))
+            fresh, fresh_addrs = fresh.take(pa.array(take)), fresh_addrs[take]
+            live = np.concatenate([live, np.ones(len(fresh_addrs), bool)])
+            return Snapshot(dataset_uri, version, np.concatenate([base.addrs, fresh_addrs]),
+                            (*base.blocks, _block(fresh, dim)),
+                            _code_metadata(fresh.column("metadata").to_pylist(), base.num_rows, base.meta),
+                            None if dead == 0 else live)
+    fresh = _read(table)
+    return Snapshot(dataset_uri, version, fresh.column("_rowaddr").to_numpy().astype(np.uint64),
+                    (_block(fresh, dim),), _code_metadata(fresh.column("metadata").to_pylist()))
 
 
 class SnapshotCache:
@@ -282,11 +333,14 @@ class SnapshotCache:
                 self._evict()
             return snapshot
 
+    def nbytes(self) -> int:
+        """Memory held: each snapshot's own arrays, plus every distinct block once."""
+        blocks = {id(b): b for s in self._items.values() for b in s.blocks}
+        return sum(s.own_nbytes for s in self._items.values()) + sum(b.nbytes for b in blocks.values())
+
     def _evict(self) -> None:
-        total = sum(s.nbytes for s in self._items.values())
-        while total > self.max_bytes and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            total -= dropped.nbytes
+        while len(self._items) > 1 and self.nbytes() > self.max_bytes:
+            self._items.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
@@ -328,9 +382,12 @@ def lance_vector_top(table: "lancedb.table.Table", query: np.ndarray, n: int,
     ``REFINE_FACTOR`` x as many candidates where one exists, plus a flat scan of rows not yet indexed."""
     where = _where(conditions)
 
+    nprobes = max(20, math.ceil(NPROBES_FRACTION * math.sqrt(table.count_rows())))  # partitions: sqrt(rows)
+
     def build(limit: int):
         search = (table.search(query, vector_column_name=VECTOR_COLUMN).distance_type("dot")
-                  .select([*_ROW_COLUMNS, "_rowaddr", "_distance"]).refine_factor(REFINE_FACTOR).limit(limit))
+                  .select([*_ROW_COLUMNS, "_rowaddr", "_distance"]).nprobes(nprobes)
+                  .refine_factor(REFINE_FACTOR).limit(limit))
         return search.where(where, prefilter=True) if where else search
 
     rows = _filtered_top(build, n, conditions)
@@ -412,7 +469,7 @@ def ensure_indexes(space: "SpaceTable", *, vector_min_rows: int = VECTOR_INDEX_M
         created.append(FTS_COLUMN)
     indices = _indices(table)
     if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
-        partitions = max(1, min(int(math.sqrt(rows)), rows // 256 or 1))
+        partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
         table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions))
         created.append(VECTOR_COLUMN)
         indices = _indices(table)
