@@ -6,7 +6,8 @@ Vectors are 384-d and clustered around real all-MiniLM-L6-v2 embeddings of the b
 (each row a noisy copy of one sentence's vector), queries are real embeddings of other sentences. For
 each size it prints p50/p99 latency and recall@10 against exact search of:
 
-  numpy brute force          a matrix-vector product and a partial sort over vectors already in memory
+  numpy brute force          a matrix-vector product (BLAS) and a partial sort over vectors in memory
+  numpy einsum               the same product by einsum, single-threaded (what nexus_query uses)
   lancedb flat               LanceDB search without an index
   lancedb ivf_rq+refine      LanceDB with the IVF_RQ index ensure_indexes builds, refine_factor on
   nexus vector (memory)      nexus_query.query with a query vector: the in-memory snapshot path
@@ -140,7 +141,13 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     nexus_top(qs[0])
     cold = (time.perf_counter() - started) * 1000
     flat = timed({"lancedb flat": lance_top}, qs[: max(20, args.queries // 5)])["lancedb flat"]
-    side = timed({"numpy brute force": numpy_top, "nexus vector (memory)": nexus_top,
+    def einsum_top(q):
+        scores = np.einsum("ij,j->i", vectors, q)
+        top = np.argpartition(-scores, K)[:K]
+        return top[np.argsort(-scores[top])].tolist()
+
+    side = timed({"numpy brute force": numpy_top, "numpy einsum (no BLAS)": einsum_top,
+                  "nexus vector (memory)": nexus_top,
                   "nexus filtered (memory)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
     rows = [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
     rows.insert(1, ("lancedb flat", flat[0], recall(flat[1], exact)))
@@ -196,8 +203,9 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
               f"{'' if rec is None else f'{rec:10.3f}'}")
     ratio = memory_p50 / numpy_p50
     http_ratio = float(np.percentile(t_http, 50) / np.percentile(t_in, 50))
-    print(f"target nexus vector p50 <= 2x numpy, recall@10 >= 0.98: {ratio:.2f}x, {memory_recall:.3f} "
-          f"{'PASS' if ratio <= 2 and memory_recall >= 0.98 else 'FAIL'}")
+    verdict = "PASS" if ratio <= 2 and memory_recall >= 0.98 else "FAIL"
+    print(f"{'target (at 100k)' if n >= 100_000 else 'for reference'}: nexus vector p50 <= 2x numpy, "
+          f"recall@10 >= 0.98: {ratio:.2f}x, {memory_recall:.3f} {verdict if n >= 100_000 else ''}")
     print(f"target HTTP p50 <= 1.5x in-process: {http_ratio:.2f}x {'PASS' if http_ratio <= 1.5 else 'FAIL'}")
     return rows
 

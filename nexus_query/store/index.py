@@ -201,18 +201,21 @@ class Snapshot:
         return mask
 
     def scores(self, query: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
-        """Dot products with ``query`` for every position, or for the (ascending) ``positions`` given."""
+        """Dot products with ``query`` for every position, or for the (ascending) ``positions`` given.
+
+        einsum, not BLAS: a matrix-vector product is memory-bound, and multi-threaded BLAS gemv stalls
+        badly when the cores are shared (measured 10-20 ms at 10k x 384 under load, einsum 0.6 ms)."""
         if positions is None:
             out = np.empty(self.num_rows, np.float32)
             for block, start in zip(self.blocks, self.offsets):
-                np.matmul(block.vectors, query, out=out[start:start + len(block.vectors)])
+                np.einsum("ij,j->i", block.vectors, query, out=out[start:start + len(block.vectors)])
             return out
         out = np.empty(len(positions), np.float32)
         cuts = np.searchsorted(positions, self.offsets)
         for i, (block, start) in enumerate(zip(self.blocks, self.offsets)):
             lo, hi = cuts[i], cuts[i + 1]
             if hi > lo:
-                out[lo:hi] = block.vectors[positions[lo:hi] - start] @ query
+                np.einsum("ij,j->i", block.vectors[positions[lo:hi] - start], query, out=out[lo:hi])
         return out
 
     def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
