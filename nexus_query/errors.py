@@ -61,6 +61,13 @@ class SpaceNotFound(NotFound):
     code = "nexus.space_not_found"
 
 
+class MethodNotAllowed(NexusError):
+    """The HTTP method is not served on this path (the framework's 405, enveloped)."""
+
+    code = "nexus.method_not_allowed"
+    status = 405
+
+
 class EmbedderMismatch(NexusError):
     code = "nexus.embedder_mismatch"
     status = 409

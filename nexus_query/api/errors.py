@@ -12,19 +12,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nexus_query.errors import InvalidRequest, NexusError, NotFound, Unauthorized, ValidationFailed
+from nexus_query.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NexusError,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 
 log = logging.getLogger("nexus_query.api")
-
-
-class MethodNotAllowed(NexusError):
-    code = "nexus.method_not_allowed"
-    status = 405
-
-
-class InternalError(NexusError):
-    code = "nexus.internal"
-    status = 500
 
 
 def envelope_response(exc: NexusError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -96,5 +93,5 @@ class CatchAllMiddleware:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await envelope_response(InternalError("internal error; the server log has the details"))(
+            await envelope_response(NexusError("internal error; the server log has the details"))(
                 scope, receive, send)
