@@ -2,11 +2,12 @@
 
 Two ways to search one table version, chosen per space by size:
 
-* ``Snapshot``: the version's rows held in memory (vectors as one float32 matrix, metadata as coded
-  columns) and searched exactly with numpy. At 100k x 384 one matrix-vector product is an order of
-  magnitude faster than LanceDB's flat scan, and it is exact, so filters and cursor pages are exact too.
-  Snapshots live in a bounded LRU keyed by (dataset uri, version); a new version is built from a cached
-  one by reading only the rows whose addresses it does not have (Lance fragments are immutable).
+* ``Snapshot``: the version's rows held in memory (float32 vector blocks, metadata as coded columns) and
+  searched exactly with numpy. At 100k x 384 one matrix-vector product is an order of magnitude faster
+  than LanceDB's flat scan, and it is exact, so filters and cursor pages are exact too. Snapshots live in
+  a bounded LRU keyed by (dataset uri, version); a new version reuses a cached one's blocks, reads only
+  the rows it lacks and masks the ones it no longer has (Lance fragments are immutable, so a row address
+  always names the same row).
 * LanceDB's own indexes, for spaces too large to hold in memory: an IVF_RQ vector index searched with a
   refine step (exact re-ranking of the candidates), and a full-text index for hybrid search. Both search
   rows not yet indexed by a flat scan, so nothing is missed between ``ensure_indexes`` runs.
@@ -20,7 +21,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
