@@ -27,10 +27,12 @@ Parquet, the table (N rows), deletes and checks all run at full size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,7 +81,8 @@ def synthetic_items(n: int, distinct: int | None = None, seed: int = 7) -> list[
 
 def fresh_home(items: list[dict]) -> None:
     """A new Nexus home holding the documents as landed API batches."""
-    os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-ingest-bench-")
+    os.environ["NEXUS_HOME"] = home = tempfile.mkdtemp(prefix="nexus-ingest-bench-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     from nexus_query.context import RequestContext
     from nexus_query.landing import landing_zone
 

@@ -46,10 +46,12 @@ def remove(name: str, ctx: RequestContext = ACME, space: str = "main") -> None:
     files.fs.rm(files.path("landing", space, "files", name))
 
 
-def materialize(instance, partition_key: str = "acme.default.main", **space_table_config) -> dict[str, dict]:
+def materialize(instance, partition_key: str = "acme.default.main", chunks: dict | None = None,
+                **space_table_config) -> dict[str, dict]:
     """One run of the ingest job; the metadata of each asset's materialization, by asset name."""
     instance.add_dynamic_partitions("tenant_spaces", [partition_key])
-    config = {"ops": {"space_table": {"config": space_table_config}}} if space_table_config else None
+    ops = {op: {"config": c} for op, c in (("chunks", chunks), ("space_table", space_table_config)) if c}
+    config = {"ops": ops} if ops else None
     result = JOB.execute_in_process(partition_key=partition_key, instance=instance, run_config=config)
     assert result.success
     assert all(check.passed for check in result.get_asset_check_evaluations())
@@ -86,6 +88,7 @@ def test_a_partition_run_loads_every_landed_document_and_a_second_run_embeds_and
         [r["id"] for r in stored if r["source"] == "api-doc"][0]
 
     second = materialize(instance)
+    assert second["chunks"]["reused_documents"] == 5 and second["chunks"]["chunks"] == first["chunks"]["chunks"]
     assert (second["embeddings"]["embedded"], second["embeddings"]["unchanged"]) == (0, first["chunks"]["chunks"])
     table = second["space_table"]
     assert (table["rows_added"], table["rows_updated"], table["rows_deleted"]) == (0, 0, 0)
@@ -98,10 +101,15 @@ def test_changing_one_document_re_embeds_only_its_chunks(instance, provider):
     first = materialize(instance)
     drop("notes.txt", "The winter hours start on 15 November.")
     second = materialize(instance)
+    assert (second["chunks"]["documents"], second["chunks"]["reused_documents"]) == (2, 1)
     assert second["embeddings"]["embedded"] == 1
     assert second["embeddings"]["unchanged"] == first["chunks"]["chunks"] - 1
     assert (second["space_table"]["rows_updated"], second["space_table"]["rows_added"]) == (1, 0)
     assert [r["text"] for r in rows() if r["source"] == "notes.txt"] == ["The winter hours start on 15 November."]
+    smaller = materialize(instance, chunks={"max_tokens": 16, "overlap_tokens": 4})  # other chunker: cut afresh
+    assert smaller["chunks"]["reused_documents"] == 0 and smaller["chunks"]["chunks"] > second["chunks"]["chunks"]
+    runbook = [r for r in rows() if r["source"] == "returns-runbook.md"]
+    assert len(runbook) == smaller["chunks"]["chunks"] - 1 and all(r["char_end"] - r["char_start"] < 120 for r in runbook)
 
 
 def test_a_removed_source_loses_its_rows_and_a_shorter_document_its_tail_chunks(instance, provider):

@@ -11,8 +11,8 @@ import pyarrow.dataset as ds
 from nexus_pipelines.ingest.checks import CHECKS, inspect_space
 from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
-from nexus_pipelines.ingest.parquet_io import ArrowStream
-from nexus_pipelines.ingest.pipeline import (CHUNK_SCHEMA, ChunkStats, chunk_batches, embed_batches,
+from nexus_pipelines.ingest.parquet_io import ArrowStream, previous_output
+from nexus_pipelines.ingest.pipeline import (ChunkStats, chunk_batches, chunks_schema, embed_batches,
                                              embeddings_schema, write_batches)
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
 from nexus_pipelines.ingest.tasks import report_task
@@ -57,11 +57,13 @@ def chunks(context: dg.AssetExecutionContext, config: ChunkConfig, nexus: NexusR
            raw_docs: ds.Dataset) -> ArrowStream:
     """Token-aware, heading-aware, overlapping chunks, each an exact substring of its document at its
     recorded character offsets; images stay whole."""
+    key = nexus.space_key(context.partition_key)
     chunker = Chunker.for_provider(nexus.provider, config.max_tokens, config.overlap_tokens)
+    previous = previous_output(nexus.files(key), context.asset_key.path, key.space_id)
     stats = ChunkStats()
     context.log.info(f"chunking to at most {chunker.max_tokens} word pieces, {chunker.overlap_tokens} overlapping")
-    return ArrowStream(CHUNK_SCHEMA, chunk_batches(raw_docs.to_batches(batch_size=1024), chunker, stats),
-                       lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
+    batches = chunk_batches(raw_docs.to_batches(batch_size=1024), chunker, stats, previous)
+    return ArrowStream(chunks_schema(chunker), batches, lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
 
 
 @dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _SENTENCE_END = (".", "!", "?", ":", ";")
+CHUNKING_VERSION = "1"  # bump when the splitting rules change, so earlier chunks are not reused
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class Chunker:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+
+    @property
+    def fingerprint(self) -> str:
+        """Equal fingerprints cut equal chunks (the splitting rules' version is part of it)."""
+        return f"{CHUNKING_VERSION}|{self.tokenizer.name_or_path}|{self.max_tokens}|{self.overlap_tokens}"
 
     @classmethod
     def for_provider(cls, provider: Any, max_tokens: int | None = None, overlap_tokens: int = 32) -> "Chunker":

@@ -8,7 +8,7 @@ under ``_global/shared/``).
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -59,6 +59,17 @@ def read_parquet(files: TenantFiles, *parts: str) -> ds.Dataset:
     return ds.dataset(files.path(*parts), filesystem=files.fs, format="parquet")
 
 
+def output_parts(asset_path: Sequence[str], space_id: str) -> tuple[str, ...]:
+    return (FOLDER, *asset_path, f"{space_id}.parquet")
+
+
+def previous_output(files: TenantFiles, asset_path: Sequence[str], space_id: str) -> ds.Dataset | None:
+    """What the asset last stored for this space (an asset may reuse its own earlier work); still
+    readable while the new output is written, which replaces it only once complete."""
+    parts = output_parts(asset_path, space_id)
+    return read_parquet(files, *parts) if files.exists(*parts) else None
+
+
 class SpaceParquetIOManager(dg.ConfigurableIOManager):
     """Stores each partition of an asset as one Parquet file in that space owner's blob store."""
 
@@ -66,7 +77,7 @@ class SpaceParquetIOManager(dg.ConfigurableIOManager):
 
     def _location(self, context: dg.OutputContext | dg.InputContext) -> tuple[TenantFiles, tuple[str, ...]]:
         key = self.nexus.space_key(context.asset_partition_key)
-        return self.nexus.files(key), (FOLDER, *context.asset_key.path, f"{key.space_id}.parquet")
+        return self.nexus.files(key), output_parts(context.asset_key.path, key.space_id)
 
     def handle_output(self, context: dg.OutputContext, obj: ArrowStream | pa.Table) -> None:
         if isinstance(obj, pa.Table):

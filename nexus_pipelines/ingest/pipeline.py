@@ -33,7 +33,9 @@ CHUNK_SCHEMA = pa.schema([
     pa.field("char_end", pa.int32(), nullable=False),
     pa.field("n_tokens", pa.int32(), nullable=False),
     pa.field("blob_path", pa.utf8(), nullable=True),
+    pa.field("doc_hash", pa.utf8(), nullable=False),  # the document version the chunk was cut from
 ])
+CHUNKER_KEY = b"nexus.chunker"
 EMBED_BATCH_ROWS = 2048
 WRITE_BATCH_ROWS = 8192
 
@@ -44,23 +46,57 @@ def embeddings_schema(dimension: int) -> pa.Schema:
             .append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=True)))
 
 
+def chunks_schema(chunker: Chunker) -> pa.Schema:
+    """The chunk schema, stamped with the chunker that cut them (what makes earlier chunks reusable)."""
+    return CHUNK_SCHEMA.with_metadata({CHUNKER_KEY: chunker.fingerprint.encode()})
+
+
 @dataclass
 class ChunkStats:
     documents: int = 0
+    reused_documents: int = 0  # unchanged since the last run: their chunks were copied, not recomputed
     chunks: int = 0
     tokens: list[int] = field(default_factory=list)
 
     def as_metadata(self) -> dict[str, Any]:
         lengths = np.asarray(self.tokens or [0])
-        return {"documents": self.documents, "chunks": self.chunks,
+        return {"documents": self.documents, "reused_documents": self.reused_documents, "chunks": self.chunks,
                 "tokens_p50": int(np.percentile(lengths, 50)), "tokens_p95": int(np.percentile(lengths, 95)),
                 "tokens_max": int(lengths.max())}
 
 
-def chunk_batches(docs: Iterable[pa.RecordBatch], chunker: Chunker, stats: ChunkStats) -> Iterator[pa.RecordBatch]:
-    """Text documents become token-sized chunks; an image is one row (its description is not split)."""
+def _reusable(previous: ds.Dataset | None, chunker: Chunker) -> dict[str, list[int]]:
+    """Row numbers of the earlier chunks of each (document id, version), if this chunker cut them."""
+    if previous is None or (previous.schema.metadata or {}).get(CHUNKER_KEY) != chunker.fingerprint.encode():
+        return {}
+    rows: dict[str, list[int]] = {}
+    keys = previous.to_table(columns=["source", "doc_hash"])
+    sources, hashes = keys.column("source").to_pylist(), keys.column("doc_hash").to_pylist()
+    for i, (source, doc_hash) in enumerate(zip(sources, hashes)):
+        rows.setdefault(f"{source}\x1f{doc_hash}", []).append(i)
+    return rows
+
+
+def chunk_batches(docs: Iterable[pa.RecordBatch], chunker: Chunker, stats: ChunkStats,
+                  previous: ds.Dataset | None = None) -> Iterator[pa.RecordBatch]:
+    """Text documents become token-sized chunks; an image is one row (its description is not split).
+    A document unchanged since ``previous`` (the last chunks, cut by the same chunker) keeps its chunks."""
+    reusable = _reusable(previous, chunker)
+    schema = chunks_schema(chunker)
     for batch in docs:
-        rows = batch.to_pylist()
+        rows, kept = [], []
+        for row in batch.to_pylist():
+            earlier = reusable.get(f"{row['doc_id']}\x1f{row['doc_hash']}")
+            if earlier:
+                kept.extend(earlier)
+            else:
+                rows.append(row)
+        stats.reused_documents += batch.num_rows - len(rows)
+        if kept:
+            copied = previous.take(pa.array(kept)).cast(schema)
+            stats.tokens.extend(copied.column("n_tokens").to_pylist())
+            stats.chunks += copied.num_rows
+            yield from copied.to_batches()
         texts = [r["text"] for r in rows]
         splits = chunker.split_many(texts, [r["format"] == "markdown" for r in rows])
         out = []
@@ -73,11 +109,12 @@ def chunk_batches(docs: Iterable[pa.RecordBatch], chunker: Chunker, stats: Chunk
                 out.append({"id": row_id(row["doc_id"], index),
                             "source": row["doc_id"], "type": row["type"], "text": row["text"][span.start:span.end],
                             "metadata": canonical_json(meta), "chunk_index": index, "char_start": span.start,
-                            "char_end": span.end, "n_tokens": span.n_tokens, "blob_path": row["blob_path"]})
+                            "char_end": span.end, "n_tokens": span.n_tokens, "blob_path": row["blob_path"],
+                            "doc_hash": row["doc_hash"]})
                 stats.tokens.append(span.n_tokens)
-        stats.documents += len(rows)
+        stats.documents += batch.num_rows
         stats.chunks += len(out)
-        yield pa.RecordBatch.from_pylist(out, schema=CHUNK_SCHEMA)
+        yield pa.RecordBatch.from_pylist(out, schema=schema)
 
 
 def chunk_records(batch: pa.RecordBatch | pa.Table) -> list[Record]:
