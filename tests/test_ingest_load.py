@@ -31,10 +31,12 @@ def test_many_small_writes_get_compacted_once_and_then_left_alone(store, provide
         upsert_records(space, ACME, [Record(text=f"Stove model {i} burns for {i + 2} hours.", source=f"stove-{i}")],
                        provider)
     assert space.table.stats()["fragment_stats"]["num_small_fragments"] > SMALL_FRAGMENTS_BEFORE_COMPACTION
-    assert compact_if_fragmented(space) is True
+    report = compact_if_fragmented(space, cursor_ttl_seconds=3600)
+    assert report is not None and report.fragments_after == 1 < report.fragments_before
     assert space.table.stats()["fragment_stats"]["num_fragments"] == 1
     assert space.count() == SMALL_FRAGMENTS_BEFORE_COMPACTION + 1
-    assert compact_if_fragmented(space) is False
+    assert report.versions_removed == 0  # every version stays readable for the cursors' lifetime
+    assert compact_if_fragmented(space, cursor_ttl_seconds=3600) is None
 
 
 def test_pruning_keeps_a_space_whose_source_came_back_empty_unless_told_otherwise(store, provider):

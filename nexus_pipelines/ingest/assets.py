@@ -80,6 +80,7 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
                          f"({stats.embed_per_second:.0f}/s), {stats.reused} reused")
 
     batches = embed_batches(chunks, space, provider, nexus.owner_context(key), stats, progress)
+
     def summary() -> dict:
         counts = stats.as_metadata()
         return {**{k: counts[k] for k in ("records", "embedded", "reused", "unchanged", "embed_seconds",
@@ -104,7 +105,7 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     pruned = prune_departed(space, keep, allow_empty_source=config.allow_empty_source)
     if pruned.refused_empty_source:
         context.log.warning("the source is empty: kept every row (run with allow_empty_source to wipe the space)")
-    compacted = compact_if_fragmented(space)
+    compacted = compact_if_fragmented(space, nexus.registry.config.cursor.ttl_seconds)
     outcomes = inspect_space(space, ctx.tenant_id if ctx else GLOBAL_TENANT_DIR, provider.info.dimension)
     embedded = _upstream_metadata(context, key="embeddings")
     counts = {"rows": space.count(), "rows_added": written.inserted, "rows_updated": written.updated,
@@ -117,7 +118,9 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     else:
         report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run_id, counts=counts)
     return dg.MaterializeResult(
-        metadata={**counts, "table_version": space.version, "compacted": compacted,
+        metadata={**counts, "table_version": space.version, "compacted": compacted is not None,
+                  "fragments": compacted.fragments_after if compacted else space.table.stats()["fragment_stats"][
+                      "num_fragments"],
                   "empty_source_kept_rows": pruned.refused_empty_source,
                   "commit_conflicts_retried": written.conflicts_retried,
                   "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, build_rows, canonical_json, content_hash
 from nexus_query.store.space import sql_string
+
+if TYPE_CHECKING:
+    from nexus_pipelines.maintenance.optimize import OptimizeReport
 
 _IN_LIST = 500
 _KEY_COLUMNS = ["id", "content_hash", "metadata", "type", "embedder", "source", "chunk_index", "char_start",
@@ -194,12 +197,16 @@ def prune_departed(space: SpaceTable, keep_ids: set[str], *, allow_empty_source:
     return PruneResult(space.delete_ids(stale), False)
 
 
-def compact_if_fragmented(space: SpaceTable, small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> bool:
-    """Compact small fragments and bring indexes up to date once writes have fragmented the table
-    (many small appends made search several times slower until ``optimize()`` ran)."""
+def compact_if_fragmented(space: SpaceTable, cursor_ttl_seconds: int,
+                          small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> OptimizeReport | None:
+    """Once writes have fragmented the table (many small appends made search several times slower until
+    ``optimize()`` ran) or left rows outside its indexes, run the space's maintenance: compaction, index
+    refresh, and a cleanup that spares every version a live cursor may read. None when not needed."""
     small = space.table.stats()["fragment_stats"]["num_small_fragments"]
     stale_index = any(index.num_unindexed_rows for index in space.table.list_indices())
     if small < small_fragments and not stale_index:
-        return False
-    space.table.optimize()
-    return True
+        return None
+    # Imported here: the maintenance package's definitions import the ingest package, which imports this.
+    from nexus_pipelines.maintenance.optimize import optimize_space
+
+    return optimize_space(space, cursor_ttl_seconds)
