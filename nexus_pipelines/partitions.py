@@ -10,8 +10,10 @@ environment is the code location's (``NexusResource.environment``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId
@@ -79,3 +81,15 @@ class SpaceKey:
 def tags_for_partition(partition_key: str) -> dict[str, str]:
     """Tags every run of a space partition gets, so the per-tenant run limit applies to it."""
     return SpaceKey.parse(partition_key).run_tags
+
+
+def range_run_requests(keys: Sequence[str], size: int, *, run_key: str, batch_tag: str,
+                       run_config: Mapping[str, Any] | None = None) -> list[dg.RunRequest]:
+    """One run per ``size`` consecutive partitions (the partition-range tags), so a schedule over a thousand
+    spaces launches forty runs rather than a thousand and every space still gets its own materialization.
+    Run keys are ``{run_key}/{number}``; ``batch_tag`` says ``{number}/{runs}``."""
+    groups = [keys[i:i + size] for i in range(0, len(keys), size)]
+    return [dg.RunRequest(run_key=f"{run_key}/{number}", run_config=dict(run_config or {}),
+                          tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
+                                batch_tag: f"{number}/{len(groups)}"})
+            for number, group in enumerate(groups, 1)]

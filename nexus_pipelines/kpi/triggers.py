@@ -15,10 +15,9 @@ twice.
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
-from nexus_pipelines.partitions import tags_for_partition, tenant_spaces
+from nexus_pipelines.partitions import range_run_requests, tags_for_partition, tenant_spaces
 
 BATCH_TAG = "nexus/kpi_batch"
 
@@ -27,10 +26,6 @@ kpi_facts_job = dg.define_asset_job("kpi_facts_job", selection=[kpi_fact_docs], 
 kpi_observe_job = dg.define_asset_job("kpi_observe_measurements", selection=[kpi_measurements],
                                       description="Fingerprint every tenant space's KPI source; changed ones "
                                                   "trigger kpi_fact_docs through kpi_measurements_sensor.")
-
-
-def batches(keys: list[str], size: int) -> list[list[str]]:
-    return [keys[i:i + size] for i in range(0, len(keys), size)]
 
 
 @dg.schedule(name="kpi_hourly_schedule", cron_schedule="5 * * * *", execution_timezone="UTC", job=kpi_facts_job,
@@ -42,16 +37,8 @@ def kpi_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunReq
     if not keys:
         return dg.SkipReason("no tenant spaces yet")
     tick = context.scheduled_execution_time.isoformat()
-    groups = batches(keys, KPI_BATCH_SIZE)
-    return [
-        dg.RunRequest(
-            run_key=f"{tick}/{number}",
-            run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick}}}},
-            tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
-                  BATCH_TAG: f"{number}/{len(groups)}"},
-        )
-        for number, group in enumerate(groups, 1)
-    ]
+    return range_run_requests(keys, KPI_BATCH_SIZE, run_key=tick, batch_tag=BATCH_TAG,
+                              run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick}}}})
 
 
 def measurement_events(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:

@@ -4,14 +4,12 @@ Thin: the work is ``optimize.optimize_space``."""
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pydantic import Field
 
 from nexus_query.errors import NexusError, SpaceNotFound
 from nexus_query.store import SpaceTable
-from nexus_pipelines.kpi.triggers import batches
 from nexus_pipelines.maintenance.optimize import OptimizeReport, optimize_space
-from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_pipelines.partitions import SpaceKey, range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "maintenance"
@@ -96,9 +94,5 @@ def space_maintenance_nightly(context: dg.ScheduleEvaluationContext) -> list[dg.
     keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))
     if not keys:
         return dg.SkipReason("no spaces yet")
-    tick = context.scheduled_execution_time.isoformat()
-    groups = batches(keys, MAINTENANCE_BATCH_SIZE)
-    return [dg.RunRequest(run_key=f"{tick}/{number}",
-                          tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
-                                BATCH_TAG: f"{number}/{len(groups)}"})
-            for number, group in enumerate(groups, 1)]
+    return range_run_requests(keys, MAINTENANCE_BATCH_SIZE, run_key=context.scheduled_execution_time.isoformat(),
+                              batch_tag=BATCH_TAG)
