@@ -223,8 +223,6 @@ def test_the_end_of_run_sensor_refreshes_spaces_whose_measurements_a_run_brought
     assert sensor_requests(instance, facts_run) == []
 
 
-@pytest.mark.xfail(strict=True, reason="ingest's prune_departed deletes every row it did not write, KPI facts "
-                                       "included; remove this mark once space_table prunes only documents")
 def test_kpi_facts_survive_a_document_ingest_run_of_the_same_space(instance, store, provider):
     put_source()
     instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main"])
