@@ -21,6 +21,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -43,6 +44,8 @@ VECTOR_COLUMN = "vector"
 VECTOR_INDEX_MIN_ROWS = 50_000
 REFINE_FACTOR = 40
 NPROBES_FRACTION = 0.3
+# Lance's optimize() always cleans up; this age keeps every version (cleanup is maintenance's job).
+KEEP_EVERY_VERSION = timedelta(days=36_500)
 # Rows not yet in the indexes (appended since the last build) that trigger ``optimize``.
 MAX_UNINDEXED_FRACTION = 0.1
 MAX_UNINDEXED_ROWS = 20_000
@@ -461,7 +464,8 @@ def ensure_indexes(space: "SpaceTable", *, vector_min_rows: int = VECTOR_INDEX_M
     - full-text index on ``text`` (hybrid search) from the first row;
     - IVF_RQ vector index once the space has ``vector_min_rows`` rows;
     - ``optimize`` (index the new rows, compact small fragments) once the unindexed tail is large.
-    ``optimize`` keeps old versions for 7 days, so cursors issued meanwhile stay valid.
+    Old versions are never removed here (cursors may still read them): cleanup is the maintenance
+    job's, with a retention counted from when a version stopped being the latest.
     """
     from lancedb.index import IvfRq
 
@@ -480,7 +484,7 @@ def ensure_indexes(space: "SpaceTable", *, vector_min_rows: int = VECTOR_INDEX_M
     unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
     optimized = False
     if unindexed and unindexed >= min(MAX_UNINDEXED_ROWS, max(1, int(rows * MAX_UNINDEXED_FRACTION))):
-        table.optimize()
+        table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
         optimized = True
         unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in _indices(table).values()),
                         default=0)
