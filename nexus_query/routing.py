@@ -37,23 +37,21 @@ class RoutingRegistry:
         env = self._environment(ctx.environment)
         return (env.tenants.get(ctx.tenant_id) if env else None) or TenantRoutes()
 
-    def store_route(self, ctx: RequestContext) -> StoreRoute:
-        route = self.routes(ctx).nexus_store
+    def route(self, ctx: RequestContext, kind: str) -> StoreRoute | FileRoute:
+        """The caller's route of ``kind`` (one of RESOURCE_KINDS), or the 503 ``{kind}.missing_route``."""
+        route = getattr(self.routes(ctx), kind)
         if route is None:
-            raise MissingRoute("nexus_store", environment=ctx.environment)
+            raise MissingRoute(kind, environment=ctx.environment)
         return route
+
+    def store_route(self, ctx: RequestContext) -> StoreRoute:
+        return self.route(ctx, "nexus_store")
 
     def blob_route(self, ctx: RequestContext) -> FileRoute:
-        route = self.routes(ctx).nexus_blob_store
-        if route is None:
-            raise MissingRoute("nexus_blob_store", environment=ctx.environment)
-        return route
+        return self.route(ctx, "nexus_blob_store")
 
     def projection_route(self, ctx: RequestContext) -> FileRoute:
-        route = self.routes(ctx).nexus_projection_store
-        if route is None:
-            raise MissingRoute("nexus_projection_store", environment=ctx.environment)
-        return route
+        return self.route(ctx, "nexus_projection_store")
 
     def global_routes(self, environment: str) -> TenantRoutes:
         env = self._environment(environment)
