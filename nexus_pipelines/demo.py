@@ -1,5 +1,6 @@
-"""`make demo`: land the bundled example data and ingest every demo space through Dagster, then show
-sample queries.
+"""`make demo`: land the bundled example data and ingest every demo space through Dagster; then, for
+acme, KPI facts from its example measurements, a HAZE map and a cognition artifact from its example chat
+export; finally sample queries.
 
 Each space is one run of the ``ingest_space`` job (the same one the landing sensor starts), recorded in
 the Dagster instance at ``$DAGSTER_HOME`` when it is set (so ``make dev`` shows the runs afterwards),
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from nexus_query.cli import format_hits
 from nexus_query.client import connect
+from nexus_query.cognition import assemble_topic
 from nexus_query.paths import TenantFiles
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
@@ -26,20 +28,36 @@ from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spac
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 SPACES = {SpaceKey("acme", "default", "main"): "acme", SpaceKey("globex", "default", "main"): "globex",
           SpaceKey.global_space(): "global"}
-SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("globex-demo-key", "documents for customs clearance")]
+SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("acme-demo-key", "how is checkout latency?"),
+           ("globex-demo-key", "documents for customs clearance")]
+ACME = SpaceKey("acme", "default", "main")
+KPI_AS_OF = "2026-11-16T14:05:00+00:00"  # the bundled measurements end at 14:00 that day
+TOPIC = "Embercore stove from an affected batch"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def copy_unchanged_aside(files: TenantFiles, path: Path, *parts: str) -> None:
+    """Copy one example file into the tenant's store; an unchanged file is left untouched, so a running
+    landing sensor sees nothing new."""
+    data = path.read_bytes()
+    if not files.exists(*parts) or files.read_bytes(*parts) != data:
+        files.write_bytes_atomic(data, *parts)
+
+
 def land_examples(files: TenantFiles, space_id: str, folder: Path) -> int:
-    """Copy the example files into the space's landing zone; unchanged files are left untouched, so a
-    running landing sensor sees nothing new."""
+    """Documents into the landing zone, chat exports beside them (the ingest run makes bricks of them) and
+    KPI measurements with their catalogue where ``kpi_fact_docs`` reads them."""
     landed = 0
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".md", ".txt", ".jsonl")):
-        data = path.read_bytes()
-        parts = ("landing", space_id, "files", path.name)
-        if not files.exists(*parts) or files.read_bytes(*parts) != data:
-            files.write_bytes_atomic(data, *parts)
+        copy_unchanged_aside(files, path, "landing", space_id, "files", path.name)
         landed += 1
+    for path in sorted((folder / "conversations").glob("*.json")):
+        copy_unchanged_aside(files, path, "landing", space_id, "files", "conversations", path.name)
+        landed += 1
+    if (folder / "kpi" / "catalogue.yaml").exists():
+        copy_unchanged_aside(files, folder / "kpi" / "catalogue.yaml", "kpi", space_id, "catalogue.yaml")
+        copy_unchanged_aside(files, folder / "kpi" / "measurements.csv", "kpi", space_id, "measurements",
+                             "measurements.csv")
     return landed
 
 
@@ -52,6 +70,31 @@ def demo_instance() -> Iterator[dg.DagsterInstance]:
     else:
         with dg.DagsterInstance.ephemeral() as instance:
             yield instance
+
+
+def show_acme_extras(instance: dg.DagsterInstance) -> None:
+    """KPI facts, the HAZE map and a cognition artifact of acme's space, each from its own Dagster job."""
+    tags = tags_for_partition(ACME.partition_key)
+    ctx = ACME.context(nexus.environment)
+    defs.resolve_job_def("kpi_facts_job").execute_in_process(
+        partition_key=ACME.partition_key, instance=instance, tags=tags,
+        run_config={**QUIET, "ops": {"kpi_fact_docs": {"config": {"as_of": KPI_AS_OF}}}})
+    facts = (nexus.store.open(ctx, "main").table.search().where("type = 'kpi'").select(["text"])
+             .limit(None).to_list())
+    tqdm.write(f"\nacme/main KPI facts as of {KPI_AS_OF} (asset kpi_fact_docs):")
+    tqdm.write("\n".join(f"  - {f['text']}" for f in facts) or "  (nothing worth a sentence)")
+    defs.resolve_job_def("haze_space").execute_in_process(partition_key=ACME.partition_key, instance=instance,
+                                                          tags=tags, run_config=QUIET)
+    snapshot = connect(api_key="acme-demo-key").haze("main")
+    labels = "; ".join(c["label"] for c in snapshot.clusters[:4])
+    tqdm.write(f"\nacme/main HAZE map (asset haze_projection): {snapshot.info['counts']['rows']} points in "
+               f"{len(snapshot.clusters)} clusters ({labels}; ...)\n  open {snapshot.url('map.html')}")
+    artifact = assemble_topic(ctx, "main", TOPIC)
+    payload = artifact["payload"]
+    tqdm.write(f"\nacme/main cognition artifact for {TOPIC!r}: {artifact['artifact_id']}\n"
+               f"  {payload['coverage_status']}, {len(payload['provenance']['brick_ids'])} bricks from "
+               f"{len(payload['raw_excerpts'])} conversation(s); read it: .venv/bin/nexus cognition show "
+               f"{artifact['artifact_id']} --key acme-demo-key --for-agent")
 
 
 def label(key: SpaceKey) -> str:
@@ -71,6 +114,7 @@ def main() -> int:
             tqdm.write(f"{label(key)}: {table['rows']} rows (+{table['rows_added']} new, {table['rows_updated']} "
                        f"updated, {table['rows_deleted']} deleted, {table['rows_skipped']} unchanged), "
                        f"table version {table['table_version']}, run {result.run_id[:8]}")
+        show_acme_extras(instance)
     for key, text in SAMPLES:
         nx = connect(api_key=key)
         print(f"\n{nx!r}  query: {text!r}")

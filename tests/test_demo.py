@@ -1,10 +1,19 @@
+import re
+from pathlib import Path
+
 from nexus_pipelines import demo
 
 
-def test_demo_loads_every_demo_space_and_prints_hits_for_acme(nexus_home, capsys):
+def test_demo_ingests_every_space_and_shows_facts_map_artifact_and_hits(nexus_home, capsys):
     assert demo.main() == 0
     out = capsys.readouterr().out
-    assert "acme/main:" in out and "globex/main:" in out
+    assert "acme/main:" in out and "globex/main:" in out and "global:" in out
     acme_part = out.split("query: 'how do I return a tent?'")[1].split("Nexus(")[0]
     first_hit = acme_part.strip().splitlines()[2]
     assert "return" in first_hit.lower() and "tent" in first_hit.lower()
+    assert "p95 latency of checkout rose 20.4%" in out  # the step injected into the example measurements
+    map_html = Path(re.search(r"open (\S+map\.html)", out).group(1))
+    assert map_html.is_file() and str(map_html).startswith(str(nexus_home))
+    assert re.search(r"cognition artifact for .*: sha256:[0-9a-f]{64}\n  ASSEMBLED", out)
+    latency_part = out.split("query: 'how is checkout latency?'")[1].split("Nexus(")[0]
+    assert "kpi/checkout_laten" in latency_part
