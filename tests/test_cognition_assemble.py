@@ -12,7 +12,7 @@ from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemb
 from nexus_query.cognition.artifacts import ArtifactStore
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source
 from nexus_query.cognition.conversations import canonical_conversation
-from nexus_query.cognition.recall import recall_bricks_readonly
+from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
@@ -70,7 +70,8 @@ def test_artifact_id_is_sha256_of_the_canonical_json_of_the_payload(acme_space, 
 
 def test_provenance_lists_the_recalled_bricks_and_their_source_files_and_every_span_cites_one(acme_space, provider):
     topic = "refund for a tent with mildew"
-    recalled = recall_bricks_readonly(ACME, "main", topic, store=acme_space, provider=provider)
+    recalled = recall_bricks_readonly(ACME, "main", topic, store=acme_space, provider=provider,
+                                      min_score=MIN_SCORE)
     payload = run(acme_space, provider, topic).artifact["payload"]
     assert payload["provenance"]["brick_ids"] == sorted(b.brick_id for b in recalled)
     assert payload["provenance"]["source_files"] == sorted({b.source_file for b in recalled})
@@ -261,3 +262,10 @@ def test_on_s3_sources_load_from_the_bucket_and_the_artifact_is_stored_there(s3_
     assert payload["coverage_status"] == "ASSEMBLED"
     assert "conversations/canonical/canon-shipping.json" in payload["provenance"]["source_files"]
     assert ArtifactStore.for_context(ACME).get(artifact["artifact_id"]) == artifact
+
+
+def test_a_topic_the_conversations_never_speak_of_gives_no_recall_matches(acme_space, provider):
+    assert recall_bricks_readonly(ACME, "main", "recipe for sourdough bread", store=acme_space,
+                                  provider=provider, min_score=MIN_SCORE) == []
+    payload = run(acme_space, provider, "the French revolution of 1789").artifact["payload"]
+    assert payload["coverage_status"] == NO_RECALL_MATCHES and payload["raw_excerpts"] == []

@@ -16,7 +16,7 @@ from typing import Any
 
 from nexus_query.cognition.artifacts import ARTIFACT_TYPE, ArtifactStore, artifact_id_for
 from nexus_query.cognition.conversations import Conversation, canonical_conversation
-from nexus_query.cognition.recall import DEFAULT_K, Brick, recall_bricks_readonly
+from nexus_query.cognition.recall import DEFAULT_K, MIN_SCORE, Brick, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.errors import InvalidRequest, NexusError
@@ -128,7 +128,7 @@ def assemble(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K,
         raise InvalidRequest("topic must be a non-empty string", field="topic")
     topic = topic.strip()
     store = store or SpaceStore()
-    bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider)
+    bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider, min_score=MIN_SCORE)
     artifacts = ArtifactStore.for_context(ctx, store.registry)
     payload, loaded, skipped = build_payload(topic, bricks, artifacts.files)
     stored, created = artifacts.put(make_artifact(topic, payload), space_id)

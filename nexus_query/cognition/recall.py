@@ -14,6 +14,11 @@ from nexus_query.store import SpaceStore
 from nexus_query.store.index import lance_vector_top, snapshot_cache
 
 DEFAULT_K = 15
+# Cosine similarity below which assembly does not count a brick as matching the topic. With all-MiniLM-L6-v2, topics a space
+# speaks of score 0.35 and up while unrelated ones ("recipe for sourdough bread" against support chats)
+# mostly stay under 0.15 (a bare "[file: stove-photo.jpg]" reached 0.21), so a neighbour that is merely
+# nearest is not taken for a match.
+MIN_SCORE = 0.3
 MAX_K = 200
 _BRICK_KEYS = ("source_file", "message_id", "block_index", "role", "conversation_id")
 _BRICKS_ONLY = parse_filters({"kind": BRICK_KIND})
@@ -38,10 +43,12 @@ def validate_k(k: object) -> int:
 
 
 def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: int = DEFAULT_K, *,
-                           store: SpaceStore | None = None,
-                           provider: EmbeddingProvider | None = None) -> list[Brick]:
-    """The ``k`` bricks nearest to ``query``, best first. The table is checked out at its current
-    version: a LanceDB handle on which every write fails, so recall cannot change the index."""
+                           store: SpaceStore | None = None, provider: EmbeddingProvider | None = None,
+                           min_score: float = 0.0) -> list[Brick]:
+    """At most ``k`` bricks nearest to ``query`` with similarity of at least ``min_score`` (assembly asks
+    for ``MIN_SCORE``), best first. The
+    table is checked out at its current version: a LanceDB handle on which every write fails, so recall
+    cannot change the index."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidRequest("query must be a non-empty string", field="query")
     validate_k(k)
@@ -61,6 +68,8 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
         rows = lance_vector_top(table, vector, k, _BRICKS_ONLY)
     bricks = []
     for row in rows:
+        if row["score"] < min_score:
+            break  # rows come best first
         meta = json.loads(row["metadata"])
         if any(key not in meta for key in _BRICK_KEYS):
             continue
