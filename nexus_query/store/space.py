@@ -260,8 +260,13 @@ def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.
     except (FileNotFoundError, ValueError):
         try:
             table = conn.create_table(location.table_name, schema=space_schema(embedder), exist_ok=True)
-        except ValueError:  # another writer created it first, with another embedder's schema
-            table = conn.open_table(location.table_name)
+        except (ValueError, RuntimeError) as exc:
+            # Another writer created it first: with another embedder's schema (ValueError), or, on object
+            # stores, by winning the race to commit version 1 (Lance's "retryable commit conflict").
+            try:
+                table = conn.open_table(location.table_name)
+            except (FileNotFoundError, ValueError):
+                raise exc from None
     if not table.schema.field(PRIMARY_KEY).metadata or _PK_FIELD_KEY not in table.schema.field(PRIMARY_KEY).metadata:
         # A declared key is what makes concurrent merge_insert safe from duplicates.
         table.set_unenforced_primary_key(PRIMARY_KEY)
