@@ -1,8 +1,6 @@
 """``haze_projection``: a map of each space, downstream of ``space_table``; and the sensor that turns
 ``POST /nexus/spaces/{space_id}/haze/snapshot`` requests into runs. Thin: the work is in ``projection``."""
 
-import base64
-
 import dagster as dg
 
 from nexus_query.errors import InvalidRequest
@@ -12,6 +10,7 @@ from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.pictures import png_markdown
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "haze"
@@ -78,8 +77,7 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
             "snapshot_id": result.snapshot_id, "new_snapshot": result.created, "method": info["method"],
             "refit": info["refit"], "reducer_id": info["reducer_id"], "cluster_method": info["cluster_method"],
             **{f"seconds_{step}": seconds for step, seconds in info["timings"].items()},
-            "map": dg.MetadataValue.md(f"![HAZE map of {key.partition_key}](data:image/png;base64,"
-                                       f"{base64.b64encode(result.png).decode()})"),
+            "map": dg.MetadataValue.md(png_markdown(result.png, f"HAZE map of {key.partition_key}")),
             "cluster_labels": dg.MetadataValue.md(_cluster_table(info["clusters"])),
             "html_map": dg.MetadataValue.path(snapshot.url("map.html")),
             "points": dg.MetadataValue.path(snapshot.url("points.parquet")),

@@ -10,7 +10,6 @@ source, text preview and coordinates.
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -26,6 +25,7 @@ from nexus_query.store import SpaceTable
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_label, cluster_points
 from nexus_pipelines.haze.html_map import render_html
 from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
+from nexus_pipelines.pictures import figure_png
 
 Log = Callable[[str], None]
 
@@ -181,10 +181,7 @@ def render_png(points: pa.Table, clusters: list[dict[str, Any]], title: str) -> 
     figure = Figure(figsize=(9, 7), dpi=100)
     FigureCanvasAgg(figure)
     plot_points(points, clusters=clusters, ax=figure.add_subplot(), title=title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 @dataclass

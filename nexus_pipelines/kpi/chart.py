@@ -3,9 +3,6 @@ got a fact shaded by fact type."""
 
 from __future__ import annotations
 
-import base64
-import io
-
 from datetime import datetime
 
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -14,6 +11,7 @@ from matplotlib.patches import Patch
 
 from nexus_query.kpi import SeriesReport
 from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
+from nexus_pipelines.pictures import figure_png, png_markdown
 
 COLORS = {"change": "#d62728", "trend": "#9467bd", "outside_band": "#ff7f0e", "threshold_breach": "#8c564b",
           "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22"}
@@ -51,12 +49,8 @@ def chart_png(report: SeriesReport) -> bytes:
     handles += [Patch(color=COLORS[t], alpha=0.4, label=t) for t in sorted(flagged)]
     ax.legend(handles=handles, fontsize=7, loc="upper left")
     ax.margins(x=0.01)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def chart_markdown(report: SeriesReport) -> str:
-    encoded = base64.b64encode(chart_png(report)).decode("ascii")
-    return f"![{report.series.key}](data:image/png;base64,{encoded})"
+    return png_markdown(chart_png(report), report.series.key)
