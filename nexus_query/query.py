@@ -398,8 +398,9 @@ def query(
         # spaces are merged by the calibrated score, which means the same in both.
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
         terms = query_terms(text)
-        per_space = [_hybrid_ranking(s.vector(vector, depth), s.text(text, FUSION_DEPTH, vector), terms, want)
-                     for s in sources]
+        per_space = [_hybrid_ranking(_merged([s.vector(vector, depth)], depth),
+                                     _merged([s.text(text, FUSION_DEPTH, vector)], FUSION_DEPTH), terms, want)
+                     for s in sources]  # _merged: ties go to the lower row address, as on every page
         ranked = sorted((r for space in per_space for r in space), key=_Ranked.order)[:want]
     if min_score is not None:  # scores never rise down the list: this keeps a prefix, before paging
         ranked = [r for r in ranked if r.score >= min_score]

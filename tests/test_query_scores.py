@@ -14,7 +14,6 @@ from nexus_query.api.server import background_server
 from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
-from nexus_query.routing import RoutingRegistry
 from nexus_query.scoring import (
     SUGGESTED_MIN_SCORE,
     TEXT_LIFT,
@@ -24,9 +23,9 @@ from nexus_query.scoring import (
     query_terms,
     vector_relevance,
 )
-from nexus_query.store import Record, SpaceStore, build_rows
+from nexus_query.store import Record, build_rows
 from nexus_query.store.index import ensure_indexes, snapshot_cache
-from tests.conftest import REPO, load_texts
+from tests.conftest import REPO
 
 ACME = RequestContext("acme")
 GEAR = {
@@ -214,3 +213,42 @@ def test_the_global_merge_orders_tenant_and_global_hits_by_the_same_score(store,
     # a tenant hit scores what it scores without the global space: one scale, not two indexes' BM25
     tenant = [(h.doc_id, h.score, h.score_details) for h in merged if h.space == "tenant"]
     assert tenant == [(h.doc_id, h.score, h.score_details) for h in alone]
+
+
+# --- the issue's check, over HTTP with the real model and the bundled example documents -------------
+
+def example_records(tenant: str) -> list[Record]:
+    records = []
+    for path in sorted((REPO / "examples" / "data" / tenant).glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                records.append(Record(text=item["content"], source=item["id"], metadata=item.get("metadata", {})))
+    return records
+
+
+@pytest.mark.slow
+def test_over_http_a_real_question_scores_high_nonsense_low_and_min_score_tells_them_apart(store, provider):
+    records = example_records("acme")
+    space = store.open_or_create(ACME, "main", provider.info)
+    space.upsert(build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
+    ensure_indexes(space)
+    with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
+        def top(q: str, **body) -> list[dict]:
+            response = client.post("/nexus/spaces/main/query", headers={"Authorization": "Bearer acme-demo-key"},
+                                   json={"q": q, "top_k": 5, **body})
+            assert response.status_code == 200, response.text
+            return response.json()["hits"]
+
+        real, nonsense = top("how do I return a tent?"), top(NONSENSE)
+        assert real[0]["source"] == "ret-how-to-return-tent" and real[0]["score"] >= 0.5
+        assert nonsense[0]["score"] < 0.6 * real[0]["score"]
+        assert set(real[0]["score_details"]) == {"vector", "text", "rank_vector", "rank_text"}
+        assert all(0.0 <= h["score"] <= 1.0 and not math.isnan(h["score"]) for h in real + nonsense)
+        kept = top("how do I return a tent?", min_score=SUGGESTED_MIN_SCORE)
+        assert kept and kept[0]["source"] == "ret-how-to-return-tent"
+        assert all(h["score"] >= SUGGESTED_MIN_SCORE for h in kept)
+        assert top(NONSENSE, min_score=SUGGESTED_MIN_SCORE) == []
+        refused = client.post("/nexus/spaces/main/query", headers={"Authorization": "Bearer acme-demo-key"},
+                              json={"q": "tent", "min_score": 2})
+        assert refused.status_code == 422 and refused.json()["error"]["code"]
