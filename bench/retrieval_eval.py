@@ -157,6 +157,17 @@ class Separation:
     in_domain: int
     out_of_domain: int
 
+    @classmethod
+    def of(cls, inside: list[float], outside: list[float], min_score: float) -> "Separation":
+        """From the top scores of in-domain (``inside``) and out-of-domain (``outside``) queries."""
+        from sklearn.metrics import roc_auc_score
+
+        labels = [1] * len(inside) + [0] * len(outside)
+        return cls(auc=float(roc_auc_score(labels, inside + outside)),
+                   out_of_domain_cut=sum(s < min_score for s in outside) / len(outside),
+                   in_domain_kept=sum(s >= min_score for s in inside) / len(inside),
+                   min_score=min_score, in_domain=len(inside), out_of_domain=len(outside))
+
 
 def top_score(ctx, space_id: str, text: str, mode: str | None) -> float:
     from nexus_query.query import query
@@ -168,7 +179,6 @@ def top_score(ctx, space_id: str, text: str, mode: str | None) -> float:
 def separation(folder: Path, groups: list[str], mode: str | None) -> Separation:
     """Each group's corpus in a space of its own; every judged query asked of its own group's space and
     of the others' (see the module docstring)."""
-    from sklearn.metrics import roc_auc_score
     from tqdm import tqdm
 
     from nexus_query.context import RequestContext
@@ -199,12 +209,9 @@ def separation(folder: Path, groups: list[str], mode: str | None) -> Separation:
     for text, owner in tqdm(asked, desc=f"separation ({mode or 'default mode'})"):
         for group, space_id in spaces.items():
             (inside if group == owner else outside).append(top_score(ctx, space_id, text, mode))
-    labels = [1] * len(inside) + [0] * len(outside)
-    return Separation(
-        auc=float(roc_auc_score(labels, inside + outside)),
-        out_of_domain_cut=sum(s < SUGGESTED_MIN_SCORE for s in outside) / len(outside),
-        in_domain_kept=sum(s >= SUGGESTED_MIN_SCORE for s in inside) / len(inside),
-        min_score=SUGGESTED_MIN_SCORE, in_domain=len(inside), out_of_domain=len(outside))
+    if not inside:
+        raise SystemExit("--groups: no judged query has its relevant documents in one of the groups")
+    return Separation.of(inside, outside, SUGGESTED_MIN_SCORE)
 
 
 def write_examples(folder: Path) -> None:
