@@ -368,7 +368,8 @@ def query(
     digest = query_digest({
         "q": text if text is not None else hashlib.sha256(vector.tobytes()).hexdigest(),
         "filters": sorted([c.key, c.op, list(c.values), c.exists] for c in conditions),
-        "mode": mode, "global": include_global, "min_score": min_score,
+        "mode": mode, "global": include_global,
+        **({"min_score": float(min_score)} if min_score is not None else {}),  # cursors without one stay valid
     })
     state = signer.open(cursor, ctx, space_id, digest) if cursor else CursorState({}, 0)
     pin = bool(cursor)
