@@ -6,6 +6,7 @@ import json
 import math
 
 import httpx
+import jsonschema
 import numpy as np
 import pytest
 
@@ -234,10 +235,15 @@ def test_over_http_a_real_question_scores_high_nonsense_low_and_min_score_tells_
     space.upsert(build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     ensure_indexes(space)
     with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
+        spec = client.get("/openapi.json").json()
+        # the answer as the OpenAPI document describes it (a JSON Schema, resolved against the document)
+        contract = {"$ref": "#/components/schemas/QueryResponse", "components": spec["components"]}
+
         def top(q: str, **body) -> list[dict]:
             response = client.post("/nexus/spaces/main/query", headers={"Authorization": "Bearer acme-demo-key"},
                                    json={"q": q, "top_k": 5, **body})
             assert response.status_code == 200, response.text
+            jsonschema.validate(response.json(), contract)
             return response.json()["hits"]
 
         real, nonsense = top("how do I return a tent?"), top(NONSENSE)
@@ -249,6 +255,8 @@ def test_over_http_a_real_question_scores_high_nonsense_low_and_min_score_tells_
         assert kept and kept[0]["source"] == "ret-how-to-return-tent"
         assert all(h["score"] >= SUGGESTED_MIN_SCORE for h in kept)
         assert top(NONSENSE, min_score=SUGGESTED_MIN_SCORE) == []
+        hit_schema = spec["components"]["schemas"]["HitModel"]["properties"]
+        assert (hit_schema["score"]["minimum"], hit_schema["score"]["maximum"]) == (0.0, 1.0)
         refused = client.post("/nexus/spaces/main/query", headers={"Authorization": "Bearer acme-demo-key"},
                               json={"q": "tent", "min_score": 2})
         assert refused.status_code == 422 and refused.json()["error"]["code"]
