@@ -1,6 +1,6 @@
 """Retrieval quality on a BEIR-format folder, through the real ingestion path and nexus_query.
 
-    .venv/bin/python bench/retrieval_eval.py --beir DIR [--mode vector|hybrid]
+    .venv/bin/python bench/retrieval_eval.py --beir DIR [--mode vector|hybrid] [--groups acme,globex]
     .venv/bin/python bench/retrieval_eval.py --write-examples DIR   # a BEIR set from examples/data
 
 DIR holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
@@ -10,8 +10,17 @@ space_table) for one partition; then every query with judgements runs through ``
 A document's rank is its best chunk's. The last line printed is ``nDCG@10=<x> Recall@100=<y>``
 (nDCG with the judged score as gain, as trec_eval computes it).
 
+``--groups A,B`` also measures how well a hit's score tells an answer from no answer. Corpus ids are
+``group/...`` (as ``--write-examples`` writes them); each group's documents are ingested into a space of
+their own, and each judged query is asked of its own group's space (in-domain: it has an answer) and of
+every other group's space (out-of-domain: it has none). The line before the last is
+``AUC=<a> out-of-domain cut=<c> in-domain kept=<k> at min_score=<m>``: the ROC AUC of the top hit's
+score as a detector of in-domain queries, and the shares of out-of-domain queries whose top hit falls
+below ``nexus_query.scoring.SUGGESTED_MIN_SCORE`` and of in-domain ones whose top hit stays.
+
 ``--write-examples`` turns the bundled example documents into a BEIR set: each JSON-lines document's
-title is a query whose one relevant document is that document's text (without the title).
+title is a query whose one relevant document is that document's text (without the title); ids are
+``tenant/document``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +78,7 @@ def recall_at(ranked: list[str], judged: dict[str, int], k: int = 100) -> float:
     return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
 
 
-def ingest(corpus: list[dict]) -> dict:
+def ingest(corpus: list[dict], space_id: str = SPACE_ID) -> dict:
     """Land the corpus and run the ingest job for its partition; returns the space_table metadata."""
     import dagster as dg
 
@@ -79,8 +89,8 @@ def ingest(corpus: list[dict]) -> dict:
 
     ctx = RequestContext(CTX_TENANT)
     lines = "\n".join(json.dumps(doc_item(d), ensure_ascii=False) for d in corpus)
-    landing_zone(ctx).files.write_bytes_atomic(lines.encode("utf-8"), "landing", SPACE_ID, "files", "corpus.jsonl")
-    key = SpaceKey(ctx.tenant_id, ctx.project_id, SPACE_ID).partition_key
+    landing_zone(ctx).files.write_bytes_atomic(lines.encode("utf-8"), "landing", space_id, "files", "corpus.jsonl")
+    key = SpaceKey(ctx.tenant_id, ctx.project_id, space_id).partition_key
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("tenant_spaces", [key])
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -136,6 +146,74 @@ def evaluate(folder: Path, mode: str | None) -> tuple[float, float, int]:
     return sum(ndcgs) / len(ndcgs), sum(recalls) / len(recalls), len(ndcgs)
 
 
+@dataclass(frozen=True)
+class Separation:
+    """How well the top hit's score separates queries a space can answer from ones it cannot."""
+
+    auc: float
+    out_of_domain_cut: float  # share of out-of-domain queries whose top score is below min_score
+    in_domain_kept: float  # share of in-domain queries whose top score is at least min_score
+    min_score: float
+    in_domain: int
+    out_of_domain: int
+
+    @classmethod
+    def of(cls, inside: list[float], outside: list[float], min_score: float) -> "Separation":
+        """From the top scores of in-domain (``inside``) and out-of-domain (``outside``) queries."""
+        from sklearn.metrics import roc_auc_score
+
+        labels = [1] * len(inside) + [0] * len(outside)
+        return cls(auc=float(roc_auc_score(labels, inside + outside)),
+                   out_of_domain_cut=sum(s < min_score for s in outside) / len(outside),
+                   in_domain_kept=sum(s >= min_score for s in inside) / len(inside),
+                   min_score=min_score, in_domain=len(inside), out_of_domain=len(outside))
+
+
+def top_score(ctx, space_id: str, text: str, mode: str | None) -> float:
+    from nexus_query.query import query
+
+    hits = query(ctx, space_id, text, top_k=1, mode=mode).hits
+    return hits[0].score if hits else 0.0
+
+
+def separation(folder: Path, groups: list[str], mode: str | None) -> Separation:
+    """Each group's corpus in a space of its own; every judged query asked of its own group's space and
+    of the others' (see the module docstring)."""
+    from tqdm import tqdm
+
+    from nexus_query.context import RequestContext
+    from nexus_query.scoring import SUGGESTED_MIN_SCORE
+    from nexus_query.store import SpaceStore
+    from nexus_query.store.index import ensure_indexes
+
+    def group_of(doc_id: str) -> str:
+        return doc_id.split("/", 1)[0]
+
+    corpus = read_jsonl(folder / "corpus.jsonl")
+    queries = {q["_id"]: q["text"] for q in read_jsonl(folder / "queries.jsonl")}
+    ctx = RequestContext(CTX_TENANT)
+    spaces = {}
+    for group in groups:
+        docs = [d for d in corpus if group_of(d["_id"]) == group]
+        if not docs:
+            raise SystemExit(f"--groups: no document id starts with {group}/")
+        spaces[group] = f"{SPACE_ID}-{group}"
+        ingest(docs, spaces[group])
+        ensure_indexes(SpaceStore().open(ctx, spaces[group]))
+    asked = []
+    for query_id, judged in sorted(read_qrels(folder / "qrels" / "test.tsv").items()):
+        owners = {group_of(d) for d, gain in judged.items() if gain > 0}
+        if query_id in queries and len(owners) == 1 and owners <= set(groups):
+            asked.append((queries[query_id], owners.pop()))
+    inside, outside = [], []
+    for text, owner in tqdm(asked, desc=f"separation ({mode or 'default mode'})"):
+        for group, space_id in spaces.items():
+            (inside if group == owner else outside).append(top_score(ctx, space_id, text, mode))
+    if not inside:
+        raise SystemExit("--groups: no judged query has its relevant documents in one of the groups")
+    return Separation.of(inside, outside, SUGGESTED_MIN_SCORE)
+
+
 def write_examples(folder: Path) -> None:
     corpus, queries, qrels = [], [], []
     for path in sorted((REPO / "examples" / "data").glob("*/*.jsonl")):
@@ -160,17 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beir", type=Path, help="a BEIR-format folder")
     parser.add_argument("--mode", choices=["vector", "hybrid"], help="ranking mode (default: nexus_query's)")
     parser.add_argument("--write-examples", type=Path, metavar="DIR", help="write a BEIR set from examples/data")
+    parser.add_argument("--groups", metavar="A,B", help="also measure how the top score separates in-domain "
+                        "from out-of-domain queries between these id groups (e.g. acme,globex)")
     args = parser.parse_args(argv)
     if args.write_examples:
         write_examples(args.write_examples)
         return 0
     if not args.beir:
         parser.error("--beir DIR is required")
+    groups = [g for g in (args.groups or "").split(",") if g]
+    if args.groups is not None and len(set(groups)) < 2:
+        parser.error("--groups takes at least two groups, e.g. acme,globex")
     with tempfile.TemporaryDirectory(prefix="nexus-beir-") as home:
         os.environ["NEXUS_HOME"] = home  # a fresh Nexus home: routes, landing zone and space are temporary
         os.environ.pop("NEXUS_CONFIG", None)
         ndcg, recall, n = evaluate(args.beir, args.mode)
+        split = separation(args.beir, list(dict.fromkeys(groups)), args.mode) if groups else None
     print(f"{n} queries, mode {args.mode or 'default'}")
+    if split:
+        print(f"separation: {split.in_domain} in-domain and {split.out_of_domain} out-of-domain top scores")
+        print(f"AUC={split.auc:.4f} out-of-domain cut={split.out_of_domain_cut:.3f} "
+              f"in-domain kept={split.in_domain_kept:.3f} at min_score={split.min_score}")
     print(f"nDCG@10={ndcg:.4f} Recall@100={recall:.4f}")
     return 0
 

@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from nexus_query.errors import NexusError
+from nexus_query.scoring import SUGGESTED_MIN_SCORE
 
 
 def _parse_filters(pairs: Sequence[str]) -> dict[str, object]:
@@ -29,7 +30,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     from nexus_query.routing import RoutingRegistry
 
     ctx = RoutingRegistry.default().authenticate(args.key)
-    kwargs = {"top_k": args.top_k, "cursor": args.cursor, "mode": args.mode, "include_global": args.include_global}
+    kwargs = {"top_k": args.top_k, "cursor": args.cursor, "mode": args.mode, "include_global": args.include_global,
+              "min_score": args.min_score}
     if args.filter:
         kwargs["filters"] = _parse_filters(args.filter)
     result = query(ctx, args.space, args.text, **kwargs)
@@ -56,12 +58,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def format_hits(hits: Sequence, width: int = 96) -> str:
     if not hits:
         return "(no hits)"
-    lines = [f"{'#':>3}  {'score':>6}  {'space':<6}  {'source':<18}  content", "-" * width]
+    lines = [f"{'#':>3}  {'score':>5}  {'space':<6}  {'source':<18}  content", "-" * width]
     for i, h in enumerate(hits, 1):
         content = " ".join(h.content.split())
-        room = width - 42
+        room = width - 41
         content = content if len(content) <= room else content[: room - 1] + "…"
-        lines.append(f"{i:>3}  {h.score:6.3f}  {h.space:<6}  {h.source[:18]:<18}  {content}")
+        lines.append(f"{i:>3}  {h.score:5.2f}  {h.space:<6}  {h.source[:18]:<18}  {content}")
     return "\n".join(lines)
 
 
@@ -83,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--top-k", type=int, default=10)
     q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="exact metadata match; repeat for several keys")
-    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--json", action="store_true", help="print JSON (with each hit's score_details) instead of a table")
+    q.add_argument("--min-score", type=float, metavar="S",
+                   help=f"drop hits scoring below S (0..1) before paging; {SUGGESTED_MIN_SCORE} is the measured "
+                        "cut for 'no answer' (default: no cut)")
     q.add_argument("--cursor", help="next_cursor of the previous page (same query and filters)")
     q.add_argument("--mode", choices=["vector", "hybrid"], help="ranking (default: the measured best)")
     q.add_argument("--include-global", action="store_true", help="merge hits from the shared global space")

@@ -21,8 +21,10 @@ class Nexus:
         self.registry = registry
         self.store = SpaceStore(registry)
 
-    def query(self, space_id: str, q: str, **kwargs: Any) -> QueryResult:
-        return query(self.ctx, space_id, q, store=self.store, **kwargs)
+    def query(self, space_id: str, q: str, *, min_score: float | None = None, **kwargs: Any) -> QueryResult:
+        """``nexus_query.query`` as this tenant: ``filters``, ``top_k``, ``mode``, ``include_global``,
+        ``cursor``; ``min_score`` drops hits scoring below it (scores are relevances in [0, 1])."""
+        return query(self.ctx, space_id, q, store=self.store, min_score=min_score, **kwargs)
 
     def pages(self, space_id: str, q: str, *, max_pages: int = 100, **kwargs: Any) -> Iterator[QueryResult]:
         """Every page of one query in turn, following ``next_cursor`` (at most ``max_pages``)."""

@@ -16,6 +16,14 @@ from nexus_query.context import RequestContext, validate_id
 from nexus_query.cursors import CURSOR_INVALID, CursorState, query_digest, signer_for
 from nexus_query.embeddings import EmbeddingProvider, get_provider
 from nexus_query.errors import CursorInvalid, InvalidFilter, InvalidRequest, SpaceNotFound
+from nexus_query.scoring import (
+    ScoreDetails,
+    capped,
+    hybrid_relevance,
+    query_terms,
+    text_coverage,
+    vector_relevance,
+)
 from nexus_query.store import SpaceStore, SpaceTable
 from nexus_query.store.index import (
     Condition,
@@ -36,7 +44,7 @@ MAX_TOP_K = 1000
 MAX_DEPTH = 10_000  # a query pages through at most this many hits
 MAX_FILTER_KEYS = 64
 MAX_FILTER_VALUES = 1000
-RRF_K = 60  # reciprocal rank fusion: score = sum of 1 / (RRF_K + rank) over the ranked lists
+RRF_K = 60  # reciprocal rank fusion: order by the sum of 1 / (RRF_K + rank) over the ranked lists
 FUSION_DEPTH = 100  # each ranked list fused is this deep; deeper hits follow in vector order
 OPERATORS = {"$eq": "eq", "$ne": "ne", "$in": "in", "$nin": "nin", "$exists": "exists"}
 _SPACE_ORDER = {"tenant": 0, "global": 1}
@@ -45,12 +53,13 @@ _SPACE_ORDER = {"tenant": 0, "global": 1}
 @dataclass(frozen=True)
 class Hit:
     doc_id: str
-    score: float
+    score: float  # relevance in [0, 1], higher is better (nexus_query.scoring says what it means)
     content: str
     metadata: dict[str, Any]
     type: str = "text"
     source: str = ""
     space: str = "tenant"  # "tenant" or "global": where the hit came from
+    score_details: ScoreDetails = field(default_factory=ScoreDetails)
 
 
 @dataclass
@@ -69,8 +78,9 @@ class QueryResult:
         import polars as pl
 
         rows = [{**asdict(h), "metadata": json.dumps(h.metadata, sort_keys=True)} for h in self.hits]
+        details = pl.Struct({"vector": pl.Float64, "text": pl.Float64, "rank_vector": pl.Int64, "rank_text": pl.Int64})
         schema = {"doc_id": pl.Utf8, "score": pl.Float64, "content": pl.Utf8, "metadata": pl.Utf8,
-                  "type": pl.Utf8, "source": pl.Utf8, "space": pl.Utf8}
+                  "type": pl.Utf8, "source": pl.Utf8, "space": pl.Utf8, "score_details": details}
         frame = pl.DataFrame(rows, schema=schema)
         if expand_metadata:
             keys = sorted({k for h in self.hits for k in h.metadata})
@@ -154,12 +164,13 @@ def _condition(key: str, op: str, arg: Any) -> Condition:
 
 @dataclass
 class _Candidate:
-    score: float
+    score: float  # the ranking's own score: cosine for the vector ranking, BM25 for the text one
     space: str
     addr: int
     row: dict[str, Any] | None = None
     snapshot: Snapshot | None = None
     position: int = -1
+    cosine: float | None = None  # cosine to the query vector (text candidates: computed from the row)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -168,10 +179,24 @@ class _Candidate:
     def order(self) -> tuple[float, int, int]:
         return -self.score, _SPACE_ORDER[self.space], self.addr
 
-    def hit(self, score: float) -> Hit:
+    def hit(self, score: float, details: ScoreDetails) -> Hit:
         row = self.row if self.row is not None else self.snapshot.row(self.position)
         return Hit(doc_id=row["id"], score=float(score), content=row["text"], metadata=json.loads(row["metadata"]),
-                   type=row["type"], source=row["source"], space=self.space)
+                   type=row["type"], source=row["source"], space=self.space, score_details=details)
+
+
+@dataclass
+class _Ranked:
+    """A candidate with its calibrated score, at ``position`` in its own space's ranking."""
+
+    candidate: _Candidate
+    score: float
+    details: ScoreDetails
+    position: int
+
+    def order(self) -> tuple[float, int, int]:
+        # Ties keep each space's own order (capped scores tie often), tenant before global.
+        return -self.score, _SPACE_ORDER[self.candidate.space], self.position
 
 
 @dataclass
@@ -211,24 +236,26 @@ class _Source:
         if self.snapshot is not None:
             positions, scores = self.snapshot.top(vector, n, self.mask)
             return [_Candidate(float(s), self.space, int(self.snapshot.addrs[p]), snapshot=self.snapshot,
-                               position=int(p)) for p, s in zip(positions, scores)]
-        return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r)
+                               position=int(p), cosine=float(s)) for p, s in zip(positions, scores)]
+        return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=r["score"])
                 for r in lance_vector_top(self.table, vector, n, self.conditions)]
 
-    def text(self, text: str, n: int) -> list[_Candidate]:
+    def text(self, text: str, n: int, vector: np.ndarray) -> list[_Candidate]:
         if self.table is None:
             return []
-        return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r)
-                for r in text_top(self.table, text, n, self.conditions)]
+        rows = text_top(self.table, text, n, self.conditions, with_vectors=True)
+        cosines = (np.asarray([r.pop("vector") for r in rows], np.float32) @ vector).tolist() if rows else []
+        return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=float(cos))
+                for r, cos in zip(rows, cosines)]
 
 
 def _merged(lists: Sequence[list[_Candidate]], n: int) -> list[_Candidate]:
     return sorted((c for lst in lists for c in lst), key=_Candidate.order)[:n]
 
 
-def _fuse(vector: list[_Candidate], text: list[_Candidate], n: int) -> list[tuple[_Candidate, float]]:
-    """Reciprocal rank fusion of the top ``FUSION_DEPTH`` of each list; the rest follow in vector order
-    (score 0), so the order of every hit is fixed by the data and never by the page asked for."""
+def _fuse(vector: list[_Candidate], text: list[_Candidate], n: int) -> list[_Candidate]:
+    """One space's hits in reciprocal rank fusion order of the top ``FUSION_DEPTH`` of each list; the
+    rest follow in vector order, so the order of every hit is fixed by the data, never by the page."""
     fused: dict[tuple[str, int], float] = {}
     chosen: dict[tuple[str, int], _Candidate] = {}
     vector_rank = {c.key: i for i, c in enumerate(vector)}
@@ -239,7 +266,38 @@ def _fuse(vector: list[_Candidate], text: list[_Candidate], n: int) -> list[tupl
     head = sorted(chosen.values(), key=lambda c: (-fused[c.key], vector_rank.get(c.key, len(vector)),
                                                   _SPACE_ORDER[c.space], c.addr))
     tail = [c for c in vector[FUSION_DEPTH:] if c.key not in fused]
-    return ([(c, fused[c.key]) for c in head] + [(c, 0.0) for c in tail])[:n]
+    return (head + tail)[:n]
+
+
+def _vector_ranking(lists: Sequence[list[_Candidate]], n: int) -> list[_Ranked]:
+    """Every space's hits by cosine similarity (one scale: the same model embedded them all)."""
+    ranked: list[_Ranked] = []
+    per_space: dict[str, int] = {}
+    for cand in _merged(lists, n):
+        rank = per_space[cand.space] = per_space.get(cand.space, 0) + 1
+        relevance = vector_relevance(cand.score)
+        ranked.append(_Ranked(cand, relevance, ScoreDetails(vector=relevance, rank_vector=rank), rank))
+    return ranked
+
+
+def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: frozenset[str],
+                    n: int) -> list[_Ranked]:
+    """One space's fused order, each hit scored by its own vector and text evidence
+    (``nexus_query.scoring``), capped along the order so scores never rise down the list."""
+    fused = _fuse(vector, text, n)
+    vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
+    text_rank = {c.key: (i, c) for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
+    evidence: list[ScoreDetails] = []
+    for cand in fused:
+        rank_v = vector_rank.get(cand.key)
+        if rank_v is not None and rank_v > FUSION_DEPTH and cand.key in text_rank:
+            rank_v = None  # fused by its text rank alone; how deep the vector list was read varies by page
+        rank_t, text_cand = text_rank.get(cand.key, (None, None))
+        coverage = text_coverage(terms, text_cand.row["text"]) if text_cand is not None else None
+        evidence.append(ScoreDetails(vector=vector_relevance(cand.cosine), text=coverage,
+                                     rank_vector=rank_v, rank_text=rank_t))
+    scores = capped(hybrid_relevance(d.vector, d.text) for d in evidence)
+    return [_Ranked(c, s, d, i) for i, (c, s, d) in enumerate(zip(fused, scores, evidence))]
 
 
 # --- the query ------------------------------------------------------------------------------------
@@ -271,13 +329,17 @@ def query(
     include_global: bool = False,
     cursor: str | None = None,
     mode: str | None = None,
+    min_score: float | None = None,
     store: SpaceStore | None = None,
     provider: EmbeddingProvider | None = None,
 ) -> QueryResult:
     """Rank a space's rows for ``q`` (text, or a vector in the space's embedding space).
 
     ``mode="vector"`` ranks by cosine similarity; ``"hybrid"`` fuses that ranking with full-text BM25 by
-    reciprocal rank (``q`` must be text); None takes ``DEFAULT_MODE`` for text, vector for a vector. ``filters`` select rows by exact metadata match before ranking.
+    reciprocal rank (``q`` must be text); None takes ``DEFAULT_MODE`` for text, vector for a vector.
+    Every hit's ``score`` is a relevance in [0, 1] (``nexus_query.scoring``), and ``score_details``
+    says why. ``filters`` select rows by exact metadata match before ranking. ``min_score`` drops hits
+    scoring below it before paging (``scoring.SUGGESTED_MIN_SCORE`` is a measured cut for "no answer").
     ``include_global`` merges the shared global space (read through its own route) by score. Pass
     ``cursor=result.next_cursor`` with the same arguments for the next page.
     """
@@ -293,6 +355,9 @@ def query(
         raise InvalidRequest("include_global must be true or false", field="include_global")
     if cursor is not None and not isinstance(cursor, str):
         raise InvalidRequest("cursor must be a string", field="cursor")
+    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))
+                                  or not 0.0 <= min_score <= 1.0):
+        raise InvalidRequest("min_score must be a number between 0 and 1", field="min_score")
     if mode == "hybrid" and text is None:
         raise InvalidRequest("hybrid search needs q as text", field="q")
     conditions = parse_filters(filters)
@@ -304,6 +369,7 @@ def query(
         "q": text if text is not None else hashlib.sha256(vector.tobytes()).hexdigest(),
         "filters": sorted([c.key, c.op, list(c.values), c.exists] for c in conditions),
         "mode": mode, "global": include_global,
+        **({"min_score": float(min_score)} if min_score is not None else {}),  # cursors without one stay valid
     })
     state = signer.open(cursor, ctx, space_id, digest) if cursor else CursorState({}, 0)
     pin = bool(cursor)
@@ -327,12 +393,18 @@ def query(
     offset = state.offset
     want = min(offset + top_k, MAX_DEPTH) + 1  # one more than the page, to know whether another follows
     if mode == "vector":
-        ranked = [(c, c.score) for c in _merged([s.vector(vector, want) for s in sources], want)]
+        ranked = _vector_ranking([s.vector(vector, want) for s in sources], want)
     else:
+        # Each space is fused on its own ranks (BM25 scores of two indexes are not comparable), then the
+        # spaces are merged by the calibrated score, which means the same in both.
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
-        by_vector = _merged([s.vector(vector, depth) for s in sources], depth)
-        by_text = _merged([s.text(text, FUSION_DEPTH) for s in sources], FUSION_DEPTH)
-        ranked = _fuse(by_vector, by_text, want)
+        terms = query_terms(text)
+        per_space = [_hybrid_ranking(_merged([s.vector(vector, depth)], depth),
+                                     _merged([s.text(text, FUSION_DEPTH, vector)], FUSION_DEPTH), terms, want)
+                     for s in sources]  # _merged: ties go to the lower row address, as on every page
+        ranked = sorted((r for space in per_space for r in space), key=_Ranked.order)[:want]
+    if min_score is not None:  # scores never rise down the list: this keeps a prefix, before paging
+        ranked = [r for r in ranked if r.score >= min_score]
 
     end = min(offset + top_k, MAX_DEPTH)
     page = ranked[offset:end]
@@ -340,5 +412,5 @@ def query(
     next_cursor = None
     if len(ranked) > end and end < MAX_DEPTH:
         next_cursor = signer.issue(ctx, space_id, digest, CursorState(versions, end))
-    return QueryResult(hits=[c.hit(score) for c, score in page], next_cursor=next_cursor,
+    return QueryResult(hits=[r.candidate.hit(r.score, r.details) for r in page], next_cursor=next_cursor,
                        table_versions=versions, mode=mode)

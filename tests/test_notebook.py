@@ -1,5 +1,6 @@
 """examples/analyst.ipynb runs top to bottom on example data ingested by the real pipeline."""
 
+import re
 import shutil
 
 import dagster as dg
@@ -44,3 +45,7 @@ def test_the_analyst_notebook_runs_top_to_bottom(nexus_home, tmp_path):
     assert "Nexus(tenant='acme'" in text and "best match: ret-how-to-return-tent" in text
     assert "global" in text and "latency" in text  # the global space was merged in
     assert "400 {'error': {'code': 'nexus.invalid_filter'" in text  # errors are typed and enveloped
+    real, nonsense = map(float, re.search(r"top score: real question (\S+), nonsense (\S+)", text).groups())
+    assert real >= 0.5 and nonsense < 0.6 * real
+    assert re.search(r"kept at min_score: [1-9]\d* vs 0", text)
+    assert any("image/png" in o.get("data", {}) for cell in outputs.values() for o in cell)  # the histogram

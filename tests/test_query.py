@@ -7,7 +7,8 @@ import yaml
 
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, MissingRoute, SpaceNotFound
-from nexus_query.query import RRF_K, query
+from nexus_query.query import query
+from nexus_query.scoring import hybrid_relevance, query_terms
 from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import Record, SpaceStore, build_rows
@@ -42,8 +43,12 @@ def test_hybrid_lifts_an_exact_keyword_match_by_reciprocal_rank_fusion(store, pr
     vector_rank = [h.source for h in vector].index("valve-notice")
     assert vector_rank > 0, "the model alone ranks the serial-number notice below a generic stove page"
     assert hybrid[0].source == "valve-notice"
-    # rank 1 in full text, vector_rank + 1 by vector
-    assert hybrid[0].score == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + vector_rank + 1))
+    details = hybrid[0].score_details
+    assert (details.rank_text, details.rank_vector) == (1, vector_rank + 1)
+    assert details.vector == pytest.approx(vector[vector_rank].score)
+    assert query_terms("QX7 stove problem") == {"qx7", "stove", "problem"}
+    assert details.text == pytest.approx(1 / 3)  # the notice says QX7, not "stove" or "problem"
+    assert hybrid[0].score == pytest.approx(hybrid_relevance(details.vector, details.text))
     assert {h.source for h in hybrid} == set(STOVES)
 
 
@@ -126,8 +131,9 @@ def test_results_convert_to_polars_and_pandas(store, provider):
         build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     result = query(ACME, "main", "stove", top_k=3, store=store, provider=provider)
     frame = result.to_polars()
-    assert frame.columns == ["doc_id", "score", "content", "metadata", "type", "source", "space"]
+    assert frame.columns == ["doc_id", "score", "content", "metadata", "type", "source", "space", "score_details"]
     assert frame.height == 3 and frame["source"].to_list() == [h.source for h in result.hits]
+    assert frame["score_details"].struct.field("rank_vector").to_list()[0] == result.hits[0].score_details.rank_vector
     wide = result.to_pandas(expand_metadata=True)
     assert list(wide.columns[-2:]) == ["meta_rank", "meta_topic"] and set(wide["meta_topic"]) == {"stoves"}
 

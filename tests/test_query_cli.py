@@ -1,6 +1,7 @@
 """``nexus query`` with filters, modes and cursors."""
 
 import json
+import re
 
 from nexus_query.cli import main
 from nexus_query.context import RequestContext
@@ -50,3 +51,32 @@ def test_a_bad_cursor_prints_the_410_envelope(store, provider, capsys):
     load(store, provider)
     assert main(["query", "--key", "acme-demo-key", "tent", "--cursor", "nx1.forged.cursor"]) == 2
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.cursor_invalid"
+
+
+def test_json_gives_score_details_and_min_score_cuts_before_paging(store, provider, capsys):
+    load(store, provider)
+    every = run_json(capsys, "can I return a tent model", "--top-k", "8")["hits"]
+    assert all(set(h["score_details"]) == {"vector", "text", "rank_vector", "rank_text"} for h in every)
+    assert all(0.0 <= h["score"] <= 1.0 for h in every)
+    cut = every[1]["score"]
+    page = run_json(capsys, "can I return a tent model", "--top-k", "1", "--min-score", str(cut))
+    seen = page["hits"]
+    while page["next_cursor"]:
+        page = run_json(capsys, "can I return a tent model", "--top-k", "1", "--min-score", str(cut),
+                        "--cursor", page["next_cursor"])
+        seen += page["hits"]
+    assert [h["doc_id"] for h in seen] == [h["doc_id"] for h in every if h["score"] >= cut]
+
+
+def test_the_table_shows_scores_with_two_decimals(store, provider, capsys):
+    load(store, provider)
+    assert main(["query", "--key", "acme-demo-key", "tent returns", "--top-k", "3"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:5]
+    assert all(re.match(r"\s+\d+\s+[01]\.\d\d\s+tenant\s", row) for row in rows), rows
+
+
+def test_a_min_score_above_one_prints_the_400_envelope(store, provider, capsys):
+    load(store, provider)
+    assert main(["query", "--key", "acme-demo-key", "tent", "--min-score", "1.5"]) == 2
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert error["code"] == "nexus.invalid_request" and error["field"] == "min_score"

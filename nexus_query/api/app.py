@@ -55,7 +55,7 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
                    ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         result = query(ctx, space_id, body.q, filters=body.filters, top_k=body.top_k,
                        include_global=body.include_global, cursor=body.cursor, mode=body.mode,
-                       store=SpaceStore(current()))
+                       min_score=body.min_score, store=SpaceStore(current()))
         return {"hits": result.to_dicts(), "next_cursor": result.next_cursor}
 
     @router.post("/spaces/{space_id}/ingest", status_code=202, response_model=IngestAccepted,

@@ -9,11 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from nexus_query.cursors import MAX_CURSOR_CHARS
 from nexus_query.landing import MAX_ITEMS_PER_BATCH
 from nexus_query.query import MAX_TOP_K
+from nexus_query.scoring import SUGGESTED_MIN_SCORE
 
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"q": "how do I return a tent?", "filters": {"topic": "returns"}, "top_k": 5, "include_global": True}
+        {"q": "how do I return a tent?", "filters": {"topic": "returns"}, "top_k": 5, "include_global": True,
+         "min_score": SUGGESTED_MIN_SCORE}
     ]})
 
     q: str = Field(min_length=1, max_length=10_000, description="what to search for")
@@ -25,11 +27,26 @@ class QueryRequest(BaseModel):
     cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS,
                                description="next_cursor of the previous page, with the same query")
     mode: Literal["vector", "hybrid"] | None = Field(None, description="ranking; default: the measured best")
+    min_score: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="drop hits scoring below this before paging (none by default); "
+                    f"{SUGGESTED_MIN_SCORE} is the measured cut for 'no answer'")
+
+
+class ScoreDetailsModel(BaseModel):
+    vector: float | None = Field(None, ge=0.0, le=1.0, description="cosine similarity, clipped to [0, 1]")
+    text: float | None = Field(None, ge=0.0, le=1.0,
+                               description="share of the query's terms the hit contains (hybrid; null: "
+                                           "not among the full-text hits)")
+    rank_vector: int | None = Field(None, ge=1, description="rank by vector in the hit's own space")
+    rank_text: int | None = Field(None, ge=1, description="rank by full text (BM25) in the hit's own space")
 
 
 class HitModel(BaseModel):
     doc_id: str
-    score: float
+    score: float = Field(ge=0.0, le=1.0, description="relevance: higher is better, the same meaning in "
+                                                     "every mode, space and page")
+    score_details: ScoreDetailsModel
     content: str
     metadata: dict[str, Any]
     type: str

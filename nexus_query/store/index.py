@@ -404,16 +404,18 @@ def lance_vector_top(table: "lancedb.table.Table", query: np.ndarray, n: int,
 
 
 def text_top(table: "lancedb.table.Table", text: str, n: int,
-             conditions: Sequence[Condition] = ()) -> list[dict[str, Any]]:
+             conditions: Sequence[Condition] = (), *, with_vectors: bool = False) -> list[dict[str, Any]]:
     """The ``n`` best rows by BM25 on ``text`` (the full-text index, and a flat scan of rows it does not
-    cover yet). The query is matched as plain terms: no query syntax, so any input is safe."""
+    cover yet). The query is matched as plain terms: no query syntax, so any input is safe.
+    ``with_vectors`` adds each row's ``vector``, so hybrid search can score text hits by cosine too."""
     from lancedb.query import MatchQuery
 
     where = _where(conditions)
+    columns = [*_ROW_COLUMNS, "_rowaddr", "_score", *([VECTOR_COLUMN] if with_vectors else [])]
 
     def build(limit: int):
         search = (table.search(MatchQuery(text, FTS_COLUMN), query_type="fts")
-                  .select([*_ROW_COLUMNS, "_rowaddr", "_score"]).limit(limit))
+                  .select(columns).limit(limit))
         return search.where(where) if where else search
 
     rows = _filtered_top(build, n, conditions)
