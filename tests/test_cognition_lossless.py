@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from nexus_query.cognition.conversations import parse_export
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
-# What is not text: the shape's name, and keys naming identifiers, timestamps and signatures (they stay in
-# the archived original only). Spelled out here, independently of the importer.
+# What is not text: the shape's name, and keys naming identifiers, timestamps, signatures and serialization
+# labels (they stay in the archived original only). Spelled out here, independently of the importer.
 SHAPE_KEYS = {"content_type", "type"}
-NOT_TEXT = re.compile(r"^(id|uuid|ids|signature)$|_(id|ids|uuid)$|timestamp|^(create|update)_time$|"
-                      r"^(created|updated)_at$")
+NOT_TEXT = re.compile(r"^(id|uuid|ids|signature|serialization_title)$|_(id|ids|uuid)$|timestamp|"
+                      r"^(create|update)_time$|^(created|updated)_at$")
 KNOWN_CHATGPT = ("text", "multimodal_text", "code", "execution_output", "tether_quote", "tether_browsing_display",
                  "sonic_webpage", "thoughts", "reasoning_recap", "system_error", "user_editable_context",
                  "model_editable_context")
@@ -130,7 +130,8 @@ def chatgpt_content(draw) -> dict:
     if kind == "tether_browsing_display":
         return {"content_type": kind, "result": draw(text), "summary": draw(st.none() | text), **extra}
     if kind == "thoughts":
-        thought = st.fixed_dictionaries({"summary": text, "content": text, "chunks": st.lists(text, max_size=2),
+        summary = text | st.lists(st.fixed_dictionaries({"type": st.just("summary"), "text": text}), max_size=2)
+        thought = st.fixed_dictionaries({"summary": summary, "content": text, "chunks": st.lists(text, max_size=2),
                                          "finished": st.booleans()})
         return {"content_type": kind, "thoughts": draw(text | st.lists(thought | text, max_size=3)),
                 "source_analysis_msg_id": draw(text), **extra}

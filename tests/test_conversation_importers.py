@@ -293,3 +293,25 @@ def test_canonical_messages_without_parent_ids_form_one_thread_ending_at_the_las
     warranty = by_id(parse_export(fixture("canonical_conversations.json")))["canon-warranty"]
     assert [(m.message_id, m.parent_id) for m in warranty.messages] == [("w-1", None), ("w-2", "w-1")]
     assert warranty.current_message_id == "w-2" and warranty.alternates() == ()
+
+
+def test_chatgpt_thought_summaries_given_as_lists_of_items_read_as_text():
+    content = {"content_type": "thoughts", "thoughts": [
+        {"summary": [{"type": "summary", "text": "Checking stock"}, {"type": "summary", "text": "Pricing"}],
+         "content": "Two tents are left.", "chunks": [], "finished": True}]}
+    export = [{"conversation_id": "c", "mapping": {"n": {"id": "n", "parent": None, "children": [], "message": {
+        "id": "n", "author": {"role": "assistant"}, "content": content}}}}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert texts(conversation) == ["[thinking: Checking stock; Pricing]\nTwo tents are left."]
+
+
+def test_generated_image_metadata_keeps_its_words_but_not_its_ids_or_serialization_labels():
+    part = {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_1", "width": 1024, "height": 1536,
+            "size_bytes": 3, "metadata": {"dalle": {"gen_id": "g-1", "prompt": "", "serialization_title": "DALL-E generation metadata"},
+                                          "generation": {"gen_id": "g-1", "orientation": "portrait",
+                                                         "serialization_title": "Image Generation metadata"}}}
+    export = [{"conversation_id": "c", "mapping": {"n": {"id": "n", "parent": None, "children": [], "message": {
+        "id": "n", "author": {"role": "tool"}, "content": {"content_type": "multimodal_text", "parts": [part]}}}}}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert texts(conversation) == ["[image: sediment://file_1 1024x1536]",
+                                   '[image_asset_pointer fields] {"metadata":{"generation":{"orientation":"portrait"}}}']

@@ -39,9 +39,9 @@ from nexus_query.store.rows import canonical_json
 
 CANONICAL_FORMAT = "nexus.conversation.v1"
 _FILE_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
-# Keys inside content that hold identifiers, timestamps or signatures, not text anyone wrote.
-NOT_TEXT_KEY = re.compile(r"^(id|uuid|ids|signature)$|_(id|ids|uuid)$|timestamp|^(create|update)_time$|"
-                          r"^(created|updated)_at$")
+# Keys inside content that hold identifiers, timestamps, signatures or serialization labels, not text anyone wrote.
+NOT_TEXT_KEY = re.compile(r"^(id|uuid|ids|signature|serialization_title)$|_(id|ids|uuid)$|timestamp|"
+                          r"^(create|update)_time$|^(created|updated)_at$")
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,7 @@ def _thoughts(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
         if isinstance(thought, str):
             texts += [f"[thinking]\n{thought}"] if thought.strip() else []
         elif isinstance(thought, Mapping):
-            summary = _as_text(thought.get("summary"))
+            summary = _summary_text(thought.get("summary"))
             label = f"[thinking: {summary}]" if summary else "[thinking]"
             body = _as_text(thought.get("content"))
             raw_chunks = thought.get("chunks") if isinstance(thought.get("chunks"), list) else [thought.get("chunks")]
@@ -448,6 +448,14 @@ def _thoughts(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
         elif thought is not None:
             texts += _loose(thought)
     return texts, {"thoughts"}
+
+
+def _summary_text(value: Any) -> str:
+    """A thought's summary: a string, or (in newer exports) a list of ``{type: summary, text}`` items."""
+    if isinstance(value, list):
+        texts = [_as_text(v["text"]) if isinstance(v, Mapping) and "text" in v else _as_text(v) for v in value]
+        return "; ".join(t for t in texts if t)
+    return _as_text(value)
 
 
 def _named_texts(*keys: str) -> Callable[[Mapping[str, Any]], tuple[list[str], set[str]]]:
