@@ -315,3 +315,11 @@ def test_generated_image_metadata_keeps_its_words_but_not_its_ids_or_serializati
     [conversation] = parse_export(json.dumps(export)).conversations
     assert texts(conversation) == ["[image: sediment://file_1 1024x1536]",
                                    '[image_asset_pointer fields] {"metadata":{"generation":{"orientation":"portrait"}}}']
+
+
+def test_a_claude_export_that_repeats_a_uuid_keeps_both_messages():
+    export = [{"uuid": "c", "chat_messages": [
+        {"uuid": "m", "sender": "human", "text": "first"}, {"uuid": "m", "sender": "assistant", "text": "second"}]}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert [(m.message_id, m.parent_id, texts_of(m)) for m in conversation.messages] == [
+        ("m", None, ["first"]), ("m~1", "m", ["second"])]

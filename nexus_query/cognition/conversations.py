@@ -31,7 +31,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence  # not typing's: isinstance on those is slow
+from typing import Any
 
 from nexus_query.context import ID_PATTERN
 from nexus_query.errors import InvalidRequest
@@ -306,8 +307,10 @@ def newest_leaf(messages: Sequence[Message]) -> str | None:
 
 
 def _unique_id(node: _Node, used: set[str]) -> str:
-    candidates = [node.message_id, node.key] + [f"{node.key}~{n}" for n in range(2, len(used) + 3)]
-    chosen = next(c for c in candidates if c and c not in used)
+    chosen = node.message_id if node.message_id and node.message_id not in used else node.key
+    suffix = 2
+    while chosen in used:
+        chosen, suffix = f"{node.key}~{suffix}", suffix + 1
     used.add(chosen)
     return chosen
 
@@ -323,7 +326,8 @@ def _chatgpt(conv: Mapping[str, Any], where: str) -> Conversation:
         if not isinstance(node, Mapping):
             continue
         parent = node.get("parent")
-        siblings = mapping.get(parent, {}).get("children") if isinstance(parent, str) else None
+        parent_node = mapping.get(parent) if isinstance(parent, str) else None
+        siblings = parent_node.get("children") if isinstance(parent_node, Mapping) else None
         rank = siblings.index(node_id) if isinstance(siblings, list) and node_id in siblings else len(mapping)
         message = node.get("message")
         if isinstance(message, Mapping):
@@ -503,11 +507,13 @@ def _claude(conv: Mapping[str, Any], where: str) -> Conversation:
         raise InvalidRequest(f"{where}.chat_messages must be a list", field=f"{where}.chat_messages")
     # Newer exports are a tree (`parent_message_uuid`, the root's parent a sentinel uuid); older ones a list.
     branched = any(isinstance(m, Mapping) and "parent_message_uuid" in m for m in raw_messages)
-    nodes, previous = [], None
+    nodes, previous, keys = [], None, set()
     for pos, raw in enumerate(raw_messages):
         if not isinstance(raw, Mapping):
             raise InvalidRequest(f"{where}.chat_messages[{pos}] must be an object")
         key = raw.get("uuid") if isinstance(raw.get("uuid"), str) and raw.get("uuid") else f"{pos}"
+        key = key if key not in keys else f"{key}~{pos}"  # a repeated uuid must not hide a message
+        keys.add(key)
         sender = str(raw.get("sender") or "unknown")
         parent = raw.get("parent_message_uuid") if branched else previous
         nodes.append(_Node(key, parent, (pos,), key, _CLAUDE_ROLES.get(sender, sender),
