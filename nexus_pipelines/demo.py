@@ -93,7 +93,7 @@ def main() -> int:
     with dagster_instance() as instance:
         instance.add_dynamic_partitions(tenant_spaces.name, [k.partition_key for k in SPACES])
         for key in tqdm(SPACES, desc="ingesting example spaces (Dagster runs)"):
-            outcome = ingest_space_in_process(key, instance=instance)
+            outcome = ingest_space_in_process(key, instance=instance, progress=False)  # the bar above counts
             if not outcome.success:
                 raise SystemExit(f"{label(key)}: the ingest run {outcome.run_id[:8]} failed: {outcome.error}")
             table = outcome.table
