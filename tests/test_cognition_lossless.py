@@ -223,10 +223,14 @@ def test_every_text_of_a_generated_claude_export_is_in_the_canonical_blocks(expo
     assert_lossless(export)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json")
-                                        if "canonical" not in p.name))
-def test_every_text_of_each_fixture_export_is_in_the_canonical_blocks(name):
-    assert_lossless(json.loads((FIXTURES / name).read_bytes()))
+EXAMPLE_EXPORTS = Path(__file__).parents[1] / "examples" / "data"
+EXPORTS = sorted([p for p in FIXTURES.glob("*.json") if "canonical" not in p.name]
+                 + list(EXAMPLE_EXPORTS.glob("*/conversations/*.json")))
+
+
+@pytest.mark.parametrize("path", EXPORTS, ids=[p.name for p in EXPORTS])
+def test_every_text_of_each_fixture_and_example_export_is_in_the_canonical_blocks(path):
+    assert_lossless(json.loads(path.read_bytes()))
 
 
 def test_the_property_notices_a_lost_text():
