@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,8 +40,13 @@ def cmd_parse(args: argparse.Namespace) -> int:
     from nexus_query.store.rows import canonical_json
 
     parsed = parse_export(_read_file(args.file))
-    for conversation in parsed.stored:
-        print(canonical_json(conversation.to_dict()))
+    try:
+        for conversation in parsed.stored:
+            print(canonical_json(conversation.to_dict()))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `nexus cognition parse x.json | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     print(_summary_line(parsed.summary()), file=sys.stderr)
     return 0
 
