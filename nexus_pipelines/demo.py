@@ -2,18 +2,15 @@
 acme, KPI facts from its example measurements, a HAZE map and a cognition artifact from its example chat
 export; finally sample queries.
 
-Each space is one run of the ``ingest_space`` job (the same one the landing sensor starts), recorded in
-the Dagster instance at ``$DAGSTER_HOME`` when it is set (so ``make dev`` shows the runs afterwards),
-else in a throwaway in-memory one.
+Each space is one run of the ``ingest_space`` job (the same one the landing sensor starts), run in process
+by ``nexus_pipelines.ingest.run_in_process`` and recorded in the Dagster instance at ``$DAGSTER_HOME`` when
+it is set (so ``make dev`` shows the runs afterwards), else in a throwaway in-memory one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 from tqdm import tqdm
@@ -23,6 +20,7 @@ from nexus_query.client import connect
 from nexus_query.cognition import assemble_topic
 from nexus_query.paths import TenantFiles
 from nexus_pipelines.definitions import defs, nexus
+from nexus_pipelines.ingest.run_in_process import QUIET, dagster_instance, ingest_space_in_process
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -33,7 +31,6 @@ SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("acme-demo-key", "how 
 ACME = SpaceKey("acme", "default", "main")
 KPI_AS_OF = "2026-11-16T14:05:00+00:00"  # the bundled measurements end at 14:00 that day
 TOPIC = "Embercore stove from an affected batch"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def copy_unchanged_aside(files: TenantFiles, path: Path, *parts: str) -> None:
@@ -59,17 +56,6 @@ def land_examples(files: TenantFiles, space_id: str, folder: Path) -> int:
         copy_unchanged_aside(files, folder / "kpi" / "measurements.csv", "kpi", space_id, "measurements",
                              "measurements.csv")
     return landed
-
-
-@contextlib.contextmanager
-def demo_instance() -> Iterator[dg.DagsterInstance]:
-    if os.environ.get("DAGSTER_HOME"):
-        os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
 
 
 def show_acme_extras(instance: dg.DagsterInstance) -> None:
@@ -104,16 +90,16 @@ def label(key: SpaceKey) -> str:
 def main() -> int:
     for key, folder in SPACES.items():
         land_examples(nexus.files(key), key.space_id, EXAMPLES / folder)
-    job = defs.resolve_job_def("ingest_space")
-    with demo_instance() as instance:
+    with dagster_instance() as instance:
         instance.add_dynamic_partitions(tenant_spaces.name, [k.partition_key for k in SPACES])
         for key in tqdm(SPACES, desc="ingesting example spaces (Dagster runs)"):
-            result = job.execute_in_process(partition_key=key.partition_key, instance=instance, run_config=QUIET,
-                                            tags=tags_for_partition(key.partition_key))
-            table = {k: v.value for k, v in result.asset_materializations_for_node("space_table")[0].metadata.items()}
+            outcome = ingest_space_in_process(key, instance=instance, progress=False)  # the bar above counts
+            if not outcome.success:
+                raise SystemExit(f"{label(key)}: the ingest run {outcome.run_id[:8]} failed: {outcome.error}")
+            table = outcome.table
             tqdm.write(f"{label(key)}: {table['rows']} rows (+{table['rows_added']} new, {table['rows_updated']} "
                        f"updated, {table['rows_deleted']} deleted, {table['rows_skipped']} unchanged), "
-                       f"table version {table['table_version']}, run {result.run_id[:8]}")
+                       f"table version {table['table_version']}, run {outcome.run_id[:8]}")
         show_acme_extras(instance)
     for key, text in SAMPLES:
         nx = connect(api_key=key)

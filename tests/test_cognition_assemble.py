@@ -4,12 +4,13 @@ invariant, one test apiece (real model, LanceDB on disk, the tenant's blob store
 import hashlib
 import json
 import logging
+import re
 
 import pytest
 
 from nexus_pipelines.ingest.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
-from nexus_query.cognition.artifacts import ArtifactStore
+from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source
 from nexus_query.cognition.conversations import canonical_conversation
 from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
@@ -55,10 +56,11 @@ def test_artifact_has_exactly_the_seed_schema(acme_space, provider):
     assert artifact["derived_from"] == payload["provenance"]["brick_ids"]
     assert [payload[k] for k in ("extracted_facts", "decisions", "constraints", "edge_cases")] == [[], [], [], []]
     for excerpt in payload["raw_excerpts"]:
-        assert set(excerpt) == {"source_file", "coverage", "conversation"}
+        # the seed's fields, and the tree: current_message_id per excerpt, parent_id per message
+        assert set(excerpt) == {"source_file", "coverage", "current_message_id", "conversation"}
         assert all(set(span) == {"message_id", "block_index"} for span in excerpt["coverage"]["spans"])
         for message in excerpt["conversation"]:
-            assert set(message) == {"message_id", "role", "created_at", "blocks"}
+            assert set(message) == {"message_id", "parent_id", "role", "created_at", "blocks"}
             assert all(set(block) == {"index", "text"} for block in message["blocks"])
 
 
@@ -170,8 +172,9 @@ def test_sources_with_identical_content_under_different_paths_are_included_once(
     assert {STOVE, copy} <= set(payload["provenance"]["source_files"])
     stove_excerpts = [e for e in payload["raw_excerpts"] if e["source_file"] in (STOVE, copy)]
     assert len(stove_excerpts) == 1 and stove_excerpts[0]["source_file"] == copy  # first path in sorted order
-    assert {(s["message_id"], s["block_index"]) for s in stove_excerpts[0]["coverage"]["spans"]} == {
+    assert {(s["message_id"], s["block_index"]) for s in stove_excerpts[0]["coverage"]["spans"]} >= {
         ("m1", 0), ("m2b", 0)}
+    assert [m["message_id"] for m in stove_excerpts[0]["conversation"]] == ["m1", "m2a", "m2b"]  # both branches
 
 
 # --- invariants -------------------------------------------------------------------------------------
@@ -269,3 +272,52 @@ def test_a_topic_the_conversations_never_speak_of_gives_no_recall_matches(acme_s
                                   provider=provider, min_score=MIN_SCORE) == []
     payload = run(acme_space, provider, "the French revolution of 1789").artifact["payload"]
     assert payload["coverage_status"] == NO_RECALL_MATCHES and payload["raw_excerpts"] == []
+
+
+# --- branched conversations ---------------------------------------------------------------------------
+
+SHAPES = "conversations/chatgpt/gpt-shapes.json"
+BRANCH_TOPIC = "replace the leaking tent on the spot or send it to the factory"
+
+
+@pytest.fixture
+def shapes_space(store, provider):
+    ingest_fixture(store, provider, ACME, "chatgpt_content_shapes.json", "claude_content_shapes.json")
+    return store
+
+
+def test_an_artifact_from_a_branched_conversation_holds_every_branch_and_names_the_current_leaf(shapes_space, provider):
+    payload = run(shapes_space, provider, BRANCH_TOPIC).artifact["payload"]
+    [excerpt] = [e for e in payload["raw_excerpts"] if e["source_file"] == SHAPES]
+    messages = {m["message_id"]: m for m in excerpt["conversation"]}
+    assert {"u2a", "a7a", "u2b", "a7b", "a7c", "a8"} <= set(messages)  # edited and regenerated branches too
+    assert (messages["u2a"]["parent_id"], messages["u2b"]["parent_id"]) == ("a6", "a6")
+    assert excerpt["current_message_id"] == "a8"
+    source = json.loads(landing_zone(ACME).files.read_bytes(SHAPES))
+    assert excerpt["conversation"] == source["messages"]
+
+
+def test_a_branched_artifact_hashes_the_same_when_assembled_again_from_a_fresh_store_and_a_reimport(shapes_space, provider):
+    first = run(shapes_space, provider, BRANCH_TOPIC).artifact
+    files = landing_zone(ACME).files
+    files.fs.rm(files.path("artifacts"), recursive=True)
+    files.fs.rm(files.path("artifact-index"), recursive=True)
+    ingest_fixture(shapes_space, provider, ACME, "chatgpt_content_shapes.json")  # the same export again
+    again = run(shapes_space, provider, BRANCH_TOPIC)
+    assert again.created and again.artifact["artifact_id"] == first["artifact_id"]
+
+
+def test_render_for_agent_shows_the_current_thread_in_order_then_the_alternates_marked(shapes_space, provider):
+    artifact = run(shapes_space, provider, BRANCH_TOPIC).artifact
+    prompt = render_for_agent(artifact)
+    assert prompt.startswith("**SYSTEM RULES (NEXUS COGNITION):**") and artifact["artifact_id"] in prompt
+    section = prompt[prompt.index(f"source_file {SHAPES}"):]
+    section = section[:section.index("EXCERPT ", 1)] if "EXCERPT " in section[1:] else section
+    current, alternates = section.split("ALTERNATE BRANCHES (3 messages")
+    heads = re.findall(r"^\[message_id (\S+) · ([^\]]*)\]$", current, re.M)
+    assert [m for m, _ in heads][-4:] == ["a6", "u2b", "a7c", "a8"] and not any("ALTERNATE" in h for _, h in heads)
+    assert re.findall(r"^\[message_id (\S+) · .*ALTERNATE, reply to (\S+)\]$", alternates, re.M) == [
+        ("u2a", "a6"), ("a7a", "u2a"), ("a7b", "u2b")]
+    assert "[block_index 0]\nSend it to the factory. REGENERATED-AWAY-ANSWER" in alternates
+    for message in artifact["payload"]["raw_excerpts"][0]["conversation"]:  # every block, verbatim
+        assert all(f"[block_index {b['index']}]\n{b['text']}" in prompt for b in message["blocks"])

@@ -10,7 +10,8 @@ from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import upsert_records
 from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
 from nexus_pipelines.ingest.sources import LandingReader
-from nexus_query.cognition.bricks import block_documents, import_export, landed_conversations, source_path
+from nexus_query.cognition.bricks import (block_documents, import_export, landed_conversations, landed_task_id,
+                                          source_path)
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
@@ -115,11 +116,32 @@ def test_importing_keeps_the_original_and_lands_it_where_ingestion_reads_chat_ex
     files = landing_zone(ACME).files
     data = (FIXTURES / "chatgpt_conversations.json").read_bytes()
     summary = import_export(files, "main", "conversations.json", data)
-    assert (summary["conversations"], summary["empty_conversations"], summary["messages"], summary["blocks"]) == (2, 1, 10, 13)
+    assert (summary["conversations"], summary["empty_conversations"], summary["messages"], summary["blocks"]) == (2, 1, 13, 16)
     assert summary["landed"].startswith("landing/main/files/conversations/")
     assert files.read_bytes(summary["landed"]) == data == files.read_bytes(summary["archived"])
     later = import_export(files, "main", "conversations.json", data)
     assert later["landed"] > summary["landed"]  # landed names sort in import order
+
+
+def test_every_message_of_every_branch_becomes_bricks_with_its_citation(nexus_home, provider):
+    land(ACME, "chatgpt_content_shapes.json")
+    records, _ = bricks_of(provider, ACME)
+    cited = {(r.metadata["message_id"], r.metadata["block_index"]) for r in records}
+    conversation = parse_export((FIXTURES / "chatgpt_content_shapes.json").read_bytes()).conversations[0]
+    assert cited == {(m.message_id, b.index) for m in conversation.messages for b in m.blocks}
+    assert {"u2a", "a7a", "a7b"} <= {m for m, _ in cited}  # the alternates are recallable too
+
+
+def test_importing_records_a_queued_task_named_in_the_landed_file(nexus_home):
+    files = landing_zone(ACME).files
+    summary = import_export(files, "main", "conversations.json", (FIXTURES / "claude_conversations.json").read_bytes())
+    task = landing_zone(ACME).read_task(summary["task_id"])
+    assert (task.status, task.kind, task.counts) == ("queued", "cognition_import",
+                                                      {"conversations": 2, "messages": 4, "blocks": 9})
+    assert landed_task_id(summary["landed"]) == summary["task_id"]
+    reader = LandingReader(landing_zone(ACME), "main")
+    list(reader.documents())
+    assert reader.import_tasks == [summary["task_id"]]
 
 
 def test_importing_a_file_that_is_not_an_export_writes_nothing(nexus_home):

@@ -1,9 +1,11 @@
 """`nexus cognition import | assemble | show | list`."""
 
 import json
+import re
 from pathlib import Path
 
 from nexus_query.cli import main
+from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from tests.test_cognition_bricks import ingest_fixture
@@ -12,13 +14,68 @@ FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 ACME = RequestContext("acme")
 
 
-def test_import_prints_what_it_found_and_lands_the_export(nexus_home, capsys):
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_parse_prints_one_canonical_conversation_per_line_with_every_branch_and_writes_nothing(
+        nexus_home, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = files_under(tmp_path)
+    assert main(["cognition", "parse", str(FIXTURES / "chatgpt_content_shapes.json")]) == 0
+    captured = capsys.readouterr()
+    assert files_under(tmp_path) == before  # neither the store nor the working folder gained a file
+    [line] = captured.out.splitlines()
+    conversation = json.loads(line)
+    assert (conversation["conversation_id"], conversation["source_format"], conversation["current_message_id"]) == (
+        "gpt-shapes", "chatgpt", "a8")
+    messages = {m["message_id"]: m for m in conversation["messages"]}
+    assert messages["a7b"]["parent_id"] == "u2b" and messages["a7c"]["parent_id"] == "u2b"  # both regenerations
+    assert messages["a2"]["blocks"] == [{"index": 0, "text": "[thinking]\nThe photo shows peeling tape along the ridge line."}]
+    assert "1 conversations, 20 messages (3 on alternate branches), 29 blocks" in captured.err
+
+
+def test_parse_leaves_out_empty_conversations_as_import_does(nexus_home, capsys):
+    assert main(["cognition", "parse", str(FIXTURES / "claude_conversations.json")]) == 0
+    ids = [json.loads(line)["conversation_id"] for line in capsys.readouterr().out.splitlines()]
+    assert ids == ["claude-conv-valve", "claude-conv-old"]
+
+
+def test_parse_of_a_file_that_is_not_an_export_prints_the_error_envelope(tmp_path, capsys):
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"notes": []}')
+    assert main(["cognition", "parse", str(bad)]) == 2
+    assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.invalid_request"
+
+
+def test_import_prints_what_it_found_and_its_task_id_and_lands_the_export(nexus_home, capsys):
     assert main(["cognition", "import", str(FIXTURES / "claude_conversations.json"), "--key", "acme-demo-key",
                  "--space", "main"]) == 0
     out = capsys.readouterr().out
     assert "claude export: 2 conversations (1 empty, skipped), 4 messages, 9 blocks" in out
-    landed = landing_zone(ACME).files.list("landing", "main", "files")
+    task_id = re.search(r"^task: ([0-9a-f]{32})$", out, re.M).group(1)
+    zone = landing_zone(ACME)
+    task = zone.read_task(task_id)
+    assert (task.status, task.kind, task.space_id) == ("queued", "cognition_import", "main")
+    assert task.counts == {"conversations": 2, "messages": 4, "blocks": 9}
+    landed = zone.files.list("landing", "main", "files")
     assert len(landed) == 1 and landed[0].startswith("landing/main/files/conversations/")
+    assert f"-task-{task_id}-" in landed[0]
+
+
+def test_import_wait_ingests_in_process_and_prints_the_bricks_the_space_gained(nexus_home, capsys):
+    args = ["cognition", "import", str(FIXTURES / "chatgpt_content_shapes.json"), "--key", "acme-demo-key", "--wait"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    task_id = re.search(r"^task: ([0-9a-f]{32})$", out, re.M).group(1)
+    assert re.search(rf"the space gained 29 bricks .*; task {task_id} succeeded$", out, re.M), out
+    bricks = recall_bricks_readonly(ACME, "main", "seam warranty for a leaking tent", k=50)
+    assert {b.message_id for b in bricks} >= {"a7a", "a7b"}  # alternate branches are bricks too
+    assert landing_zone(ACME).read_task(task_id).status == "succeeded"
+
+    assert main(args[:-1] + ["--wait", "--json"]) == 0  # the same export again: nothing new
+    again = json.loads(capsys.readouterr().out)
+    assert again["ingest"]["bricks_gained"] == 0 and again["task"]["status"] == "succeeded"
 
 
 def test_import_of_a_file_that_is_not_an_export_prints_the_error_envelope(nexus_home, tmp_path, capsys):

@@ -45,10 +45,16 @@ def assemble_run(instance, topics=TOPICS, partition=PARTITION):
 
 def test_imported_exports_become_bricks_in_the_ingest_job_and_the_asset_assembles_stored_artifacts(instance):
     files = landing_zone(ACME).files
-    for name in ("claude_conversations.json", "chatgpt_conversations.json"):
-        import_export(files, "main", name, (FIXTURES / name).read_bytes())
-    ingested = ingest(instance)
-    assert ingested["raw_docs"]["conversation_blocks"] == 9 + 13
+    tasks = [import_export(files, "main", name, (FIXTURES / name).read_bytes())["task_id"]
+             for name in ("claude_conversations.json", "chatgpt_conversations.json")]
+    ingested = ingest(instance)  # as the landing sensor starts it: no task tag on the run
+    assert ingested["raw_docs"]["conversation_blocks"] == 9 + 16  # every branch's blocks
+    assert sorted(ingested["raw_docs"]["import_tasks"]) == sorted(tasks)
+    zone = landing_zone(ACME)
+    assert {zone.read_task(t).status for t in tasks} == {"succeeded"}
+    settled = zone.read_task(tasks[0]).updated_at
+    ingest(instance)  # a later run reads the same exports again and leaves their settled tasks alone
+    assert zone.read_task(tasks[0]).updated_at == settled
     version = SpaceStore().open(ACME, "main").version
 
     metadata, checks = assemble_run(instance)

@@ -27,16 +27,30 @@ def texts_of(message) -> list[str]:
     return [b.text for b in message.blocks]
 
 
-def test_chatgpt_follows_the_active_thread_from_current_node_and_leaves_abandoned_branches_out():
+def test_chatgpt_keeps_every_branch_and_walks_the_current_thread_from_current_node():
     returns = by_id(parse_export(fixture("chatgpt_conversations.json")))["conv-gpt-returns"]
-    assert [m.message_id for m in returns.messages] == ["n2", "n3", "n4b", "n5b", "n6", "n7", "n8", "n9"]
-    assert not any("ABANDONED" in t for t in texts(returns))
+    assert [(m.message_id, m.parent_id) for m in returns.messages] == [
+        ("n2", None), ("n3", "n2"), ("n4a", "n3"), ("n5a", "n4a"), ("n4b", "n3"), ("n5b", "n4b"), ("n6", "n5b"),
+        ("n7", "n6"), ("n8", "n7"), ("n9", "n8")]
+    assert returns.current_message_id == "n9"
+    assert [m.message_id for m in returns.current_thread()] == ["n2", "n3", "n4b", "n5b", "n6", "n7", "n8", "n9"]
+    assert [m.message_id for m in returns.alternates()] == ["n4a", "n5a"]
+    assert any("ABANDONED-BRANCH-ANSWER" in t for t in texts(returns))
 
 
-def test_chatgpt_without_current_node_follows_the_newest_leaf():
+def test_chatgpt_without_current_node_takes_the_newest_leaf_as_current_and_keeps_the_older_regeneration():
     stove = by_id(parse_export(fixture("chatgpt_conversations.json")))["conv-gpt-stove"]
-    assert [m.message_id for m in stove.messages] == ["m1", "m2b"]
-    assert "OLD-REGENERATION" not in " ".join(texts(stove))
+    assert [m.message_id for m in stove.current_thread()] == ["m1", "m2b"]
+    assert [(m.message_id, m.parent_id) for m in stove.alternates()] == [("m2a", "m1")]
+    assert "OLD-REGENERATION: only batch EC-2311." in texts(stove)
+
+
+def test_chatgpt_message_ids_are_the_exports_own_and_stable_across_parses():
+    first = parse_export(fixture("chatgpt_content_shapes.json")).conversations[0]
+    again = parse_export(fixture("chatgpt_content_shapes.json")).conversations[0]
+    assert first == again and first.to_bytes() == again.to_bytes()
+    export = json.loads(fixture("chatgpt_content_shapes.json"))[0]
+    assert {m.message_id for m in first.messages} <= set(export["mapping"])
 
 
 def test_chatgpt_content_types_become_labelled_blocks_and_text_parts_stay_verbatim():
@@ -49,7 +63,7 @@ def test_chatgpt_content_types_become_labelled_blocks_and_text_parts_stay_verbat
     assert [b.text for b in messages["n4b"].blocks] == [
         "[image: file-service://file-mildew123 1024x768]",
         "This tent came back with mildew on the fly. Can we still refund it?",
-        "[audio_transcription]\nAlso two of the poles are bent.",
+        "[audio_transcription: in]\nAlso two of the poles are bent.",
     ]
     assert messages["n5b"].blocks[0].text == ("[thinking: Checking the mildew rule]\n"
                                               "Mildew or missing poles mean a partial refund.")
@@ -72,7 +86,7 @@ def test_empty_conversations_and_null_titles_are_read_and_counted_but_hold_nothi
     assert conversations["conv-gpt-empty"].messages == () and conversations["conv-gpt-empty"].title is None
     assert conversations["conv-gpt-stove"].title is None
     assert parsed.summary() == {"format": "chatgpt", "conversations": 2, "empty_conversations": 1,
-                                "messages": 10, "blocks": 13}
+                                "messages": 13, "alternate_messages": 3, "blocks": 16}
 
 
 def test_claude_content_blocks_text_thinking_and_tool_use_become_blocks_in_order():
@@ -85,7 +99,7 @@ def test_claude_content_blocks_text_thinking_and_tool_use_become_blocks_in_order
         "[file: stove-photo.jpg]",
     ]
     assert [b.text for b in assistant.blocks] == [
-        "[thinking]\nEC-2312 lies within the affected range EC-2311 to EC-2314.",
+        "[thinking: Checking the batch range]\nEC-2312 lies within the affected range EC-2311 to EC-2314.",
         '[tool_use: inventory_lookup] {"batch":"EC-2312","sku":"EMB-1"}',
         "[tool_result: inventory_lookup]\nheld: 3 units",
         "Replace the stove with one from another batch, or refund it in full. No receipt is needed.",
@@ -160,3 +174,152 @@ def test_a_source_format_that_is_not_a_safe_id_is_refused_since_it_names_a_folde
     with pytest.raises(InvalidRequest) as err:
         parse_export(json.dumps({"conversation_id": "c", "source_format": "../x", "messages": []}))
     assert err.value.details["field"].endswith("source_format")
+
+
+# --- every content shape (fixtures chatgpt_content_shapes.json, claude_content_shapes.json) ---------------
+
+def shapes(name: str, conversation_id: str):
+    conversation = by_id(parse_export(fixture(name)))[conversation_id]
+    return conversation, {m.message_id: texts_of(m) for m in conversation.messages}
+
+
+def test_chatgpt_every_content_shape_keeps_its_text_under_a_label():
+    _, blocks = shapes("chatgpt_content_shapes.json", "gpt-shapes")
+    assert blocks["ctx"] == ["[user_profile]\nI manage the Boulder store.", "[user_instructions]\nAnswer in metric units."]
+    assert blocks["u1"] == [
+        "[image: file-service://file-TentPhoto1 1536x1024]",
+        "[image: https://example.com/rainfly.png]",
+        "[audio_transcription: in]\nThe rainfly seam is leaking after the storm.",
+        "[audio: sediment://file-Audio1]",
+        '[audio_asset_pointer fields] {"format":"wav"}',
+        "Is this covered by the seam warranty?",
+        "[attachment: receipt-9.pdf]",
+    ]
+    assert blocks["a1"] == ["[thinking: Seam warranty terms]\nSeam tape failures within two years are covered."]
+    assert blocks["a2"] == ["[thinking]\nThe photo shows peeling tape along the ridge line."]  # thoughts as a string
+    assert blocks["a3"] == ["[reasoning_recap] Thought for 9 seconds"]
+    assert blocks["a4"] == ["[code: python]\ndays = (date(2025,1,1) - date(2023,6,1)).days\nprint(days)"]  # in parts
+    assert blocks["t1"] == ["[execution_output]\n580"]  # in parts
+    assert blocks["a5"] == ['[code: unknown]\nsearch("seam warranty acme")']  # in text
+    assert blocks["t2"] == ["[browsing]\n# Acme seam warranty\nTwo years on seam tape.", "[browsing]\nAcme warranty page"]
+    assert blocks["t3"] == ["[quote: Acme warranty https://acme.example/warranty acme.example]\n"
+                            "Seam tape is warranted for two years from purchase."]  # in parts
+    assert blocks["t4"] == ["[quote: Tent care https://acme.example/care acme.example]\nDry the tent fully before storage."]
+    assert blocks["t5"] == ["[system_error: ToolTimeout]\nThe browsing tool timed out after 30 seconds."]
+    assert blocks["t6"] == ["[webpage: Returns https://acme.example/returns acme.example]\nReturns are accepted within 60 days.",
+                            "[webpage: Returns https://acme.example/returns acme.example]\n60-day returns"]
+    unknown = blocks["a8"][0]
+    assert unknown.startswith("[canvas_document] ") and json.loads(unknown.split(" ", 1)[1]) == {
+        "title": "Warranty note", "body": "Replaced under seam warranty (580 days)."}
+
+
+def test_chatgpt_branched_conversation_keeps_edited_and_regenerated_branches_off_the_current_thread():
+    conversation, _ = shapes("chatgpt_content_shapes.json", "gpt-shapes")
+    thread = [m.message_id for m in conversation.current_thread()]
+    assert thread[-4:] == ["a6", "u2b", "a7c", "a8"] and conversation.current_message_id == "a8"
+    assert [(m.message_id, m.parent_id) for m in conversation.alternates()] == [
+        ("u2a", "a6"), ("a7a", "u2a"), ("a7b", "u2b")]
+    # the hidden, empty system message is the only one left out; its child hangs from the root instead
+    assert "sys" not in {m.message_id for m in conversation.messages}
+    assert conversation.messages[0].message_id == "ctx" and conversation.messages[0].parent_id is None
+
+
+def test_claude_every_content_shape_keeps_its_text_and_unknown_blocks_are_labelled_json():
+    _, blocks = shapes("claude_content_shapes.json", "claude-shapes")
+    assert blocks["c-1"] == [
+        "Here is the inspection log from the Boulder store.",
+        "[attachment: (txt)]\nValve EC-2313: slow leak at 2 bar.\nValve EC-2314: no leak.",  # a paste: no file name
+        "[attachment: checklist.md (text/markdown)]\n1. Check the O-ring.\n2. Check the thread.",
+        "[file: valve-closeup.jpg]",
+        '[file fields] {"file_kind":"image","preview_url":"/api/files/f-1/preview"}',  # files_v2 adds these only
+    ]
+    assert blocks["c-2"] == [
+        "[thinking: Reading the log]\nEC-2313 leaks at 2 bar, which fails the 3 bar test.",
+        '[tool_use: recall_lookup] {"batch":"EC-2313"}',
+        '[tool_use fields] {"message":"Looking up the recall list"}',
+        "[tool_result: recall_lookup]\nEC-2313 is on the recall list.",
+        "[tool_result error: stock_lookup]\nstock service unavailable",
+        "EC-2313 fails the pressure test and is recalled: take it out of service.",
+        '[text fields] {"citations":[{"title":"Embercore recall notice","url":"https://acme.example/recall"}]}',
+        '[voice_note] {"text":"Call the customer back tomorrow.","title":"Follow-up"}',
+    ]
+
+
+def test_claude_branches_follow_parent_message_uuid_and_current_leaf_message_uuid():
+    conversation, _ = shapes("claude_content_shapes.json", "claude-shapes")
+    assert [m.message_id for m in conversation.current_thread()] == ["c-1", "c-2", "c-3b", "c-4b"]
+    assert [(m.message_id, m.parent_id) for m in conversation.alternates()] == [("c-3a", "c-2"), ("c-4a", "c-3b")]
+    assert conversation.messages[0].parent_id is None  # the sentinel root uuid is no message
+
+
+def test_claude_message_text_that_says_more_than_its_blocks_is_kept_as_its_own_block():
+    export = [{"uuid": "c", "chat_messages": [{"uuid": "m", "sender": "human", "text": "typed text, not in blocks",
+                                                "content": [{"type": "text", "text": "block text"}]}]}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert texts(conversation) == ["[text]\ntyped text, not in blocks", "block text"]
+
+
+def test_a_linear_claude_export_without_parent_uuids_is_one_thread_in_order():
+    conversation, _ = shapes("claude_content_shapes.json", "claude-text-only")
+    assert [(m.message_id, m.parent_id) for m in conversation.messages] == [("o-1", None), ("o-2", "o-1")]
+    assert conversation.current_message_id == "o-2"
+
+
+def test_a_cyclic_chatgpt_mapping_is_read_without_looping_and_keeps_every_message():
+    def node(i, parent):
+        return {"id": i, "parent": parent, "children": [],
+                "message": {"id": i, "author": {"role": "user"}, "content": {"content_type": "text", "parts": [i]}}}
+    export = [{"conversation_id": "loop", "current_node": "a", "mapping": {"a": node("a", "b"), "b": node("b", "a")}}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert [(m.message_id, m.parent_id) for m in conversation.messages] == [("a", None), ("b", "a")]
+
+
+def test_canonical_tree_round_trips_and_a_parent_must_be_an_earlier_message():
+    conversation, _ = shapes("chatgpt_content_shapes.json", "gpt-shapes")
+    again = canonical_conversation(json.loads(conversation.to_bytes()))
+    assert again == conversation and again.alternates() == conversation.alternates()
+    tree = json.loads(conversation.to_bytes())
+    tree["messages"][0]["parent_id"] = tree["messages"][-1]["message_id"]
+    with pytest.raises(InvalidRequest) as err:
+        canonical_conversation(tree)
+    assert err.value.details["field"].endswith("parent_id")
+    tree = json.loads(conversation.to_bytes())
+    tree["current_message_id"] = "nowhere"
+    with pytest.raises(InvalidRequest, match="current_message_id"):
+        canonical_conversation(tree)
+
+
+def test_canonical_messages_without_parent_ids_form_one_thread_ending_at_the_last():
+    warranty = by_id(parse_export(fixture("canonical_conversations.json")))["canon-warranty"]
+    assert [(m.message_id, m.parent_id) for m in warranty.messages] == [("w-1", None), ("w-2", "w-1")]
+    assert warranty.current_message_id == "w-2" and warranty.alternates() == ()
+
+
+def test_chatgpt_thought_summaries_given_as_lists_of_items_read_as_text():
+    content = {"content_type": "thoughts", "thoughts": [
+        {"summary": [{"type": "summary", "text": "Checking stock"}, {"type": "summary", "text": "Pricing"}],
+         "content": "Two tents are left.", "chunks": [], "finished": True}]}
+    export = [{"conversation_id": "c", "mapping": {"n": {"id": "n", "parent": None, "children": [], "message": {
+        "id": "n", "author": {"role": "assistant"}, "content": content}}}}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert texts(conversation) == ["[thinking: Checking stock; Pricing]\nTwo tents are left."]
+
+
+def test_generated_image_metadata_keeps_its_words_but_not_its_ids_or_serialization_labels():
+    part = {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_1", "width": 1024, "height": 1536,
+            "size_bytes": 3, "metadata": {"dalle": {"gen_id": "g-1", "prompt": "", "serialization_title": "DALL-E generation metadata"},
+                                          "generation": {"gen_id": "g-1", "orientation": "portrait",
+                                                         "serialization_title": "Image Generation metadata"}}}
+    export = [{"conversation_id": "c", "mapping": {"n": {"id": "n", "parent": None, "children": [], "message": {
+        "id": "n", "author": {"role": "tool"}, "content": {"content_type": "multimodal_text", "parts": [part]}}}}}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert texts(conversation) == ["[image: sediment://file_1 1024x1536]",
+                                   '[image_asset_pointer fields] {"metadata":{"generation":{"orientation":"portrait"}}}']
+
+
+def test_a_claude_export_that_repeats_a_uuid_keeps_both_messages():
+    export = [{"uuid": "c", "chat_messages": [
+        {"uuid": "m", "sender": "human", "text": "first"}, {"uuid": "m", "sender": "assistant", "text": "second"}]}]
+    [conversation] = parse_export(json.dumps(export)).conversations
+    assert [(m.message_id, m.parent_id, texts_of(m)) for m in conversation.messages] == [
+        ("m", None, ["first"]), ("m~1", "m", ["second"])]

@@ -8,6 +8,8 @@ three intermediate assets are Parquet files in the space owner's store (``SpaceP
 import dagster as dg
 import pyarrow.dataset as ds
 
+from nexus_pipelines.cognition.import_tasks import METADATA_KEY as IMPORT_TASKS
+from nexus_pipelines.cognition.import_tasks import advance_import_tasks
 from nexus_pipelines.ingest.checks import CHECKS, inspect_space
 from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
@@ -46,7 +48,8 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
     def summary() -> dict:
         for problem in reader.problems:
             context.log.warning(problem)
-        return {**reader.summary(),
+        advance_import_tasks(zone, reader.import_tasks, "running", context.log, run_id=context.run_id)
+        return {**reader.summary(), IMPORT_TASKS: dg.MetadataValue.json(reader.import_tasks),
                 "problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in reader.problems[:50]) or "none")}
 
     return ArrowStream(DOC_SCHEMA, reader.batches(), summary)
@@ -112,11 +115,15 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
               "rows_deleted": pruned.deleted, "rows_skipped": written.unchanged}
     failed = [o.name for o in outcomes if not o.passed]
     zone = nexus.landing(key)
+    imports = _upstream_metadata(context, key="raw_docs").get(IMPORT_TASKS) or []
     if failed:
         report_task(zone, context.run.tags, "failed", context.log, run_id=context.run_id,
                     error=f"asset checks failed: {', '.join(failed)}")
+        advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run_id,
+                             error=f"asset checks failed: {', '.join(failed)}")
     else:
         report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run_id, counts=counts)
+        advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,
                   "fragments": compacted.fragments_after if compacted else space.table.stats()["fragment_stats"][

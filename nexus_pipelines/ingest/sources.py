@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 
 import pyarrow as pa
 
-from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, landed_conversations
+from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, landed_conversations, landed_task_id
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, validate_items
 from nexus_query.store import canonical_json
@@ -221,6 +221,11 @@ class LandingReader:
                 else:
                     self.counts["replaced_by_later_version"] += 1
         yield from self._conversation_blocks()
+
+    @property
+    def import_tasks(self) -> list[str]:
+        """The import tasks (``nexus cognition import``) whose landed exports this pass read."""
+        return sorted({task for task in map(landed_task_id, self.chat_exports) if task})
 
     def _conversation_blocks(self) -> Iterator[dict[str, Any]]:
         """The chat exports' blocks, with their citation metadata; their conversations' source files

@@ -31,6 +31,8 @@ class BlockModel(BaseModel):
 
 class MessageModel(BaseModel):
     message_id: str
+    parent_id: str | None = Field(None, description="the message this one follows (null: a thread's first); "
+                                                    "siblings are edited or regenerated branches")
     role: str
     created_at: str | None
     blocks: list[BlockModel]
@@ -48,7 +50,8 @@ class CoverageModel(BaseModel):
 class ExcerptModel(BaseModel):
     source_file: str = Field(description="the source's path in the tenant's blob store")
     coverage: CoverageModel
-    conversation: list[MessageModel] = Field(description="the whole conversation, never truncated")
+    current_message_id: str | None = Field(None, description="the leaf of the thread the user last saw")
+    conversation: list[MessageModel] = Field(description="the whole conversation, every branch, never truncated")
 
 
 class ProvenanceModel(BaseModel):
@@ -80,13 +83,16 @@ class ArtifactModel(BaseModel):
 def cognition_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel,
+    # exclude_unset: an artifact goes out exactly as stored (one assembled before parent_id existed included),
+    # so it still hashes to its id.
+    @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel, response_model_exclude_unset=True,
                  summary="Assemble (and store, write-once) the cognition artifact of a topic")
     def post_assemble(body: AssembleRequest, space_id: str = Path(description="the space id", examples=["main"]),
                       ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return assemble_topic(ctx, space_id, body.topic, body.k, store=SpaceStore(current()))
 
-    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, summary="A stored cognition artifact")
+    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, response_model_exclude_unset=True,
+                summary="A stored cognition artifact")
     def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>"),
                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return ArtifactStore.for_context(ctx, current()).get(artifact_id)

@@ -54,9 +54,54 @@ def agent_rules() -> str:
 
 
 def render_for_agent(artifact: Mapping[str, Any]) -> str:
-    """A prompt section: the consumption rules, then the whole artifact as JSON."""
-    body = json.dumps(artifact, ensure_ascii=False, indent=2)
-    return f"{agent_rules().rstrip()}\n\nNEXUS COGNITION ARTIFACT {artifact['artifact_id']}:\n{body}\n"
+    """A prompt section: the consumption rules, the artifact's header as JSON, then each excerpt's
+    conversation as a transcript: the current thread in order, then the alternate branches (edited or
+    regenerated messages), each marked as such; every block under its message id and block index, so
+    citations stay exact."""
+    payload = artifact["payload"]
+    header = {k: v for k, v in artifact.items() if k != "payload"}
+    header["payload"] = {k: v for k, v in payload.items() if k != "raw_excerpts"}
+    header["payload"]["raw_excerpts"] = [
+        {"source_file": e["source_file"], "coverage": e["coverage"],
+         "current_message_id": e.get("current_message_id"), "messages": len(e["conversation"])}
+        for e in payload["raw_excerpts"]]
+    sections = [agent_rules().rstrip(), "",
+                f"NEXUS COGNITION ARTIFACT {artifact['artifact_id']}:",
+                json.dumps(header, ensure_ascii=False, indent=2)]
+    excerpts = payload["raw_excerpts"]
+    for number, excerpt in enumerate(excerpts, 1):
+        sections += ["", f"EXCERPT {number} of {len(excerpts)}: source_file {excerpt['source_file']}",
+                     *_transcript(excerpt)]
+    return "\n".join(sections) + "\n"
+
+
+def _transcript(excerpt: Mapping[str, Any]) -> list[str]:
+    from nexus_query.cognition.conversations import canonical_conversation
+
+    tree: dict[str, Any] = {"conversation_id": excerpt["source_file"], "messages": excerpt["conversation"]}
+    if "current_message_id" in excerpt:  # artifacts assembled before branches were kept have one thread
+        tree["current_message_id"] = excerpt["current_message_id"]
+    conversation = canonical_conversation(tree, excerpt["source_file"])
+    thread, alternates = conversation.current_thread(), conversation.alternates()
+    spans = ", ".join(f"{s['message_id']}#{s['block_index']}" for s in excerpt["coverage"]["spans"])
+    lines = [f"cited spans (message_id#block_index): {spans or 'none'}", "",
+             f"CURRENT THREAD ({len(thread)} messages, in order):"]
+    for message in thread:
+        lines += _message_lines(message, None)
+    if alternates:
+        lines += ["", f"ALTERNATE BRANCHES ({len(alternates)} messages: edited or regenerated, "
+                      "not on the current thread):"]
+        for message in alternates:
+            lines += _message_lines(message, f"ALTERNATE, reply to {message.parent_id or 'nothing'}")
+    return lines
+
+
+def _message_lines(message: Any, mark: str | None) -> list[str]:
+    about = " · ".join(x for x in (message.role, message.created_at, mark) if x)
+    lines = ["", f"[message_id {message.message_id} · {about}]"]
+    for block in message.blocks:
+        lines += [f"[block_index {block.index}]", block.text]
+    return lines
 
 
 def verify(artifact: Mapping[str, Any]) -> str:

@@ -1,6 +1,11 @@
 """``assemble_topic``: recall bricks read-only, load each distinct source once and whole, and emit
 the seed's content-addressed artifact (stored write-once).
 
+Each excerpt holds its conversation whole, every branch of it: messages carry ``parent_id`` and the
+excerpt names ``current_message_id``, the leaf of the thread the user last saw (the seed's schema,
+extended by these two fields so that an edited or regenerated branch is neither lost nor mistaken
+for the current thread).
+
 Determinism: brick ids and source files are listed sorted, excerpts in source-file order, spans in
 conversation order; of sources whose loaded content is identical the first path in that order is
 kept. The payload carries no generation time, so the same recall gives the same ``artifact_id``.
@@ -91,7 +96,9 @@ def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> tuple[
         digest = hashlib.sha256(canonical_json(tree).encode("utf-8")).hexdigest()
         excerpt = excerpts.get(digest)
         if excerpt is None:  # identical content under another path is included once
+            # The whole conversation, every branch: `parent_id` per message, the current leaf beside it.
             excerpt = excerpts[digest] = {"source_file": source_file, "coverage": {"spans": []},
+                                          "current_message_id": conversation.current_message_id,
                                           "conversation": [m.to_dict() for m in conversation.messages]}
             order[digest] = {}
         for b in present:

@@ -1,6 +1,6 @@
 """Bricks: the indexed pieces of conversations, each able to cite its source.
 
-Every content block becomes one document with the citation metadata (``source_file``, ``message_id``,
+Every content block of every message, on every branch of the conversation, becomes one document with the citation metadata (``source_file``, ``message_id``,
 ``block_index``, ``role``, ``conversation_id``); the ingest pipeline chunks it like any document, so a
 long block becomes several bricks that carry the same ``block_index``.
 
@@ -8,12 +8,17 @@ A conversation's identity is its ``conversation_id`` within its source format: i
 ``conversations/{source_format}/{file name of the id}`` in the tenant's blob store. Exports land under
 ``landing/{space}/files/conversations/`` in import order, and the latest version of a conversation wins, so a newer
 export of the same conversation replaces its source file and its bricks instead of adding a copy.
+
+An import is a task (``tasks/{task_id}.json``, kind ``cognition_import``): its landed export's name carries
+the task id, so the ingest run that reads the export moves the task to running and then succeeded, whether
+the landing sensor started it or ``nexus cognition import --wait`` ran it in process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -22,13 +27,15 @@ from typing import Any, Iterable, Sequence
 from nexus_query.cognition.conversations import Conversation, parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
-from nexus_query.landing import GLOBAL_SPACE_ID
+from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, now_iso
 from nexus_query.paths import TenantFiles
 
 SOURCES_DIR = "conversations"
 CHAT_EXPORTS_DIR = "conversations"  # below landing/{space}/files/: what ingestion reads as chat exports
 EXPORTS_DIR = "conversation-exports"
 BRICK_KIND = "conversation_brick"
+IMPORT_TASK_KIND = "cognition_import"
+_LANDED_TASK = re.compile(r"-task-([0-9a-f]{32})-")
 
 
 def source_path(conversation: Conversation) -> str:
@@ -107,20 +114,32 @@ def export_name(file_name: str) -> str:
     return (stem or "export")[:80]
 
 
+def landed_task_id(path: str) -> str | None:
+    """The import task a landed export belongs to (its name carries the id), or None."""
+    match = _LANDED_TASK.search(PurePosixPath(path).name)
+    return match.group(1) if match else None
+
+
 def import_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) -> dict[str, Any]:
     """``nexus cognition import``: check that ``data`` is a conversation export, keep the original
-    (write-once, named by its content hash) and land it for the ingest pipeline, which stores the
-    conversations' source files and makes the bricks. Nothing is written for a file that is not an
-    export."""
+    (write-once, named by its content hash), record a ``queued`` import task and land the export for the
+    ingest pipeline, which stores the conversations' source files, makes the bricks and moves the task on.
+    Nothing is written for a file that is not an export."""
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
     parsed = parse_export(data)
+    summary = parsed.summary()
     name = f"{hashlib.sha256(data).hexdigest()[:12]}-{export_name(file_name)}.json"
     archived = f"{EXPORTS_DIR}/{name}"
     files.write_bytes_once(data, archived)
+    stamp = now_iso()
+    task = Task(task_id=uuid.uuid4().hex, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
+                kind=IMPORT_TASK_KIND, counts={k: summary[k] for k in ("conversations", "messages", "blocks")})
+    zone = LandingZone(files)
+    zone.write_task(task)  # first, so a landed export always has its task to report to
     # Landed names sort in import order, so a later import of a conversation wins.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    landed = f"landing/{space_id}/files/{CHAT_EXPORTS_DIR}/{stamp}-{name}"
+    order = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    landed = f"landing/{space_id}/files/{CHAT_EXPORTS_DIR}/{order}-task-{task.task_id}-{name}"
     files.write_bytes_atomic(data, landed)
-    return {**parsed.summary(), "space_id": space_id, "archived": archived, "landed": landed}
+    return {**summary, "space_id": space_id, "task_id": task.task_id, "archived": archived, "landed": landed}

@@ -1,9 +1,11 @@
-"""``nexus cognition ...``: import conversation exports, assemble artifacts, read them back."""
+"""``nexus cognition ...``: see what an export holds, import it, assemble artifacts, read them back."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,26 +17,101 @@ def _authenticate(args: argparse.Namespace):
     return registry.authenticate(args.key), registry
 
 
+def _read_file(name: str) -> bytes:
+    from nexus_query.errors import InvalidRequest
+
+    path = Path(name)
+    if not path.is_file():
+        raise InvalidRequest(f"no such file: {name}", field="file")
+    return path.read_bytes()
+
+
+def _summary_line(summary: Mapping[str, Any]) -> str:
+    empty = f" ({summary['empty_conversations']} empty, skipped)" if summary["empty_conversations"] else ""
+    alternates = (f" ({summary['alternate_messages']} on alternate branches)"
+                  if summary.get("alternate_messages") else "")
+    return (f"{summary['format']} export: {summary['conversations']} conversations{empty}, "
+            f"{summary['messages']} messages{alternates}, {summary['blocks']} blocks")
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """What an import would store, one canonical conversation per line; reads the file, writes nothing."""
+    from nexus_query.cognition.conversations import parse_export
+    from nexus_query.store.rows import canonical_json
+
+    parsed = parse_export(_read_file(args.file))
+    try:
+        for conversation in parsed.stored:
+            print(canonical_json(conversation.to_dict()))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `nexus cognition parse x.json | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    print(_summary_line(parsed.summary()), file=sys.stderr)
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from nexus_query.cognition.bricks import import_export
-    from nexus_query.errors import InvalidRequest
     from nexus_query.landing import landing_zone
 
     ctx, registry = _authenticate(args)
-    path = Path(args.file)
-    if not path.is_file():
-        raise InvalidRequest(f"no such file: {args.file}", field="file")
-    summary = import_export(landing_zone(ctx, registry).files, args.space, path.name, path.read_bytes())
+    data = _read_file(args.file)
+    zone = landing_zone(ctx, registry)
+    summary = import_export(zone.files, args.space, Path(args.file).name, data)
+    if not args.json:
+        print(_summary_line(summary))
+        print(f"task: {summary['task_id']}")
+        print(f"stored: {summary['archived']}")
+        print(f"landed: {summary['landed']}", flush=True)
+    if not args.wait:
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print(f"the landing sensor starts the ingest run of space {summary['space_id']!r} that turns it into "
+                  f"bricks (nexus cognition import --wait runs it here instead)")
+        return 0
+    ingest = summary["ingest"] = _ingest_now(ctx, registry, args.space, summary["task_id"], quiet=args.json)
+    task = summary["task"] = zone.read_task(summary["task_id"]).to_dict()
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif ingest["success"]:
+        print(f"ingested (run {ingest['run_id']}): the space gained {ingest['bricks_gained']} bricks "
+              f"({ingest['rows_added']} rows added, {ingest['rows_updated']} updated, {ingest['rows_skipped']} "
+              f"unchanged, {ingest['rows']} in all); task {task['task_id']} {task['status']}")
+    else:
+        print(f"ingest run {ingest['run_id']} failed: {ingest['error']}; task {task['task_id']} {task['status']}")
+    return 0 if ingest["success"] else 1
+
+
+def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> dict[str, Any]:
+    """Run the space's ingest job in this process (Dagster, no daemon needed) and count the bricks it
+    gained. Only ``--wait`` gets here: it is the one place the light client loads the pipelines."""
+    from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
+    from nexus_pipelines.partitions import SpaceKey
+
+    key = SpaceKey(ctx.tenant_id, ctx.project_id, space_id)
+    before = _count_bricks(ctx, registry, space_id)
+    outcome = ingest_space_in_process(key, task_id=task_id, progress=not quiet)
+    table = outcome.table
+    return {"run_id": outcome.run_id, "success": outcome.success, "error": outcome.error,
+            "bricks_gained": _count_bricks(ctx, registry, space_id) - before,
+            **{k: table.get(k, 0) for k in ("rows", "rows_added", "rows_updated", "rows_deleted", "rows_skipped")}}
+
+
+def _count_bricks(ctx, registry, space_id: str) -> int:
+    """Conversation bricks in the space now (0 while it has no table)."""
+    from nexus_query.cognition.bricks import BRICK_KIND
+    from nexus_query.query import parse_filters
+    from nexus_query.store import SpaceStore
+
+    store = SpaceStore(registry)
+    if not store.exists(ctx, space_id):
         return 0
-    empty = f" ({summary['empty_conversations']} empty, skipped)" if summary["empty_conversations"] else ""
-    print(f"{summary['format']} export: {summary['conversations']} conversations{empty}, "
-          f"{summary['messages']} messages, {summary['blocks']} blocks")
-    print(f"stored: {summary['archived']}")
-    print(f"landed: {summary['landed']}; the ingest pipeline (landing sensor) turns it into bricks of space "
-          f"{summary['space_id']!r}")
-    return 0
+    (is_brick,) = parse_filters({"kind": BRICK_KIND})
+    rows = (store.open(ctx, space_id).table.search().where(is_brick.sql_superset()).select(["metadata"])
+            .limit(None).to_list())
+    return sum(is_brick.matches(json.loads(row["metadata"])) for row in rows)
 
 
 def format_artifact(artifact: Mapping[str, Any]) -> str:
@@ -90,9 +167,17 @@ def add_cognition_parser(sub: argparse._SubParsersAction) -> None:
         if space:
             p.add_argument("--space", default="main", help="space id (default: main)")
 
-    imp = commands.add_parser("import", help="store a ChatGPT/Claude export or canonical JSON and land it")
+    parse = commands.add_parser("parse", help="print the canonical conversations an import would store "
+                                              "(one JSON object per line); writes nothing")
+    parse.add_argument("file", help="conversations.json (ChatGPT or Claude) or a canonical JSON file")
+    parse.set_defaults(func=cmd_parse)
+
+    imp = commands.add_parser("import", help="store a ChatGPT/Claude export or canonical JSON, land it and "
+                                             "print its task id")
     imp.add_argument("file", help="conversations.json (ChatGPT or Claude) or a canonical JSON file")
     common(imp)
+    imp.add_argument("--wait", action="store_true",
+                     help="run the space's ingest here (no Dagster daemon needed) and print the bricks it gained")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=cmd_import)
 

@@ -1,0 +1,105 @@
+"""Run one space's ingest job (``ingest_space``, the job the landing sensor starts) in this process, with
+a progress bar over its steps: what ``make demo`` does for each example space, and what a ``--wait``
+command (``nexus cognition import --wait``) does for a user who has no Dagster daemon running.
+
+The run is recorded in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so ``make dev`` shows it
+afterwards), else in a throwaway in-memory one. A run started for a task (``task_id``) carries it in the
+``nexus/task_id`` tag, so the ingest assets move that task to running, then succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import dagster as dg
+from tqdm import tqdm
+
+from nexus_pipelines.ingest.tasks import TASK_TAG
+from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+INGEST_JOB = "ingest_space"
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What one in-process ingest run did: the run, and the metadata of its assets by asset name."""
+
+    run_id: str
+    success: bool
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def table(self) -> dict[str, Any]:
+        """``space_table``'s counts: rows, rows_added, rows_updated, rows_deleted, rows_skipped, ..."""
+        return self.assets.get("space_table", {})
+
+
+@contextlib.contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """The instance at ``$DAGSTER_HOME`` when it is set, else an ephemeral one."""
+    if os.environ.get("DAGSTER_HOME"):
+        os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    else:
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | None = None, task_id: str | None = None,
+                            progress: bool = True, tags: Mapping[str, str] | None = None,
+                            run_config: Mapping[str, Any] | None = None) -> IngestOutcome:
+    """One run of ``ingest_space`` for ``key``'s partition, in this process; a failed step is reported in
+    the outcome (``success``, ``error``), not raised."""
+    if instance is None:
+        with dagster_instance() as own:
+            return ingest_space_in_process(key, instance=own, task_id=task_id, progress=progress, tags=tags,
+                                           run_config=run_config)
+    from nexus_pipelines.definitions import defs  # the code location: resources and every job
+
+    job = defs.resolve_job_def(INGEST_JOB)
+    if not instance.has_dynamic_partition(tenant_spaces.name, key.partition_key):
+        instance.add_dynamic_partitions(tenant_spaces.name, [key.partition_key])
+    run_tags = {**tags_for_partition(key.partition_key), **(tags or {})}
+    if task_id:
+        run_tags[TASK_TAG] = task_id
+    run_id = str(uuid.uuid4())
+    steps = [node.name for node in job.graph.nodes]
+    with tqdm(total=len(steps), desc=f"ingesting {key.partition_key}", unit="step", disable=not progress,
+              leave=False) as bar:
+        instance.add_event_listener(run_id, lambda entry: _advance(bar, entry))
+        result = job.execute_in_process(partition_key=key.partition_key, instance=instance, run_id=run_id,
+                                        run_config=dict(run_config if run_config is not None else QUIET),
+                                        tags=run_tags, raise_on_error=False)
+    assets = {event.event_specific_data.materialization.asset_key.path[-1]:
+              {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+              for event in result.get_asset_materialization_events()}
+    error = None
+    if not result.success:
+        failures = [e.event_specific_data.error for e in result.all_events
+                    if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+        error = _root_cause(failures[0]) if failures else "the ingest run failed"
+    return IngestOutcome(result.run_id, result.success, assets, error)
+
+
+def _advance(bar: tqdm, entry: Any) -> None:
+    event = entry.dagster_event
+    if event is None:
+        return
+    if event.event_type_value == "STEP_START":
+        bar.set_postfix_str(event.step_key or "", refresh=True)
+    elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+        bar.update(1)
+
+
+def _root_cause(error: Any) -> str:
+    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
