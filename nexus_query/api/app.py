@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
+from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.models import (
+    ID_REGEX,
     ErrorEnvelope,
     Health,
     IngestAccepted,
@@ -18,8 +20,12 @@ from nexus_query.api.models import (
     QueryRequest,
     QueryResponse,
     TaskModel,
+    TaskPage,
+    TaskState,
+    raw_filters,
 )
 from nexus_query.context import RequestContext
+from nexus_query.errors import QuotaExceeded
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -31,14 +37,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "invalid request (bad id, filter, cursor type, ...)",
         401: "missing or invalid API key",
         403: "forbidden (e.g. writing the read-only global space)",
-        404: "no such space, task or endpoint",
-        410: "cursor invalid: corrupt, forged, another tenant's or query's, expired, or its versions are gone",
-        422: "request does not match the schema",
+        404: "no such space, task, blob or endpoint",
+        413: "the request body is larger than api.max_body_bytes (nexus.payload_too_large)",
+        422: "request does not match the schema (no type is coerced: \"5\" is not an integer)",
+        429: "too many requests for this key (nexus.rate_limited) or the space's row quota is used up "
+             "(nexus.quota_exceeded); the Retry-After header says when to try again",
         500: "unexpected failure (no details are exposed)",
         503: "no route for a resource kind (e.g. nexus_store.missing_route)",
     }.items()
 }
-SPACE_ID = Path(description="the space id", examples=["main"])
+SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
+TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
+QUOTA_RETRY_SECONDS = 3600
 
 
 def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
@@ -46,14 +56,18 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
     current: Callable[[], RoutingRegistry] = (lambda: registry) if registry is not None else RoutingRegistry.default
     app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.")
     install_error_handlers(app)
+    # Outermost last: the catch-all, then identity (401 before anything is read), the key's request
+    # rate, and the body's size and JSON form, all before the framework parses it.
+    app.add_middleware(BodyGuardMiddleware, registry=current)
+    app.add_middleware(RateLimitMiddleware, registry=current)
     app.add_middleware(AuthMiddleware, registry=current)
-    app.add_middleware(CatchAllMiddleware)  # added last: the outermost of ours, around auth too
+    app.add_middleware(CatchAllMiddleware)
     router = APIRouter(prefix="/nexus", responses=ERRORS)
 
     @router.post("/spaces/{space_id}/query", response_model=QueryResponse, summary="Search a space")
     def post_query(body: QueryRequest, space_id: str = SPACE_ID,
                    ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
-        result = query(ctx, space_id, body.q, filters=body.filters, top_k=body.top_k,
+        result = query(ctx, space_id, body.q, filters=raw_filters(body.filters), top_k=body.top_k,
                        include_global=body.include_global, cursor=body.cursor, mode=body.mode,
                        store=SpaceStore(current()))
         return {"hits": result.to_dicts(), "next_cursor": result.next_cursor}
@@ -62,18 +76,51 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
                  summary="Accept a batch for ingestion")
     def post_ingest(body: IngestRequest = Body(), space_id: str = SPACE_ID,
                     ctx: RequestContext = Depends(caller)) -> dict[str, str]:
+        registry = current()
+        registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
+        check_row_quota(registry, ctx, space_id, len(body.items))
         items = [item.model_dump(exclude_none=True) for item in body.items]
-        return {"task_id": landing_zone(ctx, current()).land_batch(space_id, items).task_id}
+        task = landing_zone(ctx, registry).land_batch(space_id, items,
+                                                      max_items=registry.config.api.max_items_per_batch)
+        return {"task_id": task.task_id}
+
+    @router.get("/tasks", response_model=TaskPage, summary="The caller's tasks, newest first")
+    def list_tasks(state: TaskState | None = Query(None, description="only tasks in this state"),
+                   offset: int = Query(0, ge=0, le=1_000_000, description="tasks to skip"),
+                   limit: int = Query(50, ge=1, le=500, description="tasks per page"),
+                   ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        page = landing_zone(ctx, current()).list_tasks(state, offset=offset, limit=limit)
+        return {"tasks": [t.to_dict() for t in page.tasks], "next_offset": page.next_offset}
 
     @router.get("/tasks/{task_id}", response_model=TaskModel, summary="An ingest task's status")
-    def get_task(task_id: str, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+    def get_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return landing_zone(ctx, current()).read_task(task_id).to_dict()
+
+    @router.post("/tasks/{task_id}/retry", status_code=202, response_model=TaskModel,
+                 summary="Land a failed ingest task's batch again",
+                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task"}})
+    def retry_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        registry = current()
+        registry.store_route(ctx)
+        return landing_zone(ctx, registry).retry_task(task_id).to_dict()
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    router.include_router(haze_router(current))
-    router.include_router(cognition_router(current))
+    router.include_router(haze_router(current, SPACE_ID))
+    router.include_router(cognition_router(current, SPACE_ID))
     app.include_router(router)
     return app
+
+
+def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, space_id: str, incoming: int) -> None:
+    """429 when the space already holds ``api.max_rows_per_space`` rows (or would with this batch)."""
+    quota = registry.config.api.max_rows_per_space
+    if quota is None:
+        return
+    store = SpaceStore(registry)
+    rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
+    if rows + incoming > quota:
+        raise QuotaExceeded(f"space {space_id!r} holds {rows} rows; its quota is {quota}",
+                            retry_after=QUOTA_RETRY_SECONDS, rows=rows, max_rows_per_space=quota)
