@@ -38,6 +38,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "missing or invalid API key",
         403: "forbidden (e.g. writing the read-only global space)",
         404: "no such space, task, blob or endpoint",
+        410: "cursor invalid: corrupt, forged, another tenant's or query's, expired, or its versions are gone",
         413: "the request body is larger than api.max_body_bytes (nexus.payload_too_large)",
         422: "request does not match the schema (no type is coerced: \"5\" is not an integer)",
         429: "too many requests for this key (nexus.rate_limited) or the space's row quota is used up "

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_query.api.auth import caller
+from nexus_query.api.models import WholeNumber
 from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
 from nexus_query.context import RequestContext
@@ -17,11 +18,11 @@ from nexus_query.store import SpaceStore
 
 
 class AssembleRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"topic": "refund for a tent returned with mildew", "k": 15}]})
 
     topic: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="what the artifact is about")
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
+    k: WholeNumber = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
 
 
 class BlockModel(BaseModel):

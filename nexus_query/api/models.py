@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from nexus_query.context import ID_PATTERN
 from nexus_query.cursors import MAX_CURSOR_CHARS
@@ -17,12 +17,23 @@ from nexus_query.landing import MAX_CONTENT_CHARS, MAX_ITEMS_PER_BATCH
 from nexus_query.query import MAX_FILTER_KEYS, MAX_FILTER_VALUES, MAX_TOP_K
 
 ID_REGEX = f"^{ID_PATTERN.pattern}$"
-NOT_BLANK = r"\S"  # at least one character that is not white space (Python's notion, as the server's)
+NOT_BLANK = r"\S"  # at least one character that is not white space
+CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed one may still be 410
 BLOB_PATH_REGEX = r"^[^\x00\\]+$"
 
 
 def strict(**extra: Any) -> ConfigDict:
-    return ConfigDict(extra="forbid", strict=True, regex_engine="python-re", **extra)
+    return ConfigDict(extra="forbid", strict=True, **extra)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; so does the API. "5", true and 5.5 stay refused."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -83,9 +94,9 @@ class QueryRequest(BaseModel):
         None, max_length=MAX_FILTER_KEYS, json_schema_extra=_closed_filter_keys,
         description='exact metadata matches, all of which must hold: {"key": value}, or an operator '
                     'object {"key": {"$eq"|"$ne": v}}, {"$in"|"$nin": [v, ...]}, {"$exists": bool}')
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    top_k: WholeNumber = Field(10, ge=1, le=MAX_TOP_K)
     include_global: bool = Field(False, description="merge hits from the shared, read-only global space")
-    cursor: str | None = Field(None, min_length=1, max_length=MAX_CURSOR_CHARS,
+    cursor: str | None = Field(None, min_length=1, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_REGEX,
                                description="next_cursor of the previous page, with the same query")
     mode: Literal["vector", "hybrid"] | None = Field(None, description="ranking; default: the measured best")
 
