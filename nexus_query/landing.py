@@ -131,19 +131,22 @@ class LandingZone:
         self.files = files
 
     def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]], *,
-                   max_items: int = MAX_ITEMS_PER_BATCH) -> Task:
-        """Validate and durably write a batch; the returned task is ``queued`` for the pipeline."""
+                   max_items: int = MAX_ITEMS_PER_BATCH, attached_files: Sequence[str] = ()) -> Task:
+        """Validate and durably write a batch; the returned task is ``queued`` for the pipeline.
+        ``attached_files``: files already landed in the space's ``files/`` that the task stands for too
+        (the run that reads the batch reads them as well); with them, ``items`` may be empty."""
         validate_id(space_id, "space_id")
         if space_id == GLOBAL_SPACE_ID:
             raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
-        normalized = validate_items(self.files, list(items) if isinstance(items, (list, tuple)) else items,
-                                    max_items=max_items)
+        items = list(items) if isinstance(items, (list, tuple)) else items
+        normalized = validate_items(self.files, items, max_items=max_items) if items or not attached_files else []
         batch_id = uuid.uuid4().hex
         stamp = now_iso()
+        counts = {"items": len(normalized), **({"files": len(attached_files)} if attached_files else {})}
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
-                    counts={"items": len(normalized)})
+                    counts=counts)
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
-                "task": task.to_dict(), "items": normalized}
+                "task": task.to_dict(), "items": normalized, **({"files": list(attached_files)} if attached_files else {})}
         self._publish_batch(space_id, batch_id, json.dumps(body).encode())
         self.write_task(task)
         return task

@@ -15,7 +15,7 @@ import dagster as dg
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.landing import LandingZone
 from nexus_pipelines.ingest.assets import ingest_assets
-from nexus_pipelines.ingest.tasks import TASK_TAG, claimed_in_run, report_tasks
+from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
@@ -167,16 +167,6 @@ def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResou
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"run {run.run_id} will be retried; its tasks stay as they are")
         return
-    errors = [_root_cause(event.event_specific_data.error) for event in context.get_step_failure_events()
-              if event.event_specific_data and event.event_specific_data.error]
-    message = (errors[0] if errors else context.failure_event.message or "run failed").strip()
-    tasks = claimed_in_run(context.instance, run.run_id) + [t for t in [run.tags.get(TASK_TAG)] if t]
-    report_tasks(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), tasks, "failed", context.log,
-                 run_id=run.run_id, error=message[:2000])
-
-
-def _root_cause(error: Any) -> str:
-    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message
+    message = run_error(context.get_step_failure_events(), context.failure_event.message)
+    fail_run_tasks(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), context.instance, run.run_id,
+                   run.tags, message, context.log)

@@ -73,3 +73,24 @@ def claimed_in_run(instance: Any, run_id: str) -> list[str]:
             value = materialization.metadata.get(CLAIMED_METADATA)
             claimed += list(value.value or []) if value is not None else []
     return claimed
+
+
+def root_cause(error: Any) -> str:
+    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message
+
+
+def run_error(step_failures: Sequence[Any], fallback: str | None) -> str:
+    """The first failed step's root error, else ``fallback`` (the run failure's message)."""
+    errors = [root_cause(event.event_specific_data.error) for event in step_failures
+              if event.event_specific_data and event.event_specific_data.error]
+    return (errors[0] if errors else fallback or "run failed").strip()[:2000]
+
+
+def fail_run_tasks(zone: LandingZone, instance: Any, run_id: str, tags: Mapping[str, str], error: str,
+                   log: Log) -> None:
+    """A failed run: the tasks it still holds (its own and those its ``raw_docs`` claimed) are failed."""
+    tasks = claimed_in_run(instance, run_id) + [t for t in [tags.get(TASK_TAG)] if t]
+    report_tasks(zone, tasks, "failed", log, run_id=run_id, error=error)
