@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from nexus_query.api import create_app
     except ImportError:
         raise SystemExit("nexus serve needs the server extra: pip install 'nexus[server]'") from None
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(warm_ingest_worker=True), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

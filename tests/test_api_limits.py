@@ -127,6 +127,27 @@ def test_a_40_mb_body_is_413_under_the_default_limit_and_the_server_goes_on(api)
     assert client.get("/healthz").status_code == 200
 
 
+def test_a_large_body_is_landed_off_the_serving_process_with_the_same_answers(api):  # noqa: F811
+    client, registry, _ = api
+    headers = {**auth(ACME_KEY), "content-type": "application/json"}
+    big = "Tents can be returned within 60 days. " * 20_000  # 5 items of 0.8 MB: landed by a worker process
+    response = client.post("/nexus/spaces/main/ingest", headers=auth(ACME_KEY),
+                           json={"items": [{"type": "text", "content": big, "id": f"big-{i}"} for i in range(5)]})
+    assert response.status_code == 202, response.text
+    batch = landing_zone(RequestContext("acme"), registry).read_batch("main", response.json()["task_id"])
+    assert [i["id"] for i in batch["items"]] == [f"big-{i}" for i in range(5)]
+    assert batch["items"][4]["content"] == big
+    padding = b" " * (2 * 2**20)
+    bad_bytes = client.post("/nexus/spaces/main/ingest", headers=headers, content=b'{"items": "caf\xe9"}' + padding)
+    assert_envelope(bad_bytes, 400, "nexus.invalid_json")
+    wrong = client.post("/nexus/spaces/main/ingest", headers=headers,
+                        content=b'{"items": [{"type": "text", "content": 5}]}' + padding)
+    assert assert_envelope(wrong, 422, "nexus.validation_failed")["errors"][0]["loc"][:2] == ["body", "items"]
+    global_space = client.post("/nexus/spaces/global/ingest", headers=headers,
+                               content=b'{"items": [{"type": "text", "content": "x"}]}' + padding)
+    assert_envelope(global_space, 403, "nexus.global_space_read_only")
+
+
 def test_a_body_over_the_configured_limit_is_413_while_read_even_without_a_length(limited):
     client, _ = limited
     headers = {**auth(ACME_KEY), "content-type": "application/json"}

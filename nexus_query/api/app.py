@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import functools
+import re
+from typing import Any, AsyncIterator, Callable
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query
+import anyio
+import anyio.to_process
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_ingest_body, warm_up
 from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.models import (
     ID_REGEX,
@@ -25,7 +32,7 @@ from nexus_query.api.models import (
     raw_filters,
 )
 from nexus_query.context import RequestContext
-from nexus_query.errors import QuotaExceeded
+from nexus_query.errors import ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -49,17 +56,31 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
 TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
-QUOTA_RETRY_SECONDS = 3600
+INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # reads and checks its body itself
+INGEST_WORKERS = 2  # worker processes landing large bodies at once
 
 
-def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
-    """The Nexus API. ``registry=None`` reads the configured registry (``NEXUS_CONFIG``) per request."""
+def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: bool = False) -> FastAPI:
+    """The Nexus API. ``registry=None`` reads the configured registry (``NEXUS_CONFIG``) per request.
+    ``warm_ingest_worker``: start a worker process for large ingest bodies with the server (``nexus
+    serve`` does), so the first large body does not wait for one to start."""
     current: Callable[[], RoutingRegistry] = (lambda: registry) if registry is not None else RoutingRegistry.default
-    app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.")
+    registry_given = registry is not None
+    ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            if warm_ingest_worker:
+                group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
+            yield
+            group.cancel_scope.cancel()
+
+    app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.",
+                  lifespan=lifespan)
     install_error_handlers(app)
     # Outermost last: the catch-all, then identity (401 before anything is read), the key's request
     # rate, and the body's size and JSON form, all before the framework parses it.
-    app.add_middleware(BodyGuardMiddleware, registry=current)
+    app.add_middleware(BodyGuardMiddleware, registry=current, parsed_elsewhere=[INGEST_PATH])
     app.add_middleware(RateLimitMiddleware, registry=current)
     app.add_middleware(AuthMiddleware, registry=current)
     app.add_middleware(CatchAllMiddleware)
@@ -74,16 +95,26 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
         return {"hits": result.to_dicts(), "next_cursor": result.next_cursor}
 
     @router.post("/spaces/{space_id}/ingest", status_code=202, response_model=IngestAccepted,
-                 summary="Accept a batch for ingestion")
-    def post_ingest(body: IngestRequest = Body(), space_id: str = SPACE_ID,
-                    ctx: RequestContext = Depends(caller)) -> dict[str, str]:
+                 summary="Accept a batch for ingestion",
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"$ref": "#/components/schemas/IngestRequest"}}}}})
+    async def post_ingest(request: Request, space_id: str = SPACE_ID,
+                          ctx: RequestContext = Depends(caller)) -> Any:
         registry = current()
         registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
-        check_row_quota(registry, ctx, space_id, len(body.items))
-        items = [item.model_dump(exclude_none=True) for item in body.items]
-        task = landing_zone(ctx, registry).land_batch(space_id, items,
-                                                      max_items=registry.config.api.max_items_per_batch)
-        return {"task_id": task.task_id}
+        if not _is_json_request(request):
+            raise ValidationFailed("the body must be application/json", field="content-type")
+        job = IngestJob(ctx, space_id, await request.body(), registry.config if registry_given else None)
+        # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
+        # does it, so other tenants' requests are not stalled meanwhile.
+        if len(job.body) >= OFFLOAD_BYTES:
+            landed = await anyio.to_process.run_sync(land_ingest_body, job, limiter=ingest_workers)
+        else:
+            landed = await anyio.to_thread.run_sync(land_ingest_body, job)
+        if landed.task_id is None:
+            headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
+            return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
+        return {"task_id": landed.task_id}
 
     @router.get("/tasks", response_model=TaskPage, summary="The caller's tasks, newest first")
     def list_tasks(state: TaskState | None = Query(None, description="only tasks in this state"),
@@ -112,16 +143,27 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
     router.include_router(haze_router(current, SPACE_ID))
     router.include_router(cognition_router(current, SPACE_ID))
     app.include_router(router)
+    app.openapi = _with_ingest_schema(app)  # type: ignore[method-assign]
     return app
 
 
-def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, space_id: str, incoming: int) -> None:
-    """429 when the space already holds ``api.max_rows_per_space`` rows (or would with this batch)."""
-    quota = registry.config.api.max_rows_per_space
-    if quota is None:
-        return
-    store = SpaceStore(registry)
-    rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
-    if rows + incoming > quota:
-        raise QuotaExceeded(f"space {space_id!r} holds {rows} rows; its quota is {quota}",
-                            retry_after=QUOTA_RETRY_SECONDS, rows=rows, max_rows_per_space=quota)
+
+def _is_json_request(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _with_ingest_schema(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the ingest body's schema (the route reads its body itself)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = plain()
+            schema = IngestRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(
+                {**schema.pop("$defs", {}), "IngestRequest": schema})
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    return openapi

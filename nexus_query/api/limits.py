@@ -4,7 +4,8 @@ beyond the configured limit):
 - ``BodyGuardMiddleware`` counts a body while it is read and answers 413 past ``api.max_body_bytes``
   (a declared ``Content-Length`` over the limit is answered before any of it is kept), and answers 400
   ``nexus.invalid_json`` for a JSON body that is not UTF-8, not JSON, uses NaN/Infinity or nests deeper
-  than ``MAX_JSON_DEPTH``. The framework then reads the same bytes again, from memory.
+  than ``MAX_JSON_DEPTH``. The framework then reads the same bytes again, from memory. Routes that read
+  and check their body themselves (``parsed_elsewhere``: ingest, off the serving process) are passed on.
 - ``RateLimitMiddleware`` gives every API key a token bucket of ``requests_per_minute`` (the key's own,
   else ``api.requests_per_minute``) and answers 429 with ``Retry-After`` when it is empty.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,25 +57,35 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def json_problem(body: bytes) -> str | None:
-    """Why ``body`` is not JSON this API reads, or None when it is."""
+def read_json(body: bytes) -> Any:
+    """The JSON value of ``body``; ``InvalidJson`` when it is not UTF-8, not JSON, uses NaN or Infinity, or
+    nests deeper than ``MAX_JSON_DEPTH``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"the body is not UTF-8 (invalid byte at offset {exc.start})"
+        raise InvalidJson(f"the body is not UTF-8 (invalid byte at offset {exc.start})") from None
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        return f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+        raise InvalidJson(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
-        return f"the body is not valid JSON: {str(exc)[:200]}"
+        raise InvalidJson(f"the body is not valid JSON: {str(exc)[:200]}") from None
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            return f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+            raise InvalidJson(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not JSON this API reads, or None when it is."""
+    try:
+        read_json(body)
+    except InvalidJson as exc:
+        return exc.message
     return None
 
 
@@ -84,9 +96,11 @@ async def _send_error(scope: Scope, receive: Receive, send: Send, error: NexusEr
 
 
 class BodyGuardMiddleware:
-    def __init__(self, app: ASGIApp, registry: Callable[[], RoutingRegistry]) -> None:
+    def __init__(self, app: ASGIApp, registry: Callable[[], RoutingRegistry],
+                 parsed_elsewhere: Sequence[re.Pattern[str]] = ()) -> None:
         self.app = app
         self.registry = registry
+        self.parsed_elsewhere = list(parsed_elsewhere)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,7 +132,7 @@ class BodyGuardMiddleware:
                 break
         body = b"".join(chunks)
         chunks.clear()
-        if body and _is_json(scope):
+        if body and _is_json(scope) and not any(p.match(scope["path"]) for p in self.parsed_elsewhere):
             problem = (json_problem(body) if len(body) < INLINE_CHECK_BYTES
                        else await anyio.to_thread.run_sync(json_problem, body))
             if problem:
