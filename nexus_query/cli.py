@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Sequence
 
@@ -72,19 +73,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("the landing sensor starts its run (`make dev`), or run again with --wait", file=sys.stderr)
         return 0
     try:
-        from nexus_pipelines.ingest.run_in_process import ingest_in_process
-        from nexus_pipelines.ingest.tasks import TASK_TAG
+        from nexus_pipelines.ingest.run_in_process import dagster_instance, ingest_space_in_process
+        from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks
         from nexus_pipelines.partitions import SpaceKey
     except ImportError:
         raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: pip install 'nexus[pipelines]'")
-    outcome = ingest_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space),
-                                tags={TASK_TAG: landed.task.task_id}, progress=not args.json)
+    zone = landing_zone(ctx, registry)
+    with dagster_instance() as instance:
+        outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance,
+                                          task_id=landed.task.task_id, progress=not args.json)
+        if not outcome.success:  # what ingest_failure_sensor does for a daemon's run
+            fail_run_tasks(zone, instance, outcome.run_id, {TASK_TAG: landed.task.task_id},
+                           outcome.error or "the ingest run failed", logging.getLogger("nexus"))
     task = landing_zone(ctx, registry).read_task(landed.task.task_id)
+    table = outcome.table
     if args.json:
-        print(json.dumps({"task": task.to_dict(), "run": outcome.__dict__}, indent=2))
+        print(json.dumps({"task": task.to_dict(), "run": {"run_id": outcome.run_id, "success": outcome.success,
+                                                          "error": outcome.error, **table}}, indent=2, default=str))
     elif outcome.success:
-        print(f"rows: {outcome.rows} in the space ({outcome.rows_added} added, {outcome.rows_updated} updated, "
-              f"{outcome.rows_skipped} unchanged, {outcome.rows_deleted} deleted), run {outcome.run_id}")
+        print(f"rows: {table['rows']} in the space ({table['rows_added']} added, {table['rows_updated']} updated, "
+              f"{table['rows_skipped']} unchanged, {table['rows_deleted']} deleted), run {outcome.run_id}")
     else:
         print(f"the run failed: {outcome.error}", file=sys.stderr)
     print(f"task {task.task_id}: {task.status}")

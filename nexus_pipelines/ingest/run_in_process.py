@@ -1,52 +1,48 @@
-"""Run a space's ``ingest_space`` job in this process, with a progress bar: for users without a Dagster
-daemon (``nexus ingest --wait``, ``nexus cognition import --wait``) and for ``make demo``.
+"""Run one space's ingest job (``ingest_space``, the job the landing sensor starts) in this process, with
+a progress bar over its steps: what ``make demo`` does for each example space, and what a ``--wait``
+command (``nexus cognition import --wait``) does for a user who has no Dagster daemon running.
 
-The run is recorded in the Dagster instance at ``$DAGSTER_HOME`` when it is set (``make dev`` shows it
-afterwards), else in a throwaway in-memory one. Its tasks end as the daemon would leave them: the run
-settles every task whose batch it read, and a failed run fails the tasks it holds with the root error
-(what ``ingest_failure_sensor`` does for daemon runs).
+The run is recorded in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so ``make dev`` shows it
+afterwards), else in a throwaway in-memory one. A run started for a task (``task_id``) carries it in the
+``nexus/task_id`` tag, so the ingest assets move that task to running, then succeeded or failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_pipelines.ingest.assets import ingest_assets
-from nexus_pipelines.ingest.tasks import fail_run_tasks, run_error
+from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
-from nexus_pipelines.resources import NexusResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-log = logging.getLogger("nexus_pipelines.ingest")
+INGEST_JOB = "ingest_space"
 
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What one in-process ingest run did."""
+    """What one in-process ingest run did: the run, and the metadata of its assets by asset name."""
 
     run_id: str
     success: bool
-    rows: int = 0
-    rows_added: int = 0
-    rows_updated: int = 0
-    rows_deleted: int = 0
-    rows_skipped: int = 0
-    table_version: int | None = None
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def table(self) -> dict[str, Any]:
+        """``space_table``'s counts: rows, rows_added, rows_updated, rows_deleted, rows_skipped, ..."""
+        return self.assets.get("space_table", {})
 
 
 @contextlib.contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """``$DAGSTER_HOME``'s instance when it is set, else an ephemeral one."""
+    """The instance at ``$DAGSTER_HOME`` when it is set, else an ephemeral one."""
     if os.environ.get("DAGSTER_HOME"):
         os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
         with dg.DagsterInstance.get() as instance:
@@ -56,56 +52,54 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
             yield instance
 
 
-def _watch_steps(instance: dg.DagsterInstance, run_id: str, bar: tqdm, done: threading.Event) -> None:
-    """Advance ``bar`` as the run's steps finish (read from the event log, twice a second)."""
-    seen: set[str] = set()
-    while not done.wait(0.5):
-        try:
-            records = instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_SUCCESS,
-                                                         dg.DagsterEventType.STEP_FAILURE})
-        except Exception:  # the run may not exist yet
-            continue
-        for record in records:
-            step = record.step_key or ""
-            if step and step not in seen:
-                seen.add(step)
-                bar.set_postfix_str(step)
-                bar.update(1)
-
-
-def ingest_in_process(key: SpaceKey, *, tags: Mapping[str, str] | None = None,
-                      instance: dg.DagsterInstance | None = None, progress: bool = True,
-                      run_config: Mapping[str, Any] | None = None) -> IngestOutcome:
-    """Run ``ingest_space`` for ``key`` now, in this process; ``tags`` may name the run's own task
-    (``nexus/task_id``). Never raises for a failed run: the outcome says what failed."""
-    from nexus_pipelines.definitions import defs
-
+def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | None = None, task_id: str | None = None,
+                            progress: bool = True, tags: Mapping[str, str] | None = None,
+                            run_config: Mapping[str, Any] | None = None) -> IngestOutcome:
+    """One run of ``ingest_space`` for ``key``'s partition, in this process; a failed step is reported in
+    the outcome (``success``, ``error``), not raised."""
     if instance is None:
-        with dagster_instance() as fresh:
-            return ingest_in_process(key, tags=tags, instance=fresh, progress=progress, run_config=run_config)
+        with dagster_instance() as own:
+            return ingest_space_in_process(key, instance=own, task_id=task_id, progress=progress, tags=tags,
+                                           run_config=run_config)
+    from nexus_pipelines.definitions import defs  # the code location: resources and every job
+
+    job = defs.resolve_job_def(INGEST_JOB)
     if not instance.has_dynamic_partition(tenant_spaces.name, key.partition_key):
         instance.add_dynamic_partitions(tenant_spaces.name, [key.partition_key])
-    job = defs.resolve_job_def("ingest_space")
     run_tags = {**tags_for_partition(key.partition_key), **(tags or {})}
+    if task_id:
+        run_tags[TASK_TAG] = task_id
     run_id = str(uuid.uuid4())
-    steps = len(ingest_assets)
-    done = threading.Event()
-    with tqdm(total=steps, desc=f"ingesting {key.partition_key}", unit="step", disable=not progress) as bar:
-        watcher = threading.Thread(target=_watch_steps, args=(instance, run_id, bar, done), daemon=True)
-        watcher.start()
-        try:
-            result = job.execute_in_process(partition_key=key.partition_key, instance=instance, tags=run_tags,
-                                            run_config=run_config or QUIET, run_id=run_id, raise_on_error=False)
-        finally:
-            done.set()
-            watcher.join()
-        bar.update(steps - bar.n)
+    steps = [node.name for node in job.graph.nodes]
+    with tqdm(total=len(steps), desc=f"ingesting {key.partition_key}", unit="step", disable=not progress,
+              leave=False) as bar:
+        instance.add_event_listener(run_id, lambda entry: _advance(bar, entry))
+        result = job.execute_in_process(partition_key=key.partition_key, instance=instance, run_id=run_id,
+                                        run_config=dict(run_config if run_config is not None else QUIET),
+                                        tags=run_tags, raise_on_error=False)
+    assets = {event.event_specific_data.materialization.asset_key.path[-1]:
+              {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+              for event in result.get_asset_materialization_events()}
+    error = None
     if not result.success:
-        failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
-        error = run_error(result.get_step_failure_events(), failures[0].message if failures else None)
-        fail_run_tasks(NexusResource().landing(key), instance, run_id, run_tags, error, log)
-        return IngestOutcome(run_id=run_id, success=False, error=error)
-    table = {k: v.value for k, v in result.asset_materializations_for_node("space_table")[0].metadata.items()}
-    return IngestOutcome(run_id=run_id, success=True, rows=table["rows"], rows_added=table["rows_added"],
-                         rows_updated=table["rows_updated"], rows_deleted=table["rows_deleted"],
-                         rows_skipped=table["rows_skipped"], table_version=table.get("table_version"))
+        failures = [e.event_specific_data.error for e in result.all_events
+                    if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+        error = _root_cause(failures[0]) if failures else "the ingest run failed"
+    return IngestOutcome(result.run_id, result.success, assets, error)
+
+
+def _advance(bar: tqdm, entry: Any) -> None:
+    event = entry.dagster_event
+    if event is None:
+        return
+    if event.event_type_value == "STEP_START":
+        bar.set_postfix_str(event.step_key or "", refresh=True)
+    elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+        bar.update(1)
+
+
+def _root_cause(error: Any) -> str:
+    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
