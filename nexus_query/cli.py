@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Sequence
 
@@ -51,7 +52,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from nexus_query.api import create_app
     except ImportError:
         raise SystemExit("nexus serve needs the server extra: pip install 'nexus[server]'") from None
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(warm_ingest_worker=True), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Land files and folders as one task; print its id (stdout), and with --wait ingest it now."""
+    from nexus_query.file_ingest import land_files
+    from nexus_query.landing import landing_zone
+    from nexus_query.routing import RoutingRegistry
+
+    registry = RoutingRegistry.default()
+    ctx = registry.authenticate(args.key)
+    registry.store_route(ctx)  # a tenant without a vector store: refused before anything lands
+    landed = land_files(landing_zone(ctx, registry), args.space, args.paths)
+    print(landed.task.task_id)
+    exports = f" and {landed.exports} chat export(s)" if landed.exports else ""
+    print(f"landed {landed.items} item(s){exports} in space {args.space!r} as one task", file=sys.stderr)
+    for skipped in landed.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
+    if not args.wait:
+        print("the landing sensor starts its run (`make dev`), or run again with --wait", file=sys.stderr)
+        return 0
+    try:
+        from nexus_pipelines.ingest.run_in_process import dagster_instance, ingest_space_in_process
+        from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks
+        from nexus_pipelines.partitions import SpaceKey
+    except ImportError:
+        raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: pip install 'nexus[pipelines]'")
+    zone = landing_zone(ctx, registry)
+    with dagster_instance() as instance:
+        outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance,
+                                          task_id=landed.task.task_id, progress=not args.json)
+        if not outcome.success:  # what ingest_failure_sensor does for a daemon's run
+            fail_run_tasks(zone, instance, outcome.run_id, {TASK_TAG: landed.task.task_id},
+                           outcome.error or "the ingest run failed", logging.getLogger("nexus"))
+    task = landing_zone(ctx, registry).read_task(landed.task.task_id)
+    table = outcome.table
+    if args.json:
+        print(json.dumps({"task": task.to_dict(), "run": {"run_id": outcome.run_id, "success": outcome.success,
+                                                          "error": outcome.error, **table}}, indent=2, default=str))
+    elif outcome.success:
+        print(f"rows: {table['rows']} in the space ({table['rows_added']} added, {table['rows_updated']} updated, "
+              f"{table['rows_skipped']} unchanged, {table['rows_deleted']} deleted), run {outcome.run_id}")
+    else:
+        print(f"the run failed: {outcome.error}", file=sys.stderr)
+    print(f"task {task.task_id}: {task.status}")
+    return 0 if task.status == "succeeded" else 1
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from nexus_query.landing import landing_zone
+    from nexus_query.routing import RoutingRegistry
+
+    registry = RoutingRegistry.default()
+    zone = landing_zone(registry.authenticate(args.key), registry)
+    if args.tasks_command == "list":
+        page = zone.list_tasks(args.state, offset=args.offset, limit=args.limit)
+        if args.json:
+            print(json.dumps({"tasks": [t.to_dict() for t in page.tasks], "next_offset": page.next_offset}, indent=2))
+            return 0
+        for t in page.tasks:
+            error = f"  {t.error.splitlines()[0][:60]}" if t.error else ""
+            print(f"{t.task_id}  {t.status:<9}  {t.space_id:<12}  {t.created_at}  attempts {t.attempts}{error}")
+        if page.next_offset is not None:
+            print(f"more: add --offset {page.next_offset}")
+        return 0
+    if args.tasks_command == "retry":
+        registry.store_route(registry.authenticate(args.key))
+        task = zone.retry_task(args.task_id)
+    else:
+        task = zone.read_task(args.task_id)
+    print(json.dumps(task.to_dict(), indent=2))
     return 0
 
 
@@ -99,6 +171,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
+
+    ing = sub.add_parser("ingest", help="land files or folders in a space as one task (and ingest them: --wait)")
+    ing.add_argument("paths", nargs="+", metavar="PATH",
+                     help="text, markdown, JSON lines, images (with an optional <image>.json sidecar), chat "
+                          "exports, or folders of them")
+    ing.add_argument("--key", required=True, help="API key (identifies tenant, project, environment)")
+    ing.add_argument("--space", default="main", help="space id (default: main)")
+    ing.add_argument("--wait", action="store_true",
+                     help="run the space's ingest job here, now (no Dagster daemon needed), and print the result")
+    ing.add_argument("--json", action="store_true", help="with --wait: print the task and run as JSON")
+    ing.set_defaults(func=cmd_ingest)
+
+    tasks = sub.add_parser("tasks", help="ingest tasks: list, show, retry a failed one")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", required=True)
+    listing = tasks_sub.add_parser("list", help="the tenant's tasks, newest first")
+    listing.add_argument("--state", choices=["queued", "running", "succeeded", "failed"])
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("show", "one task as JSON"), ("retry", "land a failed task's batch again")):
+        one = tasks_sub.add_parser(name, help=text)
+        one.add_argument("task_id")
+        one.add_argument("--key", required=True)
+    listing.add_argument("--key", required=True)
+    tasks.set_defaults(func=cmd_tasks)
 
     keys = sub.add_parser("keys", help="API key helpers").add_subparsers(dest="keys_command", required=True)
     h = keys.add_parser("hash", help="print the SHA-256 to put in the config's api_keys")

@@ -124,11 +124,28 @@ class TenantRoutes:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Limits of the HTTP API (``api:`` in the config). ``None``: no limit of that kind."""
+
+    max_body_bytes: int = 32 * 2**20            # counted while the body is read; 413 beyond
+    max_items_per_batch: int = 1000
+    requests_per_minute: int | None = None      # per API key, unless its entry says otherwise; 429 beyond
+    max_rows_per_space: int | None = None       # rows a tenant space may hold before ingest answers 429
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_items_per_batch", "requests_per_minute", "max_rows_per_space"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"api.{name} must be a positive integer or null, got {value!r}")
+
+
+@dataclass(frozen=True)
 class ApiKeyEntry:
     sha256: str
     tenant_id: str
     project_id: str = "default"
     environment: str = "dev"
+    requests_per_minute: int | None = None  # this key's own rate limit (else api.requests_per_minute)
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,7 @@ class NexusConfig:
     embedder: EmbedderConfig
     cursor: CursorConfig
     source: str = "<memory>"
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>") -> "NexusConfig":
@@ -182,6 +200,13 @@ class NexusConfig:
             raise
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ConfigError(f"invalid Nexus config {source}: {exc}", source=source) from exc
+
+
+def _number_or_none(value: Any) -> Any:
+    """Limits read from the environment arrive as text: "" means no limit, digits a number."""
+    if isinstance(value, str):
+        return None if value.strip() in ("", "null", "none") else int(value)
+    return value
 
 
 def _parse(raw: Mapping[str, Any], source: str) -> NexusConfig:
@@ -244,6 +269,7 @@ def _parse(raw: Mapping[str, Any], source: str) -> NexusConfig:
         embedder=embedder,
         cursor=CursorConfig(**(raw.get("cursor") or {})),
         source=source,
+        api=ApiConfig(**{k: _number_or_none(v) for k, v in (raw.get("api") or {}).items()}),
     )
 
 

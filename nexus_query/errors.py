@@ -31,6 +31,12 @@ class InvalidFilter(InvalidRequest):
     code = "nexus.invalid_filter"
 
 
+class InvalidJson(InvalidRequest):
+    """The body is not JSON we read: not UTF-8, not JSON, NaN/Infinity, or nested too deeply."""
+
+    code = "nexus.invalid_json"
+
+
 class ValidationFailed(InvalidRequest):
     """The request is well-formed JSON but its fields are wrong (FastAPI's 422 maps here)."""
 
@@ -61,6 +67,34 @@ class SpaceNotFound(NotFound):
     code = "nexus.space_not_found"
 
 
+class BlobNotFound(NotFound):
+    """An ingest item names a blob the tenant's store does not hold."""
+
+    code = "nexus.blob_not_found"
+
+
+class PayloadTooLarge(NexusError):
+    """The request body is larger than the server accepts (counted while it is read)."""
+
+    code = "nexus.payload_too_large"
+    status = 413
+
+
+class RateLimited(NexusError):
+    """Too many requests for this API key, or a space's row quota is used up; ``retry_after`` seconds."""
+
+    code = "nexus.rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    code = "nexus.quota_exceeded"
+
+
 class MethodNotAllowed(NexusError):
     """The HTTP method is not served on this path (the framework's 405, enveloped)."""
 
@@ -77,6 +111,13 @@ class WriteConflict(NexusError):
     """Concurrent writers kept conflicting with a write after every bounded retry; nothing was written."""
 
     code = "nexus.write_conflict"
+    status = 409
+
+
+class TaskNotRetryable(NexusError):
+    """Only a failed ingest task can be landed again."""
+
+    code = "nexus.task_not_retryable"
     status = 409
 
 

@@ -7,7 +7,8 @@ Layout inside the tenant's ``nexus_blob_store`` area (``{bucket}/{prefix}/{tenan
                                                  with a sidecar ``<name>.json``, chat exports)
     tasks/{task_id}.json                         a task's status, read by GET /nexus/tasks/{task_id}
 
-A batch's ``task_id`` is its ``batch_id``: one batch, one run, one task.
+A batch's ``task_id`` is its ``batch_id``: one batch, one task. A batch carries a copy of its task as it
+was landed, so neither exists without the other (``LandingZone``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Sequence
 
 from nexus_query.context import RequestContext, validate_id
-from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, NotFound
+from nexus_query.errors import BlobNotFound, GlobalSpaceReadOnly, InvalidRequest, NotFound, TaskNotRetryable
 from nexus_query.paths import TenantFiles
 
 GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a tenant space
@@ -34,12 +35,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def validate_items(files: TenantFiles, items: Any) -> list[dict[str, Any]]:
+def validate_items(files: TenantFiles, items: Any, max_items: int = MAX_ITEMS_PER_BATCH) -> list[dict[str, Any]]:
     """Check every item before anything is accepted; returns normalized items."""
     if not isinstance(items, list) or not items:
         raise InvalidRequest("items must be a non-empty list", field="items")
-    if len(items) > MAX_ITEMS_PER_BATCH:
-        raise InvalidRequest(f"at most {MAX_ITEMS_PER_BATCH} items per batch", field="items")
+    if len(items) > max_items:
+        raise InvalidRequest(f"at most {max_items} items per batch", field="items", max_items=max_items)
     normalized = []
     for index, item in enumerate(items):
         def bad(message: str, field_name: str) -> InvalidRequest:
@@ -72,7 +73,8 @@ def validate_items(files: TenantFiles, items: Any) -> list[dict[str, Any]]:
                 raise bad("an image item needs blob_path", "blob_path")
             blob_path = files.relative(blob_path)  # refuses anything outside the tenant's store
             if not files.exists(blob_path):
-                raise bad(f"blob {blob_path!r} does not exist in the tenant's blob store", "blob_path")
+                raise BlobNotFound(f"items[{index}]: blob {blob_path!r} does not exist in the tenant's blob store",
+                                   field=f"items[{index}].blob_path", item_index=index)
         doc_id = item.get("id")
         if doc_id is None:
             digest = hashlib.sha256(json.dumps([kind, content, blob_path]).encode()).hexdigest()
@@ -98,33 +100,60 @@ class Task:
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     run_id: str | None = None
+    attempts: int = 1  # how often the batch was landed: 1, plus one per retry
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Task":
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_offset: int | None
+
 
 class LandingZone:
-    """A tenant's landing zone and task records. Built from a context, so it only sees that tenant."""
+    """A tenant's landing zone and task records. Built from a context, so it only sees that tenant.
+
+    The ledger's rules: a batch and its task never exist one without the other (the batch, which carries
+    its task, is written first; a batch whose task record is missing gets it back from the batch, and a
+    task record is only written for a batch that exists). A task moves ``queued`` → ``running`` (claimed
+    by a run that read its batch) → ``succeeded`` (that run wrote the space) or ``failed`` (that run
+    failed); a run that ingested a task's items settles it whoever started it, and a failure only touches
+    tasks the failed run still holds, so a later run's success is never overwritten.
+    """
 
     def __init__(self, files: TenantFiles) -> None:
         self.files = files
 
-    def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]]) -> Task:
-        """Validate and durably write a batch; the returned task is ``queued`` for the pipeline."""
+    def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]], *,
+                   max_items: int = MAX_ITEMS_PER_BATCH, attached_files: Sequence[str] = ()) -> Task:
+        """Validate and durably write a batch; the returned task is ``queued`` for the pipeline.
+        ``attached_files``: files already landed in the space's ``files/`` that the task stands for too
+        (the run that reads the batch reads them as well); with them, ``items`` may be empty."""
         validate_id(space_id, "space_id")
         if space_id == GLOBAL_SPACE_ID:
             raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
-        normalized = validate_items(self.files, list(items) if isinstance(items, (list, tuple)) else items)
+        items = list(items) if isinstance(items, (list, tuple)) else items
+        normalized = validate_items(self.files, items, max_items=max_items) if items or not attached_files else []
         batch_id = uuid.uuid4().hex
         stamp = now_iso()
+        counts = {"items": len(normalized), **({"files": len(attached_files)} if attached_files else {})}
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
-                    counts={"items": len(normalized)})
-        # The task record goes first: a batch visible to the sensor always has a task to report to.
-        self.write_task(task)
+                    counts=counts)
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
-                "items": normalized}
-        self.files.write_bytes_atomic(json.dumps(body).encode(), *self.batch_parts(space_id, batch_id))
+                "task": task.to_dict(), "items": normalized, **({"files": list(attached_files)} if attached_files else {})}
+        self._publish_batch(space_id, batch_id, json.dumps(body).encode())
+        self.write_task(task)
         return task
+
+    def _publish_batch(self, space_id: str, batch_id: str, data: bytes) -> None:
+        """Write (or re-write, for a retry) a batch where the pipeline finds it; one atomic write."""
+        self.files.write_bytes_atomic(data, *self.batch_parts(space_id, batch_id))
 
     @staticmethod
     def batch_parts(space_id: str, batch_id: str) -> tuple[str, ...]:
@@ -142,8 +171,23 @@ class LandingZone:
         """Space ids that have anything landed (batches or files)."""
         return sorted({p.split("/")[1] for p in self.files.list("landing") if p.count("/") >= 2})
 
+    # -- task records --------------------------------------------------------------------------------
     def write_task(self, task: Task) -> None:
         self.files.write_bytes_atomic(json.dumps(task.to_dict()).encode(), "tasks", f"{task.task_id}.json")
+
+    def task_of_batch(self, space_id: str, batch_id: str) -> Task:
+        """The batch's task; a record lost between the batch's write and its own is written back from the
+        copy the batch carries."""
+        try:
+            return self.read_task(batch_id)
+        except NotFound:
+            body = self.read_batch(space_id, batch_id)
+            stamp = body.get("received_at") or now_iso()
+            task = Task.from_dict(body.get("task") or {
+                "task_id": batch_id, "space_id": space_id, "status": "queued", "created_at": stamp,
+                "updated_at": stamp, "counts": {"items": len(body.get("items", []))}})
+            self.write_task(task)
+            return task
 
     def update_task(self, task_id: str, status: TaskStatus, *, counts: Mapping[str, int] | None = None,
                     error: str | None = None, run_id: str | None = None) -> Task:
@@ -155,6 +199,49 @@ class LandingZone:
         self.write_task(task)
         return task
 
+    def claim_task(self, task_id: str, run_id: str) -> bool:
+        """A run that read the task's items holds it (``running``); a succeeded task stays as it is."""
+        task = self.read_task(task_id)
+        if task.status == "succeeded":
+            return False
+        if (task.status, task.run_id) != ("running", run_id):
+            self.update_task(task_id, "running", run_id=run_id)
+        return True
+
+    def settle_task(self, task_id: str, run_id: str, counts: Mapping[str, int] | None = None) -> bool:
+        """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was."""
+        task = self.read_task(task_id)
+        if task.status == "succeeded":
+            return False
+        self.update_task(task_id, "succeeded", counts=counts, run_id=run_id)
+        return True
+
+    def fail_task(self, task_id: str, run_id: str, error: str) -> bool:
+        """``run_id`` failed: its tasks that no other run took over or finished are ``failed`` with the
+        root error."""
+        task = self.read_task(task_id)
+        if task.status == "succeeded" or task.run_id not in (None, run_id):
+            return False
+        self.update_task(task_id, "failed", error=error, run_id=run_id)
+        return True
+
+    def retry_task(self, task_id: str) -> Task:
+        """Land a failed ingest task's batch again, as it was: the task is ``queued`` (attempt + 1)."""
+        task = self.read_task(task_id)
+        if task.kind != "ingest":
+            raise TaskNotRetryable(f"a {task.kind} task cannot be retried here", task_id=task_id)
+        if task.status != "failed":
+            raise TaskNotRetryable(f"only a failed task can be retried; this one is {task.status}",
+                                   task_id=task_id, status=task.status)
+        data = self.files.read_bytes(*self.batch_parts(task.space_id, task_id))
+        # The batch is published again first (a fresh write the sensor notices), then the task queued: a
+        # crash in between leaves the task failed, and the retry can simply be asked for again.
+        self._publish_batch(task.space_id, task_id, data)
+        task.status, task.updated_at, task.error = "queued", now_iso(), None
+        task.attempts += 1
+        self.write_task(task)
+        return task
+
     def read_task(self, task_id: str) -> Task:
         try:
             validate_id(task_id, "task_id")
@@ -162,7 +249,23 @@ class LandingZone:
             raise NotFound("no such task", task_id=str(task_id)[:80]) from None
         if not self.files.exists("tasks", f"{task_id}.json"):
             raise NotFound("no such task", task_id=task_id)
-        return Task(**json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+        return Task.from_dict(json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+
+    def list_tasks(self, state: TaskStatus | None = None, *, offset: int = 0, limit: int = 50) -> TaskPage:
+        """The tenant's tasks, newest first, optionally only those in ``state``; a page of ``limit``."""
+        tasks = []
+        for path in self.files.list("tasks"):
+            name = path.rsplit("/", 1)[-1]
+            if path.count("/") == 1 and name.endswith(".json"):
+                try:
+                    task = self.read_task(name[:-5])
+                except (NotFound, ValueError, TypeError):
+                    continue
+                if state is None or task.status == state:
+                    tasks.append(task)
+        tasks.sort(key=lambda t: (t.created_at, t.task_id), reverse=True)
+        page = tasks[offset:offset + limit]
+        return TaskPage(page, offset + limit if offset + limit < len(tasks) else None)
 
 
 def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:

@@ -72,6 +72,12 @@ class RoutingRegistry:
     def environments(self) -> list[str]:
         return sorted(self.config.environments)
 
+    def requests_per_minute(self, key_sha256: str) -> int | None:
+        """The request rate allowed to the key with this hash: its own, else the API's default."""
+        entry = self._keys.get(key_sha256)
+        own = entry.requests_per_minute if entry is not None else None
+        return own if own is not None else self.config.api.requests_per_minute
+
     def authenticate(self, api_key: str | None) -> RequestContext:
         """Map an API key to its context; only hashes are compared, the key itself is never stored."""
         if not api_key:

@@ -120,14 +120,14 @@ def test_every_nexus_route_is_401_without_a_valid_key_even_with_a_bad_body(api, 
     ("GET", "/nexus/spaces/main/query", {}, 405, "nexus.method_not_allowed"),
     ("DELETE", "/healthz", {}, 405, "nexus.method_not_allowed"),
     ("POST", "/nexus/spaces/main/query", {"content": b"{not json", "headers": {"content-type": "application/json"}},
-     400, "nexus.invalid_request"),
+     400, "nexus.invalid_json"),
     ("POST", "/nexus/spaces/main/query", {"json": {}}, 422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/main/query", {"json": {"q": "x", "top_k": 0}}, 422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/main/query", {"json": {"q": "x", "unknown": 1}}, 422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/main/query", {"json": {"q": "x", "filters": {"a": {"$regex": "."}}}},
      400, "nexus.invalid_filter"),
     ("POST", "/nexus/spaces/main/query", {"json": {"q": "x", "filters": {"a": [1, 2]}}}, 400, "nexus.invalid_filter"),
-    ("POST", "/nexus/spaces/main/query", {"json": {"q": "   "}}, 400, "nexus.invalid_request"),
+    ("POST", "/nexus/spaces/main/query", {"json": {"q": "   "}}, 422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/Bad..Space/query", {"json": {"q": "x"}}, 400, "nexus.invalid_id"),
     ("POST", "/nexus/spaces/nothing-here/query", {"json": {"q": "x"}}, 404, "nexus.space_not_found"),
     ("POST", "/nexus/spaces/main/query", {"json": {"q": "x", "cursor": "nx1.bad.cursor"}}, 410, "nexus.cursor_invalid"),
@@ -135,7 +135,7 @@ def test_every_nexus_route_is_401_without_a_valid_key_even_with_a_bad_body(api, 
      403, "nexus.global_space_read_only"),
     ("POST", "/nexus/spaces/main/ingest", {"json": {"items": []}}, 422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/main/ingest", {"json": {"items": [{"type": "text", "content": " "}]}},
-     400, "nexus.invalid_request"),
+     422, "nexus.validation_failed"),
     ("POST", "/nexus/spaces/main/ingest", {"json": {"items": [{"type": "image", "blob_path": "../../etc/passwd"}]}},
      403, "nexus.forbidden"),
     ("GET", "/nexus/tasks/not-a-task", {}, 404, "nexus.not_found"),
@@ -184,6 +184,7 @@ def test_ingest_lands_the_batch_durably_and_answers_202_with_a_task(api):
     assert batch["items"][1]["id"] == "stove-shipping"
     task = client.get(f"/nexus/tasks/{task_id}", headers=auth(ACME_KEY)).json()
     assert task["status"] == "queued" and task["space_id"] == "main" and task["counts"] == {"items": 2}
+    assert task["attempts"] == 1
     zone.update_task(task_id, "succeeded", counts={"rows": 2})
     assert client.get(f"/nexus/tasks/{task_id}", headers=auth(ACME_KEY)).json()["status"] == "succeeded"
 
@@ -194,8 +195,8 @@ def test_one_bad_item_rejects_the_whole_batch(api):
     before = zone.batch_ids("main")
     error = assert_envelope(client.post("/nexus/spaces/main/ingest", headers=auth(GLOBEX_KEY), json={"items": [
         {"type": "text", "content": "fine"}, {"type": "text", "content": "fine", "id": "Not Valid!"}]}),
-        400, "nexus.invalid_request")
-    assert error["item_index"] == 1 and zone.batch_ids("main") == before
+        422, "nexus.validation_failed")
+    assert error["errors"][0]["loc"][:3] == ["body", "items", "1"] and zone.batch_ids("main") == before
 
 
 @pytest.mark.slow

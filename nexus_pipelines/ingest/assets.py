@@ -17,7 +17,8 @@ from nexus_pipelines.ingest.parquet_io import ArrowStream, previous_output
 from nexus_pipelines.ingest.pipeline import (ChunkStats, chunk_batches, chunks_schema, embed_batches,
                                              embeddings_schema, write_batches)
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
-from nexus_pipelines.ingest.tasks import report_task
+from nexus_pipelines.ingest.tasks import (CLAIMED_METADATA, TASK_TAG, claim_landed_tasks, claimed_in_run, report_task,
+                                          report_tasks)
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.paths import GLOBAL_TENANT_DIR
@@ -42,6 +43,8 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
     image files), normalized and content-hashed; a document id keeps its latest version."""
     key = nexus.space_key(context.partition_key)
     zone = nexus.landing(key)
+    # Before reading: every batch claimed here is one the reader below reads (batches are never removed).
+    claimed = claim_landed_tasks(zone, key.space_id, context.run_id, context.log)
     report_task(zone, context.run.tags, "running", context.log, run_id=context.run_id)
     reader = LandingReader(zone, key.space_id)
 
@@ -49,7 +52,8 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
         for problem in reader.problems:
             context.log.warning(problem)
         advance_import_tasks(zone, reader.import_tasks, "running", context.log, run_id=context.run_id)
-        return {**reader.summary(), IMPORT_TASKS: dg.MetadataValue.json(reader.import_tasks),
+        return {**reader.summary(), CLAIMED_METADATA: dg.MetadataValue.json(claimed),
+                IMPORT_TASKS: dg.MetadataValue.json(reader.import_tasks),
                 "problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in reader.problems[:50]) or "none")}
 
     return ArrowStream(DOC_SCHEMA, reader.batches(), summary)
@@ -116,13 +120,14 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     failed = [o.name for o in outcomes if not o.passed]
     zone = nexus.landing(key)
     imports = _upstream_metadata(context, key="raw_docs").get(IMPORT_TASKS) or []
+    # Every task whose batch this run read is settled by it, not only the one it was started for.
+    tasks = claimed_in_run(context.instance, context.run_id) + [t for t in [context.run.tags.get(TASK_TAG)] if t]
     if failed:
-        report_task(zone, context.run.tags, "failed", context.log, run_id=context.run_id,
-                    error=f"asset checks failed: {', '.join(failed)}")
-        advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run_id,
-                             error=f"asset checks failed: {', '.join(failed)}")
+        error = f"asset checks failed: {', '.join(failed)}"
+        report_tasks(zone, tasks, "failed", context.log, run_id=context.run_id, error=error)
+        advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run_id, error=error)
     else:
-        report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run_id, counts=counts)
+        report_tasks(zone, tasks, "succeeded", context.log, run_id=context.run_id, counts=counts)
         advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,

@@ -15,7 +15,7 @@ import dagster as dg
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.landing import LandingZone
 from nexus_pipelines.ingest.assets import ingest_assets
-from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
+from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
@@ -23,6 +23,7 @@ from nexus_pipelines.resources import NexusResource
 # this much older than the newest one already seen are looked at again (their run keys deduplicate).
 GRACE_SECONDS = 300
 TRIGGER_TAG = "nexus/trigger"
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that run_retries will re-execute
 
 ingest_job = dg.define_asset_job(
     "ingest_space",
@@ -113,8 +114,10 @@ def scan_landing(nexus: NexusResource, cursor: LandingCursor) -> LandingScan:
             scan.partitions.add(key.partition_key)
             for batch_id, mtime in found["batches"]:
                 newest = max(newest, mtime)
-                if mtime > cursor.newest_batch - GRACE_SECONDS and _queued(zone, batch_id):
-                    scan.requests.append(Requested(key.partition_key, batch_id,
+                run_key = _run_key_if_queued(zone, space_id, batch_id) if mtime > cursor.newest_batch - GRACE_SECONDS \
+                    else None
+                if run_key:
+                    scan.requests.append(Requested(key.partition_key, run_key,
                                                    {**key.run_tags, TASK_TAG: batch_id, TRIGGER_TAG: "batch"}))
             fingerprint = hashlib.sha256(json.dumps(sorted(found["files"])).encode()).hexdigest()
             previous, changes = cursor.files.get(key.partition_key, ["", 0])
@@ -127,11 +130,17 @@ def scan_landing(nexus: NexusResource, cursor: LandingCursor) -> LandingScan:
     return scan
 
 
-def _queued(zone: LandingZone, batch_id: str) -> bool:
+def _run_key_if_queued(zone: LandingZone, space_id: str, batch_id: str) -> str | None:
+    """The run key of a batch whose task is queued: the batch id, with the attempt for a retried task
+    (Dagster runs a run key once); None when its task is not queued. A lost task record comes back from
+    the copy the batch carries."""
     try:
-        return zone.read_task(batch_id).status == "queued"
-    except NotFound:  # a batch always has its task written first; run it anyway, it reports nowhere
-        return True
+        task = zone.task_of_batch(space_id, batch_id)
+    except (NotFound, ValueError):  # an unreadable batch: its run fails and reports why
+        return batch_id
+    if task.status != "queued":
+        return None
+    return batch_id if task.attempts <= 1 else f"{batch_id}:attempt-{task.attempts}"
 
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -150,19 +159,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) ->
 
 @dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING)
 def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResource) -> None:
-    """A failed ingest run marks its task failed, with the first step error as the reason."""
+    """A failed ingest run marks the tasks it still holds failed (the one it was started for and those its
+    ``raw_docs`` claimed), with the first step's root error; a run Dagster will retry marks nothing."""
     run = context.dagster_run
-    if TASK_TAG not in run.tags or not run.tags.get("dagster/partition"):
+    if not run.tags.get("dagster/partition"):
         return
-    errors = [_root_cause(event.event_specific_data.error) for event in context.get_step_failure_events()
-              if event.event_specific_data and event.event_specific_data.error]
-    message = (errors[0] if errors else context.failure_event.message or "run failed").strip()
-    report_task(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), run.tags, "failed", context.log,
-                run_id=run.run_id, error=message[:2000])
-
-
-def _root_cause(error: Any) -> str:
-    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} will be retried; its tasks stay as they are")
+        return
+    message = run_error(context.get_step_failure_events(), context.failure_event.message)
+    fail_run_tasks(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), context.instance, run.run_id,
+                   run.tags, message, context.log)

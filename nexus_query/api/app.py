@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import functools
+import re
+from typing import Any, AsyncIterator, Callable
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path
+import anyio
+import anyio.to_process
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_ingest_body, warm_up
+from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.models import (
+    ID_REGEX,
     ErrorEnvelope,
     Health,
     IngestAccepted,
@@ -18,8 +27,12 @@ from nexus_query.api.models import (
     QueryRequest,
     QueryResponse,
     TaskModel,
+    TaskPage,
+    TaskState,
+    raw_filters,
 )
 from nexus_query.context import RequestContext
+from nexus_query.errors import ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -31,49 +44,126 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "invalid request (bad id, filter, cursor type, ...)",
         401: "missing or invalid API key",
         403: "forbidden (e.g. writing the read-only global space)",
-        404: "no such space, task or endpoint",
+        404: "no such space, task, blob or endpoint",
         410: "cursor invalid: corrupt, forged, another tenant's or query's, expired, or its versions are gone",
-        422: "request does not match the schema",
+        413: "the request body is larger than api.max_body_bytes (nexus.payload_too_large)",
+        422: "request does not match the schema (no type is coerced: \"5\" is not an integer)",
+        429: "too many requests for this key (nexus.rate_limited) or the space's row quota is used up "
+             "(nexus.quota_exceeded); the Retry-After header says when to try again",
         500: "unexpected failure (no details are exposed)",
         503: "no route for a resource kind (e.g. nexus_store.missing_route)",
     }.items()
 }
-SPACE_ID = Path(description="the space id", examples=["main"])
+SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
+TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
+INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # reads and checks its body itself
+INGEST_WORKERS = 2  # worker processes landing large bodies at once
 
 
-def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
-    """The Nexus API. ``registry=None`` reads the configured registry (``NEXUS_CONFIG``) per request."""
+def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: bool = False) -> FastAPI:
+    """The Nexus API. ``registry=None`` reads the configured registry (``NEXUS_CONFIG``) per request.
+    ``warm_ingest_worker``: start a worker process for large ingest bodies with the server (``nexus
+    serve`` does), so the first large body does not wait for one to start."""
     current: Callable[[], RoutingRegistry] = (lambda: registry) if registry is not None else RoutingRegistry.default
-    app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.")
+    registry_given = registry is not None
+    ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            if warm_ingest_worker:
+                group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
+            yield
+            group.cancel_scope.cancel()
+
+    app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.",
+                  lifespan=lifespan)
     install_error_handlers(app)
+    # Outermost last: the catch-all, then identity (401 before anything is read), the key's request
+    # rate, and the body's size and JSON form, all before the framework parses it.
+    app.add_middleware(BodyGuardMiddleware, registry=current, parsed_elsewhere=[INGEST_PATH])
+    app.add_middleware(RateLimitMiddleware, registry=current)
     app.add_middleware(AuthMiddleware, registry=current)
-    app.add_middleware(CatchAllMiddleware)  # added last: the outermost of ours, around auth too
+    app.add_middleware(CatchAllMiddleware)
     router = APIRouter(prefix="/nexus", responses=ERRORS)
 
     @router.post("/spaces/{space_id}/query", response_model=QueryResponse, summary="Search a space")
     def post_query(body: QueryRequest, space_id: str = SPACE_ID,
                    ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
-        result = query(ctx, space_id, body.q, filters=body.filters, top_k=body.top_k,
+        result = query(ctx, space_id, body.q, filters=raw_filters(body.filters), top_k=body.top_k,
                        include_global=body.include_global, cursor=body.cursor, mode=body.mode,
                        min_score=body.min_score, store=SpaceStore(current()))
         return {"hits": result.to_dicts(), "next_cursor": result.next_cursor}
 
     @router.post("/spaces/{space_id}/ingest", status_code=202, response_model=IngestAccepted,
-                 summary="Accept a batch for ingestion")
-    def post_ingest(body: IngestRequest = Body(), space_id: str = SPACE_ID,
-                    ctx: RequestContext = Depends(caller)) -> dict[str, str]:
-        items = [item.model_dump(exclude_none=True) for item in body.items]
-        return {"task_id": landing_zone(ctx, current()).land_batch(space_id, items).task_id}
+                 summary="Accept a batch for ingestion",
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"$ref": "#/components/schemas/IngestRequest"}}}}})
+    async def post_ingest(request: Request, space_id: str = SPACE_ID,
+                          ctx: RequestContext = Depends(caller)) -> Any:
+        registry = current()
+        registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
+        if not _is_json_request(request):
+            raise ValidationFailed("the body must be application/json", field="content-type")
+        job = IngestJob(ctx, space_id, await request.body(), registry.config if registry_given else None)
+        # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
+        # does it, so other tenants' requests are not stalled meanwhile.
+        if len(job.body) >= OFFLOAD_BYTES:
+            landed = await anyio.to_process.run_sync(land_ingest_body, job, limiter=ingest_workers)
+        else:
+            landed = await anyio.to_thread.run_sync(land_ingest_body, job)
+        if landed.task_id is None:
+            headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
+            return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
+        return {"task_id": landed.task_id}
+
+    @router.get("/tasks", response_model=TaskPage, summary="The caller's tasks, newest first")
+    def list_tasks(state: TaskState | None = Query(None, description="only tasks in this state"),
+                   offset: int = Query(0, ge=0, le=1_000_000, description="tasks to skip"),
+                   limit: int = Query(50, ge=1, le=500, description="tasks per page"),
+                   ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        page = landing_zone(ctx, current()).list_tasks(state, offset=offset, limit=limit)
+        return {"tasks": [t.to_dict() for t in page.tasks], "next_offset": page.next_offset}
 
     @router.get("/tasks/{task_id}", response_model=TaskModel, summary="An ingest task's status")
-    def get_task(task_id: str, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+    def get_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return landing_zone(ctx, current()).read_task(task_id).to_dict()
+
+    @router.post("/tasks/{task_id}/retry", status_code=202, response_model=TaskModel,
+                 summary="Land a failed ingest task's batch again",
+                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task"}})
+    def retry_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
+        registry = current()
+        registry.store_route(ctx)
+        return landing_zone(ctx, registry).retry_task(task_id).to_dict()
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    router.include_router(haze_router(current))
-    router.include_router(cognition_router(current))
+    router.include_router(haze_router(current, SPACE_ID))
+    router.include_router(cognition_router(current, SPACE_ID))
     app.include_router(router)
+    app.openapi = _with_ingest_schema(app)  # type: ignore[method-assign]
     return app
+
+
+
+def _is_json_request(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _with_ingest_schema(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the ingest body's schema (the route reads its body itself)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = plain()
+            schema = IngestRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(
+                {**schema.pop("$defs", {}), "IngestRequest": schema})
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    return openapi

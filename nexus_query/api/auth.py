@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nexus_query.api.errors import envelope_response
 from nexus_query.context import RequestContext
 from nexus_query.errors import NexusError, Unauthorized
-from nexus_query.routing import RoutingRegistry
+from nexus_query.routing import RoutingRegistry, hash_api_key
 
 PROTECTED_PREFIX = "/nexus/"
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="Authorization: Bearer <api key>")
@@ -36,11 +36,13 @@ class AuthMiddleware:
         if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
             header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             try:
-                ctx = self.registry().authenticate(api_key_of(header))
+                key = api_key_of(header)
+                ctx = self.registry().authenticate(key)
             except NexusError as exc:
                 await envelope_response(exc)(scope, receive, send)
                 return
-            scope.setdefault("state", {})["ctx"] = ctx
+            state = scope.setdefault("state", {})
+            state["ctx"], state["api_key_id"] = ctx, hash_api_key(key)
         await self.app(scope, receive, send)
 
 

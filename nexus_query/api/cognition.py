@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_query.api.auth import caller
+from nexus_query.api.models import WholeNumber
 from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
 from nexus_query.context import RequestContext
@@ -17,11 +18,11 @@ from nexus_query.store import SpaceStore
 
 
 class AssembleRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"topic": "refund for a tent returned with mildew", "k": 15}]})
 
-    topic: str = Field(min_length=1, max_length=2000, description="what the artifact is about")
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
+    topic: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="what the artifact is about")
+    k: WholeNumber = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
 
 
 class BlockModel(BaseModel):
@@ -80,20 +81,21 @@ class ArtifactModel(BaseModel):
     payload: PayloadModel
 
 
-def cognition_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
+def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
     router = APIRouter()
+    space_id_param = space_id_param or Path(description="the space id", examples=["main"])
 
     # exclude_unset: an artifact goes out exactly as stored (one assembled before parent_id existed included),
     # so it still hashes to its id.
     @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel, response_model_exclude_unset=True,
                  summary="Assemble (and store, write-once) the cognition artifact of a topic")
-    def post_assemble(body: AssembleRequest, space_id: str = Path(description="the space id", examples=["main"]),
+    def post_assemble(body: AssembleRequest, space_id: str = space_id_param,
                       ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return assemble_topic(ctx, space_id, body.topic, body.k, store=SpaceStore(current()))
 
     @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, response_model_exclude_unset=True,
                 summary="A stored cognition artifact")
-    def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>"),
+    def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>", pattern=r"^sha256:[0-9a-f]{64}$"),
                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return ArtifactStore.for_context(ctx, current()).get(artifact_id)
 

@@ -12,11 +12,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nexus_query.context import ID_PATTERN
 from nexus_query.errors import (
-    InvalidRequest,
+    InvalidFilter,
+    InvalidId,
+    InvalidJson,
     MethodNotAllowed,
     NexusError,
     NotFound,
+    PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     ValidationFailed,
 )
@@ -25,6 +30,8 @@ log = logging.getLogger("nexus_query.api")
 
 
 def envelope_response(exc: NexusError, headers: dict[str, str] | None = None) -> JSONResponse:
+    if isinstance(exc, RateLimited):
+        headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
     return JSONResponse(exc.envelope(), status_code=exc.status, headers=headers)
 
 
@@ -32,7 +39,13 @@ def _validation_error(exc: RequestValidationError) -> NexusError:
     problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
                 for e in exc.errors()][:20]
     if any(p["type"] == "json_invalid" for p in problems):
-        return InvalidRequest("request body is not valid JSON", errors=problems)
+        return InvalidJson("request body is not valid JSON", errors=problems)
+    ids = [p["loc"][1] for p in problems if p["loc"][:1] == ["path"] and len(p["loc"]) > 1]
+    if ids and len(ids) == len(problems):  # a path id that breaks the id rule: the same answer as everywhere
+        return InvalidId(f"{ids[0]} must match {ID_PATTERN.pattern} (lowercase ASCII letters, digits, '_' or '-')",
+                         field=ids[0])
+    if problems and all(p["loc"][:2] == ["body", "filters"] for p in problems):
+        return InvalidFilter("filters do not follow the filter grammar", errors=problems)
     return ValidationFailed("request does not match the API schema", errors=problems)
 
 
@@ -43,6 +56,10 @@ def _http_error(exc: StarletteHTTPException) -> NexusError:
         return MethodNotAllowed("method not allowed on this endpoint")
     if exc.status_code == 401:
         return Unauthorized("missing or invalid API key")
+    if exc.status_code == 413:
+        return PayloadTooLarge("the request body is too large")
+    if exc.status_code == 400:  # the framework could not read the body (e.g. bytes that are not UTF-8)
+        return InvalidJson("the request body could not be read as JSON")
     error = NexusError(str(exc.detail) if isinstance(exc.detail, str) else "request failed")
     error.status = exc.status_code  # type: ignore[misc]
     return error

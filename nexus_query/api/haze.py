@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import StreamingResponse
@@ -18,15 +18,15 @@ NDJSON = "application/x-ndjson"
 
 
 class SnapshotRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"refit": True}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"refit": True}]})
 
     refit: bool = Field(False, description="draw a new map; otherwise new rows are placed into the current one")
     method: Literal["umap", "tsne"] | None = Field(None, description="projection method; default umap")
 
 
-def haze_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
+def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
     router = APIRouter()
-    space_id_param = Path(description="the space id", examples=["main"])
+    space_id_param = space_id_param or Path(description="the space id", examples=["main"])
 
     @router.get("/spaces/{space_id}/haze/points", response_class=StreamingResponse,
                 summary="Stream a HAZE map's points as NDJSON",
@@ -35,7 +35,8 @@ def haze_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
                                                                  '"type": "text", "source": "...", "text": "..."}\n'}},
                                  "description": f"one JSON object per line with {', '.join(POINT_COLUMNS)}"}})
     def get_points(space_id: str = space_id_param,
-                   snapshot: str | None = Query(None, description="a snapshot id; default: the latest"),
+                   snapshot: str | None = Query(None, description="a snapshot id; default: the latest",
+                                                pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$"),
                    ctx: RequestContext = Depends(caller)) -> StreamingResponse:
         points = HazeStore.for_context(ctx, current()).open(space_id, snapshot)  # 404 before streaming starts
         return StreamingResponse(points.iter_ndjson(), media_type=NDJSON,

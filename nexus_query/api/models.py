@@ -1,30 +1,104 @@
-"""Request and response bodies of the HTTP API, as the OpenAPI document shows them."""
+"""Request and response bodies of the HTTP API, as the OpenAPI document shows them.
+
+Requests are strict: no type coercion (``"5"`` or ``true`` is not a ``top_k``, ``"yes"`` not a boolean),
+unknown fields are refused, and every rule the server enforces on its own (id patterns, bounds, text that
+must not be blank) is declared here, so a request the document calls valid is one the server accepts.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from nexus_query.context import ID_PATTERN
 from nexus_query.cursors import MAX_CURSOR_CHARS
-from nexus_query.landing import MAX_ITEMS_PER_BATCH
-from nexus_query.query import MAX_TOP_K
+from nexus_query.landing import MAX_CONTENT_CHARS, MAX_ITEMS_PER_BATCH
+from nexus_query.query import MAX_FILTER_KEYS, MAX_FILTER_VALUES, MAX_TOP_K
 from nexus_query.scoring import SUGGESTED_MIN_SCORE
 
+ID_REGEX = f"^{ID_PATTERN.pattern}$"
+NOT_BLANK = r"\S"  # at least one character that is not white space
+CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed one may still be 410
+BLOB_PATH_REGEX = r"^[^\x00\\]+$"
 
+
+def strict(**extra: Any) -> ConfigDict:
+    return ConfigDict(extra="forbid", strict=True, **extra)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; so does the API. "5", true and 5.5 stay refused."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+# --- filters ---------------------------------------------------------------------------------------
+class _Operator(BaseModel):
+    model_config = strict()
+
+
+class EqOperator(_Operator):
+    eq: Any = Field(alias="$eq", description="metadata equals this JSON value")
+
+
+class NeOperator(_Operator):
+    ne: Any = Field(alias="$ne", description="metadata is absent or differs from this JSON value")
+
+
+class InOperator(_Operator):
+    in_: list[Any] = Field(alias="$in", min_length=1, max_length=MAX_FILTER_VALUES,
+                           description="metadata equals one of these values")
+
+
+class NinOperator(_Operator):
+    nin: list[Any] = Field(alias="$nin", min_length=1, max_length=MAX_FILTER_VALUES,
+                           description="metadata is absent or equals none of these values")
+
+
+class ExistsOperator(_Operator):
+    exists: bool = Field(alias="$exists", description="the metadata key is present (true) or absent (false)")
+
+
+FilterScalar = Union[str, int, float, bool, None]
+FilterValue = Union[FilterScalar, EqOperator, NeOperator, InOperator, NinOperator, ExistsOperator]
+FilterKey = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^$]")]
+
+
+def _closed_filter_keys(schema: dict[str, Any]) -> None:
+    """Declare what the server enforces: filter keys are non-empty and never start with '$'."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "object":
+            option["propertyNames"] = {"minLength": 1, "pattern": "^[^$]"}
+            option["additionalProperties"] = False
+
+
+def raw_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The filters as ``nexus_query.query`` takes them (operator objects back to ``{"$op": value}``)."""
+    if filters is None:
+        return None
+    return {k: v.model_dump(by_alias=True) if isinstance(v, BaseModel) else v for k, v in filters.items()}
+
+
+# --- query -----------------------------------------------------------------------------------------
 class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = strict(json_schema_extra={"examples": [
         {"q": "how do I return a tent?", "filters": {"topic": "returns"}, "top_k": 5, "include_global": True,
          "min_score": SUGGESTED_MIN_SCORE}
     ]})
 
-    q: str = Field(min_length=1, max_length=10_000, description="what to search for")
-    filters: dict[str, Any] | None = Field(
-        None, description='exact metadata matches, all of which must hold: {"key": value}, or an operator '
-                          'object {"key": {"$eq"|"$ne": v}}, {"$in"|"$nin": [v, ...]}, {"$exists": bool}')
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    q: str = Field(min_length=1, max_length=10_000, pattern=NOT_BLANK, description="what to search for")
+    filters: dict[FilterKey, FilterValue] | None = Field(
+        None, max_length=MAX_FILTER_KEYS, json_schema_extra=_closed_filter_keys,
+        description='exact metadata matches, all of which must hold: {"key": value}, or an operator '
+                    'object {"key": {"$eq"|"$ne": v}}, {"$in"|"$nin": [v, ...]}, {"$exists": bool}')
+    top_k: WholeNumber = Field(10, ge=1, le=MAX_TOP_K)
     include_global: bool = Field(False, description="merge hits from the shared, read-only global space")
-    cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS,
+    cursor: str | None = Field(None, min_length=1, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_REGEX,
                                description="next_cursor of the previous page, with the same query")
     mode: Literal["vector", "hybrid"] | None = Field(None, description="ranking; default: the measured best")
     min_score: float | None = Field(
@@ -59,18 +133,35 @@ class QueryResponse(BaseModel):
     next_cursor: str | None = None
 
 
-class IngestItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# --- ingest ----------------------------------------------------------------------------------------
+DocId = Annotated[str, StringConstraints(pattern=ID_REGEX)]
 
-    type: Literal["text", "image"]
-    content: str | None = None
-    blob_path: str | None = Field(None, description="an image's path in the tenant's blob store")
+
+class TextItem(BaseModel):
+    model_config = strict()
+
+    type: Literal["text"]
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=NOT_BLANK)
     metadata: dict[str, Any] | None = None
-    id: str | None = Field(None, description="a stable id; re-sending it replaces the document")
+    id: DocId | None = Field(None, description="a stable id; re-sending it replaces the document")
+
+
+class ImageItem(BaseModel):
+    model_config = strict()
+
+    type: Literal["image"]
+    blob_path: str = Field(min_length=1, max_length=1024, pattern=BLOB_PATH_REGEX,
+                           description="the image's path in the tenant's blob store (404 when it is not there)")
+    content: str | None = Field(None, max_length=MAX_CONTENT_CHARS, description="a caption")
+    metadata: dict[str, Any] | None = None
+    id: DocId | None = Field(None, description="a stable id; re-sending it replaces the document")
+
+
+IngestItem = Annotated[Union[TextItem, ImageItem], Field(discriminator="type")]
 
 
 class IngestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = strict(json_schema_extra={"examples": [
         {"items": [{"type": "text", "content": "Tents can be returned within 60 days.",
                     "metadata": {"source": "returns"}}]}
     ]})
@@ -79,19 +170,28 @@ class IngestRequest(BaseModel):
 
 
 class IngestAccepted(BaseModel):
-    task_id: str
+    task_id: str = Field(pattern=ID_REGEX)
+
+
+TaskState = Literal["queued", "running", "succeeded", "failed"]
 
 
 class TaskModel(BaseModel):
     task_id: str
     space_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: TaskState
     created_at: str
     updated_at: str
     kind: str
     counts: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
     run_id: str | None = None
+    attempts: int = Field(1, description="how often the task was landed (1 + retries)")
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskModel]
+    next_offset: int | None = Field(None, description="pass as offset for the next page; null on the last")
 
 
 class ErrorBody(BaseModel):

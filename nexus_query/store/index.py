@@ -60,28 +60,58 @@ MAX_BLOCKS = 64
 _MISSING = -1
 
 
+def _by_value(value: Any) -> Any:
+    """``value`` with every number that is a whole number as an exact int (so 1.0 is 1 and -0.0 is 0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_by_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _by_value(v) for k, v in value.items()}
+    return value
+
+
 def metadata_value_key(value: Any) -> str:
-    """One string per distinct JSON value, so equality is exact: 1 and 1.0 are equal, True and 1 are not."""
+    """One string per distinct JSON value, so equality is exact: 1 and 1.0 are equal, 0 and -0.0 too,
+    True and 1 are not, and integers of any size compare exactly (2**53 + 1 is not 2**53)."""
     if value is None:
         return "z"
     if isinstance(value, bool):
         return "b:1" if value else "b:0"
     if isinstance(value, (int, float)):
-        number = float(value)
-        if math.isfinite(number) and number.is_integer() and abs(number) < 2**63:
-            return f"n:{int(number)}"
-        return f"n:{number!r}"
+        number = _by_value(value)
+        return f"n:{number}" if isinstance(number, int) else f"n:{number!r}"
     if isinstance(value, str):
         return "s:" + value
-    return "j:" + canonical_json(value)
+    return "j:" + canonical_json(_by_value(value))
 
 
 def _number_spellings(value: int | float) -> set[str]:
-    number = float(value)
-    spellings = {json.dumps(number), json.dumps(value)}
-    if number.is_integer() and abs(number) < 2**53:
-        spellings.add(str(int(number)))
+    """How stored metadata (canonical JSON) spells every number equal to ``value``: the integer, the
+    float of the same value where one exists exactly (``1.0``, ``1e+16``), and ``-0.0`` for zero."""
+    number = _by_value(value)
+    if not isinstance(number, int):
+        return {json.dumps(number)}
+    spellings = {str(number)}
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return spellings
+    if as_float == number:  # exact: Python compares int and float by value
+        spellings.add(json.dumps(as_float))
+    if number == 0:
+        spellings.add("-0.0")
     return spellings
+
+
+def _holds_number(value: Any) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, list):
+        return any(_holds_number(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_number(v) for v in value.values())
+    return False
 
 
 @dataclass(frozen=True)
@@ -114,6 +144,8 @@ class Condition:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 # 1 and 1.0 are equal but spelled apart; the delimiter keeps 3 from matching 30
                 needles += [f"{key}:{spelling}{end}" for spelling in _number_spellings(value) for end in ",}"]
+            elif _holds_number(value):
+                return None  # a list or object with numbers has too many spellings: matched exactly after
             else:
                 needles.append(key + ":" + canonical_json(value))
         return "(" + " OR ".join(f"contains(metadata, {sql_string(n)})" for n in sorted(set(needles))) + ")"

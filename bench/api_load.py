@@ -1,0 +1,182 @@
+"""Load on the HTTP API, bounded and on loopback only: requests/s and p50/p99 query latency for 1, 4 and 8
+concurrent clients, then the cross-tenant stall: one tenant's query latency while another uploads bodies
+of the maximum size (target: p99 within 2x of idle).
+
+    .venv/bin/python bench/api_load.py [--docs 300] [--queries 40] [--uploads 4]
+
+It builds a throwaway Nexus home (acme and globex spaces embedded with the real model), runs
+``nexus serve`` in a subprocess on a free loopback port, and drives it from threads with httpx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+QUESTIONS = ["how do I return a tent?", "which stove burns white gas?", "customs documents for export",
+             "warranty on sleeping bags", "how heavy is the tent?", "shipping time to Norway"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_home(home: Path, docs: int) -> None:
+    os.environ["NEXUS_HOME"] = str(home)
+    os.environ.pop("NEXUS_CONFIG", None)
+    from nexus_query.context import RequestContext
+    from nexus_query.embeddings import LocalProvider
+    from nexus_query.store import Record, SpaceStore, build_rows
+
+    provider, store = LocalProvider(), SpaceStore()
+    for tenant in ("acme", "globex"):
+        ctx = RequestContext(tenant)
+        records = [Record(text=f"{tenant} note {i}: {QUESTIONS[i % len(QUESTIONS)]} Answer number {i}.",
+                          source=f"{tenant}-{i}", metadata={"n": i % 7}) for i in range(docs)]
+        space = store.open_or_create(ctx, "main", provider.info)
+        space.upsert(build_rows(ctx, records, provider.embed([r.text for r in records]), provider.info),
+                     provider.info)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def query_once(client: httpx.Client, key: str, i: int) -> float:
+    started = time.perf_counter()
+    response = client.post("/nexus/spaces/main/query", headers={"Authorization": f"Bearer {key}"},
+                           json={"q": QUESTIONS[i % len(QUESTIONS)], "top_k": 5})
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+def concurrent_queries(base: str, clients: int, per_client: int) -> tuple[float, list[float]]:
+    def worker(c: int) -> list[float]:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            return [query_once(client, "acme-demo-key", c * per_client + i) for i in range(per_client)]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [t for part in pool.map(worker, range(clients)) for t in part]
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def max_size_body(limit: int) -> bytes:
+    """A valid ingest body just under ``limit`` bytes: items of about 900 kB of text each."""
+    item_chars = 900_000
+    head, tail = b'{"items": [', b"]}"
+    items, size = [], len(head) + len(tail)
+    n = 0
+    while True:
+        item = b'{"type": "text", "content": "upload ' + str(n).encode() + b" " + b"u" * item_chars + b'"}'
+        if size + len(item) + 2 > limit:
+            break
+        items.append(item)
+        size += len(item) + 2
+        n += 1
+    return head + b", ".join(items) + tail
+
+
+def stall(base: str, uploads: int, limit: int, queries_idle: int) -> tuple[list[float], list[float], float]:
+    """(idle query latencies of globex, its latencies while acme uploads, seconds per upload)."""
+    with httpx.Client(base_url=base, timeout=120) as client:
+        idle = [query_once(client, "globex-demo-key", i) for i in range(queries_idle)]
+    body = max_size_body(limit)
+    busy: list[float] = []
+    upload_seconds: list[float] = []
+    done = threading.Event()
+
+    def uploader() -> None:
+        with httpx.Client(base_url=base, timeout=300) as client:
+            for _ in range(uploads):
+                started = time.perf_counter()
+                response = client.post("/nexus/spaces/main/ingest", content=body,
+                                       headers={"Authorization": "Bearer acme-demo-key",
+                                                "Content-Type": "application/json"})
+                assert response.status_code == 202, response.text[:300]
+                upload_seconds.append(time.perf_counter() - started)
+        done.set()
+
+    thread = threading.Thread(target=uploader)
+    thread.start()
+    with httpx.Client(base_url=base, timeout=120) as client:
+        i = 0
+        while not done.is_set() and i < 10_000:
+            busy.append(query_once(client, "globex-demo-key", i))
+            i += 1
+    thread.join()
+    return idle, busy, statistics.mean(upload_seconds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=300, help="documents per tenant space")
+    parser.add_argument("--queries", type=int, default=40, help="queries per client per round")
+    parser.add_argument("--uploads", type=int, default=4, help="maximum-size uploads during the stall test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nexus-api-load-") as tmp:
+        home = Path(tmp) / "home"
+        print(f"building two spaces of {args.docs} documents ...", flush=True)
+        build_home(home, args.docs)
+        from nexus_query.config import load_config
+
+        limit = load_config().api.max_body_bytes
+        port = free_port()
+        env = {**os.environ, "NEXUS_HOME": str(home), "PYTHONPATH": str(REPO)}
+        exe = str(Path(sys.executable).with_name("nexus"))
+        command = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            with httpx.Client(base_url=base, timeout=120) as client:  # warm: model loaded, snapshots built
+                for key in ("acme-demo-key", "globex-demo-key"):
+                    for i in range(3):
+                        query_once(client, key, i)
+            print(f"{'clients':>7}  {'req/s':>7}  {'p50 ms':>7}  {'p99 ms':>7}")
+            for clients in (1, 4, 8):
+                rate, latencies = concurrent_queries(base, clients, args.queries)
+                print(f"{clients:>7}  {rate:7.1f}  {percentile(latencies, 50) * 1000:7.1f}  "
+                      f"{percentile(latencies, 99) * 1000:7.1f}", flush=True)
+            idle, busy, per_upload = stall(base, args.uploads, limit, queries_idle=args.queries)
+            idle_p99, busy_p99 = percentile(idle, 99), percentile(busy, 99)
+            print(f"\ncross-tenant stall: globex queries while acme uploads {args.uploads} bodies of "
+                  f"{len(max_size_body(limit)) / 2**20:.1f} MiB (limit {limit / 2**20:.0f} MiB, "
+                  f"{per_upload:.2f} s each)")
+            print(f"  idle: p50 {percentile(idle, 50) * 1000:.1f} ms, p99 {idle_p99 * 1000:.1f} ms ({len(idle)} queries)")
+            print(f"  busy: p50 {percentile(busy, 50) * 1000:.1f} ms, p99 {busy_p99 * 1000:.1f} ms, max "
+                  f"{max(busy) * 1000:.1f} ms ({len(busy)} queries)")
+            print(f"  p99 busy / idle: {busy_p99 / idle_p99:.2f}x (target <= 2x)")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
