@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -217,7 +218,12 @@ class SpaceStore:
 
     def exists(self, ctx: RequestContext, space_id: str) -> bool:
         location = self.location(ctx, space_id)
-        return location.table_name in _table_names(connect(location))
+        return not _missing_locally(location) and location.table_name in _table_names(connect(location))
+
+    def space_ids(self, ctx: RequestContext) -> list[str]:
+        """The caller's spaces that exist (reading creates nothing)."""
+        location = self.location(ctx, "main")
+        return [] if _missing_locally(location) else sorted(_table_names(connect(location)))
 
     def open(self, ctx: RequestContext, space_id: str) -> SpaceTable:
         location = self.location(ctx, space_id)
@@ -246,11 +252,26 @@ def _table_names(conn: lancedb.DBConnection) -> list[str]:
     return list(conn.list_tables().tables) if hasattr(conn.list_tables(), "tables") else list(conn.list_tables())
 
 
+def _missing_locally(location: SpaceLocation) -> bool:
+    """A local database folder that does not exist (``lancedb.connect`` would create it: reads must not)."""
+    return "://" not in location.db_uri and not os.path.isdir(location.db_uri)
+
+
 def _open(location: SpaceLocation, space_label: str) -> lancedb.table.Table:
+    if _missing_locally(location):
+        raise _not_found(location, space_label, existing=[])
+    conn = connect(location)
     try:
-        return connect(location).open_table(location.table_name)
+        return conn.open_table(location.table_name)
     except (FileNotFoundError, ValueError) as exc:
-        raise SpaceNotFound(f"space {space_label!r} does not exist yet", space_id=space_label) from exc
+        raise _not_found(location, space_label, existing=_table_names(conn)) from exc
+
+
+def _not_found(location: SpaceLocation, space_label: str, existing: list[str]) -> SpaceNotFound:
+    """Names the spaces that do exist, and (for the operator) where it looked."""
+    there = f"the spaces that exist: {', '.join(sorted(existing))}" if existing else "no space exists there yet"
+    return SpaceNotFound(f"space {space_label!r} does not exist; {there}", space_id=space_label,
+                         existing_spaces=sorted(existing), looked_in=location.db_uri)
 
 
 def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.table.Table:
@@ -272,4 +293,10 @@ def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.
         table.set_unenforced_primary_key(PRIMARY_KEY)
     if embedder_of(table.schema) is None:
         raise InvalidRequest(f"table {location.dataset_uri} was not created by Nexus")
+    # The full-text index from the start (on an empty table it is built in an instant; rows written later
+    # are searched by a flat scan until maintenance folds them in): plain LanceDB full-text and hybrid
+    # search work on a fresh space, not only after the nightly maintenance.
+    from nexus_query.store.index import ensure_fts_index
+
+    ensure_fts_index(table)
     return table
