@@ -6,6 +6,7 @@ import dagster as dg
 from nexus_query.errors import InvalidRequest
 from nexus_query.haze import HazeStore
 from nexus_query.store import SpaceTable
+from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
@@ -100,7 +101,10 @@ haze_job = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           owners=OWNERS,
+           description="Every 30 s: each waiting POST /nexus/spaces/{space_id}/haze/snapshot request becomes one "
+                       "haze_space run (run key = its task id).")
 def haze_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
     """Each waiting re-projection request becomes one run (run key = its task id, so none runs twice)."""
     requests, partitions = [], set()

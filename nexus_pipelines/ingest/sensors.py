@@ -14,6 +14,7 @@ import dagster as dg
 
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.landing import LandingZone
+from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.ingest.assets import ingest_assets
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
@@ -134,7 +135,11 @@ def _queued(zone: LandingZone, batch_id: str) -> bool:
         return True
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           owners=OWNERS,
+           description="Every 30 s: new API batches and changed dropped files in any tenant's landing zone (and "
+                       "the global space's) become ingest_space runs, one per batch (run key = batch id) and one "
+                       "per change of a space's files; new spaces become partitions.")
 def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
     """New batches and changed files in any tenant's landing zone become partitioned ingest runs."""
     cursor = LandingCursor.parse(context.cursor)
@@ -148,7 +153,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) ->
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="A failed ingest_space run marks its API task failed (GET /nexus/tasks/{id}), "
+                                   "with the first step error as the reason.")
 def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResource) -> None:
     """A failed ingest run marks its task failed, with the first step error as the reason."""
     run = context.dagster_run

@@ -23,6 +23,7 @@ SOURCE_CHECK = "kpi_sources_readable"
     name="kpi_measurements",
     group_name="kpi",
     partitions_def=tenant_spaces,
+    tags={"dagster/kind/csv": "", "dagster/kind/parquet": ""},  # kinds, as a SourceAsset can carry them
     description="Each tenant space's KPI measurements and catalogue, written by the tenant's own systems to "
                 "kpi/{space}/ in its blob store (CSV or Parquet). Observing records a fingerprint per space; "
                 "a run that observes or materializes a new one triggers kpi_fact_docs (kpi_measurements_sensor).",
