@@ -18,7 +18,7 @@ from typing import Iterator
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_query.cli import format_hits
+from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect
 from nexus_query.cognition import ArtifactStore
 from nexus_query.paths import TenantFiles
@@ -140,6 +140,7 @@ def label(key: SpaceKey) -> str:
 
 
 def main() -> int:
+    quiet_libraries()  # the demo's own progress only, no model-loading bars
     for key, folder in SPACES.items():
         land_examples(nexus.files(key), key.space_id, EXAMPLES / folder)
     job = defs.resolve_job_def("ingest_space")

@@ -259,6 +259,10 @@ class HazeSnapshot:
     def png(self) -> bytes:
         return self.store.files.read_bytes(*self._parts("map.png"))
 
+    def html(self) -> bytes:
+        """The interactive map: one self-contained HTML page (no network)."""
+        return self.store.files.read_bytes(*self._parts("map.html"))
+
     def plot(self, color_by: str = "cluster", ax: "Axes | None" = None, **kwargs: Any) -> "Axes":
         """The map in one call (matplotlib, imported only here)."""
         title = kwargs.pop("title", f"{self.space_id} · {self.info.get('method', '')} · {self.snapshot_id}")
