@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 METHODS = ("umap", "tsne")
-TEXT_PREVIEW_CHARS = 300  # what hover boxes and keyword extraction see of each row
+TEXT_PREVIEW_CHARS = 2_000  # what the map keeps of each row's text: a whole chunk (the chunker's limit is below)
 POINTS_SCHEMA = pa.schema([
     pa.field("id", pa.utf8(), nullable=False),
     pa.field("x", pa.float32(), nullable=False),
