@@ -111,8 +111,10 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
                     assetKey: $key, checkName: $name, partition: "acme.default.main", limit: 5) {
                     runId status partition evaluation { success } } }""",
                                      key={"path": ["space_table"]}, name=name)["assetCheckExecutions"]
-                assert [(e["runId"], e["partition"], e["status"], e["evaluation"]["success"]) for e in executions] \
-                    == [(run_id, "acme.default.main", "SUCCEEDED", True)], name
+                ours = [e for e in executions if e["runId"] == run_id]  # the landing sensor's run may follow
+                assert [(e["partition"], e["status"], e["evaluation"]["success"]) for e in ours] \
+                    == [("acme.default.main", "SUCCEEDED", True)], name
+                assert {e["partition"] for e in executions} == {"acme.default.main"}
 
             # The HAZE map of the space: its materialization links the HTTP route and the stored pictures.
             mapped = graphql(http, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {

@@ -167,8 +167,19 @@ class SpaceTable:
 
         result, _ = retry_commit(self.table, merge)
         inserted, updated = int(result.num_inserted_rows), int(result.num_updated_rows)
+        if inserted:
+            self._ensure_fts_index()
         return UpsertResult(inserted, updated, rows.num_rows - inserted - updated, int(result.version),
                             attempts=lance_attempts, conflicts_retried=lance_attempts - 1)
+
+    def _ensure_fts_index(self) -> None:
+        """The full-text index as soon as the space has rows, built over them (BM25 then scores them with
+        real statistics; an index built on the empty table would leave every row to a flat scan): plain
+        LanceDB full-text and hybrid search work on a fresh space, not only after the nightly maintenance.
+        Later rows are searched by a flat scan until maintenance folds them in."""
+        from nexus_query.store.index import ensure_fts_index
+
+        ensure_fts_index(self.table)
 
     def delete_sources(self, sources: Iterable[str]) -> int:
         """Delete every row of the given source documents; returns how many rows went."""
@@ -293,10 +304,4 @@ def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.
         table.set_unenforced_primary_key(PRIMARY_KEY)
     if embedder_of(table.schema) is None:
         raise InvalidRequest(f"table {location.dataset_uri} was not created by Nexus")
-    # The full-text index from the start (on an empty table it is built in an instant; rows written later
-    # are searched by a flat scan until maintenance folds them in): plain LanceDB full-text and hybrid
-    # search work on a fresh space, not only after the nightly maintenance.
-    from nexus_query.store.index import ensure_fts_index
-
-    ensure_fts_index(table)
     return table
