@@ -15,15 +15,17 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_query.cli import format_hits
+from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect
-from nexus_query.cognition import assemble_topic
+from nexus_query.cognition import ArtifactStore
 from nexus_query.paths import TenantFiles
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.ingest.run_in_process import QUIET, dagster_instance, ingest_space_in_process
+from nexus_pipelines.ingest.sensors import LandingCursor, scan_landing
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 SPACES = {SpaceKey("acme", "default", "main"): "acme", SpaceKey("globex", "default", "main"): "globex",
           SpaceKey.global_space(): "global"}
 SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("acme-demo-key", "how is checkout latency?"),
@@ -75,7 +77,11 @@ def show_acme_extras(instance: dg.DagsterInstance) -> None:
     labels = "; ".join(c["label"] for c in snapshot.clusters[:4])
     tqdm.write(f"\nacme/main HAZE map (asset haze_projection): {snapshot.info['counts']['rows']} points in "
                f"{len(snapshot.clusters)} clusters ({labels}; ...)\n  open {snapshot.url('map.html')}")
-    artifact = assemble_topic(ctx, "main", TOPIC)
+    cognition = defs.resolve_job_def("cognition_space").execute_in_process(
+        partition_key=ACME.partition_key, instance=instance, tags=tags,
+        run_config={**QUIET, "ops": {"cognition_artifacts": {"config": {"topics": [TOPIC]}}}})
+    artifact_id = cognition.asset_materializations_for_node("cognition_artifacts")[0].metadata["artifact_ids"].value[0]
+    artifact = ArtifactStore.for_context(ctx).get(artifact_id)
     payload = artifact["payload"]
     tqdm.write(f"\nacme/main cognition artifact for {TOPIC!r}: {artifact['artifact_id']}\n"
                f"  {payload['coverage_status']}, {len(payload['provenance']['brick_ids'])} bricks from "
@@ -83,11 +89,44 @@ def show_acme_extras(instance: dg.DagsterInstance) -> None:
                f"{artifact['artifact_id']} --key acme-demo-key --for-agent")
 
 
+def record_landing_cursor(instance: dg.DagsterInstance) -> str:
+    """Give ``landing_sensor`` the cursor it would have after seeing what the demo just ingested, so
+    ``make dev`` afterwards starts quiet instead of ingesting every space again. The cursor is computed by
+    the sensor's own scan; the state is stored under the sensor's selector (code location ``nexus`` of
+    workspace.yaml), where ``dagster dev``'s daemon looks it up. Its status stays the code's default."""
+    from dagster._core.definitions.selector import InstigatorSelector
+    from dagster._core.remote_origin import RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
+                                                     SensorInstigatorData)
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    cursor = LandingCursor()
+    scan_landing(nexus, cursor)
+    value = cursor.dumps()
+    if instance.schedule_storage is None:  # a throwaway instance: no sensor will ever read it
+        return value
+    sensor = defs.get_sensor_def("landing_sensor")
+    for origin in location_origins_from_yaml_paths([str(WORKSPACE)]):
+        sensor_origin = RemoteRepositoryOrigin(origin, "__repository__").get_instigator_origin(sensor.name)
+        selector_id = InstigatorSelector(location_name=origin.location_name, repository_name="__repository__",
+                                         name=sensor.name).get_id()
+        state = instance.get_instigator_state(sensor_origin.get_id(), selector_id)
+        data = SensorInstigatorData(min_interval=sensor.minimum_interval_seconds, cursor=value,
+                                    sensor_type=sensor.sensor_type)
+        if state is None:
+            instance.add_instigator_state(InstigatorState(sensor_origin, InstigatorType.SENSOR,
+                                                          InstigatorStatus.DECLARED_IN_CODE, data))
+        else:
+            instance.update_instigator_state(state.with_data(data))
+    return value
+
+
 def label(key: SpaceKey) -> str:
     return "global" if key.is_global else f"{key.tenant_id}/{key.space_id}"
 
 
 def main() -> int:
+    quiet_libraries()  # the demo's own progress only, no model-loading bars
     for key, folder in SPACES.items():
         land_examples(nexus.files(key), key.space_id, EXAMPLES / folder)
     with dagster_instance() as instance:
@@ -101,6 +140,7 @@ def main() -> int:
                        f"updated, {table['rows_deleted']} deleted, {table['rows_skipped']} unchanged), "
                        f"table version {table['table_version']}, run {outcome.run_id[:8]}")
         show_acme_extras(instance)
+        record_landing_cursor(instance)
     for key, text in SAMPLES:
         nx = connect(api_key=key)
         print(f"\n{nx!r}  query: {text!r}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
 from typing import Sequence
 
@@ -127,15 +129,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_hits(hits: Sequence, width: int = 96) -> str:
+SOURCE_WIDTH = (18, 64)  # the source column grows with the longest source, up to 64 characters
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` whole when it fits, else cut at the end with an ellipsis (never silently)."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def format_hits(hits: Sequence, width: int | None = None) -> str:
+    """One line per hit, as wide as the terminal (at least 120 columns)."""
+    width = width or max(shutil.get_terminal_size((120, 24)).columns, 120)
     if not hits:
         return "(no hits)"
-    lines = [f"{'#':>3}  {'score':>5}  {'space':<6}  {'source':<18}  content", "-" * width]
+    source_width = min(max(SOURCE_WIDTH[0], *(len(h.source) for h in hits)), SOURCE_WIDTH[1])
+    room = max(width - (3 + 2 + 5 + 2 + 6 + 2 + source_width + 2), 20)
+    lines = [f"{'#':>3}  {'score':>5}  {'space':<6}  {'source':<{source_width}}  content", "-" * width]
     for i, h in enumerate(hits, 1):
-        content = " ".join(h.content.split())
-        room = width - 41
-        content = content if len(content) <= room else content[: room - 1] + "…"
-        lines.append(f"{i:>3}  {h.score:5.2f}  {h.space:<6}  {h.source[:18]:<18}  {content}")
+        content = shorten(" ".join(h.content.split()), room)
+        lines.append(f"{i:>3}  {h.score:5.2f}  {h.space:<6}  {shorten(h.source, source_width):<{source_width}}"
+                     f"  {content}")
     return "\n".join(lines)
 
 
@@ -146,8 +159,39 @@ def cmd_keys_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_mode() -> str:
+    from nexus_query.query import DEFAULT_MODE
+
+    return DEFAULT_MODE
+
+
+def quiet_libraries() -> None:
+    """No model-loading progress bars or library warnings on the terminal: set before the libraries
+    load (huggingface_hub and transformers read these once), and switched off in case they already did."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "lancedb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+
+
+def error_line(exc: NexusError) -> str:
+    """One readable line: ``error <code> (<status>): <message>`` plus any details as key=value."""
+    details = exc.envelope()["error"]
+    extra = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in details.items()
+                     if k not in ("code", "message") and k != "existing_spaces")
+    return f"error {exc.code} ({exc.status}): {exc}" + (f" [{extra}]" if extra else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description="Query and operate Nexus spaces.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show library output (model loading progress, warnings)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("query", help="semantic search in a space")
@@ -162,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"drop hits scoring below S (0..1) before paging; {SUGGESTED_MIN_SCORE} is the measured "
                         "cut for 'no answer' (default: no cut)")
     q.add_argument("--cursor", help="next_cursor of the previous page (same query and filters)")
-    q.add_argument("--mode", choices=["vector", "hybrid"], help="ranking (default: the measured best)")
+    q.add_argument("--mode", choices=["vector", "hybrid"],
+                   help=f"ranking: vector (cosine) or hybrid (BM25 + vector); default: {_default_mode()}")
     q.add_argument("--include-global", action="store_true", help="merge hits from the shared global space")
+    q.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="show library output (model loading progress, warnings)")
     q.set_defaults(func=cmd_query)
 
     serve = sub.add_parser("serve", help="run the HTTP API (FastAPI on uvicorn)")
@@ -214,10 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_libraries()
     try:
         return args.func(args)
     except NexusError as exc:
-        print(json.dumps(exc.envelope()), file=sys.stderr)
+        # --json: the contract's envelope (one line, for scripts); otherwise one line for people.
+        print(json.dumps(exc.envelope()) if getattr(args, "json", False) else error_line(exc), file=sys.stderr)
         return 2
 
 

@@ -19,6 +19,8 @@ from nexus_query.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 CONFIG_ENV_VAR = "NEXUS_CONFIG"
+HOME_ENV_VAR = "NEXUS_HOME"
+DATA_DIR_NAME = ".nexus"
 RESOURCE_KINDS = ("nexus_store", "nexus_blob_store", "nexus_projection_store")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -33,6 +35,8 @@ def _expand_env(value: Any) -> Any:
                 if default is None:
                     raise ConfigError(f"config refers to ${{{name}}}, which is not set", variable=name)
                 return default
+            if name == HOME_ENV_VAR and found:  # a path typed in a shell means that shell's folder
+                return str(Path(found).expanduser().absolute())
             return found
 
         return _ENV_REF.sub(sub, value)
@@ -193,9 +197,12 @@ class NexusConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>") -> "NexusConfig":
+    def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>",
+                  base_dir: Path | None = None) -> "NexusConfig":
+        """``base_dir``: what a relative ``data_root`` is relative to (the config file's folder; for a
+        config given as a dict, the default data root's parent)."""
         try:
-            return _parse(_expand_env(raw), source)
+            return _parse(_expand_env(raw), source, base_dir)
         except ConfigError:
             raise
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -209,8 +216,31 @@ def _number_or_none(value: Any) -> Any:
     return value
 
 
-def _parse(raw: Mapping[str, Any], source: str) -> NexusConfig:
-    data_root = Path(str(raw.get("data_root", ".nexus"))).expanduser().resolve()
+def default_data_root() -> Path:
+    """Where the embedded default keeps its data when neither the config nor ``NEXUS_HOME`` says:
+    ``.nexus/`` in the source checkout this package runs from (what ``make demo`` fills), else
+    ``$XDG_DATA_HOME/nexus`` (``~/.local/share/nexus``) for an installed package. Never the current
+    folder: a notebook started in ``examples/`` must find the same data as the shell in the checkout."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / DATA_DIR_NAME
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "nexus"
+
+
+def resolve_data_root(value: Any, base_dir: Path | None) -> Path:
+    """An empty value means ``default_data_root()``; a relative one is relative to ``base_dir`` (the
+    folder of the config file that names it), never to the current working directory."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return default_data_root()
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or default_data_root().parent) / path
+    return path.resolve()
+
+
+def _parse(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> NexusConfig:
+    data_root = resolve_data_root(raw.get("data_root"), base_dir)
 
     def fill(value: str) -> str:
         return value.replace("{data_root}", str(data_root))
@@ -282,7 +312,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> NexusConfig:
         raise ConfigError(f"Nexus config not found: {chosen}", source=str(chosen)) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"Nexus config {chosen} is not valid YAML: {exc}", source=str(chosen)) from exc
-    return NexusConfig.from_dict(raw, source=str(chosen))
+    return NexusConfig.from_dict(raw, source=str(chosen), base_dir=chosen.resolve().parent)
 
 
 @lru_cache(maxsize=1)

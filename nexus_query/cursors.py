@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
@@ -49,9 +49,23 @@ class CursorState:
 
 
 class CursorSigner:
-    def __init__(self, secret: bytes, ttl_seconds: int = 86_400) -> None:
-        self._secret = secret
+    """Signs and verifies cursors. ``secret`` may be a function that returns it: the generated local
+    secret is then made on the first cursor signed or read, so a query that fails (or needs no second
+    page) creates nothing in the data root."""
+
+    def __init__(self, secret: bytes | Callable[[], bytes], ttl_seconds: int = 86_400) -> None:
+        self._secret_source = secret
+        self._secret_bytes: bytes | None = secret if isinstance(secret, bytes) else None
         self.ttl_seconds = ttl_seconds
+
+    @property
+    def _secret(self) -> bytes:
+        if self._secret_bytes is None:
+            secret = self._secret_source()
+            if len(secret) < 16:
+                raise ConfigError("cursor.secret must be at least 16 characters")
+            self._secret_bytes = secret
+        return self._secret_bytes
 
     def _signature(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()
@@ -121,7 +135,9 @@ def _local_secret(data_root: Path) -> bytes:
 
 @lru_cache(maxsize=8)
 def signer_for(config: NexusConfig) -> CursorSigner:
-    secret = config.cursor.secret.encode() if config.cursor.secret else _local_secret(config.data_root)
+    if not config.cursor.secret:
+        return CursorSigner(lambda: _local_secret(config.data_root), config.cursor.ttl_seconds)
+    secret = config.cursor.secret.encode()
     if len(secret) < 16:
         raise ConfigError("cursor.secret must be at least 16 characters")
     return CursorSigner(secret, config.cursor.ttl_seconds)

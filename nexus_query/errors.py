@@ -64,7 +64,17 @@ class NotFound(NexusError):
 
 
 class SpaceNotFound(NotFound):
+    """``looked_in`` (the database folder) is for the operator: ``str()`` names it, the HTTP envelope
+    does not (a tenant needs its spaces, not the server's storage layout)."""
+
     code = "nexus.space_not_found"
+
+    def __init__(self, message: str, *, looked_in: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.looked_in = looked_in
+
+    def __str__(self) -> str:
+        return f"{self.message} (looked in {self.looked_in})" if self.looked_in else self.message
 
 
 class BlobNotFound(NotFound):

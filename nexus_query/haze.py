@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 METHODS = ("umap", "tsne")
-TEXT_PREVIEW_CHARS = 300  # what hover boxes and keyword extraction see of each row
+TEXT_PREVIEW_CHARS = 2_000  # what the map keeps of each row's text: a whole chunk (the chunker's limit is below)
 POINTS_SCHEMA = pa.schema([
     pa.field("id", pa.utf8(), nullable=False),
     pa.field("x", pa.float32(), nullable=False),
@@ -258,6 +258,10 @@ class HazeSnapshot:
 
     def png(self) -> bytes:
         return self.store.files.read_bytes(*self._parts("map.png"))
+
+    def html(self) -> bytes:
+        """The interactive map: one self-contained HTML page (no network)."""
+        return self.store.files.read_bytes(*self._parts("map.html"))
 
     def plot(self, color_by: str = "cluster", ax: "Axes | None" = None, **kwargs: Any) -> "Axes":
         """The map in one call (matplotlib, imported only here)."""

@@ -18,7 +18,7 @@ def test_nexus_query_prints_a_table_of_hits(store, provider, capsys):
 
 
 def test_nexus_query_for_a_tenant_without_store_route_prints_the_503_envelope(nexus_home):
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nexus"), "query", "--key",
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nexus"), "query", "--json", "--key",
                              "initech-demo-key", "anything"], capture_output=True, text=True)
     assert result.returncode == 2
     envelope = json.loads(result.stderr.strip().splitlines()[-1])
@@ -28,4 +28,6 @@ def test_nexus_query_for_a_tenant_without_store_route_prints_the_503_envelope(ne
 
 def test_nexus_query_with_a_bad_key_is_unauthorized(nexus_home, capsys):
     assert main(["query", "--key", "nope", "anything"]) == 2
+    assert capsys.readouterr().err == "error nexus.unauthorized (401): invalid API key\n"
+    assert main(["query", "--json", "--key", "nope", "anything"]) == 2
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.unauthorized"

@@ -81,8 +81,10 @@ def test_import_wait_ingests_in_process_and_prints_the_bricks_the_space_gained(n
 def test_import_of_a_file_that_is_not_an_export_prints_the_error_envelope(nexus_home, tmp_path, capsys):
     bad = tmp_path / "notes.json"
     bad.write_text('{"notes": []}')
-    assert main(["cognition", "import", str(bad), "--key", "acme-demo-key"]) == 2
+    assert main(["cognition", "import", str(bad), "--key", "acme-demo-key", "--json"]) == 2
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.invalid_request"
+    assert main(["cognition", "import", str(bad), "--key", "acme-demo-key"]) == 2
+    assert capsys.readouterr().err.startswith("error nexus.invalid_request (400): ")
 
 
 def test_assemble_then_show_and_list_the_artifact(store, provider, capsys):
@@ -110,4 +112,4 @@ def test_another_tenant_cannot_show_the_artifact(store, provider, capsys):
     assert main(["cognition", "assemble", "--key", "acme-demo-key", "--json", "shipping to Alaska"]) == 0
     artifact_id = json.loads(capsys.readouterr().out)["artifact_id"]
     assert main(["cognition", "show", artifact_id, "--key", "globex-demo-key"]) == 2
-    assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.not_found"
+    assert capsys.readouterr().err.startswith("error nexus.not_found (404): ")

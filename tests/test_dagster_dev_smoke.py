@@ -20,7 +20,13 @@ from nexus_query.store import SpaceStore
 
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "nexus", "repositoryName": "__repository__"}
-INGEST = {"raw_docs": [], "chunks": ["raw_docs"], "embeddings": ["chunks"], "space_table": ["embeddings"]}
+# Upstream of each ingest asset: conversation exports feed raw_docs, KPI facts land in the space table too.
+INGEST = {"raw_docs": ["conversation_exports"], "chunks": ["raw_docs"], "embeddings": ["chunks"],
+          "space_table": ["embeddings", "kpi_fact_docs"]}
+CHECKS = ("vectors_valid", "ids_unique", "text_not_empty", "rows_belong_to_owner")
+SECTIONS = 40  # rows enough for a HAZE map
+DOCUMENT = "\n\n".join(f"## Topic {i}\n\n{w} tents, stoves and returns: note {i} of the {w} handbook."
+                        for i, w in enumerate(["camping", "repair", "shipping", "billing"] * (SECTIONS // 4))).encode()
 
 
 def graphql(http: httpx.Client, query: str, **variables) -> dict:
@@ -76,12 +82,12 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
             graph = {n["assetKey"]["path"][-1]: n for n in nodes["assetNodes"]}
             for asset, upstream in INGEST.items():
                 assert graph[asset]["groupName"] == "ingest" and graph[asset]["isPartitioned"]
-                assert [d["path"][-1] for d in graph[asset]["dependencyKeys"]] == upstream
+                assert sorted(d["path"][-1] for d in graph[asset]["dependencyKeys"]) == upstream
 
             # Landed only now, so the landing sensor's first tick (at start-up) has nothing to run; a later
             # tick's run for this file queues behind ours (one run per tenant).
             landing_zone(RequestContext("acme")).files.write_bytes_atomic(
-                b"# Returns\n\nTents can be returned within 60 days.", "landing", "main", "files", "returns.md")
+                DOCUMENT, "landing", "main", "files", "handbook.md")
             added = graphql(http, """mutation($selector: RepositorySelector!) { addDynamicPartition(
                 repositorySelector: $selector, partitionsDefName: "tenant_spaces", partitionKey: "acme.default.main")
                 { __typename } }""", selector=LOCATION)["addDynamicPartition"]["__typename"]
@@ -98,7 +104,39 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
                                      id=run_id)["runOrError"]["status"]
             final = poll(lambda: (s := status()) in ("SUCCESS", "FAILURE", "CANCELED") and s, attempts=600)
             assert final == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-5000:]
-        assert SpaceStore().open(RequestContext("acme"), "main").count() == 1
+
+            # The blocking checks were evaluated for this partition (unpartitioned results read "Not evaluated").
+            for name in CHECKS:
+                executions = graphql(http, """query($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(
+                    assetKey: $key, checkName: $name, partition: "acme.default.main", limit: 5) {
+                    runId status partition evaluation { success } } }""",
+                                     key={"path": ["space_table"]}, name=name)["assetCheckExecutions"]
+                ours = [e for e in executions if e["runId"] == run_id]  # the landing sensor's run may follow
+                assert [(e["partition"], e["status"], e["evaluation"]["success"]) for e in ours] \
+                    == [("acme.default.main", "SUCCEEDED", True)], name
+                assert {e["partition"] for e in executions} == {"acme.default.main"}
+
+            # The HAZE map of the space: its materialization links the HTTP route and the stored pictures.
+            mapped = graphql(http, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                __typename ... on LaunchRunSuccess { run { runId } } } }""",
+                             params={"selector": {**LOCATION, "jobName": "haze_space"}, "runConfigData": {},
+                                     "executionMetadata": {"tags": [
+                                         {"key": "dagster/partition", "value": "acme.default.main"},
+                                         {"key": "nexus/tenant", "value": "acme"}]}})["launchRun"]
+            haze_run = mapped["run"]["runId"]
+            haze_status = lambda: graphql(http, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",  # noqa: E731
+                                          id=haze_run)["runOrError"]["status"]
+            final = poll(lambda: (s := haze_status()) in ("SUCCESS", "FAILURE", "CANCELED") and s, attempts=900)
+            assert final == "SUCCESS", (tmp_path / "dagster-dev.log").read_text()[-5000:]
+            materialization = graphql(http, """{ assetOrError(assetKey: {path: ["haze_projection"]}) { ... on Asset {
+                assetMaterializations(partitions: ["acme.default.main"], limit: 1) { runId metadataEntries {
+                label __typename ... on UrlMetadataEntry { url } ... on PathMetadataEntry { path } } } } } }""")
+            (latest,) = materialization["assetOrError"]["assetMaterializations"]
+            entries = {e["label"]: e for e in latest["metadataEntries"]}
+            assert entries["html_map_url"]["__typename"] == "UrlMetadataEntry"
+            assert entries["html_map_url"]["url"].startswith("http://127.0.0.1:8000/nexus/spaces/main/haze/map?snapshot=")
+            assert entries["map_png"]["url"].startswith("file://") and entries["html_map"]["path"].endswith("map.html")
+        assert SpaceStore().open(RequestContext("acme"), "main").count() == SECTIONS
     finally:
         stop_group(proc)
         log.close()

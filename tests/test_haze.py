@@ -246,3 +246,15 @@ def test_the_fitting_runs_fast_neighbour_index_places_points_where_the_exact_sea
     exact = reducer.place(vectors[4_100:])
     extent = np.ptp(reducer.anchor_xy, axis=0).max()
     assert np.median(np.linalg.norm(fast - exact, axis=1)) < 0.02 * extent
+
+
+def test_the_tenants_name_and_corpus_wide_words_label_no_cluster():
+    texts = ["acme acme tent stove order", "acme acme tent poles order", "refund card order",
+             "card refund order", "parcel courier order", "courier parcel order"]
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    plain = cluster_keywords(texts, labels, top_n=3)
+    assert "order" not in {w for words in plain.values() for w in words}  # in every cluster: names none
+    assert plain[0][0] == "acme"
+    keywords = cluster_keywords(texts, labels, top_n=3, exclude={"acme"})  # the space's tenant
+    assert keywords[0][:1] == ["tent"] and "acme" not in keywords[0]
+    assert keywords[1][:2] == ["card", "refund"] and keywords[2][:2] == ["courier", "parcel"]

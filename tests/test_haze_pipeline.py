@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -53,9 +54,13 @@ def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(top
     assert metadata["rows"] == 100 and metadata["table_version"] == topics_space.version
     assert metadata["snapshot_id"] == HazeStore.for_context(ACME).latest_snapshot_id("main")
     assert metadata["clusters"] >= 2 and metadata["seconds_total"] > 0
-    png = base64.b64decode(metadata["map"].split("base64,")[1].rstrip(")"))
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    thumbnail = base64.b64decode(metadata["map"].split("base64,")[1].split(")")[0])
+    assert thumbnail.startswith(b"\x89PNG\r\n\x1a\n") and len(thumbnail) < 20_000  # small, inline
+    assert metadata["map_png"].startswith("file://") and metadata["map_png"] in metadata["map"]
+    assert Path(metadata["map_png"][len("file://"):]).read_bytes().startswith(b"\x89PNG")  # the full picture
     assert metadata["html_map"].endswith("/map.html")
+    assert metadata["html_map_url"] == (f"http://127.0.0.1:8000/nexus/spaces/main/haze/map?"
+                                        f"snapshot={metadata['snapshot_id']}")
 
 
 def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topics_space):
@@ -102,6 +107,15 @@ def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topic
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "nexus.haze_snapshot_not_found"
         other = http.get("/nexus/spaces/main/haze/points", headers={"Authorization": "Bearer globex-demo-key"})
         assert other.status_code == 404  # globex has no map of its own "main"; acme's is never reachable
+
+        page = http.get("/nexus/spaces/main/haze/map")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.headers["x-haze-snapshot"] == snapshot_id and "default-src 'none'" in \
+            page.headers["content-security-policy"]
+        assert page.content == HazeStore.for_context(ACME).open("main").html()
+        assert httpx.get(f"{base_url}/nexus/spaces/main/haze/map").status_code == 401
+        foreign = http.get("/nexus/spaces/main/haze/map", headers={"Authorization": "Bearer globex-demo-key"})
+        assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "nexus.haze_snapshot_not_found"
 
 
 def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space):

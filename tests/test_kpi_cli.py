@@ -68,4 +68,4 @@ def test_kpi_facts_on_a_bad_file_prints_the_error_envelope(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "nexus")
     result = subprocess.run([exe, "kpi", "facts", str(bad), "--metric", "latency"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
-    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "nexus.invalid_request"
+    assert result.stderr.startswith("error nexus.invalid_request (400): ") and result.stderr.count("\n") == 1

@@ -49,8 +49,9 @@ def test_optimize_compacts_indexes_and_keeps_every_version_a_live_cursor_reads(s
     before = space.table.stats()["fragment_stats"]["num_fragments"]
     report = optimize_space(space, cursor_ttl_seconds=DAY)
     assert report.rows == 30 and space.count() == 30
-    assert report.fragments_before == before >= 10 and report.fragments_after == 1
-    assert "text" in report.indexes_created and has_fts_index(space.table)
+    # the full-text index covers the first write's fragment: Lance compacts indexed and unindexed rows apart
+    assert report.fragments_before == before >= 10 and report.fragments_after <= 2
+    assert "text" not in report.indexes_created and has_fts_index(space.table)  # built at the first write
     assert report.versions_removed == 0  # everything is younger than the retention
     page_two = query(ACME, "main", "which tent sleeps two people", top_k=4, cursor=first.next_cursor,
                      store=store, provider=provider)
@@ -97,5 +98,5 @@ def test_a_scheduled_run_optimizes_each_space_of_its_range_and_skips_spaces_with
     by_space = {e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
                 for e in result.get_asset_materialization_events()}
     assert by_space["acme.default.main"]["status"] == "optimized"
-    assert by_space["acme.default.main"]["fragments_before"] >= 9 and by_space["acme.default.main"]["fragments_after"] == 1
+    assert by_space["acme.default.main"]["fragments_before"] >= 9 and by_space["acme.default.main"]["fragments_after"] <= 2
     assert by_space["globex.default.main"]["status"] == "no table yet"

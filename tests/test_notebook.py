@@ -20,8 +20,17 @@ SUBSET = {SpaceKey("acme", "default", "main"): ["acme/returns.jsonl", "acme/prod
 
 
 @pytest.mark.slow
-def test_the_analyst_notebook_runs_top_to_bottom(nexus_home, tmp_path):
+def test_the_analyst_notebook_runs_top_to_bottom_with_its_kernel_in_examples(nexus_home, tmp_path, monkeypatch):
+    # As Jupyter starts it: the kernel's folder is examples/, and no NEXUS_HOME says where the data is.
+    # The config file does (a relative data_root is relative to the file), never the current folder.
+    config = nexus_home.parent / "nexus.yaml"
+    config.write_text((REPO / "nexus_query" / "default_config.yaml").read_text()
+                      .replace("data_root: ${NEXUS_HOME:-}", f"data_root: {nexus_home.name}"))
+    monkeypatch.delenv("NEXUS_HOME")
+    monkeypatch.setenv("NEXUS_CONFIG", str(config))
+    before = sorted(p.name for p in (REPO / "examples").iterdir())
     nexus = NexusResource()
+    assert nexus.registry.config.data_root == nexus_home
     for key, files in SUBSET.items():
         folder = tmp_path / key.space_id / key.tenant_id
         folder.mkdir(parents=True)
@@ -35,7 +44,9 @@ def test_the_analyst_notebook_runs_top_to_bottom(nexus_home, tmp_path):
             assert job.execute_in_process(partition_key=key.partition_key, instance=instance, run_config=QUIET).success
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "examples")}}).execute()
+    assert sorted(p.name for p in (REPO / "examples").iterdir()) == before  # no stray .nexus there
 
     outputs = {i: cell.outputs for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     errors = [o for cell in outputs.values() for o in cell if o.output_type == "error"]

@@ -49,7 +49,7 @@ def test_the_table_says_how_to_get_the_next_page(store, provider, capsys):
 
 def test_a_bad_cursor_prints_the_410_envelope(store, provider, capsys):
     load(store, provider)
-    assert main(["query", "--key", "acme-demo-key", "tent", "--cursor", "nx1.forged.cursor"]) == 2
+    assert main(["query", "--json", "--key", "acme-demo-key", "tent", "--cursor", "nx1.forged.cursor"]) == 2
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.cursor_invalid"
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from nexus_query.cognition import ArtifactStore, assemble
 from nexus_query.cognition.artifacts import unresolved_citations
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
-from nexus_pipelines.partitions import tenant_spaces
+from nexus_pipelines.partitions import tags_for_partition, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "cognition"
@@ -28,9 +28,9 @@ class CognitionConfig(dg.Config):
     deps=[dg.AssetKey("space_table")],
     kinds={"json"},
     check_specs=[
-        dg.AssetCheckSpec(CONTENT_ADDRESSED, asset="cognition_artifacts",
+        dg.AssetCheckSpec(CONTENT_ADDRESSED, asset="cognition_artifacts", partitions_def=tenant_spaces,
                           description="each artifact read back from the store hashes to its artifact_id"),
-        dg.AssetCheckSpec(CITATIONS_RESOLVE, asset="cognition_artifacts",
+        dg.AssetCheckSpec(CITATIONS_RESOLVE, asset="cognition_artifacts", partitions_def=tenant_spaces,
                           description="each coverage span names a message and block present in its excerpt"),
     ],
 )
@@ -79,3 +79,14 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
                                 metadata={"unresolved": dg.MetadataValue.json(unresolved[:50])}),
         ],
     )
+
+
+cognition_job = dg.define_asset_job(
+    "cognition_space",
+    selection=dg.AssetSelection.assets(cognition_artifacts),
+    partitions_def=tenant_spaces,
+    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
+                                tags_for_partition_key_fn=tags_for_partition),
+    description="Assemble the configured topics' cognition artifacts of one tenant space "
+                "(ops.cognition_artifacts.config.topics).",
+)

@@ -1,19 +1,23 @@
 """``haze_projection``: a map of each space, downstream of ``space_table``; and the sensor that turns
 ``POST /nexus/spaces/{space_id}/haze/snapshot`` requests into runs. Thin: the work is in ``projection``."""
 
+import os
+
 import dagster as dg
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.haze import HazeStore
 from nexus_query.store import SpaceTable
+from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
-from nexus_pipelines.pictures import png_markdown
+from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "haze"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 PROJECTION_STORE = "nexus_projection_store"
 # Assets whose materializations write rows into a space's table: after them, the map gets the new rows.
 SPACE_WRITERS = (dg.AssetKey("space_table"), dg.AssetKey("kpi_fact_docs"))
@@ -73,16 +77,29 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
     metadata: dict[str, object] = {"table_version": info["table_version"], **counts}
     if result.snapshot_id is not None:
         snapshot = haze.open(key.space_id, result.snapshot_id)
+        map_png = file_url(haze.files, *haze.snapshot_parts(key.space_id, result.snapshot_id, "map.png"))
         metadata.update({
             "snapshot_id": result.snapshot_id, "new_snapshot": result.created, "method": info["method"],
             "refit": info["refit"], "reducer_id": info["reducer_id"], "cluster_method": info["cluster_method"],
             **{f"seconds_{step}": seconds for step, seconds in info["timings"].items()},
-            "map": dg.MetadataValue.md(png_markdown(result.png, f"HAZE map of {key.partition_key}")),
+            # a thumbnail inline, the pictures and the map in the projection store (not the event log)
+            "map": dg.MetadataValue.md(png_markdown(thumbnail_png(result.png), f"HAZE map of {key.partition_key}",
+                                                    link=map_png)),
+            "map_png": dg.MetadataValue.url(map_png),
             "cluster_labels": dg.MetadataValue.md(_cluster_table(info["clusters"])),
             "html_map": dg.MetadataValue.path(snapshot.url("map.html")),
             "points": dg.MetadataValue.path(snapshot.url("points.parquet")),
         })
+        if not key.is_global:  # served to the tenant over HTTP (the global space's maps are not)
+            metadata["html_map_url"] = dg.MetadataValue.url(map_route(key.space_id, result.snapshot_id))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def map_route(space_id: str, snapshot_id: str) -> str:
+    """``GET /nexus/spaces/{space_id}/haze/map`` of this snapshot on the API at ``NEXUS_API_URL`` (default
+    the local ``nexus serve``); it answers the space's own tenant only (Bearer API key)."""
+    base = os.environ.get("NEXUS_API_URL", DEFAULT_API_URL).rstrip("/")
+    return f"{base}/nexus/spaces/{space_id}/haze/map?snapshot={snapshot_id}"
 
 
 def _cluster_table(clusters: list[dict]) -> str:
@@ -100,7 +117,10 @@ haze_job = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           owners=OWNERS,
+           description="Every 30 s: each waiting POST /nexus/spaces/{space_id}/haze/snapshot request becomes one "
+                       "haze_space run (run key = its task id).")
 def haze_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
     """Each waiting re-projection request becomes one run (run key = its task id, so none runs twice)."""
     requests, partitions = [], set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -66,11 +66,17 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
     return mapping[labels + 1]
 
 
+CORPUS_WIDE_SHARE = 0.6  # a word found in more than this share of the clusters (and in 3+) labels none
+
+
 def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5, seed: int = 42,
-                     docs_per_cluster: int = KEYWORD_DOCS_PER_CLUSTER) -> dict[int, list[str]]:
+                     docs_per_cluster: int = KEYWORD_DOCS_PER_CLUSTER,
+                     exclude: Collection[str] = ()) -> dict[int, list[str]]:
     """The words that set each cluster apart: class-based TF-IDF over one joined document per cluster
     (at most ``docs_per_cluster`` texts each), term frequency weighted by log(1 + A / f_t) with A the
-    average word count per cluster and f_t the term's count over all clusters."""
+    average word count per cluster and f_t the term's count over all clusters. Words of ``exclude`` (the
+    tenant's name, say) and corpus-wide words (in most clusters) never label a cluster: they name the
+    whole space, not a region of it."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     clusters = [int(c) for c in np.unique(labels) if c >= 0]
@@ -89,6 +95,10 @@ def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
         return {c: [] for c in clusters}
     matrix = counts.transform(docs).astype(np.float64)
     words = counts.get_feature_names_out()
+    banned = {w.lower() for w in exclude}
+    in_clusters = np.asarray((matrix > 0).sum(axis=0)).ravel()
+    corpus_wide = in_clusters > max(2.0, CORPUS_WIDE_SHARE * len(clusters))
+    allowed = ~corpus_wide & np.array([w not in banned for w in words], dtype=bool)
     per_class = np.asarray(matrix.sum(axis=1)).ravel()
     tf = matrix.multiply(1.0 / np.maximum(per_class, 1)[:, None]).tocsr()
     idf = np.log1p(per_class.mean() / np.maximum(np.asarray(matrix.sum(axis=0)).ravel(), 1))
@@ -96,7 +106,9 @@ def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
     keywords = {}
     for row, c in enumerate(clusters):
         line = scores.getrow(row)
-        best = line.indices[np.lexsort((words[line.indices], -line.data))][:top_n]
+        kept = allowed[line.indices]
+        indices, data = line.indices[kept], line.data[kept]
+        best = indices[np.lexsort((words[indices], -data))][:top_n]
         keywords[c] = [str(words[i]) for i in best]
     return keywords
 

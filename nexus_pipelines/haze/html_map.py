@@ -1,8 +1,10 @@
 """A self-contained HTML map: one file, no network (data, script and style inline), canvas drawing.
 
-Pan (drag), zoom (wheel), hover shows a point's text, colour by cluster or type, search by words.
-The page also reads ``#color=type&search=word`` from its address, and records what it drew in
-``<body data-drawn-points=... data-matched=... data-painted-pixels=...>`` so a headless browser can check it.
+Pan (drag), zoom (wheel), hover shows a point's text (cut with an ellipsis), click shows its whole text,
+source and id in a side panel, colour by cluster or type (conversation bricks apart from documents),
+search by words. The page also reads ``#color=type&search=word`` from its address, and records what it
+drew in ``<body data-drawn-points=... data-matched=... data-painted-pixels=... data-selected=...>`` so a
+headless browser can check it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,29 @@ import pyarrow as pa
 
 from nexus_query.haze import NOISE_COLOR, TYPE_COLORS, cluster_colors
 
-HOVER_CHARS = 200
+HOVER_CHARS = 200  # the hover box; a click shows the whole text
+TEXT_BUDGET_CHARS = 20_000_000  # of text per page: whole chunks up to 10,000 points, shorter past that
+CONVERSATION_KIND = "conversation"  # text rows from chat exports (bricks), coloured apart from documents
+CONVERSATION_PREFIX = "conversations/"  # where ingestion keeps conversations as source files
+KIND_COLORS = {CONVERSATION_KIND: "#17becf"}
+
+
+def point_kinds(types: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """What colour-by-type shows: the row type, with conversation bricks set apart from documents."""
+    return [CONVERSATION_KIND if t == "text" and s.startswith(CONVERSATION_PREFIX) else t
+            for t, s in zip(types, sources)]
+
+
+def text_cap(n_points: int) -> int:
+    return max(HOVER_CHARS, min(2_000, TEXT_BUDGET_CHARS // max(n_points, 1)))
 
 
 def render_html(points: pa.Table, clusters: Sequence[Mapping[str, Any]], *, title: str, subtitle: str,
                 total_points: int) -> str:
-    types = sorted(set(points.column("type").to_pylist()))
+    kinds = point_kinds(points.column("type").to_pylist(), points.column("source").to_pylist())
+    types = sorted(set(kinds))
     sources = points.column("source").dictionary_encode().combine_chunks()
+    cap = text_cap(points.num_rows)
     cluster_ids = points.column("cluster").to_numpy()
     data = {
         "title": title,
@@ -31,15 +49,18 @@ def render_html(points: pa.Table, clusters: Sequence[Mapping[str, Any]], *, titl
         "x": np.round(points.column("x").to_numpy().astype(float), 4).tolist(),
         "y": np.round(points.column("y").to_numpy().astype(float), 4).tolist(),
         "c": cluster_ids.tolist(),
-        "t": [types.index(t) for t in points.column("type").to_pylist()],
+        "t": [types.index(t) for t in kinds],
         "types": types,
         "s": sources.indices.to_pylist(),
         "sources": sources.dictionary.to_pylist(),
-        "text": [t[:HOVER_CHARS] for t in points.column("text").to_pylist()],
+        "ids": points.column("id").to_pylist(),
+        "text": [t if len(t) <= cap else t[:cap] + "\u2026" for t in points.column("text").to_pylist()],
+        "hoverChars": HOVER_CHARS,
+        "unclustered": int((cluster_ids < 0).sum()),
         "clusters": [{"cluster": c["cluster"], "label": c["label"], "x": c["x"], "y": c["y"], "size": c["size"]}
                      for c in clusters],
         "clusterColors": {str(k): v for k, v in cluster_colors(np.unique(cluster_ids)).items()},
-        "typeColors": {t: TYPE_COLORS.get(t, "#7f7f7f") for t in types},
+        "typeColors": {t: KIND_COLORS.get(t) or TYPE_COLORS.get(t, "#7f7f7f") for t in types},
         "noiseColor": NOISE_COLOR,
     }
     # "<" escaped as \u003c keeps "</script>" in a document's text from ending the data block
@@ -64,6 +85,12 @@ _PAGE = r"""<!doctype html>
  #legend{position:absolute;right:8px;bottom:8px;max-height:45%;overflow:auto;background:rgba(255,255,255,.9);
          border:1px solid #ddd;border-radius:4px;padding:6px 8px;z-index:2;font-size:12px}
  #legend span{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px;vertical-align:middle}
+ #detail{position:absolute;top:49px;left:8px;width:380px;max-height:calc(100% - 66px);overflow:auto;display:none;
+         background:#fff;border:1px solid #bbb;border-radius:4px;padding:8px 10px;z-index:4;
+         box-shadow:0 2px 8px rgba(0,0,0,.2)}
+ #detail .meta{color:#555;font-size:12px;margin-bottom:6px;word-break:break-all}
+ #detail .body{white-space:pre-wrap}
+ #detail button{float:right}
 </style></head>
 <body>
 <div id="bar"><h1 id="title"></h1><span class="sub" id="sub"></span>
@@ -71,6 +98,8 @@ _PAGE = r"""<!doctype html>
  <input id="search" type="search" placeholder="search text, source, label">
  <span id="found"></span><button id="reset" type="button">reset view</button></div>
 <canvas id="map"></canvas><div id="tip"></div><div id="legend"></div>
+<div id="detail" role="dialog"><button id="close" type="button" aria-label="close">×</button>
+ <div class="meta" id="detail-meta"></div><div class="body" id="detail-text"></div></div>
 <script id="haze-data" type="application/json">__DATA__</script>
 <script>
 (function () {
@@ -143,7 +172,8 @@ _PAGE = r"""<!doctype html>
   function legend() {
     const box = document.getElementById("legend"); box.textContent = "";
     const rows = colorBy.value === "type" ? D.types.map(t => [D.typeColors[t], t])
-      : D.clusters.slice().sort((a, b) => b.size - a.size).slice(0, 20).map(c => [D.clusterColors[c.cluster], c.label + " (" + c.size + ")"]);
+      : D.clusters.slice().sort((a, b) => b.size - a.size).slice(0, 20).map(c => [D.clusterColors[c.cluster], c.label + " (" + c.size + ")"])
+          .concat(D.unclustered ? [[D.noiseColor, "unclustered (" + D.unclustered + ")"]] : []);
     rows.forEach(([color, text]) => {
       const line = document.createElement("div"), dotEl = document.createElement("span");
       dotEl.style.background = color; line.appendChild(dotEl); line.appendChild(document.createTextNode(text));
@@ -185,12 +215,32 @@ _PAGE = r"""<!doctype html>
     return best;
   }
 
-  let drag = null;
-  canvas.addEventListener("mousedown", e => { drag = {x: e.clientX, y: e.clientY}; canvas.style.cursor = "grabbing"; });
+  const detail = document.getElementById("detail");
+  function select(i) {
+    if (i < 0) { detail.style.display = "none"; document.body.dataset.selected = ""; return; }
+    document.getElementById("detail-meta").textContent = D.sources[D.s[i]] + " \u00b7 " + D.types[D.t[i]] +
+      (D.c[i] >= 0 ? " \u00b7 " + labelOf[D.c[i]] : " \u00b7 unclustered") + " \u00b7 id " + D.ids[i];
+    document.getElementById("detail-text").textContent = D.text[i];
+    detail.style.display = "block"; document.body.dataset.selected = D.ids[i];
+  }
+  document.getElementById("close").addEventListener("click", () => select(-1));
+  // for scripts driving the page (and the browser tests): where a point is drawn, in page coordinates
+  window.haze = {ids: D.ids, position: i => {
+    const rect = canvas.getBoundingClientRect(); return [rect.left + sx(D.x[i]), rect.top + sy(D.y[i])];
+  }};
+
+  let drag = null, moved = false;
+  canvas.addEventListener("mousedown", e => { drag = {x: e.clientX, y: e.clientY}; moved = false; canvas.style.cursor = "grabbing"; });
   window.addEventListener("mouseup", () => { drag = null; canvas.style.cursor = "grab"; });
+  canvas.addEventListener("click", e => {  // a click, not the end of a drag, opens the point under the pointer
+    if (moved) return;
+    const rect = canvas.getBoundingClientRect();
+    select(nearest(e.clientX - rect.left, e.clientY - rect.top));
+  });
   canvas.addEventListener("mousemove", e => {
     const rect = canvas.getBoundingClientRect(), px = e.clientX - rect.left, py = e.clientY - rect.top;
     if (drag) {
+      if (Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 0) moved = true;
       view.ox += e.clientX - drag.x; view.oy += e.clientY - drag.y; drag = {x: e.clientX, y: e.clientY};
       tip.style.display = "none"; draw(); return;
     }
@@ -199,7 +249,9 @@ _PAGE = r"""<!doctype html>
     tip.textContent = "";
     const meta = document.createElement("div"); meta.className = "meta";
     meta.textContent = D.sources[D.s[i]] + " \u00b7 " + D.types[D.t[i]] + (D.c[i] >= 0 ? " \u00b7 " + labelOf[D.c[i]] : "");
-    tip.appendChild(meta); tip.appendChild(document.createTextNode(D.text[i]));
+    const text = D.text[i], cut = text.length > D.hoverChars;
+    tip.appendChild(meta); tip.appendChild(document.createTextNode(cut ? text.slice(0, D.hoverChars) + "\u2026" : text));
+    if (cut) { const more = document.createElement("div"); more.className = "meta"; more.textContent = "click for the whole text"; tip.appendChild(more); }
     tip.style.left = Math.min(e.clientX + 12, window.innerWidth - 370) + "px"; tip.style.top = (e.clientY + 12) + "px";
     tip.style.display = "block";
   });

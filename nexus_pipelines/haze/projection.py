@@ -122,7 +122,9 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
     timings["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
     texts = pa.chunked_array(columns["text"], pa.utf8())
-    keywords = cluster_keywords(texts.to_pylist(), labels, top_n=params.keywords, seed=params.seed)
+    # the tenant's own name (and, in clusters.py, words found all over the space) says nothing about a region
+    keywords = cluster_keywords(texts.to_pylist(), labels, top_n=params.keywords, seed=params.seed,
+                                exclude={space.owner})
     clusters = _cluster_summaries(xy, labels, keywords)
     label_of = {c["cluster"]: c["label"] for c in clusters}
     timings["keywords"] = time.perf_counter() - t

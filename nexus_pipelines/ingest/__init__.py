@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexus_pipelines.ingest.assets import ingest_assets
+from nexus_pipelines.ingest.assets import external_assets, ingest_assets
 from nexus_pipelines.ingest.sensors import ingest_failure_sensor, ingest_job, landing_sensor
 
-defs = dg.Definitions(assets=ingest_assets, jobs=[ingest_job], sensors=[landing_sensor, ingest_failure_sensor])
+defs = dg.Definitions(assets=[*ingest_assets, *external_assets], jobs=[ingest_job], sensors=[landing_sensor, ingest_failure_sensor])

@@ -10,7 +10,8 @@ import pyarrow.dataset as ds
 
 from nexus_pipelines.cognition.import_tasks import METADATA_KEY as IMPORT_TASKS
 from nexus_pipelines.cognition.import_tasks import advance_import_tasks
-from nexus_pipelines.ingest.checks import CHECKS, inspect_space
+from nexus_pipelines.catalog import column_schema
+from nexus_pipelines.ingest.checks import check_specs, inspect_space
 from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
 from nexus_pipelines.ingest.parquet_io import ArrowStream, previous_output
@@ -37,7 +38,16 @@ class SpaceTableConfig(dg.Config):
     allow_empty_source: bool = False
 
 
-@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
+# Chat exports that `nexus cognition import` lands beside the documents: raw_docs turns their blocks into
+# conversation bricks, so the lineage shows them feeding the space.
+conversation_exports = dg.AssetSpec(
+    "conversation_exports", group_name="cognition", kinds={"json"},
+    description="ChatGPT / Claude / canonical conversation exports, kept under conversation-exports/ and landed "
+                "at landing/{space}/files/conversations/ by `nexus cognition import`; not computed here.")
+
+
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"},
+          deps=[conversation_exports])
 def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowStream:
     """Every document in the space's landing zone (API batches, dropped text, markdown, JSON-lines and
     image files), normalized and content-hashed; a document id keeps its latest version."""
@@ -97,9 +107,9 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
     return ArrowStream(embeddings_schema(provider.info.dimension), batches, summary)
 
 
-@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, kinds={"lancedb"},
-          check_specs=[dg.AssetCheckSpec(name, asset="space_table", description=text, blocking=True)
-                       for name, text in CHECKS.items()])
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, kinds={"lancedb"}, check_specs=check_specs(),
+          # Other domains write rows into the same table: the lineage shows them feeding the space.
+          deps=[dg.AssetDep("kpi_fact_docs")])
 def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nexus: NexusResource,
                 embeddings: ds.Dataset) -> dg.MaterializeResult:
     """The space's LanceDB table: keyed upsert of new and changed chunks, deletion of rows whose documents
@@ -136,7 +146,9 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
                   "empty_source_kept_rows": pruned.refused_empty_source,
                   "commit_conflicts_retried": written.conflicts_retried,
                   "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),
-                  "uri": space.location.dataset_uri, "embedder": provider.info.id},
+                  "uri": space.location.dataset_uri, "embedder": provider.info.id,
+                  "dagster/column_schema": column_schema(space.table.schema),
+                  "dagster/row_count": counts["rows"]},
         check_results=[dg.AssetCheckResult(check_name=o.name, passed=o.passed, metadata=o.metadata)
                        for o in outcomes],
     )
@@ -153,3 +165,4 @@ def _upstream_metadata(context: dg.AssetExecutionContext, key: str) -> dict:
 
 
 ingest_assets = [raw_docs, chunks, embeddings, space_table]
+external_assets = [conversation_exports]

@@ -14,6 +14,7 @@ import dagster as dg
 
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.landing import LandingZone
+from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.ingest.assets import ingest_assets
 from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
@@ -143,7 +144,11 @@ def _run_key_if_queued(zone: LandingZone, space_id: str, batch_id: str) -> str |
     return batch_id if task.attempts <= 1 else f"{batch_id}:attempt-{task.attempts}"
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           owners=OWNERS,
+           description="Every 30 s: new API batches and changed dropped files in any tenant's landing zone (and "
+                       "the global space's) become ingest_space runs, one per batch (run key = batch id) and one "
+                       "per change of a space's files; new spaces become partitions.")
 def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
     """New batches and changed files in any tenant's landing zone become partitioned ingest runs."""
     cursor = LandingCursor.parse(context.cursor)
@@ -157,7 +162,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) ->
     )
 
 
-@dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="A failed ingest_space run marks its API task failed (GET /nexus/tasks/{id}), "
+                                   "with the first step error as the reason.")
 def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResource) -> None:
     """A failed ingest run marks the tasks it still holds failed (the one it was started for and those its
     ``raw_docs`` claimed), with the first step's root error; a run Dagster will retry marks nothing."""

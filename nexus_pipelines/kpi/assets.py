@@ -9,7 +9,7 @@ from pydantic import Field
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
 from nexus_query.kpi.source import source_version
-from nexus_pipelines.kpi.chart import chart_markdown
+from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, kpi_rows, refresh_facts
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
 from nexus_pipelines.resources import NexusResource
@@ -23,6 +23,7 @@ SOURCE_CHECK = "kpi_sources_readable"
     name="kpi_measurements",
     group_name="kpi",
     partitions_def=tenant_spaces,
+    tags={"dagster/kind/csv": "", "dagster/kind/parquet": ""},  # kinds, as a SourceAsset can carry them
     description="Each tenant space's KPI measurements and catalogue, written by the tenant's own systems to "
                 "kpi/{space}/ in its blob store (CSV or Parquet). Observing records a fingerprint per space; "
                 "a run that observes or materializes a new one triggers kpi_fact_docs (kpi_measurements_sensor).",
@@ -103,16 +104,16 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     ctx = key.context(nexus.environment)
     space = nexus.open_space(key, provider.info)
     result = refresh_facts(space, ctx, source, provider, history=history, now=now)
-    return partition_metadata(result, source.version, len(kpi_rows(space)))
+    charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
+    charts = charts_metadata(nexus.files(key, "nexus_projection_store"), key.space_id, charted)
+    return partition_metadata(result, source.version, len(kpi_rows(space)), charts)
 
 
-def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int) -> dict:
+def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, charts: dict) -> dict:
     facts = result.facts
     by_type = Counter(f.type for f in facts)
     table = "\n".join(["| type | window end | fact |", "|---|---|---|",
                        *[f"| {f.type} | {f.window_end} | {f.text} |" for f in facts]])
-    charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
-    charts = "\n\n".join(f"**{r.series.key}** ({len(r.facts)} fact(s))\n\n{chart_markdown(r)}" for r in charted)
     return {
         "status": "refreshed",
         "facts": len(facts),
@@ -124,5 +125,5 @@ def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int) 
         "retired": dg.MetadataValue.json(result.retired),
         **{f"ingest/{k}": v for k, v in result.stats.as_metadata().items()},
         "dagster/row_count": kpi_row_count,  # the space's KPI fact rows after the run
-        "charts": dg.MetadataValue.md(charts or "_no series_"),
+        **charts,  # links to the charts in the projection store, one thumbnail inline
     }

@@ -3,15 +3,21 @@ got a fact shaded by fact type."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
+from typing import Sequence
+
+import dagster as dg
 
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from nexus_query.kpi import SeriesReport
+from nexus_query.paths import TenantFiles
 from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
-from nexus_pipelines.pictures import figure_png, png_markdown
+from nexus_pipelines.pictures import figure_png, png_markdown, store_picture, thumbnail_png
 
 COLORS = {"change": "#d62728", "trend": "#9467bd", "outside_band": "#ff7f0e", "threshold_breach": "#8c564b",
           "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22"}
@@ -52,5 +58,23 @@ def chart_png(report: SeriesReport) -> bytes:
     return figure_png(fig)
 
 
-def chart_markdown(report: SeriesReport) -> str:
-    return png_markdown(chart_png(report), report.series.key)
+def chart_file_name(series_key: str) -> str:
+    """A safe, stable file name per series (any series key maps to one name, distinct keys to distinct names)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", series_key).strip("._")[:80] or "series"
+    return f"{readable}-{hashlib.sha256(series_key.encode()).hexdigest()[:8]}.png"
+
+
+def charts_metadata(files: TenantFiles, space_id: str, reports: Sequence[SeriesReport]) -> dict:
+    """Each report's chart stored in the tenant's projection store at ``kpi/{space}/charts/`` (each run
+    replaces the space's charts: they always show the latest run), linked from the metadata; only the
+    first chart is inline, as a thumbnail, so a run adds a few KB to the event log, not a dozen PNGs."""
+    lines, urls = [], {}
+    for number, report in enumerate(reports):
+        png = chart_png(report)
+        stored = store_picture(files, png, "kpi", space_id, "charts", chart_file_name(report.series.key))
+        urls[report.series.key] = stored.url
+        if number == 0:
+            lines += [png_markdown(thumbnail_png(png), report.series.key, link=stored.url), ""]
+        lines.append(f"- [{report.series.key}]({stored.url}): {len(report.facts)} fact(s)")
+    return {"charts": dg.MetadataValue.md("\n".join(lines) or "_no series_"),
+            "chart_urls": dg.MetadataValue.json(urls)}

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from nexus_query.errors import NexusError, SpaceNotFound
 from nexus_query.store import SpaceTable
+from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.maintenance.optimize import OptimizeReport, optimize_space
 from nexus_pipelines.partitions import SpaceKey, range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
@@ -88,7 +89,7 @@ space_maintenance_job = dg.define_asset_job(
 
 
 @dg.schedule(name="space_maintenance_nightly", cron_schedule="17 3 * * *", execution_timezone="UTC",
-             job=space_maintenance_job, default_status=dg.DefaultScheduleStatus.RUNNING,
+             job=space_maintenance_job, default_status=dg.DefaultScheduleStatus.RUNNING, owners=OWNERS,
              description=f"At 03:17 UTC every space is optimized, {MAINTENANCE_BATCH_SIZE} spaces per run.")
 def space_maintenance_nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
     keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_query.api.auth import caller
@@ -41,6 +41,22 @@ def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = No
         points = HazeStore.for_context(ctx, current()).open(space_id, snapshot)  # 404 before streaming starts
         return StreamingResponse(points.iter_ndjson(), media_type=NDJSON,
                                  headers={"X-Haze-Snapshot": points.snapshot_id})
+
+    @router.get("/spaces/{space_id}/haze/map", response_class=HTMLResponse,
+                summary="The interactive HAZE map of a space (one self-contained HTML page)",
+                responses={200: {"content": {"text/html": {}}, "description": "the map: pan, zoom, hover, "
+                                             "search, colour by cluster or type, click a point for its text"}})
+    def get_map(space_id: str = space_id_param,
+                snapshot: str | None = Query(None, description="a snapshot id; default: the latest"),
+                ctx: RequestContext = Depends(caller)) -> HTMLResponse:
+        # The caller's own projection store only: another tenant's space id finds nothing (404).
+        found = HazeStore.for_context(ctx, current()).open(space_id, snapshot)
+        # The page is self-contained: it may run no script from elsewhere and send nothing anywhere.
+        return HTMLResponse(found.html(), headers={
+            "X-Haze-Snapshot": found.snapshot_id,
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; img-src data:",
+        })
 
     @router.post("/spaces/{space_id}/haze/snapshot", status_code=202, response_model=IngestAccepted,
                  summary="Request a new HAZE map (re-projection)")

@@ -484,7 +484,10 @@ def ensure_fts_index(table: "lancedb.table.Table") -> bool:
     if has_fts_index(table):
         return False
     try:
-        table.create_index(FTS_COLUMN, config=FTS(), replace=False)
+        # Tokenized as LanceDB's flat full-text search does (no stemming, stop words or folding), so a row
+        # scores the same whether an index covers it yet or not: ranks do not shift when one is built.
+        table.create_index(FTS_COLUMN, config=FTS(stem=False, remove_stop_words=False, ascii_folding=False),
+                           replace=False)
     except (RuntimeError, ValueError):  # another writer created it first
         if not has_fts_index(table):
             raise

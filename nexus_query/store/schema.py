@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
 from nexus_query.embeddings.base import EmbedderInfo
 
 EMBEDDER_KEY = b"nexus.embedder"
+# LanceDB's embedding-function registry reads this key: plain ``lancedb`` then embeds a text query
+# (``table.search("text")``) with the model that built the space.
+LANCEDB_EMBEDDING_FUNCTIONS_KEY = b"embedding_functions"
 SCHEMA_VERSION_KEY = b"nexus.schema_version"
 SCHEMA_VERSION = b"1"
 # Lance's unenforced primary key, declared in the schema a table is created with, so no writer ever sees
@@ -35,8 +40,28 @@ def space_schema(embedder: EmbedderInfo) -> pa.Schema:
             pa.field("embedder", pa.utf8(), nullable=False),
             pa.field("blob_path", pa.utf8(), nullable=True),  # MediaRefs: the blob this row points at
         ],
-        metadata={EMBEDDER_KEY: embedder.to_json().encode(), SCHEMA_VERSION_KEY: SCHEMA_VERSION},
+        metadata={EMBEDDER_KEY: embedder.to_json().encode(), SCHEMA_VERSION_KEY: SCHEMA_VERSION,
+                  **lancedb_embedding_functions(embedder)},
     )
+
+
+def lancedb_embedding_functions(embedder: EmbedderInfo) -> dict[bytes, bytes]:
+    """The space's model in LanceDB's registry format (its built-in ``sentence-transformers`` function),
+    for a local model only, named by the folder its weights are loaded from, so LanceDB loads the
+    same weights offline. A remote embedder has no LanceDB counterpart: nothing is recorded."""
+    from nexus_query.embeddings.local import resolve_model_path
+    from nexus_query.errors import ConfigError
+
+    if embedder.provider != "local":
+        return {}
+    try:
+        model_path = resolve_model_path(embedder.model)
+    except ConfigError:
+        return {}
+    functions = [{"name": "sentence-transformers",
+                  "model": {"name": str(model_path), "device": "cpu", "normalize": True},
+                  "source_column": "text", "vector_column": "vector"}]
+    return {LANCEDB_EMBEDDING_FUNCTIONS_KEY: json.dumps(functions).encode()}
 
 
 def embedder_of(schema: pa.Schema) -> EmbedderInfo | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -166,8 +167,19 @@ class SpaceTable:
 
         result, _ = retry_commit(self.table, merge)
         inserted, updated = int(result.num_inserted_rows), int(result.num_updated_rows)
+        if inserted:
+            self._ensure_fts_index()
         return UpsertResult(inserted, updated, rows.num_rows - inserted - updated, int(result.version),
                             attempts=lance_attempts, conflicts_retried=lance_attempts - 1)
+
+    def _ensure_fts_index(self) -> None:
+        """The full-text index as soon as the space has rows, built over them (BM25 then scores them with
+        real statistics; an index built on the empty table would leave every row to a flat scan): plain
+        LanceDB full-text and hybrid search work on a fresh space, not only after the nightly maintenance.
+        Later rows are searched by a flat scan until maintenance folds them in."""
+        from nexus_query.store.index import ensure_fts_index
+
+        ensure_fts_index(self.table)
 
     def delete_sources(self, sources: Iterable[str]) -> int:
         """Delete every row of the given source documents; returns how many rows went."""
@@ -217,7 +229,12 @@ class SpaceStore:
 
     def exists(self, ctx: RequestContext, space_id: str) -> bool:
         location = self.location(ctx, space_id)
-        return location.table_name in _table_names(connect(location))
+        return not _missing_locally(location) and location.table_name in _table_names(connect(location))
+
+    def space_ids(self, ctx: RequestContext) -> list[str]:
+        """The caller's spaces that exist (reading creates nothing)."""
+        location = self.location(ctx, "main")
+        return [] if _missing_locally(location) else sorted(_table_names(connect(location)))
 
     def open(self, ctx: RequestContext, space_id: str) -> SpaceTable:
         location = self.location(ctx, space_id)
@@ -246,11 +263,26 @@ def _table_names(conn: lancedb.DBConnection) -> list[str]:
     return list(conn.list_tables().tables) if hasattr(conn.list_tables(), "tables") else list(conn.list_tables())
 
 
+def _missing_locally(location: SpaceLocation) -> bool:
+    """A local database folder that does not exist (``lancedb.connect`` would create it: reads must not)."""
+    return "://" not in location.db_uri and not os.path.isdir(location.db_uri)
+
+
 def _open(location: SpaceLocation, space_label: str) -> lancedb.table.Table:
+    if _missing_locally(location):
+        raise _not_found(location, space_label, existing=[])
+    conn = connect(location)
     try:
-        return connect(location).open_table(location.table_name)
+        return conn.open_table(location.table_name)
     except (FileNotFoundError, ValueError) as exc:
-        raise SpaceNotFound(f"space {space_label!r} does not exist yet", space_id=space_label) from exc
+        raise _not_found(location, space_label, existing=_table_names(conn)) from exc
+
+
+def _not_found(location: SpaceLocation, space_label: str, existing: list[str]) -> SpaceNotFound:
+    """Names the spaces that do exist, and (for the operator) where it looked."""
+    there = f"the spaces that exist: {', '.join(sorted(existing))}" if existing else "no space exists there yet"
+    return SpaceNotFound(f"space {space_label!r} does not exist; {there}", space_id=space_label,
+                         existing_spaces=sorted(existing), looked_in=location.db_uri)
 
 
 def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.table.Table:
