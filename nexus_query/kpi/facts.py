@@ -64,6 +64,7 @@ from nexus_query.kpi.windows import (
     WEEK,
     choose_window,
     comparison_phrase,
+    duration_phrase,
     from_datetime,
     iso,
     period_phrase,
@@ -111,8 +112,12 @@ _AGG_NOUN = {"mean": "average", "median": "median", "sum": "total", "min": "low"
 
 def alarm_z(window: timedelta) -> float:
     """The |z| that opens an episode: Bonferroni over the windows checked in a month."""
+    import os
     per_month = max(1.0, MONTH / window)
-    return NormalDist().inv_cdf(1 - FALSE_ALARMS_PER_MONTH / per_month / 2)
+    budget = float(os.environ.get("KPI_BUDGET", FALSE_ALARMS_PER_MONTH))
+    if os.environ.get("KPI_TAIL") == "laplace":
+        return math.log(per_month / budget) / math.sqrt(2)
+    return NormalDist().inv_cdf(1 - budget / per_month / 2)
 
 
 @dataclass(frozen=True)
@@ -284,16 +289,20 @@ def percent_change(before: float, after: float) -> float | None:
     return None if before == 0 else (after - before) / abs(before) * 100.0
 
 
-def robust_spread(values: np.ndarray) -> tuple[float, float]:
+def robust_spread(values: np.ndarray, settled: np.ndarray | None = None) -> tuple[float, float]:
     """(median, sigma): a location and a scale that a few wild values do not move, but that frequent ones do.
 
     The scale is the larger of 1.4826 × MAD and the 95th percentile of the absolute deviations over 1.96;
     both are the standard deviation for Gaussian residuals. The second grows when more than 5% of the
     history is wild, so spikes that come every day are the series' normal behaviour, not news. Where both
-    are 0 (most readings identical, as in a square wave) the mean absolute deviation × 1.2533 stands in."""
+    are 0 (most readings identical, as in a square wave) the mean absolute deviation × 1.2533 stands in.
+    ``settled`` (the history without its latest day), when given, is where the tail is measured: a slow
+    excursion that is still building must not widen the band it is judged against."""
     centre = float(np.median(values))
     deviations = np.abs(values - centre)
-    sigma = max(MAD_TO_SIGMA * float(np.median(deviations)), float(np.quantile(deviations, TAIL_QUANTILE)) / TAIL_Z)
+    tail = np.abs((settled if settled is not None else values) - centre)
+    sigma = max(MAD_TO_SIGMA * float(np.median(deviations)),
+                float(np.quantile(tail, TAIL_QUANTILE)) / TAIL_Z if tail.size else 0.0)
     if sigma == 0:
         sigma = MEAN_AD_TO_SIGMA * float(np.mean(deviations))
     return centre, sigma
@@ -367,6 +376,7 @@ class _Judge:
             finite = np.flatnonzero(~np.isnan(expected))
             self.warm_up = int(finite[0]) + self.min_history if finite.size else self.n
         self.verdicts: list[_Verdict | None] = [None] * self.n
+        self.unusual = np.zeros(self.n, dtype=bool)  # windows inside an outside_band episode
 
     # ---- baselines -------------------------------------------------------------------------------
 
@@ -415,10 +425,11 @@ class _Judge:
             if np.isnan(expected[i]):
                 continue
             past = self.r.values[lo:i] - expected[lo:i]
-            past = past[~np.isnan(past)]
+            settled = past[:max(0, past.size - self.recent_n)]  # the tail is judged on all but the latest day
+            past, settled = past[~np.isnan(past)], settled[~np.isnan(settled)]
             if past.size < self.min_history:
                 continue
-            centre, sigma = robust_spread(past)
+            centre, sigma = robust_spread(past, settled if settled.size >= self.min_history else None)
             spreads[name] = sigma
             if best is not None and sigma >= best.sigma:
                 continue
@@ -448,6 +459,7 @@ class _Judge:
         breach: dict[str, _Episode | None] = {"above": None, "below": None}
         gap: _Episode | None = None
         last_change = last_trend = -10 ** 9
+        trend_sign, trend_onset = 0.0, None
         seen_ok = False
         for i in range(self.n):
             if not self.ok[i]:
@@ -468,13 +480,17 @@ class _Judge:
             if verdict is not None:
                 if band is None:
                     sign = verdict.alarm()
+                    if sign and self.carried_by_one_reading(i, verdict, sign):
+                        sign = 0
                     if sign:
                         band = _Episode("outside_band", sign, i, i, i, verdict=verdict, last=verdict)
                         episodes.append(band)
+                        self.unusual[i] = True
                 elif verdict.continues(band.sign):
                     band.checked, band.windows, band.last = i, band.windows + 1, verdict
                     if band.sign * (self.r.values[i] - self.r.values[band.peak]) > 0:
                         band.peak = i
+                    self.unusual[i] = True
                 else:
                     band.closed_at, band.last, band = i, verdict, None
             for side in ("above", "below"):
@@ -498,15 +514,30 @@ class _Judge:
                 if fact:
                     said.append((i, fact))
                     last_change = i
-            if i - last_trend >= self.rate_limit:
-                fact = self.trend(i)
-                if fact:
+            fact = self.trend(i, trend_onset if i - last_trend < self.rate_limit else None)
+            if fact and i - last_trend < self.rate_limit:
+                if fact.metadata["numbers"]["absolute_change"] * trend_sign > 0:  # the same trend, still going:
+                    said = [(c, f) for c, f in said if f.id != fact.id]  # the newer one supersedes the older
                     said.append((i, fact))
                     last_trend = i
+            elif fact:
+                said.append((i, fact))
+                last_trend, trend_sign = i, np.sign(fact.metadata["numbers"]["absolute_change"])
+                trend_onset = from_datetime(datetime.fromisoformat(fact.window_start))
         said += [(e.checked if e.closed_at is None else e.closed_at, self.episode_fact(e)) for e in episodes]
         return said
 
     # ---- per-window checks -----------------------------------------------------------------------
+
+    def carried_by_one_reading(self, i: int, verdict: _Verdict, sign: int) -> bool:
+        """Whether the window is beyond the band only because of its single most extreme reading: a lone
+        spike opens no episode."""
+        now = self.points(i)
+        if now.size < 2:
+            return False
+        drop = int(np.argmax(now) if sign > 0 else np.argmin(now))
+        without = _aggregate(np.delete(now, drop), self.spec.aggregation)
+        return sign * (without - verdict.expected) <= verdict.half_width
 
     def breach(self, i: int, side: str) -> dict[str, Any] | None:
         limit = self.spec.above if side == "above" else self.spec.below
@@ -535,10 +566,12 @@ class _Judge:
         return centre, sigma, int(keep.sum())
 
     def change(self, i: int) -> Fact | None:
+        if self.verdicts[i] is None:
+            return None  # too little history to say what is usual
         lag = self.lag_at(i)
         j = i - lag
-        if j < 0 or not self.ok[j]:
-            return None
+        if j < 0 or not self.ok[j] or self.unusual[j]:
+            return None  # against an unusual window, the change is that episode's end, which its fact says
         before, after = float(self.r.values[j]), float(self.r.values[i])
         pct = percent_change(before, after)
         rising = after > before
@@ -567,7 +600,8 @@ class _Judge:
         return self.fact("change", i, int(self.r.starts_us[i]), text, numbers, points, method, rising,
                          severity=severity)
 
-    def trend(self, i: int) -> Fact | None:
+    def trend(self, i: int, onset_us: int | None = None) -> Fact | None:
+        """Six comparable windows moving one way; ``onset_us`` names the trend this one continues."""
         lag = self.lag_at(i)
         chain = [i - lag * m for m in range(TREND_WINDOWS - 1, -1, -1)]
         verdict = self.verdicts[i]
@@ -603,8 +637,8 @@ class _Judge:
                   "share_of_readings_beyond": share, "comparison_lag_windows": lag}
         severity = self.severity(total / verdict.sigma if verdict.sigma else math.inf, verdict.history,
                                  "residuals of the baseline")
-        return self.fact("trend", i, start, text, numbers, points, method, rising, severity=severity,
-                         start_us=start)
+        return self.fact("trend", i, start if onset_us is None else onset_us, text, numbers, points, method,
+                         rising, severity=severity, start_us=start)
 
     # ---- episodes --------------------------------------------------------------------------------
 
@@ -618,7 +652,7 @@ class _Judge:
         onset = int(self.r.starts_us[e.onset])
         end = int(self.r.starts_us[e.checked]) + width
         windows = e.checked - e.onset + 1
-        return onset, (end if e.closed_at is not None else None), windows_noun(self.r.window, windows)
+        return onset, (end if e.closed_at is not None else None), duration_phrase(windows * self.r.window)
 
     def band_fact(self, e: _Episode) -> Fact:
         first, last = e.verdict, e.last
@@ -627,7 +661,11 @@ class _Judge:
         rising = e.sign > 0
         high, side = ("high", "above") if rising else ("low", "below")
         noun = _AGG_NOUN[self.spec.aggregation]
-        usual = self.range(first.expected - first.half_width, first.expected + first.half_width)
+        band_low, band_high = first.expected - first.half_width, first.expected + first.half_width
+        before = self.vals[:self.bounds[e.onset]]
+        if before.size and before.min() >= 0:
+            band_low = max(band_low, 0.0)  # a range below zero is not one a count or a latency can be in
+        usual = self.range(band_low, band_high)
         basis = self.baseline_phrase(first)
         peak_value = float(self.r.values[e.peak])
         peak_end = int(self.r.starts_us[e.peak]) + to_us(self.r.window)
@@ -655,7 +693,7 @@ class _Judge:
                     f"{stamp(peak_end)}, against a usual range of {usual} ({basis}){assess}.")
         peak_verdict = self.verdicts[e.peak] or first
         numbers = {"value": now, "peak": peak_value, "baseline": first.expected,
-                   "band_low": first.expected - first.half_width, "band_high": first.expected + first.half_width}
+                   "band_low": band_low, "band_high": band_high}
         if level_shift:
             numbers["percent_change"] = percent_change(first.expected, now)
         episode = {"start": iso(onset), "end": iso(end) if end is not None else None, "peak": peak_value,

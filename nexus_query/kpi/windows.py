@@ -135,6 +135,21 @@ def windows_noun(window: timedelta, count: int) -> str:
     return f"{count} {window_noun(window).replace(' ', '-').removesuffix('s')} windows"
 
 
+def duration_phrase(delta: timedelta) -> str:
+    """How long something lasted: '1 hour', '6 hours', '2 days', '45 minutes', '1 day 6 hours'."""
+    if delta % DAY == timedelta(0):
+        days = delta // DAY
+        return f"{days} day{'s' if days != 1 else ''}"
+    if delta > DAY and delta % HOUR == timedelta(0):
+        days, hours = delta // DAY, (delta % DAY) // HOUR
+        return f"{days} day{'s' if days != 1 else ''} {hours} hour{'s' if hours != 1 else ''}"
+    if delta % HOUR == timedelta(0):
+        hours = delta // HOUR
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = delta // MINUTE
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def period_phrase(start_us: int, end_us: int, window: timedelta) -> str:
     """Names one window exactly: 'in the hour ending 2025-06-03 14:00 UTC', 'on 2025-06-03 (UTC)'."""
     start, end = to_datetime(start_us), to_datetime(end_us)
