@@ -12,12 +12,14 @@ every window is judged only on the windows before it, against a baseline that kn
 * **Severity.** A window's robust z is its residual over 1.4826 × the MAD of the last week's residuals
   (the median and MAD ignore excursions shorter than half that history, so an episode does not widen
   its own band).
-* **A false-alarm budget.** An episode opens when |z| exceeds the two-sided Gaussian quantile of
-  ``FALSE_ALARMS_PER_MONTH / windows per month`` (Bonferroni over the windows checked in a month: 3.8
-  for hourly windows, 3.3 for 6-hour ones, 2.9 for days); the nominal budget is 0.1 a series-month, a
-  tenfold margin for residuals that are heavier-tailed than Gaussian, so quiet real series stay near one
-  a month. It continues while |z| stays above 1.96 (p < 0.05) on the same side, and never for a move
-  smaller than ``min_change_pct`` of the baseline. With too little history (``MIN_HISTORY`` residuals)
+* **A false-alarm budget.** An episode opens when |z| exceeds the quantile that a residual passes with
+  probability ``FALSE_ALARMS_PER_MONTH / windows per month`` (Bonferroni over the windows checked in a
+  month), under Laplace tails: real KPI residuals have exponential, not Gaussian, tails, and P(|X| > z) =
+  exp(-z·√2) says so (5.1 for hourly windows, 3.9 for 6-hour ones, 2.9 for days). The budget is 0.5
+  expected false episodes a series-month, so that by Poisson two or more in a month happen 9% of the
+  time: "at most about one". An episode continues while |z| stays above 2.1 (p < 0.05) on the same side,
+  and never opens for a move smaller than ``min_change_pct`` of the baseline. With too little history
+  (``MIN_HISTORY`` residuals, a day at least, and for sub-daily windows the days a daily rhythm needs)
   nothing is said.
 * **Episodes, not windows.** A condition that holds over consecutive windows is one fact whose id is
   (tenant, series, type, onset): updated while it lasts, closed when it ends, ``episode_start``,
@@ -91,8 +93,9 @@ MAD_TO_SIGMA = 1.4826
 TAIL_QUANTILE = 0.95  # a scale that also sees the tail: Q95(|deviation|) / 1.96 is sigma for Gaussian residuals
 TAIL_Z = NormalDist().inv_cdf(0.5 + TAIL_QUANTILE / 2)
 MEAN_AD_TO_SIGMA = math.sqrt(math.pi / 2)  # mean absolute deviation → sigma (Gaussian)
-FALSE_ALARMS_PER_MONTH = 0.1  # nominal, under Gaussian residuals; see the module docstring
-Z_CONTINUE = NormalDist().inv_cdf(1 - 0.05 / 2)  # an episode lasts while p < 0.05 on the same side
+FALSE_ALARMS_PER_MONTH = 0.5  # expected; Poisson: P(2 or more in a month) = 9%, so "at most about one"
+Z_CONTINUE = math.log(1 / 0.05) / math.sqrt(2)  # an episode lasts while p < 0.05 (Laplace) on the same side
+MIN_ALARM_Z = 3.0  # whatever the window count, an episode clears the classic three robust sigmas
 RECENT_WINDOWS = (6, 24)  # the recent baseline: about a day of windows, at least 6, at most 24
 SEASON_CYCLES = {"daily": 7, "weekly": 4}  # earlier days (weeks) whose same window makes the seasonal baseline
 MIN_CYCLES = 3
@@ -100,6 +103,7 @@ SCALE_WINDOWS = (24, 336)  # residual history for the robust spread: about a wee
 MIN_HISTORY = 8  # residuals (and at least a day of them) before anything is judged: too little history is silence
 TREND_WINDOWS, TREND_TAU, TREND_MAX_STEP_SHARE = 6, 0.8, 0.5
 SUSTAIN_POINTS = 3  # threshold breach: readings in a row
+LONE_READING_WINDOW_SHARE = 10  # a window of this many readings or more is never unusual through one of them
 REEMIT = DAY  # a latest-window run also re-says episodes closed this recently (a skipped tick still closes them)
 
 Baseline = Literal["recent", "daily", "weekly"]
@@ -111,13 +115,15 @@ _AGG_NOUN = {"mean": "average", "median": "median", "sum": "total", "min": "low"
 
 
 def alarm_z(window: timedelta) -> float:
-    """The |z| that opens an episode: Bonferroni over the windows checked in a month."""
-    import os
+    """The |z| that opens an episode: Bonferroni over the windows checked in a month, under Laplace tails."""
     per_month = max(1.0, MONTH / window)
-    budget = float(os.environ.get("KPI_BUDGET", FALSE_ALARMS_PER_MONTH))
-    if os.environ.get("KPI_TAIL") == "laplace":
-        return math.log(per_month / budget) / math.sqrt(2)
-    return NormalDist().inv_cdf(1 - budget / per_month / 2)
+    return max(MIN_ALARM_Z, laplace_z(FALSE_ALARMS_PER_MONTH / per_month))
+
+
+def laplace_z(p: float) -> float:
+    """The |z| a Laplace residual (exponential tails, standard deviation 1) exceeds with probability ``p``:
+    P(|X| > z) = exp(-z·√2)."""
+    return math.log(1 / p) / math.sqrt(2)
 
 
 @dataclass(frozen=True)
@@ -289,20 +295,16 @@ def percent_change(before: float, after: float) -> float | None:
     return None if before == 0 else (after - before) / abs(before) * 100.0
 
 
-def robust_spread(values: np.ndarray, settled: np.ndarray | None = None) -> tuple[float, float]:
+def robust_spread(values: np.ndarray) -> tuple[float, float]:
     """(median, sigma): a location and a scale that a few wild values do not move, but that frequent ones do.
 
     The scale is the larger of 1.4826 × MAD and the 95th percentile of the absolute deviations over 1.96;
     both are the standard deviation for Gaussian residuals. The second grows when more than 5% of the
     history is wild, so spikes that come every day are the series' normal behaviour, not news. Where both
-    are 0 (most readings identical, as in a square wave) the mean absolute deviation × 1.2533 stands in.
-    ``settled`` (the history without its latest day), when given, is where the tail is measured: a slow
-    excursion that is still building must not widen the band it is judged against."""
+    are 0 (most readings identical, as in a square wave) the mean absolute deviation × 1.2533 stands in."""
     centre = float(np.median(values))
     deviations = np.abs(values - centre)
-    tail = np.abs((settled if settled is not None else values) - centre)
-    sigma = max(MAD_TO_SIGMA * float(np.median(deviations)),
-                float(np.quantile(tail, TAIL_QUANTILE)) / TAIL_Z if tail.size else 0.0)
+    sigma = max(MAD_TO_SIGMA * float(np.median(deviations)), float(np.quantile(deviations, TAIL_QUANTILE)) / TAIL_Z)
     if sigma == 0:
         sigma = MEAN_AD_TO_SIGMA * float(np.mean(deviations))
     return centre, sigma
@@ -425,11 +427,10 @@ class _Judge:
             if np.isnan(expected[i]):
                 continue
             past = self.r.values[lo:i] - expected[lo:i]
-            settled = past[:max(0, past.size - self.recent_n)]  # the tail is judged on all but the latest day
-            past, settled = past[~np.isnan(past)], settled[~np.isnan(settled)]
+            past = past[~np.isnan(past)]
             if past.size < self.min_history:
                 continue
-            centre, sigma = robust_spread(past, settled if settled.size >= self.min_history else None)
+            centre, sigma = robust_spread(past)
             spreads[name] = sigma
             if best is not None and sigma >= best.sigma:
                 continue
@@ -531,10 +532,11 @@ class _Judge:
 
     def carried_by_one_reading(self, i: int, verdict: _Verdict, sign: int) -> bool:
         """Whether the window is beyond the band only because of its single most extreme reading: a lone
-        spike opens no episode."""
+        spike opens no episode (where one reading is a small part of the window: hourly readings in a
+        6-hour window are not blips)."""
         now = self.points(i)
-        if now.size < 2:
-            return False
+        if now.size < 2 or self.r.expected < LONE_READING_WINDOW_SHARE:
+            return False  # a reading that stands for a large part of the window is not a blip
         drop = int(np.argmax(now) if sign > 0 else np.argmin(now))
         without = _aggregate(np.delete(now, drop), self.spec.aggregation)
         return sign * (without - verdict.expected) <= verdict.half_width
@@ -616,7 +618,7 @@ class _Judge:
         if (abs(tau) < TREND_TAU or total == 0 or np.sign(tau) != np.sign(total)
                 or (pct is not None and abs(pct) < self.spec.min_change_pct)
                 or largest_step > TREND_MAX_STEP_SHARE * abs(total)
-                or abs(total) <= self.z_alarm * verdict.sigma
+                or abs(total) <= MIN_ALARM_Z * verdict.sigma
                 or (share < SUSTAINED_SHARE if rising else share > 1 - SUSTAINED_SHARE)):
             return None
         start = int(self.r.starts_us[chain[0]])
@@ -658,6 +660,7 @@ class _Judge:
         first, last = e.verdict, e.last
         assert first is not None and last is not None
         onset, end, duration = self._span(e)
+        onset = self.first_reading_beyond(e.onset, first, e.sign)
         rising = e.sign > 0
         high, side = ("high", "above") if rising else ("low", "below")
         noun = _AGG_NOUN[self.spec.aggregation]
@@ -704,8 +707,15 @@ class _Judge:
                   "residual_history": first.history}
         method = {"aggregation": self.spec.aggregation,
                   "band": "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_change_pct)"}
-        return self.fact("outside_band", shown, onset, text, numbers, points, method, rising, severity=severity,
-                         episode=episode, baseline=self.baseline_evidence(first, e.onset))
+        return self.fact("outside_band", shown, int(self.r.starts_us[e.onset]), text, numbers, points, method,
+                         rising, severity=severity, episode=episode, baseline=self.baseline_evidence(first, e.onset))
+
+    def first_reading_beyond(self, i: int, verdict: _Verdict, sign: int) -> int:
+        """When an excursion began: the first reading of its first window beyond the band (else the window's
+        start). The fact's id and source keep the window's start, so a re-run finds the same fact."""
+        now = self.points(i)
+        beyond = np.flatnonzero(sign * (now - verdict.expected) > verdict.half_width)
+        return int(self.ts[self.bounds[i] + beyond[0]]) if beyond.size else int(self.r.starts_us[i])
 
     def breach_fact(self, e: _Episode) -> Fact:
         onset, end, duration = self._span(e)
@@ -785,7 +795,7 @@ class _Judge:
                 "robust_sigma": v.sigma, "spread_by_baseline": v.spreads}
 
     def severity(self, z: float, history: int, of: str) -> dict[str, Any]:
-        p = 2 * (1 - NormalDist().cdf(min(abs(z), 38.0))) if math.isfinite(z) else 0.0
+        p = math.exp(-abs(z) * math.sqrt(2)) if math.isfinite(z) else 0.0  # two-sided, Laplace tails
         return {"robust_z": z if math.isfinite(z) else None, "p_value": p, "alarm_z": self.z_alarm,
                 "continue_z": Z_CONTINUE, "false_alarms_per_month": FALSE_ALARMS_PER_MONTH, "scale_of": of,
                 "history": history}
