@@ -161,7 +161,8 @@ def summarise(scores: list[SeriesScore]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("nab_dir", help="a folder laid out as NAB: data/<folder>/<file>.csv, labels/combined_windows.json")
+    parser.add_argument("nab_dir",
+                        help="a folder laid out as NAB: data/<folder>/<file>.csv, labels/combined_windows.json")
     parser.add_argument("--json", action="store_true", help="print the summary and every series' score as JSON")
     parser.add_argument("--jobs", type=int, default=2, help="CLI runs at a time (default 2)")
     parser.add_argument("--cli-arg", action="append", default=[], help="extra argument for every CLI run")

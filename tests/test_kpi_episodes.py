@@ -72,7 +72,8 @@ def test_a_three_hour_excursion_is_one_episode_updated_then_closed():
 def test_the_episode_fact_carries_its_evidence():
     (ended,) = [f for f in facts_for_series(up_to(excursion(), 4), LATENCY) if f.type == "outside_band"]
     meta = ended.metadata
-    assert meta["baseline"]["kind"] in {"recent", "daily", "weekly"} and meta["baseline"]["residual_history_windows"] >= 24
+    assert meta["baseline"]["kind"] in {"recent", "daily", "weekly"}
+    assert meta["baseline"]["residual_history_windows"] >= 24
     assert meta["severity"]["robust_z"] > meta["severity"]["alarm_z"] == round(alarm_z(HOUR), 5)
     assert 0 <= meta["severity"]["p_value"] < 1e-3 and meta["window_complete"] is True
     assert meta["points"]["current"] == READINGS_PER_HOUR

@@ -506,7 +506,8 @@ class _Judge:
                                     "of": episode.info["of"] + flagged["of"],
                                     "run": max(episode.info["run"], flagged["run"]),
                                     "worst": flagged["worst"] if worse else episode.info["worst"]}
-                    episode.checked, episode.windows, episode.peak = i, episode.windows + 1, i if worse else episode.peak
+                    episode.checked, episode.windows = i, episode.windows + 1
+                    episode.peak = i if worse else episode.peak
                 elif episode is not None:
                     episode.closed_at, breach[side] = i, None
             quiet = not was_open or (band is not None and band.onset == i)
