@@ -21,7 +21,7 @@ def write_csv(path, values, minutes=5):
     return path
 
 
-def stepped(hours=48, step_hours=1, seed=2):
+def stepped(hours=7 * 24, step_hours=1, seed=2):
     values = 180 * (1 + 0.02 * np.random.default_rng(seed).standard_normal(hours * 12))
     values[-12 * step_hours:] *= 1.2
     return [round(v, 2) for v in values]
@@ -60,6 +60,17 @@ def test_kpi_facts_with_history_backfills_every_window_and_a_flat_file_prints_no
     flat = write_csv(tmp_path / "flat.csv", [42.0] * 600)
     assert main(["kpi", "facts", str(flat), "--metric", "latency", "--history"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_kpi_facts_history_prints_one_line_per_episode_and_names_a_plain_file_by_itself(tmp_path, capsys):
+    csv = write_csv(tmp_path / "cpu-load.csv", stepped(step_hours=3))
+    assert main(["kpi", "facts", str(csv), "--history"]) == 0  # no --metric: the file's name
+    facts = lines(capsys.readouterr().out)
+    (episode,) = [f for f in facts if f["type"] == "outside_band"]
+    assert episode["metric"] == "cpu-load" and episode["text"].startswith("cpu-load has been unusually high since")
+    assert (episode["episode_start"], episode["episode_end"]) == ("2026-11-16T11:00:00Z", None)
+    assert episode["window_end"] == "2026-11-16T14:00:00Z" and episode["episode"]["windows"] == 3
+    assert episode["severity"]["robust_z"] > episode["severity"]["alarm_z"] and episode["baseline"]["kind"]
 
 
 def test_kpi_facts_on_a_bad_file_prints_the_error_envelope(tmp_path):

@@ -124,11 +124,12 @@ def test_a_stale_fact_appears_when_readings_stop_and_goes_when_they_resume(store
 def test_a_history_run_backfills_every_window_and_retention_drops_old_ones(store, provider):
     put_source()
     space, result = refresh(store, provider, history=True)
-    assert {f.type for f in result.facts} == {"change", "outside_band", "missing_data"} and len(result.facts) == 8
-    assert len(stored_facts(space)) == 8
+    # one fact per episode: the latency step and the conversion dip (each with its change), the orders gap
+    assert {f.type for f in result.facts} == {"change", "outside_band", "missing_data"} and len(result.facts) == 5
+    assert len(stored_facts(space)) == 5
     put_source(catalogue=CATALOGUE.replace(b"retention_days: 90", b"retention_days: 2"))
     _, again = refresh(store, provider, history=True)
-    assert again.retired["expired"] == 6
+    assert again.retired["expired"] == 3
     assert {s for s, _ in stored_facts(space)} == {"kpi/checkout_latency_p95/2026-11-16T13:00:00Z"}
 
 
@@ -167,8 +168,37 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     charts = metadata["chart_urls"]
     assert len(charts) == 3 and all(url.startswith("file://") for url in charts.values())
     assert all(Path(url[len("file://"):]).read_bytes().startswith(b"\x89PNG") for url in charts.values())
-    assert "p95 latency of checkout rose 20.4%" in metadata["fact_sentences"]
+    assert "p95 latency of checkout rose 19.7%" in metadata["fact_sentences"]
     assert len(kpi_rows(store.open(ACME, "main"))) == 2
+
+
+def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(instance, store, provider):
+    put_source()
+    instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main"])
+
+    def tick(hour: int) -> list[tuple[str, str, str]]:
+        """Run the hourly schedule's request for five past ``hour``; the space's latency episode rows."""
+        when = datetime(2026, 11, 16, hour, 5, tzinfo=timezone.utc)
+        (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        assert FACTS_JOB.execute_in_process(instance=instance, tags=request.tags,
+                                            run_config=request.run_config).success
+        space = store.open(ACME, "main")
+        table = space.table.search().where("type = 'kpi'").select(["id", "source", "text"]).limit(None).to_arrow()
+        return [(i, s, t) for i, s, t in zip(*(table.column(c).to_pylist() for c in ("id", "source", "text")))
+                if s == "kpi/checkout_latency_p95/2026-11-16T13:00:00Z" and "unusually high" in t]
+
+    (opened,) = tick(14)
+    assert opened[2].startswith("p95 latency of checkout was unusually high in the hour ending 2026-11-16 14:00 UTC")
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
+                                            {"checkout_latency_p95": 226.0}), "kpi", "main", "measurements", "14.csv")
+    (going,) = tick(15)
+    assert going[0] == opened[0] and going[2].startswith(
+        "p95 latency of checkout has been unusually high since 2026-11-16 13:00 UTC")
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 15, tzinfo=timezone.utc), 1,
+                                            {"checkout_latency_p95": 181.0}), "kpi", "main", "measurements", "15.csv")
+    (closed,) = tick(16)
+    assert closed[0] == opened[0] and closed[2].startswith(
+        "p95 latency of checkout was unusually high from 2026-11-16 13:00 UTC to 2026-11-16 15:00 UTC (2 hours)")
 
 
 def test_the_hourly_schedule_batches_tenant_spaces_into_partition_ranges(instance):

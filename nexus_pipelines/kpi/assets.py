@@ -61,9 +61,10 @@ class KpiFactsConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs",
                                    description="every KPI source of the run's spaces could be read")],
     kinds={"lancedb", "polars"},
-    description="Typed facts about each catalogued metric (change, trend, outside the usual band, threshold "
-                "breach, new extreme, missing or stale data), one exact sentence each, embedded into the "
-                "space with type='kpi'. Runs may cover many spaces (a partition range).",
+    description="Typed facts about each catalogued metric (change, trend, episodes outside the usual band, "
+                "of threshold breaches and of missing data, stale data), one exact sentence each, embedded into "
+                "the space with type='kpi'; an episode is one fact, updated in place while it lasts. Runs may "
+                "cover many spaces (a partition range).",
 )
 def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
                   nexus: NexusResource) -> dg.MaterializeResult:
@@ -112,8 +113,10 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
 def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, charts: dict) -> dict:
     facts = result.facts
     by_type = Counter(f.type for f in facts)
-    table = "\n".join(["| type | window end | fact |", "|---|---|---|",
-                       *[f"| {f.type} | {f.window_end} | {f.text} |" for f in facts]])
+    table = "\n".join(["| type | since | until | fact |", "|---|---|---|---|",
+                       *[f"| {f.type} | {f.episode_start or f.window_start} | "
+                         f"{f.episode_end or ('ongoing' if f.episode_start else f.window_end)} | {f.text} |"
+                         for f in facts]])
     return {
         "status": "refreshed",
         "facts": len(facts),

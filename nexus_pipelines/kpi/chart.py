@@ -1,5 +1,6 @@
-"""A picture per series for the Dagster UI: readings, window values, thresholds, and the windows that
-got a fact shaded by fact type."""
+"""A picture per series for the Dagster UI: readings, window values, thresholds, and what the facts speak
+for shaded by fact type: episodes as spans from onset to end (a dotted edge while they last), other facts
+their window."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from nexus_query.kpi import SeriesReport
+from nexus_query.kpi import Fact, SeriesReport
 from nexus_query.paths import TenantFiles
 from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
 from nexus_pipelines.pictures import figure_png, png_markdown, store_picture, thumbnail_png
 
 COLORS = {"change": "#d62728", "trend": "#9467bd", "outside_band": "#ff7f0e", "threshold_breach": "#8c564b",
-          "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22"}
+          "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22", "spike": "#17becf"}
 SHOWN_WINDOWS = 168  # the chart shows at most the last week of hourly windows
 
 
@@ -39,11 +40,13 @@ def chart_png(report: SeriesReport) -> bytes:
             ax.axhline(limit, color="#8c564b", ls="--", lw=0.8)
     flagged = set()
     for fact in report.facts:
-        start = max(from_datetime(datetime.fromisoformat(fact.window_start)), first)
-        end = from_datetime(datetime.fromisoformat(fact.window_end))
+        start, end = fact_span(fact)
+        start = max(start, first)
         if end <= start:
             continue
         ax.axvspan(to_datetime(start), to_datetime(end), color=COLORS[fact.type], alpha=0.25, lw=0)
+        if fact.episode_start is not None and fact.episode_end is None:  # still going: an open right edge
+            ax.axvline(to_datetime(end), color=COLORS[fact.type], lw=1.2, ls=":")
         flagged.add(fact.type)
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
@@ -78,3 +81,15 @@ def charts_metadata(files: TenantFiles, space_id: str, reports: Sequence[SeriesR
         lines.append(f"- [{report.series.key}]({stored.url}): {len(report.facts)} fact(s)")
     return {"charts": dg.MetadataValue.md("\n".join(lines) or "_no series_"),
             "chart_urls": dg.MetadataValue.json(urls)}
+
+
+def fact_span(fact: Fact) -> tuple[int, int]:
+    """(start, end) in µs of what a fact speaks for: an episode from its onset to its end (or to the window
+    it was last checked on while it lasts), any other fact its window."""
+    if fact.episode_start is not None:
+        start = from_datetime(datetime.fromisoformat(fact.episode_start))
+        end = fact.episode_end or fact.window_end
+        return start, from_datetime(datetime.fromisoformat(end))
+    return (from_datetime(datetime.fromisoformat(fact.window_start)),
+            from_datetime(datetime.fromisoformat(fact.window_end)))
+

@@ -1,18 +1,22 @@
 """Refreshing a space's KPI facts: judge the source, write the facts, retire the ones that no longer hold.
 
-How facts are replaced. A fact's id is a hash of (tenant, series, fact type, window), and its ``source``
-names the window it belongs to (``kpi/{series}/{window start}``; ``kpi/{series}/stale`` for the one
-fact about the present). A run speaks for every window it judged, so after upserting its facts it
-deletes, in that order (readers never see a judged window without its facts):
+How facts are replaced. A fact's id is a hash of (tenant, series, fact type, onset): an episode's onset,
+or a change's window. Its ``source`` names the same onset (``kpi/{series}/{onset}``;
+``kpi/{series}/stale`` for the one fact about the present). An episode that is still going is re-said
+by every run with the same id, so the hourly run updates it in place ("has been above ... since 14:00")
+and closes it in place ("was above ... from 14:00 to 17:00"). A run speaks for every window it judged,
+so after upserting its facts it deletes, in that order (readers never see a judged window without its
+facts):
 
 1. facts of the judged windows that this run did not produce: a condition that no longer holds once
    late readings arrived, or a stale-data fact once readings resumed;
 2. facts of windows that began more than the catalogue's ``retention_days`` before the run;
 3. facts of metrics the catalogue no longer lists (the catalogue is the allow-list).
 
-Facts of earlier windows stay: each names its window ("in the hour ending 2026-11-16 14:00 UTC"), so it
-remains true, and together they are the history an agent can ask about. An hourly run judges only the
-latest complete window; a history run (backfill) judges every complete window within the retention.
+Facts of earlier windows stay: each names its window or its episode's span, so it remains true, and
+together they are the history an agent can ask about. An hourly run judges the latest complete window
+(and re-says episodes that ended in the last day, so a skipped tick still closes them); a history run
+(backfill) judges every complete window within the retention, one fact per episode.
 """
 
 from __future__ import annotations

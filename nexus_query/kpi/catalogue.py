@@ -14,7 +14,7 @@ reported by the pipeline, never turned into facts. File form (YAML, ``kpi/{space
       - name: orders_per_hour
         unit: orders/h
         direction: up_is_good
-        seasonality: daily        # compare with the same hour a day earlier
+        seasonality: daily        # compare with the same hour a day earlier (default auto: the data decides)
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class MetricSpec:
     aggregation: str = "mean"  # how a window's readings become its one value
     above: float | None = None  # threshold: readings above it are a breach
     below: float | None = None
-    seasonality: str = "none"  # none | daily | weekly: compare like with like
+    seasonality: str = "auto"  # auto (found in the data) | none | daily | weekly: compare like with like
     min_points: int = 6  # readings a window needs before anything is said about it
     min_change_pct: float = 10.0  # smaller moves are not worth a sentence
 

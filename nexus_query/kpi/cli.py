@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime
+from pathlib import PurePosixPath
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.kpi.catalogue import AGGREGATIONS, DIRECTIONS, MetricSpec
@@ -15,7 +17,8 @@ from nexus_query.kpi.windows import SEASONS, iso, to_us, window_code
 
 
 def cmd_kpi_facts(args: argparse.Namespace) -> int:
-    spec = MetricSpec(name=args.metric, label=args.label or "", unit=args.unit or "", direction=args.direction,
+    metric = args.metric or metric_from_path(args.file)
+    spec = MetricSpec(name=metric, label=args.label or "", unit=args.unit or "", direction=args.direction,
                       window=args.window, aggregation=args.aggregation, seasonality=args.seasonality,
                       above=args.above, below=args.below, min_change_pct=args.min_change_pct,
                       min_points=args.min_points)
@@ -36,6 +39,13 @@ def cmd_kpi_facts(args: argparse.Namespace) -> int:
     return 0
 
 
+def metric_from_path(path: str) -> str:
+    """A plain ``timestamp,value`` file's metric name when none is given: its file name, made a valid name."""
+    stem = re.sub(r"[^A-Za-z0-9_.:-]+", "_", PurePosixPath(path.replace("\\", "/")).name.rsplit(".", 1)[0])
+    stem = stem.lstrip("_.:-")[:128]
+    return stem or "value"
+
+
 def _parse_as_of(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -49,18 +59,21 @@ def add_kpi_parser(sub: argparse._SubParsersAction) -> None:
                        description="Reads a timestamp,value CSV (or Parquet, or a file with a metric column) "
                                    "and prints what the fact worker would say, one JSON object per line.")
     f.add_argument("file", help="CSV or Parquet file (local path or fsspec URL)")
-    f.add_argument("--metric", required=True, help="metric name (keeps only its rows if the file has a metric column)")
+    f.add_argument("--metric", help="metric name (keeps only its rows if the file has a metric column; "
+                                    "default: the file's name, for a plain timestamp,value file)")
     f.add_argument("--label", help="how sentences name it, e.g. 'p95 latency of checkout'")
     f.add_argument("--unit", help="unit of the values, e.g. ms, %%, orders/h")
     f.add_argument("--direction", choices=DIRECTIONS, default="neutral")
     f.add_argument("--window", help="window length: 15m, 1h, 1d, 1w (default: chosen from the sampling)")
     f.add_argument("--aggregation", choices=AGGREGATIONS, default="mean", help="a window's value (default mean)")
-    f.add_argument("--seasonality", choices=tuple(SEASONS), default="none",
-                   help="daily/weekly: compare with the same window a day/week earlier")
+    f.add_argument("--seasonality", choices=tuple(SEASONS), default="auto",
+                   help="auto (default): daily/weekly rhythm found in the data; none; daily/weekly: compare with "
+                        "the same window a day/week earlier")
     f.add_argument("--above", type=float, help="threshold: readings above it are a breach")
     f.add_argument("--below", type=float, help="threshold: readings below it are a breach")
     f.add_argument("--min-change-pct", type=float, default=10.0, help="smallest change worth a fact (default 10)")
     f.add_argument("--min-points", type=int, default=6, help="readings a window needs (default 6)")
-    f.add_argument("--history", action="store_true", help="facts of every complete window, not just the latest")
+    f.add_argument("--history", action="store_true",
+                   help="one fact per episode (and change/trend) over every complete window, not just the latest")
     f.add_argument("--as-of", help="check time (ISO 8601): ignore later readings, report stale data")
     f.set_defaults(func=cmd_kpi_facts)

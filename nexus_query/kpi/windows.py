@@ -18,9 +18,12 @@ ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday
 US = 1_000_000  # microseconds per second: series timestamps are int64 microseconds since the epoch
 ORIGIN_US = int(ORIGIN.timestamp()) * US
 MINUTE, HOUR, DAY, WEEK = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=7)
-# Windows the data can choose from when the catalogue names none, smallest first.
-LADDER = (MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, DAY, WEEK, 4 * WEEK)
-SEASONS = {"none": None, "daily": DAY, "weekly": WEEK}
+MONTH = timedelta(days=30)  # the false-alarm budget's period
+# Windows the data can choose from when the catalogue names none, smallest first. Six hours lets hourly and
+# sparse series be judged four times a day (a day-long window would average a few hours' excursion away).
+LADDER = (MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, 6 * HOUR, DAY, WEEK, 4 * WEEK)
+# auto: the data decides (see facts.py); none: the recent level only; daily/weekly: that season only.
+SEASONS = {"auto": None, "none": None, "daily": DAY, "weekly": WEEK}
 
 _WINDOW = re.compile(r"\s*(\d+)\s*(m|min|h|d|w)\s*", re.IGNORECASE)
 _UNITS = {"m": MINUTE, "min": MINUTE, "h": HOUR, "d": DAY, "w": WEEK}
@@ -49,9 +52,13 @@ def window_code(window: timedelta) -> str:
 
 
 def typical_spacing_us(timestamps_us: np.ndarray) -> int | None:
-    """The median gap between consecutive readings, or None with fewer than two distinct times."""
-    gaps = np.diff(np.unique(timestamps_us))
-    return int(np.median(gaps)) if gaps.size else None
+    """The mean gap between readings (span over gaps), or None with fewer than two distinct times. The mean,
+    not the median: bursty sampling (every 5 minutes, then silence for an hour) promises what it delivers
+    on average, and windows sized by the median would mostly look incomplete."""
+    stamps = np.unique(timestamps_us)
+    if stamps.size < 2:
+        return None
+    return max(1, int((int(stamps[-1]) - int(stamps[0])) // (stamps.size - 1)))
 
 
 def choose_window(timestamps_us: np.ndarray, min_points: int) -> timedelta:
@@ -60,7 +67,7 @@ def choose_window(timestamps_us: np.ndarray, min_points: int) -> timedelta:
     if spacing is None:
         return HOUR
     for window in LADDER:
-        if to_us(window) / spacing >= min_points:
+        if round(to_us(window) / spacing) >= min_points:
             return window
     return LADDER[-1]
 
@@ -85,6 +92,11 @@ def from_datetime(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return to_us(moment - datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def stamp(us: int) -> str:
+    """A moment in sentences: '2026-11-16 14:00 UTC'."""
+    return f"{to_datetime(us):%Y-%m-%d %H:%M} UTC"
 
 
 def iso(us: int) -> str:
@@ -121,6 +133,21 @@ def windows_noun(window: timedelta, count: int) -> str:
     if window in names:
         return f"{count} {names[window]}"
     return f"{count} {window_noun(window).replace(' ', '-').removesuffix('s')} windows"
+
+
+def duration_phrase(delta: timedelta) -> str:
+    """How long something lasted: '1 hour', '6 hours', '2 days', '45 minutes', '1 day 6 hours'."""
+    if delta % DAY == timedelta(0):
+        days = delta // DAY
+        return f"{days} day{'s' if days != 1 else ''}"
+    if delta > DAY and delta % HOUR == timedelta(0):
+        days, hours = delta // DAY, (delta % DAY) // HOUR
+        return f"{days} day{'s' if days != 1 else ''} {hours} hour{'s' if hours != 1 else ''}"
+    if delta % HOUR == timedelta(0):
+        hours = delta // HOUR
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = delta // MINUTE
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def period_phrase(start_us: int, end_us: int, window: timedelta) -> str:

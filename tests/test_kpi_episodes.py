@@ -1,0 +1,118 @@
+"""Episodes, seasonal baselines and the false-alarm budget, on hand-made series with known shapes."""
+
+from datetime import timedelta
+
+import numpy as np
+
+from nexus_query.kpi import MetricSpec, analyse_series, facts_for_series
+from nexus_query.kpi.facts import alarm_z
+from nexus_query.kpi.source import Series
+from nexus_query.kpi.windows import HOUR, from_datetime
+from tests.test_kpi_facts import END, READINGS_PER_HOUR, noisy, series
+
+ANOMALY_TYPES = {"outside_band", "new_extreme", "threshold_breach", "spike"}
+LATENCY = MetricSpec("checkout_latency_p95", label="p95 latency of checkout", unit="ms", direction="down_is_good")
+WEEK_OF_HOURS = 7 * 24
+
+
+def claims(facts):
+    return [f for f in facts if f.type in ANOMALY_TYPES]
+
+
+def up_to(values: np.ndarray, hours_before_end: int) -> Series:
+    """The series as the worker would have seen it ``hours_before_end`` hours before END."""
+    cut = values.size - hours_before_end * READINGS_PER_HOUR
+    return series(values[:cut], end=END - timedelta(hours=hours_before_end))
+
+
+def excursion() -> np.ndarray:
+    """A week at about 180 ms, then 30% higher for three hours, back to normal for the last five."""
+    values = noisy(hours=WEEK_OF_HOURS, seed=11)
+    values[-8 * READINGS_PER_HOUR:-5 * READINGS_PER_HOUR] *= 1.3
+    return values
+
+
+def test_a_daily_rhythm_without_anomalies_gives_no_anomaly_claim():
+    rng = np.random.default_rng(21)
+    hours = np.arange(21 * 24 * READINGS_PER_HOUR) / READINGS_PER_HOUR
+    evening = np.where((hours % 24 >= 17) & (hours % 24 < 23), 2.5, 1.0)  # busy every evening
+    values = 120 * evening * (1 + 0.05 * rng.standard_normal(hours.size))
+    facts = facts_for_series(series(values), LATENCY, history=True)
+    assert claims(facts) == [] and facts == []
+    report = analyse_series(series(values), LATENCY)
+    assert report.lag == 24  # the data chose the same hour a day earlier
+
+
+def test_a_three_hour_excursion_is_one_episode_updated_then_closed():
+    values = excursion()
+    first = facts_for_series(up_to(values, 7), LATENCY)  # an hour into it
+    second = facts_for_series(up_to(values, 6), LATENCY)  # two hours into it
+    closed = facts_for_series(up_to(values, 4), LATENCY)  # an hour after it ended
+    (opened,) = [f for f in first if f.type == "outside_band"]
+    (going,) = [f for f in second if f.type == "outside_band"]
+    (ended,) = [f for f in closed if f.type == "outside_band"]
+    assert opened.id == going.id == ended.id  # one fact, updated in place
+    assert opened.episode_start == going.episode_start == ended.episode_start == "2026-11-16T06:00:00Z"
+    assert opened.episode_end is None and going.episode_end is None
+    assert opened.text.startswith("p95 latency of checkout was unusually high in the hour ending 2026-11-16 07:00 UTC")
+    assert going.text.startswith("p95 latency of checkout has been unusually high since 2026-11-16 06:00 UTC")
+    assert ended.episode_end == "2026-11-16T09:00:00Z" and ended.window_end == "2026-11-16T10:00:00Z"
+    assert ended.text.startswith("p95 latency of checkout was unusually high from 2026-11-16 06:00 UTC to "
+                                 "2026-11-16 09:00 UTC (3 hours), peaking at ")
+    episode = ended.metadata["episode"]
+    peak_hour = int(np.argmax([values[-(8 - h) * READINGS_PER_HOUR:][:READINGS_PER_HOUR].mean() for h in range(3)]))
+    assert episode["windows"] == 3 and episode["peak_at"] == f"2026-11-16T{7 + peak_hour:02d}:00:00Z"
+    assert abs(episode["peak"] - 1.3 * 180) < 10 and not episode["level_shift"]
+    history = facts_for_series(series(values), LATENCY, history=True)
+    assert [f.id for f in claims(history)] == [ended.id]  # the backfill says it once
+    later = facts_for_series(series(values), LATENCY)  # five hours later: the same closed fact, nothing new
+    assert [(f.id, f.text) for f in claims(later)] == [(ended.id, ended.text)]
+
+
+def test_the_episode_fact_carries_its_evidence():
+    (ended,) = [f for f in facts_for_series(up_to(excursion(), 4), LATENCY) if f.type == "outside_band"]
+    meta = ended.metadata
+    assert meta["baseline"]["kind"] in {"recent", "daily", "weekly"}
+    assert meta["baseline"]["residual_history_windows"] >= 24
+    assert meta["severity"]["robust_z"] > meta["severity"]["alarm_z"] == round(alarm_z(HOUR), 5)
+    assert 0 <= meta["severity"]["p_value"] < 1e-3 and meta["window_complete"] is True
+    assert meta["points"]["current"] == READINGS_PER_HOUR
+    assert meta["numbers"]["band_low"] < 180 < meta["numbers"]["band_high"] < meta["episode"]["peak"]
+
+
+def test_a_level_shift_is_one_fact_and_then_silence_at_the_new_level():
+    values = noisy(hours=10 * 24, seed=5)
+    values[-3 * 24 * READINGS_PER_HOUR:] *= 1.25  # 25% higher for the last three days
+    history = facts_for_series(series(values), LATENCY, history=True)
+    (shift,) = claims(history)
+    assert shift.episode_start == "2026-11-13T14:00:00Z" and shift.metadata["episode"]["level_shift"] is True
+    assert shift.text.startswith("p95 latency of checkout moved to a new level from 2026-11-13 14:00 UTC")
+    assert "that level is now the baseline" in shift.text and shift.episode_end is not None
+    assert [f.type for f in history if f.id != shift.id] in ([], ["change"])  # at most the step itself
+    quiet_since = shift.window_end
+    assert all(f.window_end <= quiet_since for f in history)
+    assert facts_for_series(series(values), LATENCY) == []  # the new level is the baseline now
+
+
+def test_a_gap_is_one_missing_data_episode():
+    values = noisy(hours=3 * 24, seed=8)
+    s = series(values)
+    stamps = s.timestamps_us
+    gap_start, gap_end = from_datetime(END - timedelta(hours=20)), from_datetime(END - timedelta(hours=15))
+    keep = (stamps < gap_start) | (stamps >= gap_end)
+    facts = facts_for_series(Series(s.metric, (), stamps[keep], s.values[keep]), LATENCY, history=True)
+    (gap,) = facts
+    assert gap.type == "missing_data"
+    assert (gap.episode_start, gap.episode_end) == ("2026-11-15T18:00:00Z", "2026-11-15T23:00:00Z")
+    expected = gap.metadata["numbers"]["expected"]
+    assert gap.text == ("Too few readings of p95 latency of checkout were recorded from 2026-11-15 18:00 UTC to "
+                        f"2026-11-15 23:00 UTC: 0 of the {expected} expected in 5 hours.")
+    assert 50 <= expected <= 60 and gap.metadata["episode"]["windows"] == 5
+
+
+def test_the_false_alarm_threshold_follows_the_windows_checked_in_a_month():
+    assert 5.0 < alarm_z(HOUR) < 5.3  # 720 hourly windows a month, 0.5 false alarms: p = 6.9e-4, Laplace tails
+    assert alarm_z(6 * HOUR) < alarm_z(HOUR) < alarm_z(timedelta(minutes=5))
+    rng = np.random.default_rng(17)
+    heavy = 100 + 5 * rng.standard_t(3, 30 * 24 * READINGS_PER_HOUR)  # a month of heavy-tailed noise
+    assert len(claims(facts_for_series(series(heavy), LATENCY, history=True))) <= 1
