@@ -127,6 +127,10 @@ class ErasureReceipt:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "names": list(self.names)}
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "ErasureReceipt":
+        return cls(**{**raw, "names": tuple(raw["names"])})
+
 
 # The receipt's counters, each reported by one step.
 COUNTED = tuple(name for name in ErasureReceipt.__dataclass_fields__

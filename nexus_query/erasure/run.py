@@ -60,7 +60,15 @@ def run_erasure(target: ErasureTarget, request: ErasureRequest, *, remap: Remap 
     ``after_step`` is called after each step (tests crash there); ``needles`` are extra bytes the
     verification looks for in every file (a canary)."""
     request = validate_request(request)
-    plan = load_plan(target, request) or ErasurePlan(request)
+    plan = load_plan(target, request)
+    if plan is None and target.files.exists(*receipt_parts(request.space_id, request.task_id)):
+        # Finished before (a crash after the receipt was written): check again, answer the same receipt.
+        fresh = ErasurePlan(request)
+        fresh.merge(plan_erasure(target, request, None if fresh.whole_space else target.open_table()))
+        require_erased(verify_erased(target, fresh, needles=needles))
+        finish_request(target, request)
+        return ErasureReceipt.from_dict(read_receipt(target, request.space_id, request.task_id))
+    plan = plan or ErasurePlan(request)
     space = None if plan.whole_space else target.open_table()
     fresh = plan_erasure(target, request, space)
     plan.merge(fresh)
