@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Path
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.cognition import cognition_router
+from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
 from nexus_query.api.models import (
@@ -75,5 +76,6 @@ def create_app(registry: RoutingRegistry | None = None) -> FastAPI:
 
     router.include_router(haze_router(current))
     router.include_router(cognition_router(current))
+    router.include_router(erasure_router(current))
     app.include_router(router)
     return app

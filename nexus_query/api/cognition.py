@@ -77,6 +77,15 @@ class ArtifactModel(BaseModel):
     payload: PayloadModel
 
 
+class TombstoneModel(BaseModel):
+    """What an erased artifact's id resolves to: no content (see the README's Erasure section)."""
+
+    artifact_id: str
+    coverage_status: Literal["ERASED"]
+    erased_at: str
+    reason: str
+
+
 def cognition_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
     router = APIRouter()
 
@@ -86,7 +95,8 @@ def cognition_router(current: Callable[[], RoutingRegistry]) -> APIRouter:
                       ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return assemble_topic(ctx, space_id, body.topic, body.k, store=SpaceStore(current()))
 
-    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, summary="A stored cognition artifact")
+    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel | TombstoneModel,
+                summary="A stored cognition artifact (or the tombstone of an erased one)")
     def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>"),
                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return ArtifactStore.for_context(ctx, current()).get(artifact_id)
