@@ -196,3 +196,67 @@ def test_an_erasure_killed_after_any_step_finishes_when_run_again(instance, nexu
     assert receipt.verified and receipt.rows_deleted == 3 and receipt.artifacts_tombstoned == 1
     assert receipt.haze_remapped == (1 if step == "haze" else 0)
     assert files_with(nexus_home, CANARY.encode()) == [] and lance_versions_with(nexus_home, CANARY) == []
+
+
+# --- the same on S3 (moto_server): every object listed and read -----------------------------------
+
+def s3_objects_with(endpoint: str, bucket: str, needle: bytes) -> list[str]:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            if needle in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read():
+                found.append(item["Key"])
+    return found
+
+
+def s3_lance_versions_with(endpoint: str, bucket: str, needle: str) -> list[str]:
+    """Every version of every Lance dataset in the bucket, read through Lance, whose text holds ``needle``."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    datasets = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            if ".lance/" in item["Key"]:
+                datasets.add(item["Key"].split(".lance/")[0])
+    options = {"endpoint": endpoint, "allow_http": "true", "region": "us-east-1",
+               "access_key_id": "testing", "secret_access_key": "testing"}
+    found = []
+    for prefix in sorted(datasets):
+        folder, _, name = prefix.rpartition("/")
+        table = lancedb.connect(f"s3://{bucket}/{folder}", storage_options=options).open_table(name)
+        for version in table.list_versions():
+            table.checkout(version["version"])
+            if any(needle in t for t in table.to_arrow().column("text").to_pylist()):
+                found.append(f"{prefix}@{version['version']}")
+    return sorted(found) if datasets else ["no Lance dataset found"]
+
+
+def test_on_s3_the_canary_is_in_no_object_and_no_lance_version_after_erasure(nexus_home, dagster_home, s3_config,
+                                                                            moto_endpoint):
+    import yaml
+
+    bucket = yaml.safe_load(s3_config.read_text())["environments"]["dev"]["defaults"]["nexus_blob_store"]["bucket"]
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        land_canary(instance)
+        assert ensure_indexes(SpaceStore().open(ACME, "main")).fts_index
+        map_space(instance)
+        artifact = assemble_topic(ACME, "main", "loading dock door code for the night shift")
+        first = query(ACME, "main", f"door code {CANARY}", top_k=1)
+        assert s3_objects_with(moto_endpoint, bucket, CANARY.encode())
+        assert s3_lance_versions_with(moto_endpoint, bucket, CANARY)
+
+        receipt = erase(instance, ["canary-note.md", CONVERSATION_SOURCE])
+
+    assert receipt["verified"] is True and receipt["rows_deleted"] == 3 and receipt["artifacts_tombstoned"] == 1
+    assert s3_objects_with(moto_endpoint, bucket, CANARY.encode()) == []
+    assert s3_lance_versions_with(moto_endpoint, bucket, CANARY) == []
+    assert files_with(nexus_home, CANARY.encode()) == [] and files_with(dagster_home, CANARY.encode()) == []
+    assert ArtifactStore.for_context(ACME).get(artifact["artifact_id"])["coverage_status"] == "ERASED"
+    with pytest.raises(CursorInvalid):
+        query(ACME, "main", f"door code {CANARY}", top_k=1, cursor=first.next_cursor)
+    assert all(CANARY not in h.content for h in query(ACME, "main", CANARY, top_k=50).hits)
