@@ -81,9 +81,11 @@ def land_canary(instance) -> None:
     ingest(instance)
 
 
-def map_space(instance) -> None:
+def map_space(instance) -> dict:
     result = defs.resolve_job_def("haze_space").execute_in_process(partition_key=PARTITION, instance=instance)
     assert result.success
+    (event,) = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
 def erase(instance, names, scope="sources") -> dict:
@@ -121,7 +123,9 @@ def lance_versions_with(root: Path, needle: str) -> list[str]:
 def test_a_canary_ingested_mapped_and_quoted_leaves_no_byte_anywhere_after_erasure(instance, nexus_home, dagster_home):
     land_canary(instance)
     assert ensure_indexes(SpaceStore().open(ACME, "main")).fts_index  # the full-text index holds the token too
-    map_space(instance)
+    haze_metadata = json.dumps(map_space(instance), default=str)
+    keywords = {w for c in HazeStore.for_context(ACME).snapshot_info("main")["clusters"] for w in c["keywords"]}
+    assert keywords and not any(f" {w}" in haze_metadata or f"{w}," in haze_metadata for w in keywords)
     artifact = assemble_topic(ACME, "main", "loading dock door code for the night shift")
     assert artifact["payload"]["coverage_status"] == "ASSEMBLED" and CANARY in json.dumps(artifact)
     first = query(ACME, "main", f"door code {CANARY}", top_k=1)
