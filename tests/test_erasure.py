@@ -264,3 +264,22 @@ def test_on_s3_the_canary_is_in_no_object_and_no_lance_version_after_erasure(nex
     with pytest.raises(CursorInvalid):
         query(ACME, "main", f"door code {CANARY}", top_k=1, cursor=first.next_cursor)
     assert all(CANARY not in h.content for h in query(ACME, "main", CANARY, top_k=50).hits)
+
+
+def test_the_global_space_is_erased_by_a_system_run_naming_documents_in_its_config(instance, provider):
+    from nexus_query.store import Record, build_rows
+
+    texts = {"glossary-p95": f"p95 latency {CANARY}: 95 of 100 requests are faster.",
+             "glossary-sla": "An SLA is a promise about service levels."}
+    space = SpaceStore().open_global_for_system("dev", provider.info)
+    records = [Record(text=t, source=s) for s, t in texts.items()]
+    space.upsert(build_rows(None, records, provider.embed(list(texts.values())), provider.info), provider.info)
+    instance.add_dynamic_partitions("tenant_spaces", ["global"])
+    result = defs.resolve_job_def("erase_space").execute_in_process(
+        partition_key="global", instance=instance,
+        run_config={"ops": {"space_erasure": {"config": {"doc_ids": ["glossary-p95"]}}}})
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    assert event.event_specific_data.materialization.metadata["rows_deleted"].value == 1
+    left = SpaceStore().open_global("dev").table.to_arrow().column("source").to_pylist()
+    assert left == ["glossary-sla"]

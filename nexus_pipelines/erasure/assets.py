@@ -13,6 +13,7 @@ from nexus_query.erasure import ErasureRequest, ErasureTarget, new_request, run_
 from nexus_query.erasure.plan import pending_requests, read_request
 from nexus_query.errors import InvalidRequest, MissingRoute
 from nexus_query.haze import HazeStore
+from nexus_query.paths import GLOBAL_TENANT_DIR
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
@@ -42,7 +43,7 @@ def erasure_target(nexus: NexusResource, key: SpaceKey) -> ErasureTarget:
         projections = nexus.files(key, "nexus_projection_store")
     except MissingRoute:
         projections = files
-    return ErasureTarget(space_id=key.space_id, owner=files.root.rstrip("/").split("/")[-2],
+    return ErasureTarget(space_id=key.space_id, owner=GLOBAL_TENANT_DIR,
                          location=nexus.store.global_location(nexus.environment), files=files,
                          projections=projections)
 
