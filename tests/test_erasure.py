@@ -283,3 +283,22 @@ def test_the_global_space_is_erased_by_a_system_run_naming_documents_in_its_conf
     assert event.event_specific_data.materialization.metadata["rows_deleted"].value == 1
     left = SpaceStore().open_global("dev").table.to_arrow().column("source").to_pylist()
     assert left == ["glossary-sla"]
+
+
+def test_a_tombstone_keeps_the_id_resolving_lists_without_the_query_and_yields_to_the_same_artifact_again(nexus_home):
+    from nexus_query.cognition.assemble import build_payload, make_artifact
+
+    store = ArtifactStore.for_context(ACME)
+    payload, _, _ = build_payload("night shift door code", [], landing_zone(ACME).files)
+    artifact, created = store.put(make_artifact("night shift door code", payload), "main")
+    assert created
+    stone = store.tombstone(artifact["artifact_id"], reason="customer request", erased_at="2026-12-02T10:00:00.000Z")
+    assert store.get(artifact["artifact_id"]) == stone == {
+        "artifact_id": artifact["artifact_id"], "coverage_status": "ERASED",
+        "erased_at": "2026-12-02T10:00:00.000Z", "reason": "customer request"}
+    [entry] = store.list("main")
+    assert entry["coverage_status"] == "ERASED" and entry["query"] is None
+    assert entry["created_at"] == artifact["created_at"]
+    again, created = store.put(make_artifact("night shift door code", payload), "main")
+    assert created and store.get(artifact["artifact_id"]) == again
+    assert store.list("main")[0]["coverage_status"] == payload["coverage_status"]
