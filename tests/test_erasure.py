@@ -302,3 +302,30 @@ def test_a_tombstone_keeps_the_id_resolving_lists_without_the_query_and_yields_t
     again, created = store.put(make_artifact("night shift door code", payload), "main")
     assert created and store.get(artifact["artifact_id"]) == again
     assert store.list("main")[0]["coverage_status"] == payload["coverage_status"]
+
+
+def test_erasing_a_tenant_erases_every_space_and_leaves_no_file_of_it_and_others_untouched(instance, nexus_home):
+    from nexus_query.erasure import erase_tenant
+
+    land_canary(instance)
+    globex = RequestContext("globex")
+    landing_zone(globex).files.write_bytes_atomic(OTHER.encode(), "landing", "main", "files", "tents.md")
+    landing_zone(ACME).files.write_bytes_atomic(NOTE.encode(), "landing", "drafts", "files", "canary-note.md")
+    receipt = erase_tenant("acme")
+    assert sorted(r.space_id for r in receipt.spaces) == ["drafts", "main"]
+    assert sum(r.rows_deleted for r in receipt.spaces) == 6 and receipt.table_folders_removed == 1
+    assert files_with(nexus_home, CANARY.encode()) == [] and lance_versions_with(nexus_home, CANARY) == []
+    assert not any("acme" in p.parts for p in nexus_home.rglob("*"))
+    assert landing_zone(globex).files.exists("landing", "main", "files", "tents.md")
+
+
+def test_the_erase_tenant_system_job_erases_the_tenant_and_reports_counts(instance, nexus_home):
+    landing_zone(ACME).files.write_bytes_atomic(NOTE.encode(), "landing", "main", "files", "canary-note.md")
+    landing_zone(ACME).land_batch("drafts", [{"type": "text", "id": "draft-1", "content": NOTE}])
+    result = defs.resolve_job_def("erase_tenant_job").execute_in_process(
+        instance=instance, run_config={"ops": {"erase_tenant_op": {"config": {"tenant_id": "acme"}}}})
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert metadata["spaces"] == 2 and metadata["landing_files_removed"] == 2 and metadata["verified"] is True
+    assert files_with(nexus_home, CANARY.encode()) == []

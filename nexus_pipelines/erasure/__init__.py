@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from nexus_pipelines.erasure.assets import erase_job, erasure_request_sensor, space_erasure
+from nexus_pipelines.erasure.assets import erase_job, erase_tenant_job, erasure_request_sensor, space_erasure
 
-defs = dg.Definitions(assets=[space_erasure], jobs=[erase_job], sensors=[erasure_request_sensor])
+defs = dg.Definitions(assets=[space_erasure], jobs=[erase_job, erase_tenant_job], sensors=[erasure_request_sensor])

@@ -9,7 +9,8 @@ from typing import Callable
 
 import dagster as dg
 
-from nexus_query.erasure import ErasureRequest, ErasureTarget, new_request, run_erasure, tenant_target
+from nexus_query.erasure import (ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure,
+                                 tenant_target)
 from nexus_query.erasure.plan import pending_requests, read_request
 from nexus_query.errors import InvalidRequest, MissingRoute
 from nexus_query.haze import HazeStore
@@ -125,3 +126,28 @@ def erasure_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusReso
     new = sorted(partitions - set(context.instance.get_dynamic_partitions(tenant_spaces.name)))
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[tenant_spaces.build_add_request(new)] if new else [])
+
+
+class TenantErasureConfig(dg.Config):
+    tenant_id: str
+    reason: str = "tenant erased"
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def erase_tenant_op(context: dg.OpExecutionContext, config: TenantErasureConfig, nexus: NexusResource):
+    """Every space of every project of the tenant, erased and verified; then the tenant's files."""
+    receipt = erase_tenant(config.tenant_id, nexus.environment, nexus.registry, progress=context.log.info)
+    totals: dict[str, int] = {}
+    for space in receipt.spaces:
+        for name, value in space.counts().items():
+            totals[name] = totals.get(name, 0) + value
+    return dg.Output(None, metadata={"tenant_id": receipt.tenant_id, "spaces": len(receipt.spaces),
+                                     "projects": dg.MetadataValue.json(list(receipt.projects)), **totals,
+                                     "files_removed": receipt.files_removed,
+                                     "table_folders_removed": receipt.table_folders_removed,
+                                     "verified": receipt.verified})
+
+
+@dg.job(description="System job: erase a whole tenant (no API reaches it). Config: ops.erase_tenant_op.config.tenant_id.")
+def erase_tenant_job():
+    erase_tenant_op()
