@@ -4,7 +4,6 @@ mapped by HAZE, quoted in a cognition artifact, then erased; afterwards no byte 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
