@@ -59,6 +59,8 @@ def run_requested(instance) -> list[str]:
 
 def test_post_erase_answers_202_and_the_sensor_run_erases_and_reports_the_receipt_on_the_task(instance, client):
     land_and_ingest(instance)
+    page = client.post("/nexus/spaces/main/query", json={"q": CANARY, "top_k": 1}).json()
+    assert CANARY in page["hits"][0]["content"] and page["next_cursor"]
     answer = client.post("/nexus/spaces/main/erase", json={"sources": ["canary-note.md"]})
     assert answer.status_code == 202
     task_id = answer.json()["task_id"]
@@ -70,6 +72,8 @@ def test_post_erase_answers_202_and_the_sensor_run_erases_and_reports_the_receip
     assert run_requested(instance) == []  # answered requests are not run again
     hits = client.post("/nexus/spaces/main/query", json={"q": CANARY, "top_k": 20}).json()["hits"]
     assert hits and all(CANARY not in h["content"] for h in hits)
+    stale = client.post("/nexus/spaces/main/query", json={"q": CANARY, "top_k": 1, "cursor": page["next_cursor"]})
+    assert (stale.status_code, stale.json()["error"]["code"]) == (410, "nexus.cursor_invalid")
 
 
 def test_delete_space_erases_the_table_and_every_file_of_the_space(instance, client, nexus_home):
