@@ -328,3 +328,15 @@ def test_the_erase_tenant_system_job_erases_the_tenant_and_reports_counts(instan
     metadata = {k: v.value for k, v in output.event_specific_data.metadata.items()}
     assert metadata["spaces"] == 2 and metadata["landing_files_removed"] == 2 and metadata["verified"] is True
     assert files_with(nexus_home, CANARY.encode()) == []
+
+
+def test_an_altered_artifact_quoting_the_erased_conversation_is_tombstoned_too(instance):
+    land_canary(instance)
+    artifact = assemble_topic(ACME, "main", "loading dock door code for the night shift")
+    files = landing_zone(ACME).files
+    altered = {**artifact, "created_at": "tampered"}
+    altered["payload"] = {**artifact["payload"], "topic": "changed after it was written"}
+    files.write_bytes_atomic(json.dumps(altered).encode(), "artifacts", artifact["artifact_id"][7:] + ".json")
+    receipt = erase(instance, [CONVERSATION_SOURCE])
+    assert receipt["artifacts_tombstoned"] == 1
+    assert ArtifactStore.for_context(ACME).get(artifact["artifact_id"])["coverage_status"] == "ERASED"

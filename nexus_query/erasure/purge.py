@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nexus_query.cognition.artifacts import ArtifactStore
+from nexus_query.cognition.artifacts import ARTIFACTS_DIR, ArtifactStore, artifact_hex
 from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.errors import InvalidRequest
@@ -394,8 +394,8 @@ def tombstone_artifacts(target: ErasureTarget, plan: ErasurePlan) -> dict[str, i
     store = ArtifactStore(target.files)
     tombstoned = 0
     for artifact_id in store.artifact_ids():
-        artifact = store.get(artifact_id)
-        if artifact.get("coverage_status") == "ERASED":
+        artifact = stored_artifact(store, artifact_id)
+        if artifact is None or artifact.get("coverage_status") == "ERASED":
             continue
         provenance = artifact.get("payload", {}).get("provenance", {})
         quoted = set(provenance.get("source_files", ())) | {e.get("source_file") for e in
@@ -406,3 +406,12 @@ def tombstone_artifacts(target: ErasureTarget, plan: ErasurePlan) -> dict[str, i
             store.tombstone(artifact_id, reason=plan.request.reason, erased_at=now_iso())
             tombstoned += 1
     return {"artifacts_tombstoned": tombstoned}
+
+
+def stored_artifact(store: ArtifactStore, artifact_id: str) -> dict[str, Any] | None:
+    """The artifact as stored, without the hash check: one altered after it was written may still quote
+    erased content, and must not stop an erasure. None when it is not JSON."""
+    try:
+        return json.loads(store.files.read_bytes(ARTIFACTS_DIR, f"{artifact_hex(artifact_id)}.json"))
+    except (ValueError, FileNotFoundError):
+        return None

@@ -17,7 +17,8 @@ from nexus_query.cognition.conversations import parse_export
 from nexus_query.errors import InvalidRequest
 from nexus_query.erasure.model import ErasureIncomplete, ErasurePlan
 from nexus_query.erasure.plan import files_prefix
-from nexus_query.erasure.purge import _erased_mask, _holds_erased, intermediate_files, versions_holding
+from nexus_query.erasure.purge import (_erased_mask, _holds_erased, intermediate_files, stored_artifact,
+                                       versions_holding)
 from nexus_query.erasure.target import ErasureTarget
 from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
@@ -88,7 +89,7 @@ def verify_erased(target: ErasureTarget, plan: ErasurePlan, *, needles: Sequence
     store = ArtifactStore(files)
     artifacts_left = 0
     for artifact_id in store.artifact_ids():
-        artifact = store.get(artifact_id)
+        artifact = stored_artifact(store, artifact_id) or {}
         payload = artifact.get("payload") or {}
         quoted = {e.get("source_file") for e in payload.get("raw_excerpts", ())}
         cited = set(payload.get("provenance", {}).get("brick_ids", ()))
