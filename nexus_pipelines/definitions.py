@@ -11,12 +11,12 @@ import os
 
 import dagster as dg
 
-from nexus_pipelines import cognition, haze, ingest, kpi, maintenance
+from nexus_pipelines import cognition, erasure, haze, ingest, kpi, maintenance
 from nexus_pipelines.catalog import with_owners
 from nexus_pipelines.ingest.parquet_io import SpaceParquetIOManager
 from nexus_pipelines.resources import NexusResource
 
-DOMAINS: list[dg.Definitions] = [ingest.defs, kpi.defs, haze.defs, cognition.defs, maintenance.defs]
+DOMAINS: list[dg.Definitions] = [ingest.defs, kpi.defs, haze.defs, cognition.defs, maintenance.defs, erasure.defs]
 
 nexus = NexusResource(environment=os.environ.get("NEXUS_ENVIRONMENT", "dev"))
 RESOURCES = {"nexus": nexus, "nexus_parquet": SpaceParquetIOManager(nexus=nexus)}

@@ -256,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nexus_query.kpi.cli import add_kpi_parser
 
     add_kpi_parser(sub)
+
+    from nexus_query.erasure.cli import add_erase_parser
+
+    add_erase_parser(sub)
     return parser
 
 

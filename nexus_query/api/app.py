@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.cognition import cognition_router
+from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
 from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_ingest_body, warm_up
@@ -142,6 +143,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
     router.include_router(haze_router(current, SPACE_ID))
     router.include_router(cognition_router(current, SPACE_ID))
+    router.include_router(erasure_router(current, SPACE_ID))
     app.include_router(router)
     app.openapi = _with_ingest_schema(app)  # type: ignore[method-assign]
     return app

@@ -81,6 +81,15 @@ class ArtifactModel(BaseModel):
     payload: PayloadModel
 
 
+class TombstoneModel(BaseModel):
+    """What an erased artifact's id resolves to: no content (see the README's Erasure section)."""
+
+    artifact_id: str
+    coverage_status: Literal["ERASED"]
+    erased_at: str
+    reason: str
+
+
 def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
     router = APIRouter()
     space_id_param = space_id_param or Path(description="the space id", examples=["main"])
@@ -93,8 +102,9 @@ def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any
                       ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return assemble_topic(ctx, space_id, body.topic, body.k, store=SpaceStore(current()))
 
-    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel, response_model_exclude_unset=True,
-                summary="A stored cognition artifact")
+    @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel | TombstoneModel,
+                response_model_exclude_unset=True,
+                summary="A stored cognition artifact (or the tombstone of an erased one)")
     def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>", pattern=r"^sha256:[0-9a-f]{64}$"),
                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return ArtifactStore.for_context(ctx, current()).get(artifact_id)

@@ -5,6 +5,10 @@ Layout in the tenant's ``nexus_blob_store`` area::
 
     artifacts/{sha256 hex}.json                  the artifact (never rewritten)
     artifact-index/{space_id}/{sha256 hex}.json  a space's entry for it (id, query, status, created_at)
+
+Artifacts are immutable, with one exception: an erasure (``nexus_query.erasure``) replaces an artifact
+that quotes erased content with a tombstone, ``{"artifact_id", "coverage_status": "ERASED",
+"erased_at", "reason"}``, so the id still resolves but the content is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from nexus_query.store.rows import canonical_json
 ARTIFACT_TYPE = "TOPIC_COGNITION_V1"
 ARTIFACTS_DIR = "artifacts"
 INDEX_DIR = "artifact-index"
+ERASED = "ERASED"
 _ARTIFACT_ID = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
 
 
@@ -57,7 +62,11 @@ def render_for_agent(artifact: Mapping[str, Any]) -> str:
     """A prompt section: the consumption rules, the artifact's header as JSON, then each excerpt's
     conversation as a transcript: the current thread in order, then the alternate branches (edited or
     regenerated messages), each marked as such; every block under its message id and block index, so
-    citations stay exact."""
+    citations stay exact. An erased artifact renders as its tombstone: the agent is told the content is
+    gone, never given an empty artifact to reason from."""
+    if is_tombstone(artifact):
+        return "\n".join([agent_rules().rstrip(), "", f"NEXUS COGNITION ARTIFACT {artifact['artifact_id']}:",
+                          json.dumps(dict(artifact), ensure_ascii=False, indent=2)]) + "\n"
     payload = artifact["payload"]
     header = {k: v for k, v in artifact.items() if k != "payload"}
     header["payload"] = {k: v for k, v in payload.items() if k != "raw_excerpts"}
@@ -113,6 +122,10 @@ def verify(artifact: Mapping[str, Any]) -> str:
     return digest
 
 
+def is_tombstone(artifact: Mapping[str, Any]) -> bool:
+    return artifact.get("coverage_status") == ERASED and "payload" not in artifact
+
+
 def unresolved_citations(artifact: Mapping[str, Any]) -> list[str]:
     """Coverage spans that name no block of their excerpt's conversation (a sound artifact has none)."""
     missing = []
@@ -141,6 +154,11 @@ class ArtifactStore:
         data = json.dumps(artifact, ensure_ascii=False, indent=1).encode("utf-8")
         created = self.files.write_bytes_once(data, ARTIFACTS_DIR, f"{digest}.json")
         stored = dict(artifact) if created else self.get(artifact["artifact_id"])
+        if is_tombstone(stored):  # the erased content came back (ingested again): so does the artifact
+            self.files.write_bytes_atomic(data, ARTIFACTS_DIR, f"{digest}.json")
+            for space in self.spaces_of(artifact["artifact_id"]):
+                self.files.fs.rm_file(self.files.path(INDEX_DIR, space, f"{digest}.json"))
+            stored, created = dict(artifact), True
         entry = {"artifact_id": stored["artifact_id"], "query": stored["query"], "created_at": stored["created_at"],
                  "coverage_status": stored["payload"].get("coverage_status"), "space_id": space_id}
         self.files.write_bytes_once(json.dumps(entry).encode("utf-8"), INDEX_DIR, space_id, f"{digest}.json")
@@ -154,8 +172,33 @@ class ArtifactStore:
             raise NotFound("no such artifact", artifact_id=artifact_id) from None
         except json.JSONDecodeError:
             raise ArtifactCorrupt("stored artifact is not valid JSON", artifact_id=artifact_id) from None
+        if is_tombstone(artifact) and artifact.get("artifact_id") == artifact_id:
+            return artifact
         verify(artifact)
         return artifact
+
+    def artifact_ids(self) -> list[str]:
+        """Every artifact id stored for the tenant (tombstones included)."""
+        return sorted(f"sha256:{p.rsplit('/', 1)[-1][:-5]}" for p in self.files.list(ARTIFACTS_DIR)
+                      if p.endswith(".json") and _ARTIFACT_ID.fullmatch(f"sha256:{p.rsplit('/', 1)[-1][:-5]}"))
+
+    def spaces_of(self, artifact_id: str) -> list[str]:
+        """The spaces whose index lists this artifact."""
+        name = f"{artifact_hex(artifact_id)}.json"
+        return sorted({p.split("/")[1] for p in self.files.list(INDEX_DIR) if p.endswith(f"/{name}")})
+
+    def tombstone(self, artifact_id: str, *, reason: str, erased_at: str) -> dict[str, Any]:
+        """Replace the artifact (and its index entries) with a tombstone: the id resolves, to no content.
+        The one write an artifact ever gets after it was stored (see the module docstring)."""
+        digest = artifact_hex(artifact_id)
+        stone = {"artifact_id": artifact_id, "coverage_status": ERASED, "erased_at": erased_at, "reason": reason}
+        for space_id in self.spaces_of(artifact_id):
+            old = json.loads(self.files.read_bytes(INDEX_DIR, space_id, f"{digest}.json") or b"{}")
+            entry = {"artifact_id": artifact_id, "query": None, "coverage_status": ERASED, "erased_at": erased_at,
+                     "created_at": old.get("created_at", erased_at), "space_id": space_id}
+            self.files.write_bytes_atomic(json.dumps(entry).encode("utf-8"), INDEX_DIR, space_id, f"{digest}.json")
+        self.files.write_bytes_atomic(json.dumps(stone).encode("utf-8"), ARTIFACTS_DIR, f"{digest}.json")
+        return stone
 
     def list(self, space_id: str) -> list[dict[str, Any]]:
         """A space's artifacts, oldest first: id, query, coverage status and creation time."""
