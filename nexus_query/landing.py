@@ -7,13 +7,16 @@ Layout inside the tenant's ``nexus_blob_store`` area (``{bucket}/{prefix}/{tenan
                                                  with a sidecar ``<name>.json``, chat exports)
     tasks/{task_id}.json                         a task's status, read by GET /nexus/tasks/{task_id}
 
-A batch's ``task_id`` is its ``batch_id``: one batch, one run, one task.
+A batch's ``task_id`` is its ``batch_id``: one batch, one run, one task. Once a batch (or a file dropped
+through the API) is durably written, an entry goes into the environment's inbox (``nexus_query.inbox``),
+which is how the landing sensor finds new work without listing every tenant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +24,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, NotFound
+from nexus_query.inbox import EntryKind, Inbox, inbox_for
 from nexus_query.paths import TenantFiles
 
 GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a tenant space
@@ -28,6 +32,7 @@ MAX_ITEMS_PER_BATCH = 1000
 MAX_CONTENT_CHARS = 1_000_000
 INGEST_TYPES = ("text", "image")
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
+log = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
@@ -106,8 +111,9 @@ class Task:
 class LandingZone:
     """A tenant's landing zone and task records. Built from a context, so it only sees that tenant."""
 
-    def __init__(self, files: TenantFiles) -> None:
+    def __init__(self, files: TenantFiles, inbox: Inbox | None = None) -> None:
         self.files = files
+        self.inbox = inbox  # None: nothing is announced (system runs; the sweep still finds what landed)
 
     def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]]) -> Task:
         """Validate and durably write a batch; the returned task is ``queued`` for the pipeline."""
@@ -124,7 +130,21 @@ class LandingZone:
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
                 "items": normalized}
         self.files.write_bytes_atomic(json.dumps(body).encode(), *self.batch_parts(space_id, batch_id))
+        self.announce(space_id, "batch", batch_id)
         return task
+
+    def announce(self, space_id: str, kind: EntryKind, ref: str | None = None) -> None:
+        """Tell the landing sensor that ``space_id`` has new landed data (after it is durably written).
+        A failure here loses nothing: the batch is stored and the reconciliation sweep finds it, so it is
+        logged rather than turned into an error for data that was accepted."""
+        if self.inbox is None:
+            return
+        tenant_dir, project_id = self.files.root.rstrip("/").split("/")[-2:]
+        try:
+            self.inbox.post(tenant_dir, project_id, space_id, kind, ref)
+        except Exception as exc:  # noqa: BLE001 - any store failure; the sweep is the fallback
+            log.warning("could not write the inbox entry for %s/%s/%s (%s %s): %s; the landing sweep will "
+                        "find it", tenant_dir, project_id, space_id, kind, ref, exc)
 
     @staticmethod
     def batch_parts(space_id: str, batch_id: str) -> tuple[str, ...]:
@@ -169,4 +189,4 @@ def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:
     from nexus_query.routing import RoutingRegistry
 
     registry = registry or RoutingRegistry.default()
-    return LandingZone(TenantFiles.for_tenant(registry.blob_route(ctx), ctx))
+    return LandingZone(TenantFiles.for_tenant(registry.blob_route(ctx), ctx), inbox_for(registry, ctx.environment))

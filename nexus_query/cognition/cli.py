@@ -24,7 +24,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InvalidRequest(f"no such file: {args.file}", field="file")
-    summary = import_export(landing_zone(ctx, registry).files, args.space, path.name, path.read_bytes())
+    zone = landing_zone(ctx, registry)
+    summary = import_export(zone.files, args.space, path.name, path.read_bytes())
+    zone.announce(summary["space_id"], "files")  # a file drop through the API: the landing sensor sees it
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
