@@ -36,7 +36,7 @@ ITEM = [{"type": "text", "content": "Tents are waterproof."}]
 
 @pytest.fixture
 def instance(nexus_home):
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.instance_for_test() as instance:
         yield instance
 
 
@@ -277,3 +277,33 @@ def test_on_s3_a_quiet_tick_is_one_list_call_and_a_busy_one_finds_every_batch(s3
             if sweep.rounds:
                 break
         assert [r.partition_key for r in found] == ["t0007.default.main"]
+
+
+def test_measurements_a_tenant_writes_are_observed_by_the_sweep_once_per_change_and_reach_the_kpi_schedule(
+        instance, nexus_home):
+    from nexus_pipelines.kpi.triggers import kpi_hourly_schedule
+
+    files = landing_zone(ACME).files
+    files.write_bytes_atomic(b"metrics:\n  orders_per_hour: {unit: orders, direction: up_is_good}\n",
+                             "kpi", "main", "catalogue.yaml")
+    files.write_bytes_atomic(b"timestamp,metric,value\n2026-11-16T13:00:00Z,orders_per_hour,5\n",
+                             "kpi", "main", "measurements", "a.csv")
+
+    def sweep(cursor=None):
+        result = tick(instance, cursor, landing_sweep_sensor)
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
+        return result
+
+    first = sweep()  # the space becomes a partition; its source is observed from the next round on
+    assert instance.get_dynamic_partitions("tenant_spaces") == ["acme.default.main"]
+    second = sweep(first.cursor)
+    (observation,) = second.asset_events
+    assert observation.partition == "acme.default.main" and observation.asset_key == dg.AssetKey("kpi_measurements")
+    assert sweep(second.cursor).asset_events == []  # unchanged: nothing recorded
+    (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance,
+                                                               scheduled_execution_time=datetime.now(timezone.utc)))
+    assert request.tags["dagster/asset_partition_range_start"] == "acme.default.main"
+    files.write_bytes_atomic(b"timestamp,metric,value\n2026-11-16T14:00:00Z,orders_per_hour,6\n",
+                             "kpi", "main", "measurements", "b.csv")
+    assert len(sweep(second.cursor).asset_events) == 1

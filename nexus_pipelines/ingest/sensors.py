@@ -8,6 +8,9 @@
   zones and finds what the inbox does not name: files dropped straight into ``landing/{space}/files/``,
   and batches whose entry was never written or came too late (a queued task older than
   ``SWEEP_MIN_AGE_SECONDS`` with no run). A full round covers every tenant and the global space.
+  The sweep also fingerprints each space's KPI source (``kpi/{space}/``, written by the tenant's own
+  systems) and records a changed one as an observation of ``kpi_measurements``, which is what the hourly
+  KPI schedule refreshes.
 * ``ingest_failure_sensor`` reports a failed run's error on its task.
 
 Nothing landed is missed: an entry written with a stamp up to ``INBOX_OVERLAP_SECONDS`` older than the
@@ -26,10 +29,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for, key_for, stamp_of, time_of
+from nexus_query.kpi.source import source_version
 from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
 from nexus_pipelines.ingest.assets import ingest_assets
@@ -119,6 +124,7 @@ class LandingScan:
     partitions: set[str] = field(default_factory=set)  # spaces with something new landed
     requests: list[Requested] = field(default_factory=list)
     listing_calls: int = 0  # store listings the scan made (the inbox's, or the landing zones')
+    kpi_versions: dict[str, str] = field(default_factory=dict)  # partition key -> KPI source fingerprint
 
     def add(self, request: Requested | None) -> None:
         if request is not None:
@@ -294,7 +300,50 @@ def sweep_zone(instance: dg.DagsterInstance, tenant_dir: str, project_id: str, z
                 scan.add(batch_request(key, batch_id))
         if found["files"] or found["state"]:
             scan.add(files_request(zone, key, sorted(found["files"])))
+    if not key_is_global(tenant_dir):
+        scan.listing_calls += 1
+        for space_id in _kpi_spaces(zone):
+            version = source_version(zone.files, space_id)
+            if version is not None:
+                partition_key = SpaceKey(tenant_dir, project_id, space_id).partition_key
+                scan.kpi_versions[partition_key] = version
+                scan.partitions.add(partition_key)  # a space with only KPI measurements is a space too
     return scan
+
+
+def key_is_global(tenant_dir: str) -> bool:
+    return tenant_dir == SpaceKey.global_space().tenant_id
+
+
+def _kpi_spaces(zone: LandingZone) -> list[str]:
+    """Space ids with a ``kpi/{space}/`` folder in the project (one listing)."""
+    root = zone.files.path("kpi")
+    if not zone.files.fs.exists(root):
+        return []
+    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in zone.files.fs.ls(root, detail=False))
+    valid = []
+    for name in sorted(names):
+        try:
+            SpaceKey("x", "x", name)
+        except InvalidRequest:
+            continue
+        valid.append(name)
+    return valid
+
+
+def kpi_observations(instance: dg.DagsterInstance, versions: dict[str, str]) -> list[dg.AssetObservation]:
+    """Observations of ``kpi_measurements`` for the spaces (known partitions) whose fingerprint differs from
+    the last one recorded: one query for the slice."""
+    if not versions:
+        return []
+    known = instance.get_existing_dynamic_partitions(tenant_spaces.name, sorted(versions))
+    previous = instance.event_log_storage.get_latest_tags_by_partition(
+        dg.AssetKey("kpi_measurements"), dg.DagsterEventType.ASSET_OBSERVATION, [DATA_VERSION_TAG],
+        asset_partitions=sorted(known))
+    return [dg.AssetObservation(asset_key="kpi_measurements", partition=key, tags={DATA_VERSION_TAG: version},
+                                metadata={"found_by": "landing_sweep_sensor"})
+            for key, version in sorted(versions.items())
+            if key in known and previous.get(key, {}).get(DATA_VERSION_TAG) != version]
 
 
 def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: SweepCursor,
@@ -319,6 +368,7 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
         scan.partitions |= found.partitions
         scan.requests += found.requests
         scan.listing_calls += found.listing_calls
+        scan.kpi_versions.update(found.kpi_versions)
     if ends_round:
         cursor.after_tenant = ""
         cursor.batches_since = cursor.round_started - SWEEP_MIN_AGE_SECONDS - SWEEP_SLACK_SECONDS
@@ -333,13 +383,18 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sweep_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
-    """Reconciliation, a slice of tenants per tick: files dropped without the API, and batches the inbox
-    never announced."""
+    """Reconciliation, a slice of tenants per tick: files dropped without the API, batches the inbox never
+    announced, and changed KPI sources (recorded as ``kpi_measurements`` observations)."""
     cursor = SweepCursor.parse(context.cursor)
     scan = sweep_slice(nexus, context.instance, cursor)
-    if scan.requests:
-        context.log.info(f"{len(scan.requests)} run request(s) found by the sweep")
-    return _result(context, scan, cursor.dumps())
+    observations = kpi_observations(context.instance, scan.kpi_versions)
+    if scan.requests or observations:
+        context.log.info(f"{len(scan.requests)} run request(s) and {len(observations)} changed KPI source(s) "
+                         "found by the sweep")
+    result = _result(context, scan, cursor.dumps())
+    return dg.SensorResult(run_requests=result.run_requests,
+                           dynamic_partitions_requests=result.dynamic_partitions_requests,
+                           asset_events=observations, cursor=result.cursor)
 
 
 @dg.run_failure_sensor(monitored_jobs=[ingest_job], default_status=dg.DefaultSensorStatus.RUNNING)
