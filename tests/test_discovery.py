@@ -146,6 +146,15 @@ def test_batches_landed_while_the_sensor_ticks_are_each_found_exactly_once(insta
     assert sorted(requested) == sorted(landed) and len(requested) == 60
 
 
+def test_a_tick_handles_at_most_its_share_of_entries_and_the_next_ones_take_the_rest(nexus_home):
+    landed = [landing_zone(ACME).land_batch(f"s{i}", ITEM).task_id for i in range(5)]
+    cursor, requested = InboxCursor(), []
+    for _ in range(4):
+        requested.append([r.run_key for r in scan_inbox(NexusResource(), inbox(), cursor, max_entries=2).requests])
+    assert [len(r) for r in requested] == [2, 2, 1, 0]
+    assert sorted(sum(requested, [])) == sorted(landed)
+
+
 def test_a_file_drop_announced_through_the_api_requests_a_files_run_from_the_inbox(instance, nexus_home):
     zone = landing_zone(ACME)
     zone.files.write_bytes_atomic(b"Stores open at ten.", "landing", "main", "files", "hours.txt")

@@ -23,20 +23,22 @@ per-space record of the file fingerprint last asked for (``landing/{space}/.file
 
 import hashlib
 import json
+import posixpath
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, TypeVar
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from nexus_query.context import RequestContext
+from nexus_query.context import ID_PATTERN, RequestContext
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for, key_for, stamp_of, time_of
 from nexus_query.kpi.source import source_version
 from nexus_query.landing import LandingZone
-from nexus_query.paths import TenantFiles
+from nexus_query.paths import TenantFiles, join_uri
 from nexus_pipelines.ingest.assets import ingest_assets
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
@@ -54,8 +56,13 @@ SWEEP_TENANTS_PER_TICK = 200
 SWEEP_MIN_AGE_SECONDS = 300
 # Each round rechecks batches from this long before the previous round began (clock differences).
 SWEEP_SLACK_SECONDS = 600
+# Store reads of one tick (task records, listings) run on this many threads: they wait on the network.
+IO_THREADS = 16
+# New inbox entries one landing tick handles; the rest wait for the next tick (the cursor stops before them).
+INBOX_ENTRIES_PER_TICK = 2000
 FILES_STATE = ".files-seen.json"  # hidden: never read as a document, never listed as landed data
 TRIGGER_TAG = "nexus/trigger"
+T, R = TypeVar("T"), TypeVar("R")
 
 ingest_job = dg.define_asset_job(
     "ingest_space",
@@ -153,8 +160,6 @@ def _queued(zone: LandingZone, batch_id: str) -> bool:
 def space_files(zone: LandingZone, space_id: str) -> list[tuple[str, Any, float]]:
     """(path below files/, size, mtime) of the space's dropped files, from one listing."""
     root = zone.files.path("landing", space_id, "files")
-    if not zone.files.fs.exists(root):
-        return []
     found = []
     for full, info in zone.files.fs.find(root, detail=True).items():
         rel = full[len(root.rstrip("/")) + 1:]
@@ -197,28 +202,48 @@ def entry_space(entry: InboxEntry, served: set[str]) -> SpaceKey | None:
     return key if key.is_global or key.tenant_id in served else None
 
 
-def scan_inbox(nexus: NexusResource, inbox: Inbox, cursor: InboxCursor) -> LandingScan:
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` over ``items`` on ``IO_THREADS`` threads, results in order (store calls wait on the network)."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(IO_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def scan_inbox(nexus: NexusResource, inbox: Inbox, cursor: InboxCursor,
+               max_entries: int = INBOX_ENTRIES_PER_TICK) -> LandingScan:
     """What the inbox lists after ``cursor`` (which is advanced in place): listing calls do not depend on
-    the number of spaces, and each new entry costs one task read or one listing of its space's files."""
+    the number of spaces, and each new entry costs one task read (or one listing of its space's files),
+    made in parallel. At most ``max_entries`` new entries per tick; the cursor stops before the rest."""
     calls_before = inbox.list_calls
     listed = inbox.after(cursor.after or None)
     handled = set(cursor.seen)
     served = _served(nexus)
-    scan = LandingScan()
-    for entry in listed:
+    new: list[InboxEntry] = []
+    for position, entry in enumerate(listed):
         if entry.ref in handled:
             continue
+        if len(new) == max_entries:
+            listed = listed[:position]
+            break
         handled.add(entry.ref)
+        new.append(entry)
+    scan = LandingScan()
+
+    def request(entry: InboxEntry) -> tuple[SpaceKey | None, Requested | None]:
         key = entry_space(entry, served)
         if key is None:
-            continue
+            return None, None
         zone = nexus.landing(key)
-        scan.partitions.add(key.partition_key)
         if entry.kind == "batch":
-            if _queued(zone, entry.ref):
-                scan.add(batch_request(key, entry.ref))
-        else:
-            scan.add(files_request(zone, key, space_files(zone, key.space_id)))
+            return key, batch_request(key, entry.ref) if _queued(zone, entry.ref) else None
+        return key, files_request(zone, key, space_files(zone, key.space_id))
+
+    for key, requested in parallel(request, new):
+        if key is not None:
+            scan.partitions.add(key.partition_key)
+            scan.add(requested)
     cursor.advance(listed)
     scan.listing_calls = inbox.list_calls - calls_before
     return scan
@@ -253,13 +278,18 @@ def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) ->
 
 # --- the reconciliation sweep ------------------------------------------------------------------------------
 
-def _tenant_zones(nexus: NexusResource, tenant: str) -> Iterator[tuple[str, LandingZone]]:
+def _tenant_zones(nexus: NexusResource, tenant: str) -> list[tuple[str, str, LandingZone]]:
+    """(tenant, project, zone) for each project folder of the tenant (one listing)."""
     try:
         route = nexus.registry.blob_route(RequestContext(tenant, environment=nexus.environment))
     except MissingRoute:
-        return
-    for files in TenantFiles.of_every_project(route, tenant):
-        yield files.root.rstrip("/").rsplit("/", 1)[-1], LandingZone(files)
+        return []
+    try:
+        entries = TenantFiles(route, tenant, "default").fs.ls(join_uri(route.root, tenant), detail=False)
+    except FileNotFoundError:
+        return []
+    projects = sorted(posixpath.basename(e.rstrip("/")) for e in entries)
+    return [(tenant, p, LandingZone(TenantFiles(route, tenant, p))) for p in projects if ID_PATTERN.fullmatch(p)]
 
 
 def _landed(zone: LandingZone) -> dict[str, dict[str, list]]:
@@ -267,8 +297,7 @@ def _landed(zone: LandingZone) -> dict[str, dict[str, list]]:
     recorded, from one listing of the project's landing zone."""
     root = zone.files.path("landing")
     spaces: dict[str, dict[str, list]] = {}
-    listing = zone.files.fs.find(root, detail=True) if zone.files.fs.exists(root) else {}
-    for full, info in listing.items():
+    for full, info in zone.files.fs.find(root, detail=True).items():  # nothing there: nothing listed
         rel = full[len(root.rstrip("/")) + 1:].split("/")
         if len(rel) < 2:
             continue
@@ -284,20 +313,24 @@ def _landed(zone: LandingZone) -> dict[str, dict[str, list]]:
     return spaces
 
 
-def sweep_zone(instance: dg.DagsterInstance, tenant_dir: str, project_id: str, zone: LandingZone,
-               batches_since: float, now: float) -> LandingScan:
-    """One project's landing zone: file changes, and queued batches old enough that the inbox should have
-    started them, modified since ``batches_since``, with no run yet."""
+@dataclass
+class ZoneSweep:
+    scan: LandingScan
+    unstarted: list[tuple[SpaceKey, str]]  # queued batches old enough that the inbox should have started them
+
+
+def sweep_zone(tenant_dir: str, project_id: str, zone: LandingZone, batches_since: float, now: float) -> ZoneSweep:
+    """One project's landing zone: file changes, queued batches modified since ``batches_since`` and older
+    than ``SWEEP_MIN_AGE_SECONDS``, and its KPI sources' fingerprints. Store calls only (no Dagster)."""
     scan = LandingScan(listing_calls=1)
+    unstarted = []
     for space_id, found in sorted(_landed(zone).items()):
         try:
             key = SpaceKey(tenant_dir, project_id, space_id)
         except InvalidRequest:
             continue
-        for batch_id, mtime in found["batches"]:
-            if batches_since <= mtime <= now - SWEEP_MIN_AGE_SECONDS and _queued(zone, batch_id) \
-                    and not instance.get_run_records(dg.RunsFilter(tags={TASK_TAG: batch_id}), limit=1):
-                scan.add(batch_request(key, batch_id))
+        unstarted += [(key, batch_id) for batch_id, mtime in found["batches"]
+                      if batches_since <= mtime <= now - SWEEP_MIN_AGE_SECONDS and _queued(zone, batch_id)]
         if found["files"] or found["state"]:
             scan.add(files_request(zone, key, sorted(found["files"])))
     if not key_is_global(tenant_dir):
@@ -308,7 +341,7 @@ def sweep_zone(instance: dg.DagsterInstance, tenant_dir: str, project_id: str, z
                 partition_key = SpaceKey(tenant_dir, project_id, space_id).partition_key
                 scan.kpi_versions[partition_key] = version
                 scan.partitions.add(partition_key)  # a space with only KPI measurements is a space too
-    return scan
+    return ZoneSweep(scan, unstarted)
 
 
 def key_is_global(tenant_dir: str) -> bool:
@@ -317,10 +350,10 @@ def key_is_global(tenant_dir: str) -> bool:
 
 def _kpi_spaces(zone: LandingZone) -> list[str]:
     """Space ids with a ``kpi/{space}/`` folder in the project (one listing)."""
-    root = zone.files.path("kpi")
-    if not zone.files.fs.exists(root):
+    try:
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in zone.files.fs.ls(zone.files.path("kpi"), detail=False)]
+    except FileNotFoundError:
         return []
-    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in zone.files.fs.ls(root, detail=False))
     valid = []
     for name in sorted(names):
         try:
@@ -353,22 +386,26 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
     now = time.time() if now is None else now
     if not cursor.after_tenant:
         cursor.round_started = now
-    tenants = [t for t in sorted(_served(nexus)) if t > cursor.after_tenant][:tenants_per_tick]
-    scan = LandingScan()
-    zones: list[tuple[str, str, LandingZone]] = [(t, p, z) for t in tenants for p, z in _tenant_zones(nexus, t)]
-    ends_round = len(tenants) < tenants_per_tick or tenants[-1] == max(_served(nexus))
+    served = sorted(_served(nexus))
+    tenants = [t for t in served if t > cursor.after_tenant][:tenants_per_tick]
+    zones = [z for found in parallel(lambda t: _tenant_zones(nexus, t), tenants) for z in found]
+    ends_round = len(tenants) < tenants_per_tick or tenants[-1] == served[-1]
     if ends_round:
         try:
             global_key = SpaceKey.global_space()
             zones.append((global_key.tenant_id, global_key.project_id, nexus.landing(global_key)))
         except MissingRoute:
             pass
-    for tenant_dir, project_id, zone in zones:
-        found = sweep_zone(instance, tenant_dir, project_id, zone, cursor.batches_since, now)
-        scan.partitions |= found.partitions
-        scan.requests += found.requests
-        scan.listing_calls += found.listing_calls
-        scan.kpi_versions.update(found.kpi_versions)
+    scan = LandingScan(listing_calls=len(tenants))
+    swept = parallel(lambda z: sweep_zone(z[0], z[1], z[2], cursor.batches_since, now), zones)
+    for found in swept:
+        scan.partitions |= found.scan.partitions
+        scan.requests += found.scan.requests
+        scan.listing_calls += found.scan.listing_calls
+        scan.kpi_versions.update(found.scan.kpi_versions)
+        for key, batch_id in found.unstarted:  # rare: an entry lost or too late; skip it if a run exists
+            if not instance.get_run_records(dg.RunsFilter(tags={TASK_TAG: batch_id}), limit=1):
+                scan.add(batch_request(key, batch_id))
     if ends_round:
         cursor.after_tenant = ""
         cursor.batches_since = cursor.round_started - SWEEP_MIN_AGE_SECONDS - SWEEP_SLACK_SECONDS
