@@ -1,7 +1,8 @@
 """Scale simulation: many tenant spaces, measured where the orchestration and the query process pay for them.
 
     .venv/bin/python bench/scale_sim.py [--spaces 500 5000 20000] [--spaces-per-tenant 5] [--s3]
-                                        [--busy 20 200] [--serve 200 1000 2000] [--writers 1 2 4]
+                                        [--s3-spaces 500 5000] [--busy 20 200] [--serve 200 1000 2000]
+                                        [--writers 1 2 4]
 
 For each number of spaces (local disk, then S3 on moto_server with ``--s3``), after one batch landed in
 every space (seeded in bulk in the API's own layout: task, batch and inbox entry):
@@ -60,6 +61,7 @@ from tqdm import tqdm  # noqa: E402
 import nexus_pipelines.ingest.sensors as sensors  # noqa: E402
 from nexus_pipelines.ingest.sensors import (  # noqa: E402
     SWEEP_TENANTS_PER_TICK,
+    SWEEP_TICK_BUDGET_SECONDS,
     InboxCursor,
     SweepCursor,
     landing_sensor,
@@ -117,7 +119,8 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
-def seed_landed(tenants: list[str], spaces_per_tenant: int, oldest: datetime, newest: datetime) -> list[str]:
+def seed_landed(tenants: list[str], spaces_per_tenant: int, oldest: datetime, newest: datetime,
+                tasks_too: bool = True) -> list[str]:
     """One batch in every space, written in bulk in the API's layout (task, batch, inbox entry; entries
     stamped between ``oldest`` and ``newest``): the history a quiet tick sits on. Returns partition keys."""
     registry = RoutingRegistry.default()
@@ -133,7 +136,8 @@ def seed_landed(tenants: list[str], spaces_per_tenant: int, oldest: datetime, ne
             task = Task(batch_id, space_id, "succeeded", stamp.isoformat(), stamp.isoformat())
             items = [{"id": f"doc-{s}", "type": "text", "content": f"{tenant} note for {space_id}.", "blob_path": None,
                       "metadata": {}}]
-            writes[files.path("tasks", f"{batch_id}.json")] = json.dumps(task.to_dict()).encode()
+            if tasks_too:  # (left out on the slow emulator: no tick reads a finished batch's task)
+                writes[files.path("tasks", f"{batch_id}.json")] = json.dumps(task.to_dict()).encode()
             writes[files.path("landing", space_id, "batches", f"{batch_id}.json")] = json.dumps(
                 {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "items": items}).encode()
             entry = InboxEntry(stamp_of(stamp), tenant, "default", space_id, "batch", batch_id)
@@ -183,8 +187,9 @@ def sensor_tick(instance, cursor: str) -> tuple[dg.SensorResult, float]:
 def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list[int]) -> dict:
     spaces = len(tenants) * spaces_per_tenant
     now = datetime.now(timezone.utc)
+    on_s3 = inbox_for(RoutingRegistry.default(), "dev").is_s3
     keys, seed_s = timed(lambda: seed_landed(tenants, spaces_per_tenant, now - timedelta(hours=25),
-                                             now - timedelta(hours=2)))
+                                             now - timedelta(hours=2), tasks_too=not on_s3))
     nexus = NexusResource()
     inbox = inbox_for(nexus.registry, "dev")
     sensors.inbox_for = lambda registry, environment: inbox  # the sensor lists through this one: calls counted
@@ -217,8 +222,8 @@ def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list
         sweep = SweepCursor(batches_since=time.time() - 3600)
         found, out["sweep_tick_s"] = timed(lambda: sweep_slice(nexus, instance, sweep))
         out["sweep_tick_calls"] = found.listing_calls
-        out["sweep_tick_tenants"] = min(SWEEP_TENANTS_PER_TICK, len(tenants))
-        out["sweep_round_ticks"] = math.ceil(len(tenants) / SWEEP_TENANTS_PER_TICK)
+        out["sweep_tick_tenants"] = found.tenants
+        out["sweep_round_ticks"] = math.ceil(len(tenants) / max(found.tenants, 1))
 
         rng = random.Random(11)
         written = rng.sample(keys, max(1, int(WRITTEN_SHARE * len(keys))))
@@ -387,9 +392,12 @@ def report(where: str, runs: list[dict]) -> None:
         row(f"landing sensor, busy tick with {busy['batches']} new batches (s)", [r["busy"][i]["s"] for r in runs],
             "{:.3f}")
     row("reconciliation sweep, one tick (s)", [r["sweep_tick_s"] for r in runs], "{:.2f}", project=False,
-        note=f"same ({SWEEP_TENANTS_PER_TICK} tenants per tick)")
+        note=f"at most ~{SWEEP_TICK_BUDGET_SECONDS:.0f} s (time budget)")
+    row("... tenants it covered", [r["sweep_tick_tenants"] for r in runs], "{:.0f}", project=False, note="same")
+    per_tenant = last["sweep_tick_s"] / max(last["sweep_tick_tenants"], 1)
+    tenants_per_tick = min(SWEEP_TENANTS_PER_TICK, SWEEP_TICK_BUDGET_SECONDS / per_tenant) if per_tenant else 1
     row("... ticks per round (every tenant)", [r["sweep_round_ticks"] for r in runs], "{:.0f}", project=False,
-        note=f"{math.ceil(TARGET / 5 / SWEEP_TENANTS_PER_TICK)} (5 spaces per tenant)")
+        note=f"{math.ceil(TARGET / 5 / tenants_per_tick)} (20,000 tenants)")
     row("add every partition (s)", [r["add_partitions_s"] for r in runs], "{:.2f}")
     row("list every partition (s)", [r["list_partitions_s"] for r in runs], "{:.3f}")
     row("check 100 partitions exist (s)", [r["check_100_s"] for r in runs], "{:.4f}")
@@ -431,7 +439,7 @@ def report_writers(writes: list[dict]) -> None:
 
 def run_sizes(where: str, home: Path, args: argparse.Namespace, s3: dict | None) -> list[dict]:
     runs = []
-    for spaces in args.spaces:
+    for spaces in (args.s3_spaces or args.spaces) if s3 else args.spaces:
         tenants = [f"t{i:05d}" for i in range(math.ceil(spaces / args.spaces_per_tenant))]
         bucket = None
         if s3:
@@ -457,11 +465,13 @@ def main() -> int:
     parser.add_argument("--write-batches", type=int, default=20, help="upserts per writer")
     parser.add_argument("--batch-rows", type=int, default=50, help="rows per upsert")
     parser.add_argument("--s3", action="store_true", help="repeat the orchestration on S3 (moto_server on 127.0.0.1)")
+    parser.add_argument("--s3-spaces", type=int, nargs="+", help="sizes on S3 (default: --spaces); the emulator "
+                                                                 "writes ~40 objects/s on two shared cores")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nexus-scale-") as tmp:
         home = Path(tmp)
         (home / "s3").mkdir()
-        for spaces in args.spaces:
+        for spaces in set(args.spaces) | set(args.s3_spaces or []):
             (home / f"local-{spaces}").mkdir()
         report("local disk", run_sizes("local disk", home, args, None))
         if args.s3:

@@ -180,9 +180,10 @@ class LandingZone:
             validate_id(task_id, "task_id")
         except InvalidRequest:
             raise NotFound("no such task", task_id=str(task_id)[:80]) from None
-        if not self.files.exists("tasks", f"{task_id}.json"):
-            raise NotFound("no such task", task_id=task_id)
-        return Task(**json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+        try:  # one read, no existence probe first: sensors read a task per landed batch
+            return Task(**json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+        except FileNotFoundError:
+            raise NotFound("no such task", task_id=task_id) from None
 
 
 def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:

@@ -219,6 +219,21 @@ def test_the_sweep_covers_a_slice_of_tenants_per_tick_and_the_global_space_ends_
     assert cursor.rounds == 1 and cursor.after_tenant == ""
 
 
+def test_a_sweep_tick_stops_when_its_time_budget_is_spent_and_the_next_goes_on_from_there(
+        instance, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEXUS_CONFIG", str(many_tenants_config(tmp_path / "many.yaml", tmp_path / "home", 150)))
+    for tenant in ("t0010", "t0140"):
+        landing_zone(RequestContext(tenant)).files.write_bytes_atomic(b"x", "landing", "main", "files", "a.txt")
+    cursor, found, ticks = SweepCursor(), [], 0
+    while not cursor.rounds:
+        scan = sweep_slice(NexusResource(), instance, cursor, budget_seconds=0)  # one chunk of tenants per tick
+        found += [r.partition_key for r in scan.requests]
+        ticks += 1
+        assert scan.tenants <= 64
+    assert ticks == 3  # 152 tenants (acme, globex and 150 more), 64 at a time
+    assert sorted(found) == ["t0010.default.main", "t0140.default.main"]
+
+
 def test_the_sweep_leaves_a_batch_alone_once_a_run_exists_for_it(instance, nexus_home):
     zone = landing_zone(ACME)
     task = LandingZone(zone.files).land_batch("main", ITEM)  # landed without an inbox entry

@@ -49,9 +49,11 @@ from nexus_pipelines.resources import NexusResource
 INBOX_OVERLAP_SECONDS = 120
 # Inbox entries are hints; hour folders older than this are removed by the sweep once per round.
 INBOX_RETENTION = timedelta(days=7)
-# Tenants one sweep tick covers: about 30 ms of listing per tenant on S3, so a tick stays far below
-# Dagster's 60 s sensor timeout; at 100,000 spaces (20,000 tenants) a round takes 100 ticks.
-SWEEP_TENANTS_PER_TICK = 200
+# A sweep tick covers tenants (three listings each, IO_THREADS at a time) until this much time is spent,
+# at most SWEEP_TENANTS_PER_TICK of them: whatever the store's latency, it stays far below Dagster's 60 s
+# sensor timeout, and the next tick goes on where it stopped.
+SWEEP_TICK_BUDGET_SECONDS = 20.0
+SWEEP_TENANTS_PER_TICK = 2000
 # The sweep leaves batches younger than this to the landing sensor (it has had several ticks by then).
 SWEEP_MIN_AGE_SECONDS = 300
 # Each round rechecks batches from this long before the previous round began (clock differences).
@@ -132,6 +134,7 @@ class LandingScan:
     requests: list[Requested] = field(default_factory=list)
     listing_calls: int = 0  # store listings the scan made (the inbox's, or the landing zones')
     kpi_versions: dict[str, str] = field(default_factory=dict)  # partition key -> KPI source fingerprint
+    tenants: int = 0  # tenants a sweep tick covered
 
     def add(self, request: Requested | None) -> None:
         if request is not None:
@@ -380,32 +383,33 @@ def kpi_observations(instance: dg.DagsterInstance, versions: dict[str, str]) -> 
 
 
 def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: SweepCursor,
-                now: float | None = None, tenants_per_tick: int = SWEEP_TENANTS_PER_TICK) -> LandingScan:
-    """The next ``tenants_per_tick`` tenants (then the global space, which ends the round); ``cursor`` is
-    advanced in place."""
+                now: float | None = None, tenants_per_tick: int = SWEEP_TENANTS_PER_TICK,
+                budget_seconds: float = SWEEP_TICK_BUDGET_SECONDS) -> LandingScan:
+    """The next tenants, ``IO_THREADS`` at a time, until ``budget_seconds`` are spent or ``tenants_per_tick``
+    are done (then the global space, once the last tenant is: that ends the round); ``cursor`` is advanced in
+    place."""
+    started = time.perf_counter()
     now = time.time() if now is None else now
     if not cursor.after_tenant:
         cursor.round_started = now
     served = sorted(_served(nexus))
-    tenants = [t for t in served if t > cursor.after_tenant][:tenants_per_tick]
-    zones = [z for found in parallel(lambda t: _tenant_zones(nexus, t), tenants) for z in found]
-    ends_round = len(tenants) < tenants_per_tick or tenants[-1] == served[-1]
+    pending = [t for t in served if t > cursor.after_tenant][:tenants_per_tick]
+    scan, done = LandingScan(), []
+    while pending and (not done or time.perf_counter() - started < budget_seconds):
+        chunk, pending = pending[:4 * IO_THREADS], pending[4 * IO_THREADS:]
+        zones = [z for found in parallel(lambda t: _tenant_zones(nexus, t), chunk) for z in found]
+        _sweep_zones(instance, zones, cursor.batches_since, now, scan)
+        scan.listing_calls += len(chunk)
+        done += chunk
+    scan.tenants = len(done)
+    ends_round = not any(t > (done[-1] if done else cursor.after_tenant) for t in served)
     if ends_round:
         try:
             global_key = SpaceKey.global_space()
-            zones.append((global_key.tenant_id, global_key.project_id, nexus.landing(global_key)))
+            _sweep_zones(instance, [(global_key.tenant_id, global_key.project_id, nexus.landing(global_key))],
+                         cursor.batches_since, now, scan)
         except MissingRoute:
             pass
-    scan = LandingScan(listing_calls=len(tenants))
-    swept = parallel(lambda z: sweep_zone(z[0], z[1], z[2], cursor.batches_since, now), zones)
-    for found in swept:
-        scan.partitions |= found.scan.partitions
-        scan.requests += found.scan.requests
-        scan.listing_calls += found.scan.listing_calls
-        scan.kpi_versions.update(found.scan.kpi_versions)
-        for key, batch_id in found.unstarted:  # rare: an entry lost or too late; skip it if a run exists
-            if not instance.get_run_records(dg.RunsFilter(tags={TASK_TAG: batch_id}), limit=1):
-                scan.add(batch_request(key, batch_id))
     if ends_round:
         cursor.after_tenant = ""
         cursor.batches_since = cursor.round_started - SWEEP_MIN_AGE_SECONDS - SWEEP_SLACK_SECONDS
@@ -414,8 +418,20 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
         if inbox is not None:
             inbox.prune(datetime.fromtimestamp(now, timezone.utc) - INBOX_RETENTION)
     else:
-        cursor.after_tenant = tenants[-1]
+        cursor.after_tenant = done[-1]
     return scan
+
+
+def _sweep_zones(instance: dg.DagsterInstance, zones: list[tuple[str, str, LandingZone]], batches_since: float,
+                 now: float, scan: LandingScan) -> None:
+    for found in parallel(lambda z: sweep_zone(z[0], z[1], z[2], batches_since, now), zones):
+        scan.partitions |= found.scan.partitions
+        scan.requests += found.scan.requests
+        scan.listing_calls += found.scan.listing_calls
+        scan.kpi_versions.update(found.scan.kpi_versions)
+        for key, batch_id in found.unstarted:  # rare: an entry lost or too late; skip it if a run exists
+            if not instance.get_run_records(dg.RunsFilter(tags={TASK_TAG: batch_id}), limit=1):
+                scan.add(batch_request(key, batch_id))
 
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
