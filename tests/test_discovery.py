@@ -121,6 +121,17 @@ def test_an_entry_stamped_before_the_cursor_within_the_overlap_is_still_found_on
     assert tick(instance, found.cursor).run_requests == []
 
 
+def test_an_entry_stamped_ahead_of_the_clock_does_not_hide_the_entries_written_after_it(instance, nexus_home):
+    zone = landing_zone(ACME)
+    ahead = zone.land_batch("main", ITEM)
+    zone.inbox.post("acme", "default", "main", "batch", ahead.task_id,
+                    now=datetime.now(timezone.utc) + timedelta(hours=1))  # a host whose clock runs fast
+    first = tick(instance)
+    assert [r.run_key for r in first.run_requests] == [ahead.task_id]
+    later = landing_zone(GLOBEX).land_batch("ops", ITEM)
+    assert [r.run_key for r in tick(instance, first.cursor).run_requests] == [later.task_id]
+
+
 def test_batches_landed_while_the_sensor_ticks_are_each_found_exactly_once(instance, nexus_home):
     landed: list[str] = []
     done = threading.Event()

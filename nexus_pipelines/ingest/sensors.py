@@ -96,12 +96,14 @@ class InboxCursor:
     def dumps(self) -> str:
         return json.dumps({"after": self.after, "newest": self.newest, "seen": sorted(self.seen)})
 
-    def advance(self, listed: list[InboxEntry]) -> None:
-        """Move past ``listed`` (everything after ``after``), keeping the overlap window."""
+    def advance(self, listed: list[InboxEntry], now: datetime | None = None) -> None:
+        """Move past ``listed`` (everything after ``after``), keeping the overlap window. An entry stamped
+        ahead of this clock (a host whose clock runs fast) never moves the window past now."""
         if listed:
             self.newest = max(self.newest, max(e.stamp for e in listed))
         if self.newest:
-            floor = key_for(stamp_of(time_of(self.newest) - timedelta(seconds=INBOX_OVERLAP_SECONDS)))
+            newest = min(time_of(self.newest), now or datetime.now(timezone.utc))
+            floor = key_for(stamp_of(newest - timedelta(seconds=INBOX_OVERLAP_SECONDS)))
             self.after = max(self.after, floor)
         self.seen = sorted(e.ref for e in listed if e.key > self.after)
 
@@ -394,13 +396,16 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
         cursor.round_started = now
     served = sorted(_served(nexus))
     pending = [t for t in served if t > cursor.after_tenant][:tenants_per_tick]
-    scan, done = LandingScan(), []
-    while pending and (not done or time.perf_counter() - started < budget_seconds):
+    scan, done, slowest = LandingScan(), [], 0.0
+    # Another chunk only when the slowest so far would still end within the budget.
+    while pending and (not done or time.perf_counter() - started + slowest < budget_seconds):
+        chunk_started = time.perf_counter()
         chunk, pending = pending[:4 * IO_THREADS], pending[4 * IO_THREADS:]
         zones = [z for found in parallel(lambda t: _tenant_zones(nexus, t), chunk) for z in found]
         _sweep_zones(instance, zones, cursor.batches_since, now, scan)
         scan.listing_calls += len(chunk)
         done += chunk
+        slowest = max(slowest, time.perf_counter() - chunk_started)
     scan.tenants = len(done)
     ends_round = not any(t > (done[-1] if done else cursor.after_tenant) for t in served)
     if ends_round:
