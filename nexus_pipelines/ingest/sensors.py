@@ -224,7 +224,6 @@ def scan_inbox(nexus: NexusResource, inbox: Inbox, cursor: InboxCursor,
     calls_before = inbox.list_calls
     listed = inbox.after(cursor.after or None)
     handled = set(cursor.seen)
-    served = _served(nexus)
     new: list[InboxEntry] = []
     for position, entry in enumerate(listed):
         if entry.ref in handled:
@@ -235,6 +234,7 @@ def scan_inbox(nexus: NexusResource, inbox: Inbox, cursor: InboxCursor,
         handled.add(entry.ref)
         new.append(entry)
     scan = LandingScan()
+    served = _served(nexus) if new else set()  # the config's tenants: only read when there is work
 
     def request(entry: InboxEntry) -> tuple[SpaceKey | None, Requested | None]:
         key = entry_space(entry, served)
