@@ -65,7 +65,6 @@ from nexus_pipelines.ingest.sensors import (  # noqa: E402
     InboxCursor,
     SweepCursor,
     landing_sensor,
-    scan_inbox,
     sweep_slice,
 )
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE  # noqa: E402

@@ -18,7 +18,6 @@ never written (a crash between the two writes) is still found by the slower swee
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 import uuid
@@ -39,7 +38,6 @@ ENTRY_KINDS: tuple[EntryKind, ...] = ("batch", "files")
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 _HOUR = "%Y%m%dT%H"
 S3_PAGE = 1000  # ListObjectsV2's own maximum
-log = logging.getLogger(__name__)
 
 
 def stamp_of(moment: datetime) -> str:
