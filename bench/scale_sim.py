@@ -1,38 +1,51 @@
-"""Scale simulation: many tenant spaces with small batches, measured where the orchestration pays for them.
+"""Scale simulation: many tenant spaces, measured where the orchestration and the query process pay for them.
 
-    .venv/bin/python bench/scale_sim.py [--spaces 500] [--spaces-per-tenant 5] [--writers 1 2 4]
-                                        [--write-batches 20] [--batch-rows 50] [--s3]
+    .venv/bin/python bench/scale_sim.py [--spaces 500 5000 20000] [--spaces-per-tenant 5] [--s3]
+                                        [--s3-spaces 500 5000] [--busy 20 200] [--serve 200 1000 2000]
+                                        [--writers 1 2 4]
 
-* the landing sensor's tick over every tenant's landing zone: the first (every space new, every batch
-  a run request) and a quiet one (nothing new), against Dagster's 60 s sensor evaluation timeout;
-* schedule fan-out: run requests per tick of ``kpi_hourly_schedule`` and ``space_maintenance_nightly``
-  (partition ranges), and what that makes per day;
-* partition count against Dagster's recommended limit per asset (100,000), and the tick time that
-  linear growth would reach there;
-* write throughput of 1, 2 and 4 processes upserting small batches into one space at once (rows/s,
-  commit conflicts retried, rows lost or duplicated: both must be 0).
+For each number of spaces (local disk, then S3 on moto_server with ``--s3``), after one batch landed in
+every space (seeded in bulk in the API's own layout: task, batch and inbox entry):
 
-Local disk by default; ``--s3`` repeats the sensor tick and the writers on S3 (moto_server on loopback,
-so latencies are far below real S3's). Vectors are random unit vectors: the embedder is not measured here.
+* the landing sensor's quiet tick (nothing new: one inbox listing; median of seven) and busy ticks (``--busy`` batches just
+  landed through ``LandingZone.land_batch``), time and store listing calls;
+* one tick of the reconciliation sweep (a slice of ``SWEEP_TENANTS_PER_TICK`` tenants), and the round
+  it takes to cover every tenant;
+* dynamic partitions: adding every space, listing them, checking 100 keys;
+* the schedules on a Dagster event log where 10% of the spaces were written since their last maintenance
+  and 2% got new KPI measurements in the last hour (scattered at random, the worst case for ranges): tick
+  time and run requests, per day, against the fan-out over every space that came before;
+* each figure's growth from the smallest to the largest run, and what it extrapolates to at 100,000
+  spaces against Dagster's 60 s sensor and schedule timeouts.
+
+Then (local disk) the query process: resident memory after querying ``--serve`` spaces once each, with the
+shipped bounds (``serving`` in the config), and the first query on a cold space against a warm one.
+``--writers`` measures 1, 2 and 4 processes upserting into one space at once (none lost or duplicated).
+
+On S3 the emulator's latencies are far below real S3's; figures on a shared machine are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import math
 import multiprocessing
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,42 +55,61 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("DAGSTER_HOME", None)
 
 import dagster as dg  # noqa: E402
+from dagster._core.definitions.data_version import DATA_VERSION_TAG  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from nexus_pipelines.ingest.sensors import landing_sensor  # noqa: E402
+import nexus_pipelines.ingest.sensors as sensors  # noqa: E402
+from nexus_pipelines.ingest.sensors import (  # noqa: E402
+    SWEEP_TENANTS_PER_TICK,
+    SWEEP_TICK_BUDGET_SECONDS,
+    InboxCursor,
+    SweepCursor,
+    landing_sensor,
+    sweep_slice,
+)
+from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE  # noqa: E402
 from nexus_pipelines.kpi.triggers import kpi_hourly_schedule  # noqa: E402
-from nexus_pipelines.maintenance.assets import space_maintenance_nightly  # noqa: E402
+from nexus_pipelines.maintenance.assets import MAINTENANCE_BATCH_SIZE, space_maintenance_nightly  # noqa: E402
+from nexus_pipelines.partitions import changed_range_run_requests  # noqa: E402
 from nexus_pipelines.resources import NexusResource  # noqa: E402
 from nexus_query.config import DEFAULT_CONFIG_PATH  # noqa: E402
 from nexus_query.context import RequestContext  # noqa: E402
 from nexus_query.embeddings import EmbedderInfo  # noqa: E402
-from nexus_query.landing import landing_zone  # noqa: E402
+from nexus_query.inbox import InboxEntry, inbox_for, stamp_of  # noqa: E402
+from nexus_query.landing import Task, landing_zone  # noqa: E402
+from nexus_query.paths import join_uri  # noqa: E402
+from nexus_query.query import query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
+from nexus_query.store.index import snapshot_cache  # noqa: E402
+from nexus_query.store import space as space_module  # noqa: E402
+from nexus_query.store.space import open_databases  # noqa: E402
 
-DAGSTER_PARTITION_LIMIT = 100_000  # Dagster's recommended maximum partitions per asset
-SENSOR_TIMEOUT_SECONDS = 60  # Dagster's default sensor evaluation timeout
+TARGET = 100_000  # Dagster's recommended maximum partitions per asset
+TIMEOUT_SECONDS = 60  # Dagster's default sensor and schedule evaluation timeout
 EMBEDDER = EmbedderInfo("all-MiniLM-L6-v2", 384)
 WRITER = RequestContext("writer")
+WRITTEN_SHARE, KPI_SHARE = 0.10, 0.02
+QUIET_TICKS = 7  # the quiet tick is a few milliseconds: its median over this many
 
 
-def write_config(home: Path, tenants: list[str], s3: dict | None) -> Path:
-    """The shipped registry with ``tenants`` (and the writers' tenant), on local disk or on S3."""
+def write_config(home: Path, tenants: list[str], s3: dict | None, serving: dict | None = None) -> Path:
+    """The shipped registry with ``tenants`` (and the writers' tenant), on local disk or on S3 (the global
+    space's blob store, where the inbox lives, too)."""
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     raw["data_root"] = str(home)
     raw["cursor"]["secret"] = "scale-sim-cursor-secret-0123456789"
     env = raw["environments"]["dev"]
     env["tenants"] = {t: {} for t in [*tenants, WRITER.tenant_id]}
+    raw["serving"] = {**raw.get("serving", {}), **(serving or {})}
     if s3:
         options = {"endpoint": s3["endpoint"], "allow_http": True, "region": "us-east-1"}
-        bucket = s3["bucket"]
-        env["defaults"] = {
-            "nexus_store": {"uri": f"s3://{bucket}/lance", "storage_options": options},
-            "nexus_blob_store": {"protocol": "s3", "bucket": bucket, "prefix": "blobs", "storage_options": options},
-            "nexus_projection_store": {"protocol": "s3", "bucket": bucket, "prefix": "projections",
-                                       "storage_options": options},
-        }
-    path = home / ("nexus-s3.yaml" if s3 else "nexus.yaml")
+        blob = {"protocol": "s3", "bucket": s3["bucket"], "prefix": "blobs", "storage_options": options}
+        env["defaults"] = {"nexus_store": {"uri": f"s3://{s3['bucket']}/lance", "storage_options": options},
+                           "nexus_blob_store": blob, "nexus_projection_store": {**blob, "prefix": "projections"}}
+        env["global"] = {"nexus_store": {"uri": f"s3://{s3['bucket']}/lance-global", "storage_options": options},
+                         "nexus_blob_store": {**blob, "prefix": "blobs-global"}}
+    path = home / f"nexus-{'s3' if s3 else 'local'}-{len(tenants)}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -88,43 +120,194 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
-def land_batches(tenants: list[str], spaces_per_tenant: int, items: int) -> float:
-    """One small batch in every space; returns the seconds it took."""
-    started = time.perf_counter()
-    for tenant in tqdm(tenants, desc="landing one batch per space", leave=False):
-        zone = landing_zone(RequestContext(tenant))
+def seed_landed(tenants: list[str], spaces_per_tenant: int, oldest: datetime, newest: datetime,
+                tasks_too: bool = True) -> list[str]:
+    """One batch in every space, written in bulk in the API's layout (task, batch, inbox entry; entries
+    stamped between ``oldest`` and ``newest``): the history a quiet tick sits on. Returns partition keys."""
+    registry = RoutingRegistry.default()
+    inbox = inbox_for(registry, "dev")
+    writes: dict[str, bytes] = {}
+    keys = []
+    span = (newest - oldest).total_seconds()
+    for number, tenant in enumerate(tenants):
+        files = landing_zone(RequestContext(tenant), registry).files
         for s in range(spaces_per_tenant):
-            zone.land_batch(f"space{s}", [{"type": "text", "content": f"{tenant} note {i} for space {s}."}
-                                          for i in range(items)])
-    return time.perf_counter() - started
+            space_id, batch_id = f"space{s}", f"{number:08x}{s:08x}{'0' * 16}"
+            stamp = oldest + timedelta(seconds=span * (number * spaces_per_tenant + s) / (len(tenants) * spaces_per_tenant))
+            task = Task(batch_id, space_id, "succeeded", stamp.isoformat(), stamp.isoformat())
+            items = [{"id": f"doc-{s}", "type": "text", "content": f"{tenant} note for {space_id}.", "blob_path": None,
+                      "metadata": {}}]
+            if tasks_too:  # (left out on the slow emulator: no tick reads a finished batch's task)
+                writes[files.path("tasks", f"{batch_id}.json")] = json.dumps(task.to_dict()).encode()
+            writes[files.path("landing", space_id, "batches", f"{batch_id}.json")] = json.dumps(
+                {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "items": items}).encode()
+            entry = InboxEntry(stamp_of(stamp), tenant, "default", space_id, "batch", batch_id)
+            writes[join_uri(inbox.root, entry.key)] = b"{}"
+            keys.append(f"{tenant}.default.{space_id}")
+    fs = inbox.fs
+    paths = list(writes)
+    if fs.protocol in ("file", "local") or "file" in (fs.protocol if isinstance(fs.protocol, tuple) else ()):
+        for path in tqdm(paths, desc="seeding landed batches", leave=False):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            Path(path).write_bytes(writes[path])
+    else:
+        for i in tqdm(range(0, len(paths), 2000), desc="seeding landed batches (S3)", leave=False):
+            fs.pipe({p: writes[p] for p in paths[i:i + 2000]})
+    return keys
 
 
-def measure_orchestration(tenants: list[str], spaces_per_tenant: int, items: int) -> dict:
+def seed_events(instance: dg.DagsterInstance, written: list[str], measured: list[str]) -> None:
+    """Space writes and new KPI measurements in the event log, as runs would record them."""
+    for key in tqdm(written, desc="recording space writes", leave=False):
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="space_table", partition=key))
+    for key in tqdm(measured, desc="recording KPI measurements", leave=False):
+        instance.report_runless_asset_event(dg.AssetObservation(asset_key="kpi_measurements", partition=key,
+                                                                tags={DATA_VERSION_TAG: "v1"}))
+
+
+def clustered(tenants: list[str], spaces_per_tenant: int, share: float, rng: random.Random) -> set[str]:
+    """``share`` of the spaces, whole tenants at a time (a tenant's spaces became partitions together)."""
+    chosen = rng.sample(tenants, max(1, int(share * len(tenants))))
+    return {f"{t}.default.space{s}" for t in chosen for s in range(spaces_per_tenant)}
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """A SQLite instance as `dagster dev` keeps it, on tmpfs where there is one (the machine's disk is shared
+    and slow to sync; Postgres has its own costs, see deploy/README.md)."""
+    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(dir=where) as tmp, dg.instance_for_test(temp_dir=tmp) as instance:
+        yield instance
+
+
+def sensor_tick(instance, cursor: str) -> tuple[dg.SensorResult, float]:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"nexus": NexusResource()})
+    return timed(lambda: landing_sensor(context))
+
+
+def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list[int]) -> dict:
     spaces = len(tenants) * spaces_per_tenant
-    land_seconds = land_batches(tenants, spaces_per_tenant, items)
-    with dg.instance_for_test() as instance:  # SQLite in a temporary folder, as `dagster dev` keeps it
-        resources = {"nexus": NexusResource()}
-        first, first_s = timed(lambda: landing_sensor(dg.build_sensor_context(instance=instance, resources=resources)))
-        keys = [k for r in first.dynamic_partitions_requests for k in r.partition_keys]
-        _, add_s = timed(lambda: instance.add_dynamic_partitions("tenant_spaces", keys))
-        quiet, quiet_s = timed(lambda: landing_sensor(dg.build_sensor_context(
-            instance=instance, cursor=first.cursor, resources=resources)))
-        _, list_s = timed(lambda: instance.get_dynamic_partitions("tenant_spaces"))
-        tick = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 20, 3, 17))
-        kpi, kpi_s = timed(lambda: kpi_hourly_schedule(tick))
-        maintenance, maintenance_s = timed(lambda: space_maintenance_nightly(tick))
-    per_space = first_s / spaces
-    return {
-        "spaces": spaces, "tenants": len(tenants), "land_seconds": land_seconds,
-        "sensor_first_s": first_s, "sensor_first_requests": len(first.run_requests), "new_partitions": len(keys),
-        "sensor_quiet_s": quiet_s, "sensor_quiet_requests": len(quiet.run_requests),
-        "add_partitions_s": add_s, "list_partitions_s": list_s,
-        "kpi_runs_per_tick": len(kpi), "kpi_tick_s": kpi_s,
-        "maintenance_runs_per_tick": len(maintenance), "maintenance_tick_s": maintenance_s,
-        "sensor_s_at_limit": per_space * DAGSTER_PARTITION_LIMIT,
-        "max_spaces_within_timeout": int(SENSOR_TIMEOUT_SECONDS / per_space) if per_space else 0,
-    }
+    now = datetime.now(timezone.utc)
+    on_s3 = inbox_for(RoutingRegistry.default(), "dev").is_s3
+    keys, seed_s = timed(lambda: seed_landed(tenants, spaces_per_tenant, now - timedelta(hours=25),
+                                             now - timedelta(hours=2), tasks_too=not on_s3))
+    nexus = NexusResource()
+    inbox = inbox_for(nexus.registry, "dev")
+    sensors.inbox_for = lambda registry, environment: inbox  # the sensor lists through this one: calls counted
+    out: dict = {"spaces": spaces, "tenants": len(tenants), "seed_s": seed_s}
+    with dagster_instance() as instance:
+        _, out["add_partitions_s"] = timed(lambda: instance.add_dynamic_partitions("tenant_spaces", keys))
+        _, out["list_partitions_s"] = timed(lambda: instance.get_dynamic_partitions("tenant_spaces"))
+        _, out["check_100_s"] = timed(lambda: instance.get_existing_dynamic_partitions("tenant_spaces", keys[:100]))
 
+        cursor = InboxCursor(newest=stamp_of(now - timedelta(hours=1)))
+        cursor.advance([])  # the sensor saw every seeded entry long ago
+        calls = inbox.list_calls
+        quiet_ticks = [sensor_tick(instance, cursor.dumps()) for _ in range(QUIET_TICKS)]
+        quiet = quiet_ticks[-1][0]
+        out["quiet_s"] = float(np.median([seconds for _, seconds in quiet_ticks]))
+        out["quiet_calls"] = (inbox.list_calls - calls) / QUIET_TICKS
+        out["quiet_requests"] = len(quiet.run_requests)
+        state = quiet.cursor
+        rng = random.Random(7)
+        out["busy"] = []
+        for count in busy:
+            targets = rng.sample(keys, count)
+            for key in targets:
+                tenant, _, space_id = key.split(".")
+                landing_zone(RequestContext(tenant)).land_batch(space_id, [{"type": "text", "content": f"news {key}"}])
+            calls = inbox.list_calls
+            result, seconds = sensor_tick(instance, state)
+            out["busy"].append({"batches": count, "s": seconds, "requests": len(result.run_requests),
+                                "calls": inbox.list_calls - calls})
+            state = result.cursor
+            assert len(result.run_requests) == count, (len(result.run_requests), count)
+
+        if inbox.is_s3:  # the store's own floor: one ListObjectsV2 of a prefix holding nothing
+            bucket = inbox.root.split("/", 1)[0]
+            floor = [timed(lambda: inbox.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix="nothing-here/",
+                                                    MaxKeys=1))[1] for _ in range(QUIET_TICKS)]
+            out["empty_list_s"] = float(np.median(floor))
+        sweep = SweepCursor(batches_since=time.time() - 3600)
+        found, out["sweep_tick_s"] = timed(lambda: sweep_slice(nexus, instance, sweep))
+        out["sweep_tick_calls"] = found.listing_calls
+        out["sweep_tick_tenants"] = found.tenants
+        out["sweep_round_ticks"] = math.ceil(len(tenants) / max(found.tenants, 1))
+
+        rng = random.Random(11)
+        written = rng.sample(keys, max(1, int(WRITTEN_SHARE * len(keys))))
+        measured = rng.sample(keys, max(1, int(KPI_SHARE * len(keys))))
+        seed_events(instance, written, measured)
+        out["written"], out["measured"] = len(written), len(measured)
+        ordered = instance.get_dynamic_partitions("tenant_spaces")
+        out["kpi_runs_clustered"] = len(changed_range_run_requests(
+            ordered, clustered(tenants, spaces_per_tenant, KPI_SHARE, rng), KPI_BATCH_SIZE, run_key="x", batch_tag="b"))
+        out["maintenance_runs_clustered"] = len(changed_range_run_requests(
+            ordered, clustered(tenants, spaces_per_tenant, WRITTEN_SHARE, rng), MAINTENANCE_BATCH_SIZE, run_key="x",
+            batch_tag="b"))
+        tick_time = datetime.now(timezone.utc)
+        tick = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick_time,
+                                         resources={"nexus": nexus})
+        kpi, out["kpi_tick_s"] = timed(lambda: kpi_hourly_schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick_time)))
+        maintenance, out["maintenance_tick_s"] = timed(lambda: space_maintenance_nightly(tick))
+        out["kpi_runs"] = len(kpi) if isinstance(kpi, list) else 0
+        out["maintenance_runs"] = len(maintenance) if isinstance(maintenance, list) else 0
+    out["kpi_runs_before"] = math.ceil(spaces / KPI_BATCH_SIZE)
+    out["maintenance_runs_before"] = math.ceil(spaces / MAINTENANCE_BATCH_SIZE)
+    return out
+
+
+# --- the query process ------------------------------------------------------------------------------------
+
+class NamedEmbedder:
+    """Names the spaces' embedder; a query given as a vector is never embedded, so no model is loaded."""
+
+    info = EMBEDDER
+
+    def embed(self, texts, ctx=None):  # pragma: no cover - vector queries only
+        raise RuntimeError("the serving measurement queries by vector")
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def measure_serving(counts: list[int], rows: int = 50) -> list[dict]:
+    """Resident memory after querying N small spaces once each (tenants' projects, so each space has its own
+    database folder, the worst case for handles), and the first query on a cold space against a warm one."""
+    store, provider = SpaceStore(), NamedEmbedder()
+    rng = np.random.default_rng(3)
+    total = max(counts)
+    spaces = []
+    for number in tqdm(range(total), desc="creating spaces to serve", leave=False):
+        ctx = RequestContext("writer", f"p{number:05d}")
+        vectors = rng.standard_normal((rows, EMBEDDER.dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        records = [Record(text=f"space {number} row {i}", source=f"s{number}-{i}") for i in range(rows)]
+        store.open_or_create(ctx, "main", EMBEDDER).upsert(build_rows(ctx, records, vectors, EMBEDDER), EMBEDDER)
+        spaces.append(ctx)
+    snapshot_cache.clear()
+    space_module._connections.clear()  # as a fresh query process: nothing opened yet
+    probe = rng.standard_normal(EMBEDDER.dimension).astype(np.float32)
+    query(spaces[0], "main", probe, mode="vector", top_k=5, provider=provider)  # imports, first session
+    baseline = rss_mb()
+    results, served, cold = [], 0, []
+    for count in counts:
+        while served < count:
+            _, seconds = timed(lambda: query(spaces[served], "main", probe, mode="vector", top_k=5, provider=provider))
+            cold.append(seconds)
+            served += 1
+        warm = [timed(lambda: query(spaces[served - 1], "main", probe, mode="vector", top_k=5,
+                                    provider=provider))[1] for _ in range(5)]
+        results.append({"spaces": count, "rss_mb": rss_mb(), "baseline_mb": baseline, "snapshots": len(snapshot_cache),
+                        "databases": open_databases(), "cold_ms": 1000 * float(np.median(cold[-50:])),
+                        "warm_ms": 1000 * float(np.median(warm))})
+    return results
+
+
+# --- concurrent writers (unchanged) ------------------------------------------------------------------------
 
 def _writer(space_id: str, number: int, batches: int, rows: int, barrier, results) -> None:
     space = SpaceStore().open_or_create(WRITER, space_id, EMBEDDER)
@@ -178,36 +361,88 @@ def moto_s3() -> Iterator[dict]:
     try:
         wait_for_port(port, server)
         endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="nexus-scale")
-        yield {"endpoint": endpoint, "bucket": "nexus-scale"}
+        yield {"endpoint": endpoint, "client": boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")}
     finally:
         stop(server)
 
 
-def report(where: str, orchestration: dict, writes: list[dict]) -> None:
-    o = orchestration
-    print(f"\n## {where}: {o['spaces']} spaces ({o['tenants']} tenants), one small batch each "
-          f"(landed in {o['land_seconds']:.1f} s)\n")
-    print("| measure | value |\n|---|---|")
-    rows = [
-        ("landing sensor, first tick (all new)", f"{o['sensor_first_s']:.2f} s, {o['sensor_first_requests']} run "
-                                                 f"requests, {o['new_partitions']} new partitions"),
-        ("landing sensor, quiet tick", f"{o['sensor_quiet_s']:.2f} s ({o['sensor_quiet_requests']} requests, "
-                                       "deduplicated by run key)"),
-        ("sensor tick per space", f"{1000 * o['sensor_first_s'] / o['spaces']:.2f} ms"),
-        (f"tick at {DAGSTER_PARTITION_LIMIT:,} spaces (linear)", f"{o['sensor_s_at_limit']:.0f} s vs "
-                                                                  f"{SENSOR_TIMEOUT_SECONDS} s timeout"),
-        ("spaces one tick covers within the timeout", f"{o['max_spaces_within_timeout']:,}"),
-        ("add / list dynamic partitions", f"{o['add_partitions_s']:.2f} s / {o['list_partitions_s']:.3f} s"),
-        ("partitions vs Dagster's recommended limit", f"{o['spaces']:,} / {DAGSTER_PARTITION_LIMIT:,} "
-                                                      f"({100 * o['spaces'] / DAGSTER_PARTITION_LIMIT:.1f}%)"),
-        ("kpi_hourly_schedule fan-out", f"{o['kpi_runs_per_tick']} runs per tick ({o['kpi_tick_s']:.3f} s), "
-                                        f"{24 * o['kpi_runs_per_tick']} runs/day"),
-        ("space_maintenance_nightly fan-out", f"{o['maintenance_runs_per_tick']} runs per tick "
-                                              f"({o['maintenance_tick_s']:.3f} s)"),
-    ]
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+# --- report ---------------------------------------------------------------------------------------------------
+
+def growth(first: float, last: float, n0: int, n1: int) -> tuple[float, float]:
+    """(growth ratio from n0 to n1, exponent b of value ~ n^b)."""
+    ratio = last / first if first > 0 else float("inf")
+    return ratio, (math.log(ratio) / math.log(n1 / n0)) if ratio > 0 and n1 > n0 else 0.0
+
+
+def extrapolate(first: float, last: float, n0: int, n1: int) -> float:
+    """The value at TARGET spaces, growing from n1 the way it grew from n0 to n1 (a power law)."""
+    _, exponent = growth(first, last, n0, n1)
+    return last * (TARGET / n1) ** max(exponent, 0.0)
+
+
+def report(where: str, runs: list[dict]) -> None:
+    print(f"\n## {where}\n")
+    sizes = [r["spaces"] for r in runs]
+    head = "| measure | " + " | ".join(f"{n:,} spaces" for n in sizes) + " | growth | at 100,000 |"
+    print(head)
+    print("|---" * (len(sizes) + 3) + "|")
+    first, last = runs[0], runs[-1]
+
+    def row(name: str, values: list[float], fmt: str, project: bool = True, note: str = "") -> None:
+        ratio, exponent = growth(values[0], values[-1], sizes[0], sizes[-1]) if len(values) > 1 else (1.0, 0.0)
+        at = extrapolate(values[0], values[-1], sizes[0], sizes[-1]) if project and len(values) > 1 else None
+        cells = " | ".join(fmt.format(v) for v in values)
+        grown = f"x{ratio:.2f} (n^{exponent:.2f})" if len(values) > 1 else "-"
+        print(f"| {name} | {cells} | {grown} | {fmt.format(at) if at is not None else note} |")
+
+    row(f"landing sensor, quiet tick (s, median of {QUIET_TICKS})", [r["quiet_s"] for r in runs], "{:.3f}")
+    row("... its store listing calls", [r["quiet_calls"] for r in runs], "{:.0f}")
+    if "empty_list_s" in first:
+        row("one ListObjectsV2 of an empty prefix (s, the emulator's floor)", [r["empty_list_s"] for r in runs],
+            "{:.3f}")
+    for i, busy in enumerate(first["busy"]):
+        row(f"landing sensor, busy tick with {busy['batches']} new batches (s)", [r["busy"][i]["s"] for r in runs],
+            "{:.3f}")
+    row("reconciliation sweep, one tick (s)", [r["sweep_tick_s"] for r in runs], "{:.2f}", project=False,
+        note=f"at most ~{SWEEP_TICK_BUDGET_SECONDS:.0f} s (time budget)")
+    row("... tenants it covered", [r["sweep_tick_tenants"] for r in runs], "{:.0f}", project=False, note="same")
+    per_tenant = last["sweep_tick_s"] / max(last["sweep_tick_tenants"], 1)
+    tenants_per_tick = min(SWEEP_TENANTS_PER_TICK, SWEEP_TICK_BUDGET_SECONDS / per_tenant) if per_tenant else 1
+    row("... ticks per round (every tenant)", [r["sweep_round_ticks"] for r in runs], "{:.0f}", project=False,
+        note=f"{math.ceil(TARGET / 5 / tenants_per_tick)} (20,000 tenants)")
+    row("add every partition (s)", [r["add_partitions_s"] for r in runs], "{:.2f}")
+    row("list every partition (s)", [r["list_partitions_s"] for r in runs], "{:.3f}")
+    row("check 100 partitions exist (s)", [r["check_100_s"] for r in runs], "{:.4f}")
+    row("kpi_hourly_schedule tick (s), 2% of spaces with new measurements", [r["kpi_tick_s"] for r in runs], "{:.3f}")
+    row("... runs per tick, scattered", [r["kpi_runs"] for r in runs], "{:.0f}")
+    row("... ... whole tenants", [r["kpi_runs_clustered"] for r in runs], "{:.0f}")
+    row("space_maintenance_nightly tick (s), 10% of spaces written", [r["maintenance_tick_s"] for r in runs], "{:.3f}")
+    row("... runs per tick, scattered", [r["maintenance_runs"] for r in runs], "{:.0f}")
+    row("... ... whole tenants", [r["maintenance_runs_clustered"] for r in runs], "{:.0f}")
+    row("schedule runs per day, scattered", [24 * r["kpi_runs"] + r["maintenance_runs"] for r in runs], "{:.0f}")
+    row("... whole tenants", [24 * r["kpi_runs_clustered"] + r["maintenance_runs_clustered"] for r in runs], "{:.0f}")
+    row("schedule runs per day before (every space, every time)",
+        [24 * r["kpi_runs_before"] + r["maintenance_runs_before"] for r in runs], "{:.0f}")
+    seeded = ", ".join(f"{r['seed_s']:.0f} s" for r in runs)
+    print(f"\n(seeding one landed batch per space took {seeded}; Dagster's sensor and schedule timeout is "
+          f"{TIMEOUT_SECONDS} s)")
+
+
+def report_serving(results: list[dict]) -> None:
+    print(f"\n## query process serving many spaces (local disk, 50 rows each, `serving.max_snapshots` "
+          f"{snapshot_cache.max_items}, `max_open_databases` {space_module._serving.max_open_databases})\n")
+    print("| spaces queried | resident MB | above baseline | snapshots held | databases open | cold first query ms "
+          "| warm query ms |\n|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['spaces']:,} | {r['rss_mb']:.0f} | {r['rss_mb'] - r['baseline_mb']:.0f} | {r['snapshots']} | "
+              f"{r['databases']} | {r['cold_ms']:.1f} | {r['warm_ms']:.1f} |")
+    if len(results) > 1:
+        a, b = results[-2], results[-1]
+        per_space = (b["rss_mb"] - a["rss_mb"]) / (b["spaces"] - a["spaces"])
+        print(f"\ngrowth between the last two: {1024 * per_space:.1f} KB per space served")
+
+
+def report_writers(writes: list[dict]) -> None:
     print("\n| writers on one space | rows | seconds | rows/s | commits/s | conflicts retried | lost | duplicated |")
     print("|---|---|---|---|---|---|---|---|")
     for w in writes:
@@ -215,32 +450,59 @@ def report(where: str, orchestration: dict, writes: list[dict]) -> None:
               f"| {w['conflicts_retried']} | {w['lost']} | {w['duplicated']} |")
 
 
-def run(where: str, home: Path, args: argparse.Namespace, s3: dict | None) -> None:
-    tenants = [f"t{i:05d}" for i in range(math.ceil(args.spaces / args.spaces_per_tenant))]
-    os.environ["NEXUS_CONFIG"] = str(write_config(home, tenants, s3))
-    assert RoutingRegistry.default().config.source == os.environ["NEXUS_CONFIG"]
-    orchestration = measure_orchestration(tenants, args.spaces_per_tenant, args.items)
-    writes = [measure_writers(w, args.write_batches, args.batch_rows)
-              for w in tqdm(args.writers, desc=f"{where}: concurrent writers", leave=False)]
-    report(where, orchestration, writes)
+def run_sizes(where: str, home: Path, args: argparse.Namespace, s3: dict | None) -> list[dict]:
+    runs = []
+    for spaces in (args.s3_spaces or args.spaces) if s3 else args.spaces:
+        tenants = [f"t{i:05d}" for i in range(math.ceil(spaces / args.spaces_per_tenant))]
+        bucket = None
+        if s3:
+            bucket = f"nexus-scale-{spaces}"
+            s3["client"].create_bucket(Bucket=bucket)
+        os.environ["NEXUS_HOME"] = str(home / f"local-{spaces}")
+        os.environ["NEXUS_CONFIG"] = str(write_config(home / f"local-{spaces}" if not s3 else home, tenants,
+                                                      {**s3, "bucket": bucket} if s3 else None))
+        assert RoutingRegistry.default().config.source == os.environ["NEXUS_CONFIG"]
+        runs.append(measure_orchestration(tenants, args.spaces_per_tenant, args.busy))
+        print(f"{where}: {spaces:,} spaces measured", file=sys.stderr)
+    return runs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spaces", type=int, default=500)
+    parser.add_argument("--spaces", type=int, nargs="+", default=[500, 5000, 20000])
     parser.add_argument("--spaces-per-tenant", type=int, default=5)
-    parser.add_argument("--items", type=int, default=3, help="items per landed batch")
-    parser.add_argument("--writers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--busy", type=int, nargs="+", default=[20, 200], help="batches landed before a busy tick")
+    parser.add_argument("--serve", type=int, nargs="*", default=[200, 1000, 2000],
+                        help="spaces queried by one process (local disk); none to skip")
+    parser.add_argument("--serve-max-snapshots", type=int, help="serving.max_snapshots for the serving measurement "
+                                                                  "(default: the shipped 4096)")
+    parser.add_argument("--writers", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--write-batches", type=int, default=20, help="upserts per writer")
     parser.add_argument("--batch-rows", type=int, default=50, help="rows per upsert")
-    parser.add_argument("--s3", action="store_true", help="repeat on S3 (moto_server on 127.0.0.1)")
+    parser.add_argument("--s3", action="store_true", help="repeat the orchestration on S3 (moto_server on 127.0.0.1)")
+    parser.add_argument("--s3-spaces", type=int, nargs="+", help="sizes on S3 (default: --spaces); the emulator "
+                                                                 "writes ~40 objects/s on two shared cores")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nexus-scale-") as tmp:
-        os.environ["NEXUS_HOME"] = str(Path(tmp) / "local")
-        run("local disk", Path(tmp), args, None)
+        home = Path(tmp)
+        (home / "s3").mkdir()
+        for spaces in set(args.spaces) | set(args.s3_spaces or []):
+            (home / f"local-{spaces}").mkdir()
+        report("local disk", run_sizes("local disk", home, args, None))
         if args.s3:
             with moto_s3() as s3:
-                run("S3 (moto_server on loopback)", Path(tmp), args, s3)
+                report("S3 (moto_server on loopback)", run_sizes("S3", home / "s3", args, s3))
+        if args.serve or args.writers:
+            os.environ["NEXUS_HOME"] = str(home / "serve")
+            (home / "serve").mkdir()
+            os.environ["NEXUS_CONFIG"] = str(write_config(
+                home / "serve", ["t00000"], None, {"max_snapshots": args.serve_max_snapshots} if args.serve_max_snapshots
+                else None))
+        if args.serve:
+            report_serving(measure_serving(sorted(args.serve)))
+        if args.writers:
+            report_writers([measure_writers(w, args.write_batches, args.batch_rows)
+                            for w in tqdm(args.writers, desc="concurrent writers", leave=False)])
     return 0
 
 

@@ -21,11 +21,10 @@ from nexus_query.cognition import ArtifactStore
 from nexus_query.paths import TenantFiles
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.ingest.run_in_process import QUIET, dagster_instance, ingest_space_in_process
-from nexus_pipelines.ingest.sensors import LandingCursor, scan_landing
+from nexus_pipelines.ingest.sensors import files_request, space_files
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 SPACES = {SpaceKey("acme", "default", "main"): "acme", SpaceKey("globex", "default", "main"): "globex",
           SpaceKey.global_space(): "global"}
 SAMPLES = [("acme-demo-key", "how do I return a tent?"), ("acme-demo-key", "how is checkout latency?"),
@@ -89,36 +88,15 @@ def show_acme_extras(instance: dg.DagsterInstance) -> None:
                f"{artifact['artifact_id']} --key acme-demo-key --for-agent")
 
 
-def record_landing_cursor(instance: dg.DagsterInstance) -> str:
-    """Give ``landing_sensor`` the cursor it would have after seeing what the demo just ingested, so
-    ``make dev`` afterwards starts quiet instead of ingesting every space again. The cursor is computed by
-    the sensor's own scan; the state is stored under the sensor's selector (code location ``nexus`` of
-    workspace.yaml), where ``dagster dev``'s daemon looks it up. Its status stays the code's default."""
-    from dagster._core.definitions.selector import InstigatorSelector
-    from dagster._core.remote_origin import RemoteRepositoryOrigin
-    from dagster._core.scheduler.instigation import (InstigatorState, InstigatorStatus, InstigatorType,
-                                                     SensorInstigatorData)
-    from dagster._core.workspace.load import location_origins_from_yaml_paths
-
-    cursor = LandingCursor()
-    scan_landing(nexus, cursor)
-    value = cursor.dumps()
-    if instance.schedule_storage is None:  # a throwaway instance: no sensor will ever read it
-        return value
-    sensor = defs.get_sensor_def("landing_sensor")
-    for origin in location_origins_from_yaml_paths([str(WORKSPACE)]):
-        sensor_origin = RemoteRepositoryOrigin(origin, "__repository__").get_instigator_origin(sensor.name)
-        selector_id = InstigatorSelector(location_name=origin.location_name, repository_name="__repository__",
-                                         name=sensor.name).get_id()
-        state = instance.get_instigator_state(sensor_origin.get_id(), selector_id)
-        data = SensorInstigatorData(min_interval=sensor.minimum_interval_seconds, cursor=value,
-                                    sensor_type=sensor.sensor_type)
-        if state is None:
-            instance.add_instigator_state(InstigatorState(sensor_origin, InstigatorType.SENSOR,
-                                                          InstigatorStatus.DECLARED_IN_CODE, data))
-        else:
-            instance.update_instigator_state(state.with_data(data))
-    return value
+def record_files_seen() -> list[str]:
+    """Record, as the landing sweep would, that the files the demo dropped were asked for, so ``make dev``
+    afterwards starts quiet instead of ingesting every space again. Returns the spaces recorded."""
+    recorded = []
+    for key in SPACES:
+        zone = nexus.landing(key)
+        if files_request(zone, key, space_files(zone, key.space_id)) is not None:
+            recorded.append(key.partition_key)
+    return recorded
 
 
 def label(key: SpaceKey) -> str:
@@ -140,7 +118,7 @@ def main() -> int:
                        f"updated, {table['rows_deleted']} deleted, {table['rows_skipped']} unchanged), "
                        f"table version {table['table_version']}, run {outcome.run_id[:8]}")
         show_acme_extras(instance)
-        record_landing_cursor(instance)
+        record_files_seen()
     for key, text in SAMPLES:
         nx = connect(api_key=key)
         print(f"\n{nx!r}  query: {text!r}")

@@ -10,7 +10,7 @@ environment is the code location's (``NexusResource.environment``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -88,7 +88,29 @@ def range_run_requests(keys: Sequence[str], size: int, *, run_key: str, batch_ta
     """One run per ``size`` consecutive partitions (the partition-range tags), so a schedule over a thousand
     spaces launches forty runs rather than a thousand and every space still gets its own materialization.
     Run keys are ``{run_key}/{number}``; ``batch_tag`` says ``{number}/{runs}``."""
-    groups = [keys[i:i + size] for i in range(0, len(keys), size)]
+    return _range_requests([keys[i:i + size] for i in range(0, len(keys), size)], run_key=run_key,
+                           batch_tag=batch_tag, run_config=run_config)
+
+
+def changed_range_run_requests(ordered_keys: Sequence[str], changed: AbstractSet[str], size: int, *, run_key: str,
+                               batch_tag: str, run_config: Mapping[str, Any] | None = None) -> list[dg.RunRequest]:
+    """Partition-range runs over the ``changed`` keys only. A range covers every partition between its ends
+    in Dagster's order (``ordered_keys``, the order the partitions were added), so each run is a stretch of
+    consecutive changed keys, at most ``size`` long: an unchanged space is never part of a run. Spaces that
+    change together (added together, e.g. one tenant's) share runs; scattered ones get runs of their own."""
+    groups: list[list[str]] = [[]]
+    for key in ordered_keys:
+        if key in changed and len(groups[-1]) < size:
+            groups[-1].append(key)
+        elif key in changed:
+            groups.append([key])
+        elif groups[-1]:
+            groups.append([])
+    return _range_requests([g for g in groups if g], run_key=run_key, batch_tag=batch_tag, run_config=run_config)
+
+
+def _range_requests(groups: list[list[str]], *, run_key: str, batch_tag: str,
+                    run_config: Mapping[str, Any] | None) -> list[dg.RunRequest]:
     return [dg.RunRequest(run_key=f"{run_key}/{number}", run_config=dict(run_config or {}),
                           tags={ASSET_PARTITION_RANGE_START_TAG: group[0], ASSET_PARTITION_RANGE_END_TAG: group[-1],
                                 batch_tag: f"{number}/{len(groups)}"})

@@ -181,6 +181,29 @@ class CursorConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """Bounds per query process (API replica, notebook), so its memory and open handles stay flat however
+    many spaces it serves: least recently used entries go first."""
+
+    snapshot_cache_mb: int = 2048  # in-memory snapshots of table versions (nexus_query.store.index)
+    max_snapshots: int = 4096  # ... and at most this many of them (many small spaces)
+    max_open_databases: int = 256  # LanceDB connections, one per tenant project folder
+    lance_index_cache_mb: int = 1024  # LanceDB's own caches, shared by every space of the process
+    lance_metadata_cache_mb: int = 256
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None) -> "ServingConfig":
+        raw = dict(raw or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown serving settings: {sorted(unknown)}")
+        values = {k: int(v) for k, v in raw.items()}
+        if any(v < 1 for v in values.values()):
+            raise ConfigError("serving settings must be positive integers")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     tenants: dict[str, TenantRoutes]
     global_routes: TenantRoutes
@@ -195,6 +218,7 @@ class NexusConfig:
     cursor: CursorConfig
     source: str = "<memory>"
     api: ApiConfig = field(default_factory=ApiConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>",
@@ -300,6 +324,7 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) ->
         cursor=CursorConfig(**(raw.get("cursor") or {})),
         source=source,
         api=ApiConfig(**{k: _number_or_none(v) for k, v in (raw.get("api") or {}).items()}),
+        serving=ServingConfig.parse(raw.get("serving")),
     )
 
 

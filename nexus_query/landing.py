@@ -8,13 +8,16 @@ Layout inside the tenant's ``nexus_blob_store`` area (``{bucket}/{prefix}/{tenan
     tasks/{task_id}.json                         a task's status, read by GET /nexus/tasks/{task_id}
 
 A batch's ``task_id`` is its ``batch_id``: one batch, one task. A batch carries a copy of its task as it
-was landed, so neither exists without the other (``LandingZone``).
+was landed, so neither exists without the other (``LandingZone``). Once a batch (or a file dropped
+through the API) is durably written, an entry goes into the environment's inbox (``nexus_query.inbox``),
+which is how the landing sensor finds new work without listing every tenant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +25,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import BlobNotFound, GlobalSpaceReadOnly, InvalidRequest, NotFound, TaskNotRetryable
+from nexus_query.inbox import EntryKind, Inbox, inbox_for
 from nexus_query.paths import TenantFiles
 
 GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a tenant space
@@ -29,6 +33,7 @@ MAX_ITEMS_PER_BATCH = 1000
 MAX_CONTENT_CHARS = 1_000_000
 INGEST_TYPES = ("text", "image")
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
+log = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
@@ -127,8 +132,9 @@ class LandingZone:
     tasks the failed run still holds, so a later run's success is never overwritten.
     """
 
-    def __init__(self, files: TenantFiles) -> None:
+    def __init__(self, files: TenantFiles, inbox: Inbox | None = None) -> None:
         self.files = files
+        self.inbox = inbox  # None: nothing is announced (system runs; the sweep still finds what landed)
 
     def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]], *,
                    max_items: int = MAX_ITEMS_PER_BATCH, attached_files: Sequence[str] = ()) -> Task:
@@ -149,11 +155,25 @@ class LandingZone:
                 "task": task.to_dict(), "items": normalized, **({"files": list(attached_files)} if attached_files else {})}
         self._publish_batch(space_id, batch_id, json.dumps(body).encode())
         self.write_task(task)
+        self.announce(space_id, "batch", batch_id)
         return task
 
     def _publish_batch(self, space_id: str, batch_id: str, data: bytes) -> None:
         """Write (or re-write, for a retry) a batch where the pipeline finds it; one atomic write."""
         self.files.write_bytes_atomic(data, *self.batch_parts(space_id, batch_id))
+
+    def announce(self, space_id: str, kind: EntryKind, ref: str | None = None) -> None:
+        """Tell the landing sensor that ``space_id`` has new landed data (after it is durably written).
+        A failure here loses nothing: the batch is stored and the reconciliation sweep finds it, so it is
+        logged rather than turned into an error for data that was accepted."""
+        if self.inbox is None:
+            return
+        tenant_dir, project_id = self.files.root.rstrip("/").split("/")[-2:]
+        try:
+            self.inbox.post(tenant_dir, project_id, space_id, kind, ref)
+        except Exception as exc:  # noqa: BLE001 - any store failure; the sweep is the fallback
+            log.warning("could not write the inbox entry for %s/%s/%s (%s %s): %s; the landing sweep will "
+                        "find it", tenant_dir, project_id, space_id, kind, ref, exc)
 
     @staticmethod
     def batch_parts(space_id: str, batch_id: str) -> tuple[str, ...]:
@@ -240,6 +260,7 @@ class LandingZone:
         task.status, task.updated_at, task.error = "queued", now_iso(), None
         task.attempts += 1
         self.write_task(task)
+        self.announce(task.space_id, "batch", task_id)
         return task
 
     def read_task(self, task_id: str) -> Task:
@@ -247,9 +268,10 @@ class LandingZone:
             validate_id(task_id, "task_id")
         except InvalidRequest:
             raise NotFound("no such task", task_id=str(task_id)[:80]) from None
-        if not self.files.exists("tasks", f"{task_id}.json"):
-            raise NotFound("no such task", task_id=task_id)
-        return Task.from_dict(json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+        try:  # one read, no existence probe first: sensors read a task per landed batch
+            return Task.from_dict(json.loads(self.files.read_bytes("tasks", f"{task_id}.json")))
+        except FileNotFoundError:
+            raise NotFound("no such task", task_id=task_id) from None
 
     def list_tasks(self, state: TaskStatus | None = None, *, offset: int = 0, limit: int = 50) -> TaskPage:
         """The tenant's tasks, newest first, optionally only those in ``state``; a page of ``limit``."""
@@ -272,4 +294,4 @@ def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:
     from nexus_query.routing import RoutingRegistry
 
     registry = registry or RoutingRegistry.default()
-    return LandingZone(TenantFiles.for_tenant(registry.blob_route(ctx), ctx))
+    return LandingZone(TenantFiles.for_tenant(registry.blob_route(ctx), ctx), inbox_for(registry, ctx.environment))

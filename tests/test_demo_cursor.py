@@ -1,13 +1,12 @@
-"""After `make demo`, `make dev`'s landing sensor starts from a cursor that knows what the demo ingested."""
+"""After `make demo`, `make dev`'s landing sweep finds nothing to ingest again."""
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.selector import InstigatorSelector
 
 from nexus_pipelines import demo
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.sensors import LandingCursor
+from nexus_pipelines.ingest.sensors import FILES_STATE
 
 
 def landed_examples() -> None:
@@ -15,22 +14,18 @@ def landed_examples() -> None:
         demo.land_examples(demo.nexus.files(key), key.space_id, demo.EXAMPLES / folder)
 
 
-def test_the_recorded_cursor_leaves_the_landing_sensor_nothing_to_run(nexus_home, tmp_path):
+def sweep(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    with dg.build_sensor_context(instance=instance, cursor=None, resources={"nexus": demo.nexus}) as context:
+        return defs.get_sensor_def("landing_sweep_sensor")(context).run_requests
+
+
+def test_what_the_demo_records_leaves_the_landing_sweep_nothing_to_run_and_only_that(nexus_home, tmp_path):
     landed_examples()
-    sensor = defs.get_sensor_def("landing_sensor")
+    recorded = demo.record_files_seen()
+    assert sorted(recorded) == sorted(k.partition_key for k in demo.SPACES)
     with dg.DagsterInstance.local_temp(tempdir=str(tmp_path)) as instance:
-        recorded = demo.record_landing_cursor(instance)
-        # found where dagster dev's daemon looks: by the selector of location "nexus" (workspace.yaml)
-        selector_id = InstigatorSelector(location_name="nexus", repository_name="__repository__",
-                                         name="landing_sensor").get_id()
-        state = instance.schedule_storage.get_instigator_state("unused-origin-id", selector_id)
-        assert state.instigator_data.cursor == recorded
-        assert state.status == dg._core.scheduler.instigation.InstigatorStatus.DECLARED_IN_CODE  # still on
-        with dg.build_sensor_context(instance=instance, cursor=recorded,
-                                     resources={"nexus": demo.nexus}) as context:
-            quiet = sensor(context)
-        assert quiet.run_requests == []
-        with dg.build_sensor_context(instance=instance, cursor=None, resources={"nexus": demo.nexus}) as context:
-            fresh = sensor(context)
-    assert len(fresh.run_requests) == 3  # without it, all three example spaces would be ingested again
-    assert LandingCursor.parse(recorded).files.keys() == {r.partition_key for r in fresh.run_requests}
+        assert sweep(instance) == []
+        forgotten = next(iter(demo.SPACES))  # without its record, that space would be ingested again
+        demo.nexus.files(forgotten).fs.rm(demo.nexus.files(forgotten).path("landing", forgotten.space_id,
+                                                                          FILES_STATE))
+        assert [r.partition_key for r in sweep(instance)] == [forgotten.partition_key]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from nexus_pipelines.definitions import defs
@@ -172,9 +173,17 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     assert len(kpi_rows(store.open(ACME, "main"))) == 2
 
 
+def measured(instance, *keys: str) -> None:
+    """New measurements of ``keys``, as an observation (or a tenant's loader) records them."""
+    for key in keys:
+        instance.report_runless_asset_event(dg.AssetObservation(asset_key="kpi_measurements", partition=key,
+                                                                tags={DATA_VERSION_TAG: f"{key}-v1"}))
+
+
 def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(instance, store, provider):
     put_source()
     instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main"])
+    measured(instance, "acme.default.main")  # the schedule refreshes spaces whose measurements moved
 
     def tick(hour: int) -> list[tuple[str, str, str]]:
         """Run the hourly schedule's request for five past ``hour``; the space's latency episode rows."""
@@ -207,6 +216,7 @@ def test_the_hourly_schedule_batches_tenant_spaces_into_partition_ranges(instanc
                       dg.SkipReason)
     keys = [f"tenant{i:03d}.default.main" for i in range(2 * KPI_BATCH_SIZE + 10)]
     instance.add_dynamic_partitions("tenant_spaces", keys)
+    measured(instance, *keys)
     requests = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
     assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in requests] == [
         (keys[0], keys[KPI_BATCH_SIZE - 1]), (keys[KPI_BATCH_SIZE], keys[2 * KPI_BATCH_SIZE - 1]),
@@ -220,6 +230,7 @@ def test_a_scheduled_batch_refreshes_each_space_in_its_range_and_isolates_a_brok
     put_source(GLOBEX, measurements=b"timestamp,metric,value\n2026-11-16T13:00:00Z,orders_per_hour,many\n")
     instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main", "globex.default.main",
                                                       "initech.default.main"])
+    measured(instance, "acme.default.main", "globex.default.main", "initech.default.main")
     (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=CHECK))
     result = FACTS_JOB.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config)
     assert result.success
@@ -247,8 +258,8 @@ def test_the_end_of_run_sensor_refreshes_spaces_whose_measurements_a_run_brought
     (request,) = sensor_requests(instance, observed)
     assert request.partition_key == "acme.default.main" and request.tags["nexus/tenant"] == "acme"
     assert request.run_key.startswith("acme.default.main@")
-    (unchanged,) = sensor_requests(instance, OBSERVE_JOB.execute_in_process(instance=instance))
-    assert unchanged.run_key == request.run_key  # same measurements: Dagster skips the duplicate run key
+    # Same measurements: the observation records nothing, so nothing is refreshed.
+    assert sensor_requests(instance, OBSERVE_JOB.execute_in_process(instance=instance)) == []
     files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
                                             {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
     (changed,) = sensor_requests(instance, OBSERVE_JOB.execute_in_process(instance=instance))

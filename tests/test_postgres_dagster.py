@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg2
 import pytest
 import yaml
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.scheduler.instigation import TickStatus
 
 from nexus_query.context import RequestContext
@@ -210,7 +211,10 @@ def test_daemon_on_postgres_dequeues_runs_launches_ingest_from_the_landing_senso
             assert landing_zone(ACME).read_task(batch.task_id).status == "succeeded"
             assert SpaceStore().open(ACME, "main").count() == 2
 
-            # The KPI schedule's next tick (five past the hour) taken now, as the scheduler daemon would.
+            # New measurements for acme (the schedule refreshes only spaces whose measurements moved), then the
+            # KPI schedule's next tick (five past the hour) taken now, as the scheduler daemon would.
+            instance.report_runless_asset_event(dg.AssetObservation(
+                asset_key="kpi_measurements", partition="acme.default.main", tags={DATA_VERSION_TAG: "v1"}))
             now = datetime.now(timezone.utc)
             next_tick = now.replace(minute=5, second=0, microsecond=0)
             next_tick += timedelta(hours=1) if next_tick <= now else timedelta(0)

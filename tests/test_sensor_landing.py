@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.sensors import ingest_failure_sensor, landing_sensor
+from nexus_pipelines.ingest.sensors import ingest_failure_sensor, landing_sensor, landing_sweep_sensor
 from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import TENANT_TAG, SpaceKey
 from nexus_pipelines.resources import NexusResource
@@ -33,10 +33,6 @@ def tick(instance, cursor: str | None = None) -> dg.SensorResult:
     return result
 
 
-def drop(name: str, text: str, ctx: RequestContext = ACME) -> None:
-    landing_zone(ctx).files.write_bytes_atomic(text.encode(), "landing", "main", "files", name)
-
-
 def test_a_landed_batch_adds_its_space_and_requests_one_run_keyed_by_the_batch(instance):
     task = landing_zone(ACME).land_batch("main", [{"type": "text", "content": "Tents are waterproof."}])
     result = tick(instance)
@@ -46,40 +42,23 @@ def test_a_landed_batch_adds_its_space_and_requests_one_run_keyed_by_the_batch(i
     assert request.tags[TASK_TAG] == task.task_id and request.tags[TENANT_TAG] == "acme"
     assert instance.get_dynamic_partitions("tenant_spaces") == ["acme.default.main"]
     again = tick(instance, result.cursor)
-    assert not again.dynamic_partitions_requests
-    # Still queued: asked again under the same run key, which Dagster runs at most once.
-    assert [r.run_key for r in again.run_requests] == [task.task_id]
-    landing_zone(ACME).update_task(task.task_id, "running")
-    assert tick(instance, again.cursor).run_requests == []
+    assert not again.dynamic_partitions_requests and again.run_requests == []  # the inbox entry was handled
 
 
-def test_dropped_files_request_a_run_per_change_and_none_while_nothing_changes(instance):
-    drop("notes.txt", "Stores open at ten.")
-    first = tick(instance)
-    assert [(r.partition_key, r.tags["nexus/trigger"]) for r in first.run_requests] == [("acme.default.main", "files")]
-    assert tick(instance, first.cursor).run_requests == []
-    drop("notes.txt", "Stores open at nine.")
-    changed = tick(instance, first.cursor)
-    assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != first.run_requests[0].run_key
-    files = landing_zone(ACME).files
-    files.fs.rm(files.path("landing", "main", "files", "notes.txt"))
-    emptied = tick(instance, changed.cursor)
-    assert len(emptied.run_requests) == 1  # the run that notices the removal
-    assert tick(instance, emptied.cursor).run_requests == []
-
-
-def test_one_tick_covers_every_tenant_with_a_store_and_the_global_space(instance):
+def test_one_tick_covers_every_tenant_with_a_store_and_the_sweep_the_global_space(instance):
     landing_zone(ACME).land_batch("main", [{"type": "text", "content": "acme text"}])
     landing_zone(GLOBEX).land_batch("ops", [{"type": "text", "content": "globex text"}])
     landing_zone(RequestContext("globex", "fleet")).land_batch("main", [{"type": "text", "content": "project"}])
     landing_zone(RequestContext("initech")).land_batch("main", [{"type": "text", "content": "no store route"}])
-    NexusResource().files(SpaceKey.global_space()).write_bytes_atomic(b"shared", "landing", "global", "files", "a.txt")
     result = tick(instance)
     assert sorted(instance.get_dynamic_partitions("tenant_spaces")) == [
-        "acme.default.main", "global", "globex.default.ops", "globex.fleet.main"]
+        "acme.default.main", "globex.default.ops", "globex.fleet.main"]
     assert {r.partition_key: r.tags[TENANT_TAG] for r in result.run_requests} == {
-        "acme.default.main": "acme", "globex.default.ops": "globex", "globex.fleet.main": "globex",
-        "global": "_global"}
+        "acme.default.main": "acme", "globex.default.ops": "globex", "globex.fleet.main": "globex"}
+    # Files system jobs drop into the global space are found by the sweep (tests/test_discovery.py).
+    NexusResource().files(SpaceKey.global_space()).write_bytes_atomic(b"shared", "landing", "global", "files", "a.txt")
+    sweep = landing_sweep_sensor(dg.build_sensor_context(instance=instance, resources={"nexus": NexusResource()}))
+    assert [(r.partition_key, r.tags[TENANT_TAG]) for r in sweep.run_requests] == [("global", "_global")]
 
 
 def test_a_failed_run_reports_the_error_on_its_task(instance, provider):

@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
 from nexus_query.errors import NexusError
@@ -29,6 +30,10 @@ SOURCE_CHECK = "kpi_sources_readable"
                 "a run that observes or materializes a new one triggers kpi_fact_docs (kpi_measurements_sensor).",
 )
 def kpi_measurements(context: dg.OpExecutionContext, nexus: NexusResource) -> dg.DataVersionsByPartition:
+    # Only changed fingerprints are recorded, so an observation means new measurements (what the hourly
+    # schedule and kpi_measurements_sensor act on); one query reads the previous ones of every space.
+    previous = context.instance.event_log_storage.get_latest_tags_by_partition(
+        context.asset_key, dg.DagsterEventType.ASSET_OBSERVATION, [DATA_VERSION_TAG])
     versions = {}
     for partition_key in context.instance.get_dynamic_partitions(tenant_spaces.name):
         key = SpaceKey.parse(partition_key)
@@ -39,9 +44,9 @@ def kpi_measurements(context: dg.OpExecutionContext, nexus: NexusResource) -> dg
         except NexusError as exc:  # one tenant's missing route must not hide the others' sources
             context.log.warning(f"{partition_key}: {exc.message}")
             continue
-        if version is not None:
+        if version is not None and version != previous.get(partition_key, {}).get(DATA_VERSION_TAG):
             versions[partition_key] = dg.DataVersion(version)
-    context.log.info(f"{len(versions)} tenant space(s) have a KPI source")
+    context.log.info(f"{len(versions)} tenant space(s) have new KPI measurements")
     return dg.DataVersionsByPartition(versions)
 
 

@@ -1,11 +1,15 @@
-"""When KPI facts are refreshed: every hour for every tenant space, and after a run that brings new
-measurements for a space.
+"""When KPI facts are refreshed: every hour for the tenant spaces whose measurements moved, and after a run
+that brings new measurements for a space.
 
-The hourly schedule batches: one run per ``KPI_BATCH_SIZE`` tenant spaces, each run a contiguous range of
-the ``tenant_spaces`` partitions (the partition-range tags), so a thousand tenants cost forty runs an
-hour rather than a thousand, and every space still gets its own materialization and metadata. A space
-whose source cannot be read fails the ``kpi_sources_readable`` check of its batch, not the batch. The
-tick's time is the runs' check time, so a re-executed run says the same.
+The hourly schedule refreshes only the spaces whose measurements changed since their last facts, or changed
+within ``ACTIVE_FOR``: time alone moves their facts on for a while (a window completes, readings go stale
+or missing, an episode lasts or ends); a space whose measurements stand still longer, or that has none,
+costs nothing. Changes are ``kpi_measurements`` events (an observation records only a new fingerprint; a
+tenant's loader may materialize it), read from Dagster's event log in one query per event kind
+(``nexus_pipelines.changes``). It batches: one run per stretch of at most ``KPI_BATCH_SIZE`` consecutive
+changed partitions (the partition-range tags), and every space still gets its own materialization and
+metadata. A space whose source cannot be read fails the ``kpi_sources_readable`` check of its batch, not
+the batch. The tick's time is the runs' check time, so a re-executed run says the same.
 
 The end-of-run sensor looks at each succeeded run (in any code location: the tenant's loaders may live
 elsewhere) for observations or materializations of ``kpi_measurements`` and requests one run per space
@@ -13,14 +17,20 @@ that got them, keyed by the space and the source's data version, so the same mea
 twice.
 """
 
+from datetime import datetime, timedelta, timezone
+
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
 from nexus_pipelines.catalog import OWNERS
-from nexus_pipelines.partitions import range_run_requests, tags_for_partition, tenant_spaces
+from nexus_pipelines.changes import changed_after, changed_since_done
+from nexus_pipelines.partitions import changed_range_run_requests, tags_for_partition, tenant_spaces
 
 BATCH_TAG = "nexus/kpi_batch"
+# After its measurements last changed, a space is refreshed every hour for this long.
+ACTIVE_FOR = timedelta(hours=24)
+MEASUREMENT_EVENTS = (dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION)
 
 kpi_facts_job = dg.define_asset_job("kpi_facts_job", selection=[kpi_fact_docs], partitions_def=tenant_spaces,
                                     description="Refresh the KPI facts of tenant spaces.")
@@ -29,17 +39,26 @@ kpi_observe_job = dg.define_asset_job("kpi_observe_measurements", selection=[kpi
                                                   "trigger kpi_fact_docs through kpi_measurements_sensor.")
 
 
+def spaces_to_refresh(instance: dg.DagsterInstance, now: datetime) -> set[str]:
+    """Spaces whose measurements changed since their last facts, or within ``ACTIVE_FOR`` before ``now``."""
+    changed = changed_since_done(instance, [kpi_measurements.key], kpi_fact_docs.key, MEASUREMENT_EVENTS)
+    return changed | changed_after(instance, [kpi_measurements.key], now - ACTIVE_FOR, MEASUREMENT_EVENTS)
+
+
 @dg.schedule(name="kpi_hourly_schedule", cron_schedule="5 * * * *", execution_timezone="UTC", job=kpi_facts_job,
              default_status=dg.DefaultScheduleStatus.RUNNING, owners=OWNERS,
-             description="Five past every hour (the last hour is complete): refresh the facts of every tenant "
-                         f"space, {KPI_BATCH_SIZE} spaces per run.")
+             description="Five past every hour (the last hour is complete): refresh the facts of the tenant spaces "
+                         f"whose measurements moved, {KPI_BATCH_SIZE} spaces per run.")
 def kpi_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))
-    if not keys:
-        return dg.SkipReason("no tenant spaces yet")
-    tick = context.scheduled_execution_time.isoformat()
-    return range_run_requests(keys, KPI_BATCH_SIZE, run_key=tick, batch_tag=BATCH_TAG,
-                              run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick}}}})
+    tick = context.scheduled_execution_time
+    tick = tick if tick.tzinfo else tick.replace(tzinfo=timezone.utc)
+    due = spaces_to_refresh(context.instance, tick)
+    if not due:
+        return dg.SkipReason("no space's measurements changed since its last facts or within "
+                             f"{ACTIVE_FOR.total_seconds() / 3600:.0f} h")
+    keys = context.instance.get_dynamic_partitions(tenant_spaces.name)
+    return changed_range_run_requests(keys, due, KPI_BATCH_SIZE, run_key=tick.isoformat(), batch_tag=BATCH_TAG,
+                                      run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick.isoformat()}}}})
 
 
 kpi_observe_schedule = dg.ScheduleDefinition(

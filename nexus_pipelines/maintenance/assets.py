@@ -1,7 +1,7 @@
-"""``space_maintenance``: each space compacted, indexed and cleaned up, nightly, many spaces per run.
-Thin: the work is ``optimize.optimize_space``."""
+"""``space_maintenance``: each space compacted, indexed and cleaned up, nightly, many spaces per run, only for
+the spaces written since (``nexus_pipelines.changes``). Thin: the work is ``optimize.optimize_space``."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 from pydantic import Field
@@ -9,13 +9,16 @@ from pydantic import Field
 from nexus_query.errors import NexusError, SpaceNotFound
 from nexus_query.store import SpaceTable
 from nexus_pipelines.catalog import OWNERS
-from nexus_pipelines.maintenance.optimize import OptimizeReport, optimize_space
-from nexus_pipelines.partitions import SpaceKey, range_run_requests, tenant_spaces
+from nexus_pipelines.changes import changed_after, changed_since_done
+from nexus_pipelines.maintenance.optimize import OptimizeReport, default_retention, optimize_space
+from nexus_pipelines.partitions import SpaceKey, changed_range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "maintenance"
 MAINTENANCE_BATCH_SIZE = 50  # spaces per run: optimizing a small space takes well under a second
 BATCH_TAG = "nexus/maintenance_batch"
+# The assets whose runs write rows into a space's table.
+WRITING_ASSETS = (dg.AssetKey("space_table"), dg.AssetKey("kpi_fact_docs"))
 
 
 class MaintenanceConfig(dg.Config):
@@ -88,12 +91,25 @@ space_maintenance_job = dg.define_asset_job(
     description="Compact, re-index and clean up tenant spaces (one partition, or a range from the schedule).")
 
 
+def spaces_due(instance: dg.DagsterInstance, now: datetime, retention: timedelta) -> set[str]:
+    """Spaces written since their last maintenance (fragments to compact, rows to index), and spaces written
+    within the retention plus a day: the versions that write superseded expire before the next night, and
+    that night's run removes them. A space nobody writes is left alone."""
+    due = changed_since_done(instance, WRITING_ASSETS, dg.AssetKey("space_maintenance"))
+    return due | changed_after(instance, WRITING_ASSETS, now - retention - timedelta(days=1))
+
+
 @dg.schedule(name="space_maintenance_nightly", cron_schedule="17 3 * * *", execution_timezone="UTC",
              job=space_maintenance_job, default_status=dg.DefaultScheduleStatus.RUNNING, owners=OWNERS,
-             description=f"At 03:17 UTC every space is optimized, {MAINTENANCE_BATCH_SIZE} spaces per run.")
-def space_maintenance_nightly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-    keys = list(context.instance.get_dynamic_partitions(tenant_spaces.name))
-    if not keys:
-        return dg.SkipReason("no spaces yet")
-    return range_run_requests(keys, MAINTENANCE_BATCH_SIZE, run_key=context.scheduled_execution_time.isoformat(),
-                              batch_tag=BATCH_TAG)
+             description=f"At 03:17 UTC the spaces written since their last maintenance (or recently enough that "
+                         f"old versions expire) are optimized, {MAINTENANCE_BATCH_SIZE} spaces per run.")
+def space_maintenance_nightly(context: dg.ScheduleEvaluationContext,
+                              nexus: NexusResource) -> list[dg.RunRequest] | dg.SkipReason:
+    tick = context.scheduled_execution_time
+    tick = tick if tick.tzinfo else tick.replace(tzinfo=timezone.utc)
+    due = spaces_due(context.instance, tick, default_retention(nexus.registry.config.cursor.ttl_seconds))
+    if not due:
+        return dg.SkipReason("no space was written since its last maintenance")
+    keys = context.instance.get_dynamic_partitions(tenant_spaces.name)
+    return changed_range_run_requests(keys, due, MAINTENANCE_BATCH_SIZE, run_key=tick.isoformat(),
+                                      batch_tag=BATCH_TAG)

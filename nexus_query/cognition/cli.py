@@ -59,6 +59,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     data = _read_file(args.file)
     zone = landing_zone(ctx, registry)
     summary = import_export(zone.files, args.space, Path(args.file).name, data)
+    zone.announce(summary["space_id"], "files")  # a file drop through the API: the landing sensor sees it
     if not args.json:
         print(_summary_line(summary))
         print(f"task: {summary['task_id']}")

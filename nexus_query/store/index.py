@@ -336,13 +336,23 @@ def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None
 
 
 class SnapshotCache:
-    """Bounded LRU of snapshots, by bytes. Thread-safe; one build at a time per dataset."""
+    """Bounded LRU of snapshots, by bytes and by count (the config's ``serving``). Thread-safe; one build at
+    a time per dataset (a fixed set of build locks, so nothing grows with the spaces served)."""
 
-    def __init__(self, max_bytes: int = SNAPSHOT_CACHE_BYTES) -> None:
+    def __init__(self, max_bytes: int = SNAPSHOT_CACHE_BYTES, max_items: int = 4096) -> None:
         self.max_bytes = max_bytes
+        self.max_items = max_items
         self._items: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
+        self._build_locks = tuple(threading.Lock() for _ in range(64))
+
+    def configure(self, *, max_bytes: int, max_items: int) -> None:
+        with self._lock:
+            self.max_bytes, self.max_items = max_bytes, max_items
+            self._evict()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def fits(self, table: "lancedb.table.Table") -> bool:
         """Whether a space is small enough to hold in memory (vectors, plus as much again for text)."""
@@ -357,7 +367,7 @@ class SnapshotCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            build_lock = self._building.setdefault(dataset_uri, threading.Lock())
+            build_lock = self._build_locks[hash(dataset_uri) % len(self._build_locks)]
         if not self.fits(table):
             return None
         with build_lock:
@@ -378,6 +388,8 @@ class SnapshotCache:
         return sum(s.own_nbytes for s in self._items.values()) + sum(b.nbytes for b in blocks.values())
 
     def _evict(self) -> None:
+        while len(self._items) > max(self.max_items, 1):
+            self._items.popitem(last=False)
         while len(self._items) > 1 and self.nbytes() > self.max_bytes:
             self._items.popitem(last=False)
 

@@ -6,6 +6,7 @@ import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, TypeVar
 
@@ -13,6 +14,7 @@ import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nexus_query.config import ServingConfig
 from nexus_query.context import RequestContext
 from nexus_query.embeddings.base import EmbedderInfo
 from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound, WriteConflict
@@ -41,7 +43,30 @@ _CHANGED = " OR ".join(
 
 _session_lock = threading.Lock()
 _session: lancedb.Session | None = None
-_connections: dict[tuple, lancedb.DBConnection] = {}
+# LanceDB connections by database (one per tenant project), least recently used first; bounded by the
+# config's ``serving.max_open_databases`` so a process serving many tenants does not keep them all.
+_connections: OrderedDict[tuple, lancedb.DBConnection] = OrderedDict()
+_serving = ServingConfig()
+_applied: ServingConfig | None = None
+
+
+def apply_serving_limits(serving: ServingConfig) -> None:
+    """Use ``serving``'s bounds for this process's connections, LanceDB caches and snapshots (once per
+    distinct setting; a change starts a fresh session)."""
+    global _serving, _applied, _session
+    if serving == _applied:
+        return
+    from nexus_query.store.index import snapshot_cache  # index imports this module
+
+    with _session_lock:
+        if _applied is not None and (serving.lance_index_cache_mb, serving.lance_metadata_cache_mb) != (
+                _applied.lance_index_cache_mb, _applied.lance_metadata_cache_mb):
+            _session = None
+            _connections.clear()
+        _serving = _applied = serving
+        while len(_connections) > serving.max_open_databases:
+            _connections.popitem(last=False)
+    snapshot_cache.configure(max_bytes=serving.snapshot_cache_mb * 2**20, max_items=serving.max_snapshots)
 
 
 def lance_session() -> lancedb.Session:
@@ -49,19 +74,31 @@ def lance_session() -> lancedb.Session:
     global _session
     with _session_lock:
         if _session is None:
-            _session = lancedb.Session()
+            _session = lancedb.Session(index_cache_size_bytes=_serving.lance_index_cache_mb * 2**20,
+                                       metadata_cache_size_bytes=_serving.lance_metadata_cache_mb * 2**20)
         return _session
+
+
+def open_databases() -> int:
+    """How many LanceDB connections this process holds (at most ``serving.max_open_databases``)."""
+    with _session_lock:
+        return len(_connections)
 
 
 def connect(location: SpaceLocation) -> lancedb.DBConnection:
     key = (location.db_uri, tuple(sorted(location.storage_options.items())))
     with _session_lock:
         conn = _connections.get(key)
-    if conn is None:
-        conn = lancedb.connect(location.db_uri, storage_options=location.storage_options or None,
-                               session=lance_session())
-        with _session_lock:
-            conn = _connections.setdefault(key, conn)
+        if conn is not None:
+            _connections.move_to_end(key)
+            return conn
+    conn = lancedb.connect(location.db_uri, storage_options=location.storage_options or None,
+                           session=lance_session())
+    with _session_lock:
+        conn = _connections.setdefault(key, conn)
+        _connections.move_to_end(key)
+        while len(_connections) > _serving.max_open_databases:
+            _connections.popitem(last=False)
     return conn
 
 
@@ -220,6 +257,7 @@ class SpaceStore:
 
     def __init__(self, registry: RoutingRegistry | None = None) -> None:
         self.registry = registry or RoutingRegistry.default()
+        apply_serving_limits(self.registry.config.serving)
 
     def location(self, ctx: RequestContext, space_id: str) -> SpaceLocation:
         return space_location(self.registry.store_route(ctx), ctx, space_id)
