@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -244,6 +246,19 @@ def _fuse(vector: list[_Candidate], text: list[_Candidate], n: int) -> list[tupl
 
 # --- the query ------------------------------------------------------------------------------------
 
+_text_executor: ThreadPoolExecutor | None = None
+_text_executor_lock = threading.Lock()
+
+
+def _text_pool() -> ThreadPoolExecutor:
+    """Threads for the full-text half of hybrid queries (LanceDB's search releases the GIL)."""
+    global _text_executor
+    with _text_executor_lock:
+        if _text_executor is None:
+            _text_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nexus-fts")
+        return _text_executor
+
+
 def _query_input(q: Any) -> tuple[str | None, np.ndarray | None]:
     if isinstance(q, str):
         if not q.strip():
@@ -319,6 +334,10 @@ def query(
             global_space = None
         sources.append(_Source.open("global", global_space, conditions, state.versions.get("global"), pin))
 
+    text_search = None
+    if mode == "hybrid":  # full text runs while the query is embedded: the two wait on different things
+        text_search = _text_pool().submit(
+            lambda: _merged([s.text(text, FUSION_DEPTH) for s in sources], FUSION_DEPTH))
     if vector is None:
         vector = provider.embed([text], ctx)[0]
     elif vector.shape[0] != provider.info.dimension:
@@ -331,7 +350,7 @@ def query(
     else:
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
         by_vector = _merged([s.vector(vector, depth) for s in sources], depth)
-        by_text = _merged([s.text(text, FUSION_DEPTH) for s in sources], FUSION_DEPTH)
+        by_text = text_search.result()
         ranked = _fuse(by_vector, by_text, want)
 
     end = min(offset + top_k, MAX_DEPTH)
