@@ -28,7 +28,12 @@ import numpy as np
 import pyarrow as pa
 
 from nexus_query.store.rows import canonical_json
-from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, resident_bytes_per_row
+from nexus_query.store.snapshot_scan import (
+    READ_BATCH_ROWS,
+    QuantizedVectors,
+    exact_top,
+    resident_bytes_per_row,
+)
 from nexus_query.store.space import sql_string
 
 if TYPE_CHECKING:
@@ -258,6 +263,27 @@ def _block(rows: pa.Table, dim: int) -> Block:
     return Block(QuantizedVectors.build(vectors), rows.select(_ROW_COLUMNS).combine_chunks())
 
 
+def _read_block(table: "lancedb.table.Table", dim: int) -> tuple[np.ndarray, Block]:
+    """Every row of the checked-out version as one block, read in batches so that only one batch's
+    float32 vectors is in process memory at a time (the block keeps int8 codes; see snapshot_scan)."""
+    reader = (table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
+              .to_batches(READ_BATCH_ROWS))
+    parts: list[pa.Table] = []
+    addrs: list[np.ndarray] = []
+
+    def vectors():
+        for batch in reader:
+            part = pa.Table.from_batches([batch])
+            addrs.append(part.column("_rowaddr").to_numpy().astype(np.uint64))
+            parts.append(part.select(_ROW_COLUMNS))
+            flat = batch.column(VECTOR_COLUMN).flatten().to_numpy(zero_copy_only=False)
+            yield flat.reshape(-1, dim)
+
+    quantized = QuantizedVectors.build_streamed(vectors(), dim)
+    rows = (pa.concat_tables(parts) if parts else reader.schema.empty_table().select(_ROW_COLUMNS)).combine_chunks()
+    return (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64)), Block(quantized, rows)
+
+
 def _in_sorted(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
     """``np.isin`` for a sorted reference, by binary search: several times faster on 100k addresses."""
     if len(sorted_reference) == 0:
@@ -290,9 +316,8 @@ def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None
                             (*base.blocks, _block(fresh, dim)),
                             _code_metadata(fresh.column("metadata").to_pylist(), base.num_rows, base.meta),
                             None if dead == 0 else live)
-    fresh = _read(table)
-    return Snapshot(dataset_uri, version, fresh.column("_rowaddr").to_numpy().astype(np.uint64),
-                    (_block(fresh, dim),), _code_metadata(fresh.column("metadata").to_pylist()))
+    addrs, block = _read_block(table, dim)
+    return Snapshot(dataset_uri, version, addrs, (block,), _code_metadata(block.rows.column("metadata").to_pylist()))
 
 
 class SnapshotCache:

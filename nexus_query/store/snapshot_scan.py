@@ -22,13 +22,14 @@ an ordinary array. Choose with ``NEXUS_SNAPSHOT_FLOAT32``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Sequence, cast
+from typing import Iterable, Literal, Sequence, cast
 
 import numpy as np
 
@@ -47,6 +48,7 @@ RERANK_MIN = 256
 PARALLEL_MIN_ROWS = 200_000
 _PER_ROW_FLOATS = 3  # scale, residual, norm (float32 each)
 _BUILD_CHUNK = 16_384
+READ_BATCH_ROWS = 65_536  # a snapshot reads its table in batches of this many rows
 _INT8_MAX = 127
 
 
@@ -60,14 +62,19 @@ def quantize_query(query: np.ndarray) -> tuple[np.ndarray, float, float]:
     return codes, scale, error
 
 
-def _spilled(vectors: np.ndarray, directory: str | None) -> np.ndarray:
-    """``vectors`` as a read-only memory map of an unlinked temporary file (gone when unmapped)."""
-    if len(vectors) == 0:
-        return vectors
-    with tempfile.TemporaryFile(dir=directory, prefix="nexus-snapshot-") as handle:
-        vectors.tofile(handle)
-        handle.flush()
-        return np.memmap(handle, dtype=np.float32, mode="r", shape=vectors.shape)
+def _quantize(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Codes, scales, residuals and norms of float32 rows (temporaries of this part only)."""
+    peak = np.abs(part).max(axis=1) if len(part) else np.zeros(0, np.float32)
+    scale = np.where(peak > 0, peak / np.float32(_INT8_MAX), np.float32(1)).astype(np.float32)
+    quantized = np.clip(np.rint(part / scale[:, None]), -_INT8_MAX, _INT8_MAX)
+    approx = quantized * scale[:, None]
+    norms = np.linalg.norm(approx, axis=1).astype(np.float32)
+    residuals = np.linalg.norm(part - approx, axis=1).astype(np.float32)
+    # Computed in float32, so widen both a little: a bound must never be too small.
+    spread = norms + residuals
+    norms = norms * np.float32(1 + 2.0 ** -12) + np.float32(2.0 ** -20) * spread
+    residuals = residuals * np.float32(1 + 2.0 ** -12) + np.float32(2.0 ** -20) * spread
+    return quantized.astype(np.int8), scale, residuals, norms
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,28 +90,38 @@ class QuantizedVectors:
 
     @classmethod
     def build(cls, vectors: np.ndarray, store: Float32Store | None = None) -> "QuantizedVectors":
-        store = store or FLOAT32_STORE
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        rows = len(vectors)
-        codes = np.empty(vectors.shape, np.int8)
-        scales = np.empty(rows, np.float32)
-        residuals = np.empty(rows, np.float32)
-        norms = np.empty(rows, np.float32)
-        for lo in range(0, rows, _BUILD_CHUNK):  # float32 temporaries of one chunk, not of the block
-            part = vectors[lo:lo + _BUILD_CHUNK]
-            peak = np.abs(part).max(axis=1)
-            scale = np.where(peak > 0, peak / np.float32(_INT8_MAX), np.float32(1)).astype(np.float32)
-            quantized = np.clip(np.rint(part / scale[:, None]), -_INT8_MAX, _INT8_MAX)
-            codes[lo:lo + _BUILD_CHUNK] = quantized
-            approx = quantized * scale[:, None]
-            norms[lo:lo + _BUILD_CHUNK] = np.linalg.norm(approx, axis=1)
-            residuals[lo:lo + _BUILD_CHUNK] = np.linalg.norm(part - approx, axis=1)
-            scales[lo:lo + _BUILD_CHUNK] = scale
-        # Computed in float32, so widen both a little: a bound must never be too small.
-        spread = norms + residuals
-        norms = norms * np.float32(1 + 2.0 ** -12) + np.float32(2.0 ** -20) * spread
-        residuals = residuals * np.float32(1 + 2.0 ** -12) + np.float32(2.0 ** -20) * spread
-        exact = _spilled(vectors, SPILL_DIR) if store == "spill" else vectors
+        return cls.build_streamed([vectors], vectors.shape[1], store)
+
+    @classmethod
+    def build_streamed(cls, parts: Iterable[np.ndarray], dim: int,
+                       store: Float32Store | None = None) -> "QuantizedVectors":
+        """From float32 row batches as they are read: with ``spill``, no full float32 copy is ever
+        held in process memory (each batch goes to the spill file as it comes)."""
+        store = store or FLOAT32_STORE
+        pieces: list[tuple[np.ndarray, ...]] = []
+        kept: list[np.ndarray] = []
+        with contextlib.ExitStack() as stack:
+            spill = (stack.enter_context(tempfile.TemporaryFile(dir=SPILL_DIR, prefix="nexus-snapshot-"))
+                     if store == "spill" else None)
+            for part in parts:
+                part = np.ascontiguousarray(part, dtype=np.float32).reshape(-1, dim)
+                for lo in range(0, len(part), _BUILD_CHUNK):
+                    pieces.append(_quantize(part[lo:lo + _BUILD_CHUNK]))
+                if spill is not None:
+                    part.tofile(spill)
+                else:
+                    kept.append(part)
+            rows = sum(len(p[0]) for p in pieces)
+            if spill is not None and rows:
+                spill.flush()
+                exact = np.memmap(spill, dtype=np.float32, mode="r", shape=(rows, dim))
+            else:
+                exact = np.concatenate(kept) if len(kept) > 1 else (kept[0] if kept else np.zeros((0, dim), np.float32))
+                store = "memory"
+        if not pieces:
+            return cls(np.zeros((0, dim), np.int8), *(np.zeros(0, np.float32) for _ in range(3)), exact, store)
+        codes, scales, residuals, norms = (np.concatenate(column) for column in zip(*pieces))
         return cls(codes, scales, residuals, norms, exact, store)
 
     def __len__(self) -> int:
