@@ -1,22 +1,31 @@
-"""Query latency and recall, measured side by side in one run.
+"""Query latency, recall and snapshot memory, measured side by side in one run.
 
     .venv/bin/python bench/query_bench.py [--sizes 10000 100000] [--queries 100]
+    .venv/bin/python bench/query_bench.py --sizes 1000000 --queries 50     # ~3 GB free memory, ~1.6 GB disk
 
 Vectors are 384-d and clustered around real all-MiniLM-L6-v2 embeddings of the bundled example sentences
 (each row a noisy copy of one sentence's vector), queries are real embeddings of other sentences. For
-each size it prints p50/p99 latency and recall@10 against exact search of:
+each size it prints the snapshot's memory (what the cache counts, and this process's resident memory
+after and at the peak of the cold load), then p50/p99 latency and recall@10 against exact search of:
 
-  numpy brute force          a matrix-vector product (BLAS) and a partial sort over vectors in memory
-  numpy einsum               the same product by einsum, single-threaded (what nexus_query uses)
-  lancedb flat               LanceDB search without an index
+  numpy brute force          a matrix-vector product (BLAS, every core) and a partial sort, float32 in RAM
+  numpy einsum               the same product by einsum, single-threaded
+  nexus vector (memory)      nexus_query.query with a query vector: the in-memory snapshot path (int8 scan,
+                             exact float32 re-rank)
+  nexus filtered (memory)    the same with a metadata filter matching 1 row in 20
+  snapshot.top, N threads    the snapshot's search alone on 1 and on every core (the thread choice)
+  snapshot.top, float32 ...  the float32 copy spilled to a memory-mapped file (default) or held in RAM
+  lancedb flat               LanceDB search without an index               (up to --lance-max-rows)
   lancedb ivf_rq+refine      LanceDB with the IVF_RQ index ensure_indexes builds, refine_factor on
-  nexus vector (memory)      nexus_query.query with a query vector: the in-memory snapshot path
   nexus vector (index)       nexus_query.query with the snapshot cache too small: LanceDB's index path
-  nexus filtered             nexus_query.query with a metadata filter matching 1 row in 20
-  nexus text, in-process     nexus_query.query(text) (embedding the text included), default mode
+  nexus text, in-process     nexus_query.query(text), default mode, every query embedded afresh, and
+                             of which: the query's embedding alone, and the full-text search alone
+  nexus text, asked before   the same with the query's embedding cached (a repeated question)
   nexus text, HTTP           the same through POST /nexus/spaces/main/query on uvicorn (loopback)
 
-and the targets: nexus vector p50 <= 2x numpy with recall@10 >= 0.98; HTTP p50 <= 1.5x in-process.
+and the targets: nexus vector p50 <= 1x numpy BLAS on a quiet machine, <= 2x on a loaded one (1-minute
+load average at or above the core count before and after), recall@10 = 1.0; hybrid text p50 <= 30 ms
+in process; 1M rows answered from memory within the default cache; HTTP p50 <= 1.5x in-process.
 """
 
 from __future__ import annotations
@@ -50,7 +59,19 @@ from nexus_query.embeddings import get_provider  # noqa: E402
 from nexus_query.query import DEFAULT_MODE, query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
-from nexus_query.store.index import NPROBES_FRACTION, REFINE_FACTOR, ensure_indexes, snapshot_cache  # noqa: E402
+from nexus_query.embeddings.local import QueryEmbeddingCache  # noqa: E402
+from nexus_query.query import FUSION_DEPTH  # noqa: E402
+from nexus_query.store import snapshot_scan  # noqa: E402
+from nexus_query.store.index import (  # noqa: E402
+    NPROBES_FRACTION,
+    REFINE_FACTOR,
+    Block,
+    Snapshot,
+    ensure_indexes,
+    snapshot_cache,
+    text_top,
+)
+from nexus_query.store.snapshot_scan import QuantizedVectors  # noqa: E402
 
 ACME = RequestContext("acme")
 K = 10
@@ -92,6 +113,20 @@ def timed(fns: dict, inputs) -> dict[str, tuple[list[float], list]]:
     return results
 
 
+def rss_mb() -> tuple[float, float]:
+    """Resident and peak resident memory of this process (Linux), in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start the peak (VmHWM) afresh from the current resident size (Linux: writing 5 to clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def recall(found: list[list[int]], exact: list[list[int]]) -> float:
     return float(np.mean([len(set(f[:K]) & set(e[:K])) / K for f, e in zip(found, exact)]))
 
@@ -101,12 +136,12 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     rng = np.random.default_rng(n)
     vectors, assign = clustered(centers, n, rng)
     space_id = f"bench-{n}"
-    records = [Record(text=f"row {i} near example sentence {assign[i]}", source=f"row-{i}",
-                      metadata={"shard": int(i % CLUSTERS_FILTERED)}) for i in range(n)]
     space = store.open_or_create(ACME, space_id, provider.info)
     for start in tqdm(range(0, n, 50_000), desc=f"writing {n} rows", leave=False):
         chunk = slice(start, start + 50_000)
-        space.upsert(build_rows(ACME, records[chunk], vectors[chunk], provider.info), provider.info)
+        records = [Record(text=f"row {i} near example sentence {assign[i]}", source=f"row-{i}",
+                          metadata={"shard": int(i % CLUSTERS_FILTERED)}) for i in range(start, min(n, start + 50_000))]
+        space.upsert(build_rows(ACME, records, vectors[chunk], provider.info), provider.info)
     table = space.table
     source_index = lambda source: int(source.split("-")[1])  # noqa: E731
     qs = list(query_vectors[: args.queries])
@@ -136,38 +171,73 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
         return [source_index(h.source) for h in query(ACME, space_id, q, top_k=K, store=store, provider=provider,
                                                        **kw).hits]
 
-    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    snapshot_scan.warm()  # numba's kernels: loaded once per process, not part of a snapshot's cost
     snapshot_cache.clear()
+    rss_before, _ = rss_mb()
+    reset_peak_rss()
+    started = time.perf_counter()
     nexus_top(qs[0])
     cold = (time.perf_counter() - started) * 1000
-    flat = timed({"lancedb flat": lance_top}, qs[: max(20, args.queries // 5)])["lancedb flat"]
+    rss_after, rss_peak = rss_mb()
+    snap = snapshot_cache.get(table, space.location.dataset_uri)
+    answered_from_memory = snap is not None
+    memory_line = (f"snapshot: {snapshot_cache.nbytes() / 2**20:.0f} MB counted by the cache "
+                   f"(float32 copy: {snapshot_scan.FLOAT32_STORE}), process RSS +{rss_after - rss_before:.0f} MB "
+                   f"after the cold load, peak +{rss_peak - rss_before:.0f} MB while building it; "
+                   f"cache budget {snapshot_cache.max_bytes / 2**20:.0f} MB"
+                   if answered_from_memory else "snapshot: too large for the cache, answered through LanceDB")
+    with_lance = n <= args.lance_max_rows
+    flat = timed({"lancedb flat": lance_top}, qs[: max(20, args.queries // 5)])["lancedb flat"] if with_lance else None
     def einsum_top(q):
         scores = np.einsum("ij,j->i", vectors, q)
         top = np.argpartition(-scores, K)[:K]
         return top[np.argsort(-scores[top])].tolist()
 
-    side = timed({"numpy brute force": numpy_top, "numpy einsum (no BLAS)": einsum_top,
-                  "nexus vector (memory)": nexus_top,
-                  "nexus filtered (memory)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
+    def scan_top(q, threads):  # the snapshot's search alone: no table lookups, no hits built
+        return [int(snap.rows.column("source")[int(p)].as_py().split("-")[1])
+                for p in snap.top(q, K, threads=threads)[0]]
+
+    fns = {"numpy brute force": numpy_top, "numpy einsum (no BLAS)": einsum_top,
+           "nexus vector (memory)": nexus_top,
+           "nexus filtered (memory)": lambda q: nexus_top(q, filters={"shard": 3})}
+    if answered_from_memory:
+        fns |= {f"snapshot.top, {t} scan thread{'s' if t > 1 else ''}": (lambda q, t=t: scan_top(q, t))
+                for t in sorted({1, snapshot_scan.available_cores()})}
+    side = timed(fns, qs)
     rows = [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
-    rows.insert(1, ("lancedb flat", flat[0], recall(flat[1], exact)))
+    if flat is not None:
+        rows.insert(1, ("lancedb flat", flat[0], recall(flat[1], exact)))
     numpy_p50 = float(np.percentile(side["numpy brute force"][0], 50))
     memory_p50 = float(np.percentile(side["nexus vector (memory)"][0], 50))
     memory_recall = recall(side["nexus vector (memory)"][1], exact)
 
+    if answered_from_memory and snapshot_scan.FLOAT32_STORE == "spill" and args.compare_float32_in_ram:
+        # the same rows with the float32 copy held in RAM instead of memory-mapped: what spilling costs
+        held = Snapshot(snap.dataset_uri, snap.version, snap.addrs,
+                        tuple(Block(QuantizedVectors.build(np.asarray(b.vectors), "memory"), b.rows)
+                              for b in snap.blocks), snap.meta, snap.live)
+        side = timed({"snapshot.top, float32 spilled (default)": lambda q: snap.top(q, K, threads=1)[0].tolist(),
+                      "snapshot.top, float32 held in RAM": lambda q: held.top(q, K, threads=1)[0].tolist()}, qs)
+        del held
+        to_row = lambda p: int(snap.rows.column("source")[int(p)].as_py().split("-")[1])  # noqa: E731
+        rows += [(name, t, recall([[to_row(p) for p in o] for o in out], exact)) for name, (t, out) in side.items()]
+
     started = time.perf_counter()
-    report = ensure_indexes(space, vector_min_rows=0)
+    report = ensure_indexes(space, vector_min_rows=0 if with_lance else 10**12)
     index_seconds = time.perf_counter() - started
     table = store.open(ACME, space_id).table
-    budget = snapshot_cache.max_bytes
-    snapshot_cache.max_bytes = 1024  # too small for any space: nexus_query goes through LanceDB's index
-    try:
-        side = timed({f"lancedb ivf_rq nprobes {nprobes} refine {REFINE_FACTOR}": lambda q: lance_top(q, refine=True),
-                      "nexus vector (index)": nexus_top,
-                      "nexus filtered (index)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
-    finally:
-        snapshot_cache.max_bytes = budget
-    rows += [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
+    if with_lance:
+        budget = snapshot_cache.max_bytes
+        snapshot_cache.max_bytes = 1024  # too small for any space: nexus_query goes through LanceDB's index
+        try:
+            side = timed({f"lancedb ivf_rq nprobes {nprobes} refine {REFINE_FACTOR}":
+                          lambda q: lance_top(q, refine=True),
+                          "nexus vector (index)": nexus_top,
+                          "nexus filtered (index)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
+        finally:
+            snapshot_cache.max_bytes = budget
+        rows += [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
 
     # a write lands: the next query rebuilds its snapshot from the cached one, reading only new rows
     extra = clustered(centers, 1000, rng)[0]
@@ -178,6 +248,10 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     refresh = (time.perf_counter() - started) * 1000
 
     texts = query_texts[: max(20, args.queries // 2)]
+    warm_cache, cold_cache = provider._query_cache, QueryEmbeddingCache(max_entries=0)
+    for s in texts:  # the repeated-question row finds every text embedded already
+        warm_cache.get_or_compute(s, lambda s=s: provider._encode([s]))
+    provider._query_cache = cold_cache  # every other text query below embeds afresh
     with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url) as client:
         def over_http(s):
             response = client.post(f"/nexus/spaces/{space_id}/query", json={"q": s, "top_k": K},
@@ -185,27 +259,51 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
             response.raise_for_status()
             return response.json()
 
-        side = timed({f"nexus text, in-process ({DEFAULT_MODE})":
-                      lambda s: query(ACME, space_id, s, top_k=K, store=store, provider=provider),
-                      f"nexus text, HTTP ({DEFAULT_MODE})": over_http,
-                      "nexus text, in-process (vector)":
-                      lambda s: query(ACME, space_id, s, top_k=K, mode="vector", store=store, provider=provider)},
-                     texts)
+        def repeated(s):
+            provider._query_cache = warm_cache
+            try:
+                return query(ACME, space_id, s, top_k=K, store=store, provider=provider)
+            finally:
+                provider._query_cache = cold_cache
+
+        try:
+            side = timed({f"nexus text, in-process ({DEFAULT_MODE})":
+                          lambda s: query(ACME, space_id, s, top_k=K, store=store, provider=provider),
+                          f"nexus text, HTTP ({DEFAULT_MODE})": over_http,
+                          "nexus text, in-process (vector)":
+                          lambda s: query(ACME, space_id, s, top_k=K, mode="vector", store=store, provider=provider),
+                          "  of which: embed the query": lambda s: provider.embed([s]),
+                          "  of which: full-text search": lambda s: text_top(table, s, FUSION_DEPTH),
+                          f"nexus text ({DEFAULT_MODE}), asked before": repeated},
+                         texts)
+        finally:
+            provider._query_cache = warm_cache
     rows += [(name, t, None) for name, (t, _) in side.items()]
     t_in, t_http = side[f"nexus text, in-process ({DEFAULT_MODE})"][0], side[f"nexus text, HTTP ({DEFAULT_MODE})"][0]
 
+    hybrid_p50 = float(np.percentile(t_in, 50))
+    load_after = os.getloadavg()[0]
     print(f"\n== {n:,} x {vectors.shape[1]} ({len(qs)} queries; index: {report.created or 'kept'} "
-          f"in {index_seconds:.1f} s; cold snapshot load {cold:.0f} ms; refresh after +1000 rows {refresh:.0f} ms)")
-    print(f"{'method':<36} {'p50 ms':>8} {'p99 ms':>8} {'p50/numpy':>10} {'recall@10':>10}")
+          f"in {index_seconds:.1f} s; cold snapshot load {cold:.0f} ms; refresh after +1000 rows {refresh:.0f} ms; "
+          f"1-min load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores)")
+    print(memory_line)
+    print(f"{'method':<44} {'p50 ms':>8} {'p99 ms':>8} {'p50/numpy':>10} {'recall@10':>10}")
     for name, times, rec in rows:
         p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
-        print(f"{name:<36} {p50:8.2f} {p99:8.2f} {p50 / numpy_p50:9.2f}x "
+        print(f"{name:<44} {p50:8.2f} {p99:8.2f} {p50 / numpy_p50:9.2f}x "
               f"{'' if rec is None else f'{rec:10.3f}'}")
     ratio = memory_p50 / numpy_p50
     http_ratio = float(np.percentile(t_http, 50) / np.percentile(t_in, 50))
-    verdict = "PASS" if ratio <= 2 and memory_recall >= 0.98 else "FAIL"
-    print(f"{'target (at 100k)' if n >= 100_000 else 'for reference'}: nexus vector p50 <= 2x numpy, "
-          f"recall@10 >= 0.98: {ratio:.2f}x, {memory_recall:.3f} {verdict if n >= 100_000 else ''}")
+    loaded = min(load_before, load_after) >= (os.cpu_count() or 1)
+    limit = 2.0 if loaded else 1.0
+    at_target_size = n >= 100_000
+    verdict = lambda ok: ("PASS" if ok else "FAIL") if at_target_size else "(for reference)"  # noqa: E731
+    print(f"target nexus vector p50 <= {limit:.0f}x numpy BLAS ({'loaded' if loaded else 'quiet'} machine), "
+          f"recall@10 = 1.0: {ratio:.2f}x, {memory_recall:.3f} {verdict(ratio <= limit and memory_recall == 1.0)}")
+    print(f"target hybrid text query p50 <= 30 ms in process: {hybrid_p50:.1f} ms {verdict(hybrid_p50 <= 30)}")
+    if n >= 1_000_000:
+        print(f"target 1M rows answered from memory within the default cache: "
+              f"{'PASS' if answered_from_memory else 'FAIL'}")
     print(f"target HTTP p50 <= 1.5x in-process: {http_ratio:.2f}x {'PASS' if http_ratio <= 1.5 else 'FAIL'}")
     return rows
 
@@ -214,6 +312,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--lance-max-rows", type=int, default=200_000,
+                        help="LanceDB flat and index rows only up to this size (a flat scan of 1M takes seconds)")
+    parser.add_argument("--no-float32-in-ram", dest="compare_float32_in_ram", action="store_false",
+                        help="skip the row that holds the float32 copy in RAM (it needs 4 bytes x dim more per row)")
     args = parser.parse_args()
     provider = get_provider()
     store = SpaceStore(RoutingRegistry.default())

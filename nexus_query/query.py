@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -240,10 +242,13 @@ class _Source:
         return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=r["score"])
                 for r in lance_vector_top(self.table, vector, n, self.conditions)]
 
-    def text(self, text: str, n: int, vector: np.ndarray) -> list[_Candidate]:
+    def text_rows(self, text: str, n: int) -> list[dict]:
+        """The best ``n`` full-text rows with their vectors (their cosine is taken once the query is embedded)."""
         if self.table is None:
             return []
-        rows = text_top(self.table, text, n, self.conditions, with_vectors=True)
+        return text_top(self.table, text, n, self.conditions, with_vectors=True)
+
+    def text(self, rows: list[dict], vector: np.ndarray) -> list[_Candidate]:
         cosines = (np.asarray([r.pop("vector") for r in rows], np.float32) @ vector).tolist() if rows else []
         return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=float(cos))
                 for r, cos in zip(rows, cosines)]
@@ -301,6 +306,19 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
 
 
 # --- the query ------------------------------------------------------------------------------------
+
+_text_executor: ThreadPoolExecutor | None = None
+_text_executor_lock = threading.Lock()
+
+
+def _text_pool() -> ThreadPoolExecutor:
+    """Threads for the full-text half of hybrid queries (LanceDB's search releases the GIL)."""
+    global _text_executor
+    with _text_executor_lock:
+        if _text_executor is None:
+            _text_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nexus-fts")
+        return _text_executor
+
 
 def _query_input(q: Any) -> tuple[str | None, np.ndarray | None]:
     if isinstance(q, str):
@@ -385,6 +403,9 @@ def query(
             global_space = None
         sources.append(_Source.open("global", global_space, conditions, state.versions.get("global"), pin))
 
+    text_search = None
+    if mode == "hybrid":  # full text runs while the query is embedded: the two wait on different things
+        text_search = _text_pool().submit(lambda: [s.text_rows(text, FUSION_DEPTH) for s in sources])
     if vector is None:
         vector = provider.embed([text], ctx)[0]
     elif vector.shape[0] != provider.info.dimension:
@@ -399,9 +420,10 @@ def query(
         # spaces are merged by the calibrated score, which means the same in both.
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
         terms = query_terms(text)
+        text_rows = text_search.result()
         per_space = [_hybrid_ranking(_merged([s.vector(vector, depth)], depth),
-                                     _merged([s.text(text, FUSION_DEPTH, vector)], FUSION_DEPTH), terms, want)
-                     for s in sources]  # _merged: ties go to the lower row address, as on every page
+                                     _merged([s.text(rows, vector)], FUSION_DEPTH), terms, want)
+                     for s, rows in zip(sources, text_rows)]  # _merged: ties go to the lower row address, as on every page
         ranked = sorted((r for space in per_space for r in space), key=_Ranked.order)[:want]
     if min_score is not None:  # scores never rise down the list: this keeps a prefix, before paging
         ranked = [r for r in ranked if r.score >= min_score]

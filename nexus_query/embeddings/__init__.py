@@ -1,4 +1,5 @@
-"""Embedding providers: local sentence-transformers or a remote OpenAI-compatible endpoint."""
+"""Embedding providers: local sentence-transformers, the same model as int8 ONNX Runtime, or a remote
+OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def _provider_for(config: NexusConfig) -> EmbeddingProvider:
     emb = config.embedder
     if emb.provider == "local":
         return LocalProvider(emb.model, device=emb.device, batch_size=emb.batch_size)
+    if emb.provider == "onnx-int8":  # imported here: onnxruntime is an optional extra
+        from nexus_query.embeddings.onnx_int8 import OnnxInt8Provider
+
+        return OnnxInt8Provider(emb.model, cache_dir=config.data_root / "models", batch_size=emb.batch_size)
     if emb.provider == "remote":
         r = emb.remote
         gate = BillingGate(config.data_root / "billing.sqlite", r.budgets)
@@ -29,7 +34,7 @@ def _provider_for(config: NexusConfig) -> EmbeddingProvider:
             max_retries=r.max_retries, backoff_seconds=r.backoff_seconds, timeout_seconds=r.timeout_seconds,
             batch_size=emb.batch_size,
         )
-    raise ConfigError(f"embedder.provider must be 'local' or 'remote', got {emb.provider!r}")
+    raise ConfigError(f"embedder.provider must be 'local', 'onnx-int8' or 'remote', got {emb.provider!r}")
 
 
 def get_provider(config: NexusConfig | None = None) -> EmbeddingProvider:

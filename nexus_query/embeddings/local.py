@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +25,7 @@ _BUNDLED = {
 _load_lock = threading.Lock()
 _encode_lock = threading.Lock()
 SMALL_BATCH = 8
+QUERY_CACHE_ENTRIES = int(os.environ.get("NEXUS_QUERY_EMBEDDING_CACHE", "1024"))
 _default_threads = 0  # torch's own intra-op thread count, read when the first model loads
 
 
@@ -62,12 +64,44 @@ def _load(path: str, device: str) -> Any:
     return SentenceTransformer(path, device=device, local_files_only=True)
 
 
+class QueryEmbeddingCache:
+    """A bounded LRU of single-text embeddings; callers get a copy, so nothing they do reaches the cache
+    (a vector is 1.5 KB at 384-d, so the default 1024 entries hold about 1.6 MB)."""
+
+    def __init__(self, max_entries: int = QUERY_CACHE_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_or_compute(self, text: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            found = self._items.get(text)
+            if found is not None:
+                self._items.move_to_end(text)
+                self.hits += 1
+                return found.copy()
+            self.misses += 1
+        vectors = compute()
+        if self.max_entries > 0:
+            with self._lock:
+                self._items[text] = vectors.copy()
+                self._items.move_to_end(text)
+                while len(self._items) > self.max_entries:
+                    self._items.popitem(last=False)
+        return vectors
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class LocalProvider:
     def __init__(self, model: str = "all-MiniLM-L6-v2", device: str = "cpu", batch_size: int = 64) -> None:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
         self._path = str(resolve_model_path(model))
+        self._query_cache = QueryEmbeddingCache()
 
     @property
     def model(self) -> Any:
@@ -94,6 +128,11 @@ class LocalProvider:
     def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1:  # a query: repeated ones (paging, retries, popular questions) skip the model
+            return self._query_cache.get_or_compute(texts[0], lambda: self._encode(texts))
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         model = self.model
         with _encode_lock:
             # A query is a handful of tokens: one thread answers it in ~12 ms where torch's default

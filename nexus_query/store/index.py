@@ -28,6 +28,12 @@ import numpy as np
 import pyarrow as pa
 
 from nexus_query.store.rows import canonical_json
+from nexus_query.store.snapshot_scan import (
+    READ_BATCH_ROWS,
+    QuantizedVectors,
+    exact_top,
+    resident_bytes_per_row,
+)
 from nexus_query.store.space import sql_string
 
 if TYPE_CHECKING:
@@ -180,12 +186,17 @@ def _code_metadata(documents: Sequence[str], n_before: int = 0,
 class Block:
     """Rows read from Lance once, shared by every snapshot that contains them (fragments are immutable)."""
 
-    vectors: np.ndarray  # float32 (rows, dim), unit length
+    quantized: QuantizedVectors  # int8 codes scanned, float32 re-ranked (see snapshot_scan)
     rows: pa.Table  # id, text, metadata, type, source
 
     @property
+    def vectors(self) -> np.ndarray:
+        """The float32 vectors, unit length (in memory, or memory-mapped when spilled)."""
+        return self.quantized.exact
+
+    @property
     def nbytes(self) -> int:
-        return int(self.vectors.nbytes + self.rows.nbytes)
+        return int(self.quantized.resident_nbytes + self.rows.nbytes)
 
 
 @dataclass(eq=False)
@@ -239,8 +250,7 @@ class Snapshot:
     def scores(self, query: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
         """Dot products with ``query`` for every position, or for the (ascending) ``positions`` given.
 
-        einsum, not BLAS: a matrix-vector product is memory-bound, and multi-threaded BLAS gemv stalls
-        badly when the cores are shared (measured 10-20 ms at 10k x 384 under load, einsum 0.6 ms)."""
+        Float32, for checks and callers that need every score; ``top`` scans the int8 codes instead."""
         if positions is None:
             out = np.empty(self.num_rows, np.float32)
             for block, start in zip(self.blocks, self.offsets):
@@ -254,29 +264,16 @@ class Snapshot:
                 np.einsum("ij,j->i", block.vectors[positions[lo:hi] - start], query, out=out[lo:hi])
         return out
 
-    def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None,
+            threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of the ``n`` best rows among ``mask`` (from ``mask()``), best first; ties
-        go to the lower row address, so every page of a cursor sees the same order."""
+        go to the lower row address, so every page of a cursor sees the same order. An int8 scan with
+        an exact float32 re-rank: the answer is exactly that of a float32 scan (``snapshot_scan``)."""
         if self.num_rows == 0 or n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if mask is None:
-            candidates, scores = None, self.scores(query)
-        else:
-            candidates = np.flatnonzero(mask)
-            if len(candidates) == 0:
-                return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            # Gathering a few rows beats scoring all of them; past about half, scoring all is cheaper.
-            scores = (self.scores(query, candidates) if len(candidates) * 2 < self.num_rows
-                      else self.scores(query)[candidates])
-        n = min(n, len(scores))
-        if n < len(scores):
-            kth = np.partition(scores, len(scores) - n)[len(scores) - n]
-            keep = np.flatnonzero(scores >= kth)  # every row tied with the n-th, so ties break by address
-        else:
-            keep = np.arange(len(scores))
-        positions = keep if candidates is None else candidates[keep]
-        order = np.lexsort((self.addrs[positions], -scores[keep]))[:n]
-        return positions[order], scores[keep][order]
+        candidates = None if mask is None else np.flatnonzero(mask)
+        return exact_top([b.quantized for b in self.blocks], self.offsets, self.addrs, query, n, candidates,
+                         threads=threads)
 
     def row(self, position: int) -> dict[str, Any]:
         return self.rows.slice(int(position), 1).to_pylist()[0]
@@ -295,7 +292,28 @@ def _block(rows: pa.Table, dim: int) -> Block:
     else:
         flat = rows.column(VECTOR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
         vectors = np.ascontiguousarray(flat.reshape(-1, dim), dtype=np.float32)
-    return Block(vectors, rows.select(_ROW_COLUMNS).combine_chunks())
+    return Block(QuantizedVectors.build(vectors), rows.select(_ROW_COLUMNS).combine_chunks())
+
+
+def _read_block(table: "lancedb.table.Table", dim: int) -> tuple[np.ndarray, Block]:
+    """Every row of the checked-out version as one block, read in batches so that only one batch's
+    float32 vectors is in process memory at a time (the block keeps int8 codes; see snapshot_scan)."""
+    reader = (table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
+              .to_batches(READ_BATCH_ROWS))
+    parts: list[pa.Table] = []
+    addrs: list[np.ndarray] = []
+
+    def vectors():
+        for batch in reader:
+            part = pa.Table.from_batches([batch])
+            addrs.append(part.column("_rowaddr").to_numpy().astype(np.uint64))
+            parts.append(part.select(_ROW_COLUMNS))
+            flat = batch.column(VECTOR_COLUMN).flatten().to_numpy(zero_copy_only=False)
+            yield flat.reshape(-1, dim)
+
+    quantized = QuantizedVectors.build_streamed(vectors(), dim)
+    rows = (pa.concat_tables(parts) if parts else reader.schema.empty_table().select(_ROW_COLUMNS)).combine_chunks()
+    return (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64)), Block(quantized, rows)
 
 
 def _in_sorted(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
@@ -330,9 +348,8 @@ def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None
                             (*base.blocks, _block(fresh, dim)),
                             _code_metadata(fresh.column("metadata").to_pylist(), base.num_rows, base.meta),
                             None if dead == 0 else live)
-    fresh = _read(table)
-    return Snapshot(dataset_uri, version, fresh.column("_rowaddr").to_numpy().astype(np.uint64),
-                    (_block(fresh, dim),), _code_metadata(fresh.column("metadata").to_pylist()))
+    addrs, block = _read_block(table, dim)
+    return Snapshot(dataset_uri, version, addrs, (block,), _code_metadata(block.rows.column("metadata").to_pylist()))
 
 
 class SnapshotCache:
@@ -355,9 +372,17 @@ class SnapshotCache:
         return len(self._items)
 
     def fits(self, table: "lancedb.table.Table") -> bool:
-        """Whether a space is small enough to hold in memory (vectors, plus as much again for text)."""
+        """Whether a space is small enough to hold in memory: its vectors as the snapshot holds them, plus
+        its other columns, estimated from the table's files (all bytes beyond the float32 vectors, so
+        index files count too: an overestimate)."""
         dim = table.schema.field(VECTOR_COLUMN).type.list_size
-        return table.count_rows() * dim * 4 * 2 <= self.max_bytes // 2
+        rows = table.count_rows()
+        if rows == 0:
+            return True
+        stats = table.stats()
+        total = stats["total_bytes"] if isinstance(stats, dict) else stats.total_bytes
+        other_bytes = max(0, int(total) - rows * dim * 4) + rows * 8 * len(_ROW_COLUMNS)  # + arrow offsets
+        return rows * resident_bytes_per_row(dim) + other_bytes <= self.max_bytes // 2
 
     def get(self, table: "lancedb.table.Table", dataset_uri: str, version: int | None = None) -> Snapshot | None:
         """The snapshot of ``table``'s checked-out version (built if needed), or None when the space is
