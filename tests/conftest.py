@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
 
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext
@@ -42,12 +44,8 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, attempts: int
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    """End a server the test started and every process under it."""
+    stop_tree(proc)
 
 
 @pytest.fixture
@@ -59,6 +57,23 @@ def nexus_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("NEXUS_CONFIG", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
+
+
+@contextmanager
+def nexus_home_at(home: Path):
+    """What ``nexus_home`` sets, for a fixture wider than one test (one that builds data once per module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXUS_HOME", str(home))
+        mp.delenv("NEXUS_CONFIG", raising=False)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        yield home
+
+
+def copy_home(built: Path, nexus_home: Path) -> SpaceStore:
+    """A test's own copy of a Nexus home built once per module: copying the files is much cheaper than
+    embedding the same documents again, and each test may still change its copy freely."""
+    shutil.copytree(built, nexus_home, symlinks=True)
+    return SpaceStore()
 
 
 @pytest.fixture(scope="session")
