@@ -22,6 +22,9 @@ import pytest
 # checked as well.
 SESSION_MARKER = "NEXUS_TEST_SESSION"
 EXIT_GRACE_SECONDS = 5.0  # for processes that were told to stop and are still shutting down
+# Helpers an interpreter starts for itself the first time a library needs them (multiprocessing's resource
+# tracker after a "spawn" Process, joblib's loky workers); they serve the pytest process and end with it.
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "joblib.externals.loky")
 
 
 def is_running(proc: psutil.Process) -> bool:
@@ -77,8 +80,16 @@ def stop_tree(proc: subprocess.Popen, grace: float = 60.0) -> None:
     end_processes([p for p in descendants if is_running(p)])
 
 
+def _serves_this_interpreter(proc: psutil.Process, me: int) -> bool:
+    try:
+        return proc.ppid() == me and any(h in " ".join(proc.cmdline()) for h in INTERPRETER_HELPERS)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
 def session_processes(token: str) -> list[psutil.Process]:
-    """Processes alive now that this session started: its descendants and every process carrying its marker."""
+    """Processes alive now that this session started: its descendants and every process carrying its marker,
+    except the helpers the pytest process's own interpreter keeps until it exits."""
     me = os.getpid()
     found = {p.pid: p for p in process_tree(me)[1:]}
     for proc in psutil.process_iter():
@@ -89,7 +100,7 @@ def session_processes(token: str) -> list[psutil.Process]:
                 found[proc.pid] = proc
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
-    return [p for p in found.values() if is_running(p)]
+    return [p for p in found.values() if is_running(p) and not _serves_this_interpreter(p, me)]
 
 
 def describe(proc: psutil.Process) -> str:

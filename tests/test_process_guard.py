@@ -75,3 +75,17 @@ def test_stops_what_it_starts():
     assert result.ret == 0, result.stdout.str()
     assert "leaked processes" not in result.stdout.str()
     assert gone(pid_of(pytester))
+
+
+def test_the_resource_tracker_a_spawned_process_leaves_to_the_interpreter_is_not_a_leak(pytester):
+    result = inner_session(pytester, """
+import multiprocessing
+
+def test_spawns_a_worker_and_joins_it():
+    worker = multiprocessing.get_context("spawn").Process(target=print, args=("hello",))
+    worker.start()
+    worker.join()
+    assert worker.exitcode == 0
+""")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0, result.stdout.str()
