@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test dev install install-dev bench clean chromium postgresql
+.PHONY: demo test test-fast dev install install-dev bench clean chromium postgresql
 
 # The demo's Dagster runs land in $(DAGSTER_HOME), so `make dev` shows them afterwards.
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
@@ -17,6 +17,10 @@ demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 
 test: $(VENV)/.installed-dev chromium postgresql
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the tests that start servers or processes (CI runs `make test`).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow"
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
 chromium:

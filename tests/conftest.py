@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
 
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext
@@ -21,6 +23,16 @@ from nexus_query.store import Record, SpaceStore, build_rows
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
+
+
+# Fixtures that start a server: a test using one (directly or through another fixture) is slow.
+SERVER_FIXTURES = {"moto_endpoint", "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def free_port() -> int:
@@ -42,12 +54,8 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, attempts: int
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    """End a server the test started and every process under it."""
+    stop_tree(proc)
 
 
 @pytest.fixture
@@ -59,6 +67,23 @@ def nexus_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("NEXUS_CONFIG", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
+
+
+@contextmanager
+def nexus_home_at(home: Path):
+    """What ``nexus_home`` sets, for a fixture wider than one test (one that builds data once per module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXUS_HOME", str(home))
+        mp.delenv("NEXUS_CONFIG", raising=False)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        yield home
+
+
+def copy_home(built: Path, nexus_home: Path) -> SpaceStore:
+    """A test's own copy of a Nexus home built once per module: copying the files is much cheaper than
+    embedding the same documents again, and each test may still change its copy freely."""
+    shutil.copytree(built, nexus_home, symlinks=True)
+    return SpaceStore()
 
 
 @pytest.fixture(scope="session")

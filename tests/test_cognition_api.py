@@ -11,7 +11,8 @@ import uvicorn
 from nexus_query.api import create_app
 from nexus_query.context import RequestContext
 from nexus_query.routing import RoutingRegistry
-from tests.conftest import free_port, wait_for_port
+from nexus_query.store import SpaceStore
+from tests.conftest import copy_home, free_port, nexus_home_at, wait_for_port
 from tests.test_cognition_bricks import ingest_fixture
 
 ACME = RequestContext("acme")
@@ -19,9 +20,18 @@ ACME_KEY, GLOBEX_KEY = {"Authorization": "Bearer acme-demo-key"}, {"Authorizatio
 TOPIC = {"topic": "what to do with an Embercore stove from batch EC-2312", "k": 5}
 
 
+@pytest.fixture(scope="module")
+def ingested_home(tmp_path_factory, provider):
+    """claude_conversations.json ingested once per module (embedding it is the slow part)."""
+    with nexus_home_at(tmp_path_factory.mktemp("cognition-api") / "nexus-home") as home:
+        ingest_fixture(SpaceStore(), provider, ACME, "claude_conversations.json")
+    return home
+
+
 @pytest.fixture
-def client(store, provider):
-    ingest_fixture(store, provider, ACME, "claude_conversations.json")
+def client(ingested_home, nexus_home):
+    """The API on loopback over a copy of the ingested home, one server per test."""
+    copy_home(ingested_home, nexus_home)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(RoutingRegistry.default()), host="127.0.0.1", port=port,
                                            log_level="warning"))

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.store import SpaceStore
-from tests.conftest import load_texts
+from tests.conftest import copy_home, load_texts, nexus_home_at
 from tests.test_cognition_bricks import ingest_fixture, unchunked_bricks
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
@@ -27,11 +28,19 @@ RETURNS = "conversations/chatgpt/conv-gpt-returns.json"
 STOVE = "conversations/chatgpt/conv-gpt-stove.json"
 
 
+@pytest.fixture(scope="module")
+def ingested_home(tmp_path_factory, provider) -> Path:
+    """The three exports ingested once per module (embedding them is the slow part)."""
+    with nexus_home_at(tmp_path_factory.mktemp("cognition") / "nexus-home") as home:
+        ingest_fixture(SpaceStore(), provider, ACME, "chatgpt_conversations.json", "claude_conversations.json",
+                       "canonical_conversations.json")
+    return home
+
+
 @pytest.fixture
-def acme_space(store, provider):
-    ingest_fixture(store, provider, ACME, "chatgpt_conversations.json", "claude_conversations.json",
-                   "canonical_conversations.json")
-    return store
+def acme_space(ingested_home, nexus_home):
+    """A store holding the three exports ingested, a copy of its own for each test."""
+    return copy_home(ingested_home, nexus_home)
 
 
 def run(store, provider, topic, k=15, ctx=ACME):

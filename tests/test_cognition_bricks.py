@@ -17,8 +17,8 @@ from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
-from nexus_query.store import Record
-from tests.conftest import load_texts
+from nexus_query.store import Record, SpaceStore
+from tests.conftest import copy_home, load_texts, nexus_home_at
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 ACME = RequestContext("acme")
@@ -199,13 +199,21 @@ def test_the_recall_handle_is_a_checked_out_version_on_which_writes_fail(store, 
     records = ingest_fixture(store, provider, ACME, "canonical_conversations.json")
     handle = store.open(ACME, "main").table
     handle.checkout(handle.version)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="cannot be modified when a specific version is checked out"):
         handle.delete("true")
     assert store.open(ACME, "main").count() == len(records)
 
 
+@pytest.fixture(scope="module")
+def canonical_home(tmp_path_factory, provider) -> Path:
+    """canonical_conversations.json ingested once for the module's parametrized tests."""
+    with nexus_home_at(tmp_path_factory.mktemp("canonical") / "nexus-home") as home:
+        ingest_fixture(SpaceStore(), provider, ACME, "canonical_conversations.json")
+    return home
+
+
 @pytest.mark.parametrize("k", [0, -1, 201, "15", True])
-def test_recall_refuses_a_k_outside_1_to_200(store, provider, k):
-    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+def test_recall_refuses_a_k_outside_1_to_200(canonical_home, nexus_home, provider, k):
+    store = copy_home(canonical_home, nexus_home)
     with pytest.raises(InvalidRequest):
         recall_bricks_readonly(ACME, "main", "shipping", k=k, store=store, provider=provider)

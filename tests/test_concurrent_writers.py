@@ -81,6 +81,7 @@ def assert_every_row_once(writers: int, results: list[list[tuple[int, int, int, 
     assert len(contested) == CONTESTED and all('"writer":' in m for m in contested)
 
 
+@pytest.mark.slow  # starts writer processes
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_processes_writing_one_space_at_once_lose_no_row_and_duplicate_none(where, request, nexus_home,
                                                                             tmp_path, provider):
@@ -130,6 +131,7 @@ def reconstruct_concurrent_writers_job() -> dg.JobDefinition:
     return concurrent_writers_job
 
 
+@pytest.mark.slow  # Dagster's multiprocess executor starts a process per op
 def test_multiprocess_executor_ops_writing_one_space_lose_no_row_and_duplicate_none(nexus_home, tmp_path, provider):
     paths = write_batches(tmp_path, provider, WRITERS)
     run_config = {"ops": {f"writer_{w}": {"config": {"paths": [str(p) for p in paths[w]],

@@ -4,7 +4,6 @@ GraphQL, and `dg` reading the same definitions through [tool.dg]."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from conftest import REPO, free_port, wait_for_port
+from process_guard import describe, is_running, process_tree, stop_tree
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
@@ -48,14 +48,8 @@ def poll(what, attempts: int, pause: float = 1.0):
 
 
 def stop_group(proc: subprocess.Popen) -> None:
-    """dagster dev starts the webserver, the daemon and code servers: end the whole process group."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    """dagster dev starts the webserver, the daemon and code servers: end the whole tree, group first."""
+    stop_tree(proc)
 
 
 @pytest.mark.slow
@@ -138,9 +132,11 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
             assert entries["map_png"]["url"].startswith("file://") and entries["html_map"]["path"].endswith("map.html")
         assert SpaceStore().open(RequestContext("acme"), "main").count() == SECTIONS
     finally:
+        started = process_tree(proc.pid)  # dagster dev, its webserver, daemon and code servers
         stop_group(proc)
         log.close()
-    assert proc.returncode is not None
+    assert len(started) > 1, "dagster dev started no processes of its own"
+    assert [describe(p) for p in started if is_running(p)] == []  # children of children included
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from nexus_pipelines import demo
 
 
+@pytest.mark.slow  # ingests every example space, builds facts, the map and an artifact
 def test_demo_ingests_every_space_and_shows_facts_map_artifact_and_hits(nexus_home, capsys):
     assert demo.main() == 0
     out = capsys.readouterr().out

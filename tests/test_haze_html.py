@@ -16,6 +16,7 @@ from nexus_pipelines.haze.projection import project_space
 from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 ACME = RequestContext("acme")
+pytestmark = pytest.mark.slow  # every test starts headless Chromium
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,800"]
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from nexus_query.context import RequestContext
@@ -14,6 +15,7 @@ from nexus_query.store import Record, build_rows
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_the_haze_notebook_runs_top_to_bottom_and_draws_the_map(nexus_home, store, provider, tmp_path):
     records = [Record(text=item["content"], source=item["id"], metadata=item.get("metadata", {}))
                for path in sorted((REPO / "examples" / "data" / "acme").glob("*.jsonl"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+import pytest
 
 from conftest import free_port, stop, wait_for_port
 from nexus_pipelines.definitions import defs
@@ -19,6 +20,7 @@ from nexus_query.query import query
 ACME_KEY = {"Authorization": "Bearer acme-demo-key"}
 
 
+@pytest.mark.slow  # starts `nexus serve`
 def test_an_http_batch_is_ingested_by_the_run_the_sensor_requests_and_its_task_succeeds(nexus_home, provider):
     port = free_port()
     exe = shutil.which("nexus", path=str(Path(sys.executable).parent)) or "nexus"

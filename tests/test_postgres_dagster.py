@@ -27,6 +27,7 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
 from tests.conftest import REPO, free_port
+from process_guard import describe, is_running, process_tree
 from test_dagster_dev_smoke import poll, stop_group
 
 PG_SYSTEM_USER = "nexus-pg"  # initdb refuses to run as root
@@ -225,7 +226,9 @@ def test_daemon_on_postgres_dequeues_runs_launches_ingest_from_the_landing_senso
             assert kpi.tags["dagster/asset_partition_range_start"] == "acme.default.main"
             assert next_tick.isoformat() in str(kpi.run_config)
     finally:
+        started = process_tree(daemon.pid)  # the daemon, its code server and any run worker
         stop_group(daemon)
+    assert [describe(p) for p in started if is_running(p)] == []  # the code server too, not only the daemon
 
 
 def _kpi_schedule_ids(instance: dg.DagsterInstance) -> tuple[str, str]:
