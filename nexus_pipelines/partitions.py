@@ -83,13 +83,13 @@ def tags_for_partition(partition_key: str) -> dict[str, str]:
     return SpaceKey.parse(partition_key).run_tags
 
 
-def range_run_requests(keys: Sequence[str], size: int, *, run_key: str, batch_tag: str,
-                       run_config: Mapping[str, Any] | None = None) -> list[dg.RunRequest]:
-    """One run per ``size`` consecutive partitions (the partition-range tags), so a schedule over a thousand
-    spaces launches forty runs rather than a thousand and every space still gets its own materialization.
-    Run keys are ``{run_key}/{number}``; ``batch_tag`` says ``{number}/{runs}``."""
-    return _range_requests([keys[i:i + size] for i in range(0, len(keys), size)], run_key=run_key,
-                           batch_tag=batch_tag, run_config=run_config)
+def space_job(name: str, assets: Sequence[Any], description: str) -> dg.UnresolvedAssetJobDefinition:
+    """A job over one space partition whose runs, however launched (UI, backfill, sensor), carry the
+    tenant's tag, so dagster.yaml's one-run-per-tenant limit holds for it."""
+    return dg.define_asset_job(
+        name, selection=dg.AssetSelection.assets(*assets), partitions_def=tenant_spaces, description=description,
+        config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
+                                    tags_for_partition_key_fn=tags_for_partition))
 
 
 def changed_range_run_requests(ordered_keys: Sequence[str], changed: AbstractSet[str], size: int, *, run_key: str,

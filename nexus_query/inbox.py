@@ -18,7 +18,6 @@ never written (a crash between the two writes) is still found by the slower swee
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import uuid
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import fsspec
 
 from nexus_query.config import FileRoute
 from nexus_query.context import validate_id
-from nexus_query.paths import _local_temp_copy, join_uri
+from nexus_query.paths import join_uri, write_atomic
 
 INBOX_DIR = "_inbox"
 EntryKind = Literal["batch", "files"]
@@ -115,16 +114,7 @@ class Inbox:
                            validate_id(project_id, "project_id"), validate_id(space_id, "space_id"), kind,
                            validate_id(ref or uuid.uuid4().hex, "ref"))
         body = json.dumps({"space": [tenant_dir, project_id, space_id], "kind": kind, "ref": ref}).encode()
-        target = join_uri(self.root, entry.key)
-        if self.route.protocol in ("file", "local"):
-            tmp = _local_temp_copy(target, body)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        else:
-            self.fs.pipe_file(target, body)
+        write_atomic(self.fs, join_uri(self.root, entry.key), body, local=self.route.protocol in ("file", "local"))
         return entry
 
     def after(self, start_after: str | None) -> list[InboxEntry]:

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import fsspec
 
@@ -68,6 +69,21 @@ def safe_relative_path(path: str) -> str:
         if seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg):
             raise Forbidden(f"path segment {seg!r} is not allowed", path=path)
     return "/".join(segments)
+
+
+def write_atomic(fs: Any, target: str, data: bytes, *, local: bool) -> str:
+    """Write ``target`` so that readers see either nothing or the whole file: object PUTs are atomic, a
+    local file goes through a synced temporary file and a rename."""
+    if local:
+        tmp = _local_temp_copy(target, data)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    else:
+        fs.pipe_file(target, data)
+    return target
 
 
 def _local_temp_copy(target: str, data: bytes) -> str:
@@ -156,17 +172,7 @@ class TenantFiles:
     def write_bytes_atomic(self, data: bytes, *parts: str) -> str:
         """Write so that readers see either nothing or the whole file (object PUTs are atomic;
         local files go through a temporary file and a rename)."""
-        target = self.path(*parts)
-        if self.is_local:
-            tmp = _local_temp_copy(target, data)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        else:
-            self.fs.pipe_file(target, data)
-        return target
+        return write_atomic(self.fs, self.path(*parts), data, local=self.is_local)
 
     def write_bytes_once(self, data: bytes, *parts: str) -> bool:
         """Create the file whole, or leave an existing one untouched; True when this call created it.

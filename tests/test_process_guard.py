@@ -1,7 +1,6 @@
 """The session-end check: a process a test session started and left alive fails the run (and is ended),
 however far down the tree it was started; ``stop_tree`` ends a server's children of children."""
 
-import sys
 from pathlib import Path
 
 import psutil

@@ -9,7 +9,7 @@ from pydantic import Field
 from nexus_query.cognition import ArtifactStore, assemble
 from nexus_query.cognition.artifacts import unresolved_citations
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
-from nexus_pipelines.partitions import tags_for_partition, tenant_spaces
+from nexus_pipelines.partitions import space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "cognition"
@@ -81,12 +81,6 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
     )
 
 
-cognition_job = dg.define_asset_job(
-    "cognition_space",
-    selection=dg.AssetSelection.assets(cognition_artifacts),
-    partitions_def=tenant_spaces,
-    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
-                                tags_for_partition_key_fn=tags_for_partition),
-    description="Assemble the configured topics' cognition artifacts of one tenant space "
-                "(ops.cognition_artifacts.config.topics).",
-)
+cognition_job = space_job("cognition_space", [cognition_artifacts],
+                          "Assemble the configured topics' cognition artifacts of one tenant space "
+                          "(ops.cognition_artifacts.config.topics).")

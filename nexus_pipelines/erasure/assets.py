@@ -18,7 +18,7 @@ from nexus_query.paths import GLOBAL_TENANT_DIR
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
-from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 GROUP = "erasure"
@@ -93,15 +93,9 @@ def space_erasure(context: dg.AssetExecutionContext, config: ErasureConfig, nexu
         **receipt.counts(), "verified": receipt.verified, "completed_at": receipt.completed_at})
 
 
-erase_job = dg.define_asset_job(
-    "erase_space",
-    selection=dg.AssetSelection.assets(space_erasure),
-    partitions_def=tenant_spaces,
-    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
-                                tags_for_partition_key_fn=tags_for_partition),
-    description="Erase documents or a whole space, verify, and record a receipt. Started by "
-                "erasure_request_sensor for POST .../erase and DELETE /nexus/spaces/{space_id}.",
-)
+erase_job = space_job("erase_space", [space_erasure],
+                      "Erase documents or a whole space, verify, and record a receipt. Started by "
+                      "erasure_request_sensor for POST .../erase and DELETE /nexus/spaces/{space_id}.")
 
 
 def erasure_run_config(task_id: str) -> dict:

@@ -12,7 +12,7 @@ from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
-from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
 from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 
@@ -109,14 +109,8 @@ def _cluster_table(clusters: list[dict]) -> str:
     return "\n".join(["| cluster | points |", "|---:|---:|", *rows]) if rows else "no clusters"
 
 
-haze_job = dg.define_asset_job(
-    "haze_space",
-    selection=dg.AssetSelection.assets(haze_projection),
-    partitions_def=tenant_spaces,
-    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
-                                tags_for_partition_key_fn=tags_for_partition),
-    description="Map one space (HAZE). Started by haze_request_sensor for POST .../haze/snapshot.",
-)
+haze_job = space_job("haze_space", [haze_projection],
+                     "Map one space (HAZE). Started by haze_request_sensor for POST .../haze/snapshot.")
 
 
 @dg.sensor(job=haze_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -42,7 +42,7 @@ from nexus_query.paths import TenantFiles, join_uri
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.ingest.assets import ingest_assets
 from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
-from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 
 # The landing sensor lists the inbox from this long before the newest entry it saw, so an entry stamped
@@ -68,15 +68,9 @@ TRIGGER_TAG = "nexus/trigger"
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run that run_retries will re-execute
 T, R = TypeVar("T"), TypeVar("R")
 
-ingest_job = dg.define_asset_job(
-    "ingest_space",
-    selection=dg.AssetSelection.assets(*ingest_assets),
-    partitions_def=tenant_spaces,
-    config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
-                                tags_for_partition_key_fn=tags_for_partition),
-    description="Ingest one space: landing zone to LanceDB. Runs carry nexus/tenant, so dagster.yaml "
-                "allows one run per tenant at a time.",
-)
+ingest_job = space_job("ingest_space", ingest_assets,
+                       "Ingest one space: landing zone to LanceDB. Runs carry nexus/tenant, so dagster.yaml "
+                       "allows one run per tenant at a time.")
 
 
 def _from_json(cls, raw: str | None):
