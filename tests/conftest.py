@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
+from tests.process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
 
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext

@@ -41,11 +41,12 @@ def test_parse_leaves_out_empty_conversations_as_import_does(nexus_home, capsys)
     assert ids == ["claude-conv-valve", "claude-conv-old"]
 
 
-def test_parse_of_a_file_that_is_not_an_export_prints_the_error_envelope(tmp_path, capsys):
+def test_parse_of_a_file_that_is_not_an_export_prints_one_error_line(tmp_path, capsys):
     bad = tmp_path / "notes.json"
     bad.write_text('{"notes": []}')
     assert main(["cognition", "parse", str(bad)]) == 2
-    assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus.invalid_request"
+    err = capsys.readouterr().err
+    assert err.startswith("error nexus.invalid_request (400): ") and err.count("\n") == 1
 
 
 def test_import_prints_what_it_found_and_its_task_id_and_lands_the_export(nexus_home, capsys):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import REPO, free_port, wait_for_port
-from process_guard import describe, is_running, process_tree, stop_tree
+from tests.process_guard import describe, is_running, process_tree, stop_tree
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore

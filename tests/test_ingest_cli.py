@@ -87,14 +87,15 @@ def test_ingest_wait_reports_a_failed_run_with_its_root_error_and_the_task_can_b
 
 
 def test_ingest_refuses_a_tenant_without_a_store_before_anything_lands(nexus_home, folder, capsys):
-    assert main(["ingest", str(folder / "stove.md"), "--key", "initech-demo-key"]) == 2
+    assert main(["ingest", str(folder / "stove.md"), "--key", "initech-demo-key", "--json"]) == 2
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "nexus_store.missing_route"
     files = landing_zone(RequestContext("initech")).files
     assert not files.fs.exists(files.root)
 
 
 def test_ingest_refuses_a_missing_path_and_writes_nothing(nexus_home, folder, capsys):
-    assert main(["ingest", str(folder / "stove.md"), str(folder / "missing.md"), "--key", "acme-demo-key"]) == 2
+    assert main(["ingest", str(folder / "stove.md"), str(folder / "missing.md"), "--key", "acme-demo-key",
+                 "--json"]) == 2
     assert "missing.md" in json.loads(capsys.readouterr().err)["error"]["message"]
     files = landing_zone(ACME).files
     assert not files.fs.exists(files.root)

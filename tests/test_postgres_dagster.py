@@ -27,7 +27,7 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
 from tests.conftest import REPO, free_port
-from process_guard import describe, is_running, process_tree
+from tests.process_guard import describe, is_running, process_tree
 from test_dagster_dev_smoke import poll, stop_group
 
 PG_SYSTEM_USER = "nexus-pg"  # initdb refuses to run as root

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_query.api.auth import caller
@@ -42,12 +42,15 @@ def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = No
         return StreamingResponse(points.iter_ndjson(), media_type=NDJSON,
                                  headers={"X-Haze-Snapshot": points.snapshot_id})
 
-    @router.get("/spaces/{space_id}/haze/map", response_class=HTMLResponse,
+    # response_class=Response: the 200 is the HTML documented below, while every error stays the JSON
+    # ErrorEnvelope in the OpenAPI document (an HTMLResponse class would declare the errors text/html).
+    @router.get("/spaces/{space_id}/haze/map", response_class=Response,
                 summary="The interactive HAZE map of a space (one self-contained HTML page)",
                 responses={200: {"content": {"text/html": {}}, "description": "the map: pan, zoom, hover, "
                                              "search, colour by cluster or type, click a point for its text"}})
     def get_map(space_id: str = space_id_param,
-                snapshot: str | None = Query(None, description="a snapshot id; default: the latest"),
+                snapshot: str | None = Query(None, description="a snapshot id; default: the latest",
+                                             pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$"),
                 ctx: RequestContext = Depends(caller)) -> HTMLResponse:
         # The caller's own projection store only: another tenant's space id finds nothing (404).
         found = HazeStore.for_context(ctx, current()).open(space_id, snapshot)
