@@ -77,6 +77,6 @@ def test_the_table_shows_scores_with_two_decimals(store, provider, capsys):
 
 def test_a_min_score_above_one_prints_the_400_envelope(store, provider, capsys):
     load(store, provider)
-    assert main(["query", "--key", "acme-demo-key", "tent", "--min-score", "1.5"]) == 2
+    assert main(["query", "--key", "acme-demo-key", "tent", "--min-score", "1.5", "--json"]) == 2
     error = json.loads(capsys.readouterr().err)["error"]
     assert error["code"] == "nexus.invalid_request" and error["field"] == "min_score"
