@@ -17,7 +17,6 @@ from nexus_pipelines.ingest.sensors import (
     SWEEP_MIN_AGE_SECONDS,
     InboxCursor,
     SweepCursor,
-    landing_sensor,
     landing_sweep_sensor,
     scan_inbox,
     sweep_slice,
@@ -29,6 +28,7 @@ from nexus_query.context import RequestContext
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for
 from nexus_query.landing import LandingZone, landing_zone
 from nexus_query.routing import RoutingRegistry
+from test_sensor_landing import tick
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 ITEM = [{"type": "text", "content": "Tents are waterproof."}]
@@ -38,14 +38,6 @@ ITEM = [{"type": "text", "content": "Tents are waterproof."}]
 def instance(nexus_home):
     with dg.instance_for_test() as instance:
         yield instance
-
-
-def tick(instance, cursor=None, sensor=landing_sensor) -> dg.SensorResult:
-    """One evaluation; its partition additions applied as the daemon would."""
-    result = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"nexus": NexusResource()}))
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def inbox() -> Inbox:

@@ -16,6 +16,7 @@ import yaml
 from nexus_pipelines.demo import EXAMPLES, land_examples
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import haze_request_sensor
+from nexus_pipelines.ingest.sensors import landing_sweep_sensor
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api.app import create_app
@@ -85,10 +86,13 @@ def test_the_whole_flow_runs_with_every_store_on_s3_and_writes_nothing_under_the
         assert accepted.status_code == 202
         task_id = accepted.json()["task_id"]
 
-        # Landing sensor → ingest runs: the batch, acme's dropped export, the global space's files.
+        # Landing sensor → the announced batch's run; the sweep → a run for each space with files dropped
+        # without the API (acme's export, imported here without announcing it, and the global space's files).
         sensed = tick(instance)
-        assert {r.partition_key for r in sensed.run_requests} == {PARTITION, "global"}
-        ingests = run_requests(instance, "ingest_space", sensed.run_requests)
+        assert {r.partition_key for r in sensed.run_requests} == {PARTITION}
+        swept = tick(instance, sensor=landing_sweep_sensor)
+        assert {r.partition_key for r in swept.run_requests} == {PARTITION, "global"}
+        ingests = run_requests(instance, "ingest_space", [*sensed.run_requests, *swept.run_requests])
         assert http.get(f"/nexus/tasks/{task_id}").json()["status"] == "succeeded"
         tables = [r.asset_materializations_for_node("space_table")[0].metadata for r in ingests]
         assert all(t["uri"].value.startswith("s3://") for t in tables)

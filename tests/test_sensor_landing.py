@@ -24,10 +24,10 @@ def instance(nexus_home):
         yield instance
 
 
-def tick(instance, cursor: str | None = None) -> dg.SensorResult:
-    """One evaluation of the landing sensor; its partition additions are applied as the daemon would."""
+def tick(instance, cursor: str | None = None, sensor=landing_sensor) -> dg.SensorResult:
+    """One evaluation of a landing sensor; its partition additions are applied as the daemon would."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"nexus": NexusResource()})
-    result = landing_sensor(context)
+    result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
