@@ -87,7 +87,7 @@ def space_job(name: str, assets: Sequence[Any], description: str) -> dg.Unresolv
     """A job over one space partition whose runs, however launched (UI, backfill, sensor), carry the
     tenant's tag, so dagster.yaml's one-run-per-tenant limit holds for it."""
     return dg.define_asset_job(
-        name, selection=dg.AssetSelection.assets(*assets), partitions_def=tenant_spaces, description=description,
+        name, selection=dg.AssetSelection.assets(*assets), description=description,
         config=dg.PartitionedConfig(partitions_def=tenant_spaces, run_config_for_partition_key_fn=lambda _: {},
                                     tags_for_partition_key_fn=tags_for_partition))
 

@@ -79,15 +79,15 @@ def space_erasure(context: dg.AssetExecutionContext, config: ErasureConfig, nexu
     zone = nexus.landing(key)
     task_id = config.task_id or context.run.tags.get(TASK_TAG) or ""
     request = (read_request(target, key.space_id, task_id) if task_id and not (config.sources or config.doc_ids
-               or config.whole_space) else config_request(config, key, task_id or context.run_id.replace("-", "")))
+               or config.whole_space) else config_request(config, key, task_id or context.run.run_id.replace("-", "")))
     tags = {**context.run.tags, TASK_TAG: request.task_id} if task_id else context.run.tags
-    report_task(zone, tags, "running", context.log, run_id=context.run_id)
+    report_task(zone, tags, "running", context.log, run_id=context.run.run_id)
     try:
         receipt = run_erasure(target, request, remap=remap_space(context.log.info), progress=context.log.info)
     except Exception as exc:
-        report_task(zone, tags, "failed", context.log, run_id=context.run_id, error=str(exc)[:2000])
+        report_task(zone, tags, "failed", context.log, run_id=context.run.run_id, error=str(exc)[:2000])
         raise
-    report_task(zone, tags, "succeeded", context.log, run_id=context.run_id, counts=receipt.counts())
+    report_task(zone, tags, "succeeded", context.log, run_id=context.run.run_id, counts=receipt.counts())
     return dg.MaterializeResult(metadata={
         "task_id": receipt.task_id, "scope": receipt.scope, "names": dg.MetadataValue.json(list(receipt.names[:100])),
         **receipt.counts(), "verified": receipt.verified, "completed_at": receipt.completed_at})

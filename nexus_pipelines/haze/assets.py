@@ -58,21 +58,21 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
     placed into the existing map; ``refit`` (or changed parameters) draws a new one."""
     key = nexus.space_key(context.partition_key)
     zone = nexus.landing(key)
-    report_task(zone, context.run.tags, "running", context.log, run_id=context.run_id)
+    report_task(zone, context.run.tags, "running", context.log, run_id=context.run.run_id)
     haze = haze_store(nexus, key)
     task_id = context.run.tags.get(TASK_TAG)
     try:
         result = project_space(open_space(nexus, key), haze, key.space_id, config.params(), refit=config.refit,
                                log=context.log.info)
     except Exception as exc:
-        report_task(zone, context.run.tags, "failed", context.log, run_id=context.run_id, error=str(exc)[:2000])
+        report_task(zone, context.run.tags, "failed", context.log, run_id=context.run.run_id, error=str(exc)[:2000])
         raise
     finally:
         if task_id:  # answered either way: the task record keeps the outcome
             haze.finish_request(key.space_id, task_id)
     info = result.info
     counts = info["counts"]
-    report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run_id,
+    report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run.run_id,
                 counts={k: v for k, v in counts.items() if isinstance(v, int)})
     metadata: dict[str, object] = {"table_version": info["table_version"], **counts}
     if result.snapshot_id is not None:

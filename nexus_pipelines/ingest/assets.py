@@ -54,14 +54,14 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
     key = nexus.space_key(context.partition_key)
     zone = nexus.landing(key)
     # Before reading: every batch claimed here is one the reader below reads (batches are never removed).
-    claimed = claim_landed_tasks(zone, key.space_id, context.run_id, context.log)
-    report_task(zone, context.run.tags, "running", context.log, run_id=context.run_id)
+    claimed = claim_landed_tasks(zone, key.space_id, context.run.run_id, context.log)
+    report_task(zone, context.run.tags, "running", context.log, run_id=context.run.run_id)
     reader = LandingReader(zone, key.space_id)
 
     def summary() -> dict:
         for problem in reader.problems:
             context.log.warning(problem)
-        advance_import_tasks(zone, reader.import_tasks, "running", context.log, run_id=context.run_id)
+        advance_import_tasks(zone, reader.import_tasks, "running", context.log, run_id=context.run.run_id)
         return {**reader.summary(), CLAIMED_METADATA: dg.MetadataValue.json(claimed),
                 IMPORT_TASKS: dg.MetadataValue.json(reader.import_tasks),
                 "problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in reader.problems[:50]) or "none")}
@@ -131,14 +131,14 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     zone = nexus.landing(key)
     imports = _upstream_metadata(context, key="raw_docs").get(IMPORT_TASKS) or []
     # Every task whose batch this run read is settled by it, not only the one it was started for.
-    tasks = claimed_in_run(context.instance, context.run_id) + [t for t in [context.run.tags.get(TASK_TAG)] if t]
+    tasks = claimed_in_run(context.instance, context.run.run_id) + [t for t in [context.run.tags.get(TASK_TAG)] if t]
     if failed:
         error = f"asset checks failed: {', '.join(failed)}"
-        report_tasks(zone, tasks, "failed", context.log, run_id=context.run_id, error=error)
-        advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run_id, error=error)
+        report_tasks(zone, tasks, "failed", context.log, run_id=context.run.run_id, error=error)
+        advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run.run_id, error=error)
     else:
-        report_tasks(zone, tasks, "succeeded", context.log, run_id=context.run_id, counts=counts)
-        advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run_id, counts=counts)
+        report_tasks(zone, tasks, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
+        advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,
                   "fragments": compacted.fragments_after if compacted else space.table.stats()["fragment_stats"][

@@ -32,7 +32,7 @@ BATCH_TAG = "nexus/kpi_batch"
 ACTIVE_FOR = timedelta(hours=24)
 MEASUREMENT_EVENTS = (dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION)
 
-kpi_facts_job = dg.define_asset_job("kpi_facts_job", selection=[kpi_fact_docs], partitions_def=tenant_spaces,
+kpi_facts_job = dg.define_asset_job("kpi_facts_job", selection=[kpi_fact_docs],
                                     description="Refresh the KPI facts of tenant spaces.")
 kpi_observe_job = dg.define_asset_job("kpi_observe_measurements", selection=[kpi_measurements],
                                       description="Fingerprint every tenant space's KPI source; changed ones "

@@ -87,7 +87,7 @@ def space_maintenance(context: dg.AssetExecutionContext, config: MaintenanceConf
 
 
 space_maintenance_job = dg.define_asset_job(
-    "space_maintenance_job", selection=[space_maintenance], partitions_def=tenant_spaces,
+    "space_maintenance_job", selection=[space_maintenance],
     description="Compact, re-index and clean up tenant spaces (one partition, or a range from the schedule).")
 
 
