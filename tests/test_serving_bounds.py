@@ -54,3 +54,17 @@ def test_serving_bounds_come_from_the_config_and_nonsense_is_refused():
         raw["serving"] = bad
         with pytest.raises(ConfigError):
             NexusConfig.from_dict(raw)
+
+
+def test_a_space_too_large_to_hold_is_sized_once_per_version_not_on_every_query(store, provider, monkeypatch):
+    from nexus_query.store.index import SnapshotCache
+
+    space = load_texts(store, provider, RequestContext("acme"), "main", {"a": "tents", "b": "stoves"})
+    cache = SnapshotCache(max_bytes=1024)  # too small for any space
+    sized = []
+    monkeypatch.setattr(cache, "fits", lambda table: sized.append(table.version) or False)
+    assert cache.get(space.table, space.location.dataset_uri) is None
+    assert cache.get(space.table, space.location.dataset_uri) is None
+    assert sized == [space.table.version]
+    cache.configure(max_bytes=1024, max_items=10)  # a new budget judges the size anew
+    assert cache.get(space.table, space.location.dataset_uri) is None and len(sized) == 2

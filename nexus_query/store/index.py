@@ -360,12 +360,16 @@ class SnapshotCache:
         self.max_bytes = max_bytes
         self.max_items = max_items
         self._items: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
+        # Versions judged too large to hold: a large space's every query goes to LanceDB without asking
+        # the table for its row count and file sizes again (a version never changes size).
+        self._too_large: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._lock = threading.Lock()
         self._build_locks = tuple(threading.Lock() for _ in range(64))
 
     def configure(self, *, max_bytes: int, max_items: int) -> None:
         with self._lock:
             self.max_bytes, self.max_items = max_bytes, max_items
+            self._too_large.clear()  # a new budget judges sizes anew
             self._evict()
 
     def __len__(self) -> int:
@@ -392,8 +396,14 @@ class SnapshotCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
+            if key in self._too_large:
+                return None
             build_lock = self._build_locks[hash(dataset_uri) % len(self._build_locks)]
         if not self.fits(table):
+            with self._lock:
+                self._too_large[key] = None
+                while len(self._too_large) > max(self.max_items, 1):
+                    self._too_large.popitem(last=False)
             return None
         with build_lock:
             with self._lock:
@@ -421,6 +431,7 @@ class SnapshotCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._too_large.clear()
 
 
 snapshot_cache = SnapshotCache()
