@@ -58,6 +58,16 @@ def stop(proc: subprocess.Popen) -> None:
     stop_tree(proc)
 
 
+def start_nexus_serve(env: dict[str, str], **popen_kwargs) -> tuple[subprocess.Popen, int]:
+    """`nexus serve` on a free loopback port, listening when this returns; the caller stops it."""
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "nexus")
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            env=env, **popen_kwargs)
+    wait_for_port(port, proc)
+    return proc, port
+
+
 @pytest.fixture
 def nexus_home(tmp_path, monkeypatch) -> Path:
     """Each test gets its own data root and the shipped default config, and no shared Dagster home

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import httpx
 import lancedb
@@ -20,7 +19,7 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import Record, SpaceStore, build_rows
-from tests.conftest import free_port, stop, wait_for_port
+from tests.conftest import start_nexus_serve, stop
 
 ACME_KEY, GLOBEX_KEY, INITECH_KEY = "acme-demo-key", "globex-demo-key", "initech-demo-key"
 ACME_DOCS = {f"acme-{i}": f"Acme tent model {i} can be returned within 60 days." for i in range(8)}
@@ -207,12 +206,8 @@ def test_nexus_serve_runs_the_api_on_loopback(tmp_path, provider):
         mp.setenv("NEXUS_HOME", env["NEXUS_HOME"])
         mp.delenv("NEXUS_CONFIG", raising=False)
         load(SpaceStore(RoutingRegistry(load_config())), provider, RequestContext("acme"), ACME_DOCS)
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "nexus")
-    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, port = start_nexus_serve(env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, proc)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             assert client.get("/healthz").json() == {"status": "ok"}
             hits = client.post("/nexus/spaces/main/query", headers=auth(ACME_KEY),

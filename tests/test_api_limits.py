@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry, hash_api_key
 from nexus_query.store import SpaceStore
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import start_nexus_serve
 from tests.test_api import ACME_DOCS, ACME_KEY, GLOBEX_KEY, INITECH_KEY, api, assert_envelope, auth, load  # noqa: F401
 
 LIMITED_KEY = "acme-limited-key"
@@ -229,12 +228,8 @@ def test_tasks_are_listed_by_state_with_paging_and_a_failed_one_can_be_retried(l
 def test_a_server_killed_mid_upload_leaves_no_task_and_no_batch(tmp_path):
     env = {**os.environ, "NEXUS_HOME": str(tmp_path / "home")}
     env.pop("NEXUS_CONFIG", None)
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "nexus")
-    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = start_nexus_serve(env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port, proc)
         total = 20 * 2**20
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(f"POST /nexus/spaces/main/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ACME_KEY}\r\n"

@@ -1,16 +1,12 @@
 """End to end: HTTP ingest → landing sensor → the run it asks for → the document is found, the task says so."""
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
 
-from conftest import free_port, stop, wait_for_port
+from conftest import start_nexus_serve, stop
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.ingest.sensors import landing_sensor
 from nexus_pipelines.resources import NexusResource
@@ -22,12 +18,8 @@ ACME_KEY = {"Authorization": "Bearer acme-demo-key"}
 
 @pytest.mark.slow  # starts `nexus serve`
 def test_an_http_batch_is_ingested_by_the_run_the_sensor_requests_and_its_task_succeeds(nexus_home, provider):
-    port = free_port()
-    exe = shutil.which("nexus", path=str(Path(sys.executable).parent)) or "nexus"
-    server = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                              env={**os.environ, "NEXUS_HOME": str(nexus_home)})
+    server, port = start_nexus_serve({**os.environ, "NEXUS_HOME": str(nexus_home)})
     try:
-        wait_for_port(port, server)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=ACME_KEY, timeout=30) as http:
             accepted = http.post("/nexus/spaces/main/ingest", json={"items": [
                 {"type": "text", "content": "The Ridgeline 9 tent has a single titanium pole and weighs 900 g.",
