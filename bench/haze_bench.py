@@ -66,11 +66,11 @@ def build_space(home: Path, n: int) -> np.ndarray:
 
 def run_projection(home: Path, sample_size: int) -> dict:
     os.environ["NEXUS_HOME"] = str(home)
+    from nexus_pipelines.haze.projection import project_space
+    from nexus_pipelines.haze.reducer import ProjectionParams
     from nexus_query.context import RequestContext
     from nexus_query.haze import HazeStore
     from nexus_query.store import SpaceStore
-    from nexus_pipelines.haze.projection import project_space
-    from nexus_pipelines.haze.reducer import ProjectionParams
 
     ctx = RequestContext("acme")
     started = time.perf_counter()

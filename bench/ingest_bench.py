@@ -116,8 +116,8 @@ def run_pipeline() -> tuple[float, float, dict]:
 def chunk_texts() -> list[str]:
     import pyarrow.parquet as pq
 
-    from nexus_pipelines.resources import NexusResource
     from nexus_pipelines.partitions import SpaceKey
+    from nexus_pipelines.resources import NexusResource
 
     files = NexusResource().files(SpaceKey.parse(PARTITION))
     return pq.read_table(files.path("pipelines", "chunks", "main.parquet"), columns=["text"]).column("text").to_pylist()

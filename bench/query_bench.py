@@ -56,12 +56,19 @@ from nexus_query.api import create_app  # noqa: E402
 from nexus_query.api.server import background_server  # noqa: E402
 from nexus_query.context import RequestContext  # noqa: E402
 from nexus_query.embeddings import get_provider  # noqa: E402
-from nexus_query.query import DEFAULT_MODE, query  # noqa: E402
-from nexus_query.routing import RoutingRegistry  # noqa: E402
-from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
 from nexus_query.embeddings.local import QueryEmbeddingCache  # noqa: E402
-from nexus_query.query import FUSION_DEPTH  # noqa: E402
-from nexus_query.store import snapshot_scan  # noqa: E402
+from nexus_query.query import (  # noqa: E402
+    DEFAULT_MODE,
+    FUSION_DEPTH,  # noqa: E402
+    query,
+)
+from nexus_query.routing import RoutingRegistry  # noqa: E402
+from nexus_query.store import (  # noqa: E402
+    Record,
+    SpaceStore,
+    build_rows,
+    snapshot_scan,  # noqa: E402
+)
 from nexus_query.store.index import (  # noqa: E402
     NPROBES_FRACTION,
     REFINE_FACTOR,

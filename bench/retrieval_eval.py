@@ -158,7 +158,7 @@ class Separation:
     out_of_domain: int
 
     @classmethod
-    def of(cls, inside: list[float], outside: list[float], min_score: float) -> "Separation":
+    def of(cls, inside: list[float], outside: list[float], min_score: float) -> Separation:
         """From the top scores of in-domain (``inside``) and out-of-domain (``outside``) queries."""
         from sklearn.metrics import roc_auc_score
 

@@ -39,10 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import psutil
@@ -81,8 +81,8 @@ from nexus_query.paths import join_uri  # noqa: E402
 from nexus_query.query import query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
-from nexus_query.store.index import snapshot_cache  # noqa: E402
 from nexus_query.store import space as space_module  # noqa: E402
+from nexus_query.store.index import snapshot_cache  # noqa: E402
 from nexus_query.store.space import open_databases  # noqa: E402
 
 TARGET = 100_000  # Dagster's recommended maximum partitions per asset
@@ -187,7 +187,7 @@ def sensor_tick(instance, cursor: str) -> tuple[dg.SensorResult, float]:
 
 def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list[int]) -> dict:
     spaces = len(tenants) * spaces_per_tenant
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     on_s3 = inbox_for(RoutingRegistry.default(), "dev").is_s3
     keys, seed_s = timed(lambda: seed_landed(tenants, spaces_per_tenant, now - timedelta(hours=25),
                                              now - timedelta(hours=2), tasks_too=not on_s3))
@@ -245,7 +245,7 @@ def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list
         out["maintenance_runs_clustered"] = len(changed_range_run_requests(
             ordered, clustered(tenants, spaces_per_tenant, WRITTEN_SHARE, rng), MAINTENANCE_BATCH_SIZE, run_key="x",
             batch_tag="b"))
-        tick_time = datetime.now(timezone.utc)
+        tick_time = datetime.now(UTC)
         tick = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick_time,
                                          resources={"nexus": nexus})
         kpi, out["kpi_tick_s"] = timed(lambda: kpi_hourly_schedule(dg.build_schedule_context(

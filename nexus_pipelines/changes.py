@@ -8,8 +8,8 @@ the last day" is "has a write event after the first event of the last day".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 import dagster as dg
 

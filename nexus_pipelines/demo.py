@@ -15,14 +15,14 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_query.cli import format_hits, quiet_libraries
-from nexus_query.client import connect
-from nexus_query.cognition import ArtifactStore
-from nexus_query.paths import TenantFiles
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.ingest.run_in_process import QUIET, dagster_instance, ingest_space_in_process
 from nexus_pipelines.ingest.sensors import files_request, space_files
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_query.cli import format_hits, quiet_libraries
+from nexus_query.client import connect
+from nexus_query.cognition import ArtifactStore
+from nexus_query.paths import TenantFiles
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 SPACES = {SpaceKey("acme", "default", "main"): "acme", SpaceKey("globex", "default", "main"): "globex",

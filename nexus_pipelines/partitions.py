@@ -9,8 +9,9 @@ environment is the code location's (``NexusResource.environment``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import AbstractSet, Any, Mapping, Sequence
+from typing import AbstractSet, Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -46,7 +47,7 @@ class SpaceKey:
             raise InvalidId(f"space id {GLOBAL_SPACE_ID!r} is reserved for the global space", field="space_id")
 
     @classmethod
-    def global_space(cls) -> "SpaceKey":
+    def global_space(cls) -> SpaceKey:
         return cls(GLOBAL_TENANT_DIR, GLOBAL_PROJECT_ID, GLOBAL_SPACE_ID)
 
     @property
@@ -58,7 +59,7 @@ class SpaceKey:
         return GLOBAL_PARTITION_KEY if self.is_global else f"{self.tenant_id}.{self.project_id}.{self.space_id}"
 
     @classmethod
-    def parse(cls, partition_key: str) -> "SpaceKey":
+    def parse(cls, partition_key: str) -> SpaceKey:
         if partition_key == GLOBAL_PARTITION_KEY:
             return cls.global_space()
         parts = partition_key.split(".")

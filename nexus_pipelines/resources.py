@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from nexus_pipelines.partitions import SpaceKey
 from nexus_query.config import FileRoute, load_config
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, get_provider
@@ -16,7 +17,6 @@ from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, SpaceTable
-from nexus_pipelines.partitions import SpaceKey
 
 
 class NexusResource(dg.ConfigurableResource):

@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from nexus_query.errors import NexusError
 from nexus_query.scoring import SUGGESTED_MIN_SCORE

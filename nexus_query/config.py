@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -59,7 +60,7 @@ class ObjectStoreOptions:
     session_token: str | None = None
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None) -> "ObjectStoreOptions":
+    def parse(cls, raw: Mapping[str, Any] | None) -> ObjectStoreOptions:
         raw = {k: v for k, v in (raw or {}).items() if v not in (None, "")}
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
@@ -192,7 +193,7 @@ class ServingConfig:
     lance_metadata_cache_mb: int = 256
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None) -> "ServingConfig":
+    def parse(cls, raw: Mapping[str, Any] | None) -> ServingConfig:
         raw = dict(raw or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
@@ -222,7 +223,7 @@ class NexusConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>",
-                  base_dir: Path | None = None) -> "NexusConfig":
+                  base_dir: Path | None = None) -> NexusConfig:
         """``base_dir``: what a relative ``data_root`` is relative to (the config file's folder; for a
         config given as a dict, the default data root's parent)."""
         try:

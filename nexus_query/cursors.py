@@ -17,10 +17,11 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext

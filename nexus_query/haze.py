@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,7 +80,7 @@ class HazeStore:
         self.files = files
 
     @classmethod
-    def for_context(cls, ctx: RequestContext, registry: RoutingRegistry | None = None) -> "HazeStore":
+    def for_context(cls, ctx: RequestContext, registry: RoutingRegistry | None = None) -> HazeStore:
         registry = registry or RoutingRegistry.default()
         return cls(TenantFiles.for_tenant(registry.projection_route(ctx), ctx))
 
@@ -123,7 +124,7 @@ class HazeStore:
         snapshot_id = self.resolve(space_id, snapshot_id)
         return json.loads(self.files.read_bytes(*self.snapshot_parts(space_id, snapshot_id, "snapshot.json")))
 
-    def open(self, space_id: str, snapshot_id: str | None = None) -> "HazeSnapshot":
+    def open(self, space_id: str, snapshot_id: str | None = None) -> HazeSnapshot:
         snapshot_id = self.resolve(space_id, snapshot_id)
         return HazeSnapshot(self, space_id, snapshot_id)
 
@@ -263,7 +264,7 @@ class HazeSnapshot:
         """The interactive map: one self-contained HTML page (no network)."""
         return self.store.files.read_bytes(*self._parts("map.html"))
 
-    def plot(self, color_by: str = "cluster", ax: "Axes | None" = None, **kwargs: Any) -> "Axes":
+    def plot(self, color_by: str = "cluster", ax: Axes | None = None, **kwargs: Any) -> Axes:
         """The map in one call (matplotlib, imported only here)."""
         title = kwargs.pop("title", f"{self.space_id} · {self.info.get('method', '')} · {self.snapshot_id}")
         return plot_points(self.to_arrow(), clusters=self.clusters, color_by=color_by, ax=ax, title=title,
@@ -287,8 +288,8 @@ def cluster_colors(clusters: Any) -> dict[int, str]:
 
 
 def plot_points(points: pa.Table, *, clusters: list[Mapping[str, Any]] | None = None, color_by: str = "cluster",
-                ax: "Axes | None" = None, title: str | None = None, max_labels: int = 25,
-                point_size: float | None = None) -> "Axes":
+                ax: Axes | None = None, title: str | None = None, max_labels: int = 25,
+                point_size: float | None = None) -> Axes:
     """Scatter the points coloured by ``cluster`` or ``type``, with each large cluster's label at its
     centre. Used by notebooks (``ax=None`` makes a pyplot figure) and by the pipeline's PNG."""
     import numpy as np

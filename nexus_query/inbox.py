@@ -21,7 +21,7 @@ import json
 import posixpath
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
@@ -40,11 +40,11 @@ S3_PAGE = 1000  # ListObjectsV2's own maximum
 
 
 def stamp_of(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(_STAMP)
+    return moment.astimezone(UTC).strftime(_STAMP)
 
 
 def time_of(stamp: str) -> datetime:
-    return datetime.strptime(stamp, _STAMP).replace(tzinfo=timezone.utc)
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
 
 
 def key_for(stamp: str) -> str:
@@ -72,7 +72,7 @@ class InboxEntry:
         return time_of(self.stamp)
 
     @classmethod
-    def parse(cls, key: str) -> "InboxEntry | None":
+    def parse(cls, key: str) -> InboxEntry | None:
         """The entry a key names, or None for anything else found in the folder."""
         name = posixpath.basename(key)
         parts = name.split(".")
@@ -110,7 +110,7 @@ class Inbox:
             raise ValueError(f"kind must be one of {ENTRY_KINDS}")
         if tenant_dir != "_global":
             validate_id(tenant_dir, "tenant_id")
-        entry = InboxEntry(stamp_of(now or datetime.now(timezone.utc)), tenant_dir,
+        entry = InboxEntry(stamp_of(now or datetime.now(UTC)), tenant_dir,
                            validate_id(project_id, "project_id"), validate_id(space_id, "space_id"), kind,
                            validate_id(ref or uuid.uuid4().hex, "ref"))
         body = json.dumps({"space": [tenant_dir, project_id, space_id], "kind": kind, "ref": ref}).encode()
@@ -163,7 +163,7 @@ class Inbox:
             hours = sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False))
         except FileNotFoundError:
             return 0
-        cutoff = (older_than - timedelta(hours=1)).astimezone(timezone.utc).strftime(_HOUR)
+        cutoff = (older_than - timedelta(hours=1)).astimezone(UTC).strftime(_HOUR)
         removed = 0
         for hour in hours:
             if len(hour) == 11 and hour < cutoff:

@@ -19,9 +19,10 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import BlobNotFound, GlobalSpaceReadOnly, InvalidRequest, NotFound, TaskNotRetryable
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def validate_items(files: TenantFiles, items: Any, max_items: int = MAX_ITEMS_PER_BATCH) -> list[dict[str, Any]]:
@@ -111,7 +112,7 @@ class Task:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Task":
+    def from_dict(cls, raw: Mapping[str, Any]) -> Task:
         return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
 
 

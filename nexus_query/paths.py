@@ -109,15 +109,15 @@ class TenantFiles:
         self.root = join_uri(route.root, tenant_dir, project_id)
 
     @classmethod
-    def for_tenant(cls, route: FileRoute, ctx: RequestContext) -> "TenantFiles":
+    def for_tenant(cls, route: FileRoute, ctx: RequestContext) -> TenantFiles:
         return cls(route, ctx.tenant_id, ctx.project_id)
 
     @classmethod
-    def for_global(cls, route: FileRoute, project_id: str = "shared") -> "TenantFiles":
+    def for_global(cls, route: FileRoute, project_id: str = "shared") -> TenantFiles:
         return cls(route, GLOBAL_TENANT_DIR, validate_id(project_id, "project_id"))
 
     @classmethod
-    def of_every_project(cls, route: FileRoute, tenant_id: str) -> list["TenantFiles"]:
+    def of_every_project(cls, route: FileRoute, tenant_id: str) -> list[TenantFiles]:
         """The tenant's areas in this store, one per project folder that exists (for system jobs that
         scan every tenant, such as sensors)."""
         fs = fsspec.filesystem(route.protocol, **route.storage.for_fsspec())

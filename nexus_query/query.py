@@ -8,9 +8,10 @@ import hashlib
 import json
 import math
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -214,7 +215,7 @@ class _Source:
 
     @classmethod
     def open(cls, label: str, space: SpaceTable | None, conditions: tuple[Condition, ...],
-             pinned: int | None, pin: bool) -> "_Source":
+             pinned: int | None, pin: bool) -> _Source:
         if space is None:
             if pin and pinned is not None:  # it existed when page 1 was read
                 raise CursorInvalid(CURSOR_INVALID)

@@ -27,7 +27,7 @@ class RoutingRegistry:
         self._keys = {entry.sha256.lower(): entry for entry in config.api_keys}
 
     @classmethod
-    def default(cls) -> "RoutingRegistry":
+    def default(cls) -> RoutingRegistry:
         return _registry_for(default_config())
 
     def _environment(self, environment: str) -> EnvironmentConfig | None:

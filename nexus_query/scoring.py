@@ -21,9 +21,9 @@ measures how well the top score separates answerable from unanswerable queries.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 # How far full text evidence closes the gap between a hit's cosine and 1. Chosen as the midpoint, not
 # fitted: on the example data the top-score ROC AUC was 0.955-0.964 for any lift from 0.3 to 1.0.

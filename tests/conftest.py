@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
 
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import LocalProvider
 from nexus_query.store import Record, SpaceStore, build_rows
+from tests.process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -10,8 +10,13 @@ from nexus_pipelines.ingest.chunking import Chunker
 from nexus_pipelines.ingest.load import upsert_records
 from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
 from nexus_pipelines.ingest.sources import LandingReader
-from nexus_query.cognition.bricks import (block_documents, import_export, landed_conversations, landed_task_id,
-                                          source_path)
+from nexus_query.cognition.bricks import (
+    block_documents,
+    import_export,
+    landed_conversations,
+    landed_task_id,
+    source_path,
+)
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext

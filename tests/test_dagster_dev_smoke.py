@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import REPO, free_port, wait_for_port
-from tests.process_guard import describe, is_running, process_tree, stop_tree
+
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
+from tests.process_guard import describe, is_running, process_tree, stop_tree
 
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "nexus", "repositoryName": "__repository__"}

@@ -5,12 +5,13 @@ real Dagster instances."""
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import dagster as dg
 import pytest
 import yaml
+from test_sensor_landing import tick
 
 from nexus_pipelines.ingest.sensors import (
     INBOX_OVERLAP_SECONDS,
@@ -28,7 +29,6 @@ from nexus_query.context import RequestContext
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for
 from nexus_query.landing import LandingZone, landing_zone
 from nexus_query.routing import RoutingRegistry
-from test_sensor_landing import tick
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 ITEM = [{"type": "text", "content": "Tents are waterproof."}]
@@ -102,7 +102,7 @@ def test_a_batch_is_requested_once_and_a_quiet_tick_costs_the_same_listing_calls
 def test_an_entry_stamped_before_the_cursor_within_the_overlap_is_still_found_once(instance, nexus_home):
     landing_zone(ACME).land_batch("main", ITEM)
     first = tick(instance)
-    newest = datetime.strptime(InboxCursor.parse(first.cursor).newest, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+    newest = datetime.strptime(InboxCursor.parse(first.cursor).newest, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
     # Another API host whose clock runs behind writes after the sensor moved past its stamp.
     zone = landing_zone(GLOBEX)
     late = zone.land_batch("ops", ITEM)
@@ -117,7 +117,7 @@ def test_an_entry_stamped_ahead_of_the_clock_does_not_hide_the_entries_written_a
     zone = landing_zone(ACME)
     ahead = zone.land_batch("main", ITEM)
     zone.inbox.post("acme", "default", "main", "batch", ahead.task_id,
-                    now=datetime.now(timezone.utc) + timedelta(hours=1))  # a host whose clock runs fast
+                    now=datetime.now(UTC) + timedelta(hours=1))  # a host whose clock runs fast
     first = tick(instance)
     assert [r.run_key for r in first.run_requests] == [ahead.task_id]
     later = landing_zone(GLOBEX).land_batch("ops", ITEM)
@@ -329,7 +329,7 @@ def test_measurements_a_tenant_writes_are_observed_by_the_sweep_once_per_change_
     assert observation.partition == "acme.default.main" and observation.asset_key == dg.AssetKey("kpi_measurements")
     assert sweep(second.cursor).asset_events == []  # unchanged: nothing recorded
     (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance,
-                                                               scheduled_execution_time=datetime.now(timezone.utc)))
+                                                               scheduled_execution_time=datetime.now(UTC)))
     assert request.tags["dagster/asset_partition_range_start"] == "acme.default.main"
     files.write_bytes_atomic(b"timestamp,metric,value\n2026-11-16T14:00:00Z,orders_per_hour,6\n",
                              "kpi", "main", "measurements", "b.csv")

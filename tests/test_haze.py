@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import yaml
 from sklearn.neighbors import KNeighborsClassifier
+from test_haze_corpus import DISTINCTIVE, load_topics, topic_corpus  # noqa: F401 (fixture)
 
+from nexus_pipelines.haze.clusters import cluster_keywords, cluster_points
+from nexus_pipelines.haze.projection import project_space
+from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
 from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import MissingRoute
 from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, open_snapshot
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, row_id
-from nexus_pipelines.haze.clusters import cluster_keywords, cluster_points
-from nexus_pipelines.haze.projection import project_space
-from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
-from test_haze_corpus import DISTINCTIVE, load_topics, topic_corpus  # noqa: F401 (fixture)
 
 ACME = RequestContext("acme")
 

@@ -9,11 +9,11 @@ import subprocess
 
 import pytest
 from matplotlib.image import imread
+from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
+from nexus_pipelines.haze.projection import project_space
 from nexus_query.context import RequestContext
 from nexus_query.haze import HazeStore
-from nexus_pipelines.haze.projection import project_space
-from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 ACME = RequestContext("acme")
 pytestmark = pytest.mark.slow  # every test starts headless Chromium

@@ -1,5 +1,11 @@
-from nexus_pipelines.ingest.load import (SMALL_FRAGMENTS_BEFORE_COMPACTION, PruneResult, compact_if_fragmented,
-                                         embed_records, prune_departed, upsert_records)
+from nexus_pipelines.ingest.load import (
+    SMALL_FRAGMENTS_BEFORE_COMPACTION,
+    PruneResult,
+    compact_if_fragmented,
+    embed_records,
+    prune_departed,
+    upsert_records,
+)
 from nexus_query.context import RequestContext
 from nexus_query.store import Record
 

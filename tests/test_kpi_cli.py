@@ -4,13 +4,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from nexus_query.cli import main
 
-END = datetime(2026, 11, 16, 14, tzinfo=timezone.utc)
+END = datetime(2026, 11, 16, 14, tzinfo=UTC)
 
 
 def write_csv(path, values, minutes=5):

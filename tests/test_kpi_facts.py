@@ -3,7 +3,7 @@
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from nexus_query.kpi.facts import format_number
 from nexus_query.kpi.source import normalize, parse_table, split_series
 from nexus_query.kpi.windows import choose_window, from_datetime, parse_window
 
-END = datetime(2026, 11, 16, 14, tzinfo=timezone.utc)  # end of the last complete hour
+END = datetime(2026, 11, 16, 14, tzinfo=UTC)  # end of the last complete hour
 READINGS_PER_HOUR = 12
 # No seasonality: the recent level is the baseline, so two days of history are enough to judge a window
 # (with the default ``auto`` a sub-daily series first needs days to tell a daily rhythm from an anomaly).
@@ -222,7 +222,7 @@ def test_the_window_adapts_to_the_sampling_when_none_is_given():
     rng = np.random.default_rng(5)
     daily = 100 * (1 + 0.02 * rng.standard_normal(120))
     daily[-7:] *= 1.25
-    facts = facts_for_series(series(daily, minutes=1440, end=datetime(2026, 11, 16, tzinfo=timezone.utc),
+    facts = facts_for_series(series(daily, minutes=1440, end=datetime(2026, 11, 16, tzinfo=UTC),
                                     metric="signups"), MetricSpec("signups", unit="signups"))
     assert types(facts) == ["change", "outside_band"]
     assert facts[0].text.startswith("signups rose") and "in the week 2026-11-09 to 2026-11-15 (UTC)" in facts[0].text
@@ -236,7 +236,7 @@ def test_measurements_files_accept_mixed_timestamps_dimensions_and_reject_bad_ro
            b"2026-11-16T13:10:00Z,latency,184,ms,us\n")
     found = split_series(normalize(parse_table(csv, "m.csv"), source="m.csv"))
     assert [s.key for s in found] == ["latency{region=eu}", "latency{region=us}"]
-    assert found[0].timestamps_us.tolist() == [from_datetime(datetime(2026, 11, 16, 13, m, tzinfo=timezone.utc))
+    assert found[0].timestamps_us.tolist() == [from_datetime(datetime(2026, 11, 16, 13, m, tzinfo=UTC))
                                                for m in (0, 5)]
     assert found[1].values.tolist() == [183.0] and found[1].unit == "ms"  # same instant: averaged
     with pytest.raises(InvalidRequest, match="not a number"):

@@ -1,6 +1,6 @@
 """KPI facts in a real space (real model, LanceDB on disk), through Dagster: asset, schedule and sensor."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +24,7 @@ ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "acme" / "kpi"
 CATALOGUE = (EXAMPLES / "catalogue.yaml").read_bytes()
 MEASUREMENTS = (EXAMPLES / "measurements.csv").read_bytes()
-CHECK = datetime(2026, 11, 16, 14, 5, tzinfo=timezone.utc)  # five past the hour the example data ends
+CHECK = datetime(2026, 11, 16, 14, 5, tzinfo=UTC)  # five past the hour the example data ends
 FACTS_JOB = defs.resolve_job_def("kpi_facts_job")
 OBSERVE_JOB = defs.resolve_job_def("kpi_observe_measurements")
 
@@ -112,7 +112,7 @@ def test_a_stale_fact_appears_when_readings_stop_and_goes_when_they_resume(store
     assert len(stale) == 3 and stale["kpi/orders_per_hour/stale"] == (
         "The last reading of orders per hour is from 2026-11-16 13:55 UTC; none were recorded in the 3 hours up "
         "to 2026-11-16 17:00 UTC.")
-    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 3, {
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=UTC), 3, {
         "checkout_latency_p95": 181.0, "conversion_rate": 3.2, "orders_per_hour": 600.0}),
         "kpi", "main", "measurements", "late.csv")
     _, result = refresh(store, provider, now=later)
@@ -187,7 +187,7 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
 
     def tick(hour: int) -> list[tuple[str, str, str]]:
         """Run the hourly schedule's request for five past ``hour``; the space's latency episode rows."""
-        when = datetime(2026, 11, 16, hour, 5, tzinfo=timezone.utc)
+        when = datetime(2026, 11, 16, hour, 5, tzinfo=UTC)
         (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
         assert FACTS_JOB.execute_in_process(instance=instance, tags=request.tags,
                                             run_config=request.run_config).success
@@ -198,12 +198,12 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
 
     (opened,) = tick(14)
     assert opened[2].startswith("p95 latency of checkout was unusually high in the hour ending 2026-11-16 14:00 UTC")
-    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=UTC), 1,
                                             {"checkout_latency_p95": 226.0}), "kpi", "main", "measurements", "14.csv")
     (going,) = tick(15)
     assert going[0] == opened[0] and going[2].startswith(
         "p95 latency of checkout has been unusually high since 2026-11-16 13:00 UTC")
-    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 15, tzinfo=timezone.utc), 1,
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 15, tzinfo=UTC), 1,
                                             {"checkout_latency_p95": 181.0}), "kpi", "main", "measurements", "15.csv")
     (closed,) = tick(16)
     assert closed[0] == opened[0] and closed[2].startswith(
@@ -211,7 +211,7 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
 
 
 def test_the_hourly_schedule_batches_tenant_spaces_into_partition_ranges(instance):
-    tick = datetime(2026, 11, 16, 15, 5, tzinfo=timezone.utc)
+    tick = datetime(2026, 11, 16, 15, 5, tzinfo=UTC)
     assert isinstance(kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)),
                       dg.SkipReason)
     keys = [f"tenant{i:03d}.default.main" for i in range(2 * KPI_BATCH_SIZE + 10)]
@@ -260,7 +260,7 @@ def test_the_end_of_run_sensor_refreshes_spaces_whose_measurements_a_run_brought
     assert request.run_key.startswith("acme.default.main@")
     # Same measurements: the observation records nothing, so nothing is refreshed.
     assert sensor_requests(instance, OBSERVE_JOB.execute_in_process(instance=instance)) == []
-    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=UTC), 1,
                                             {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
     (changed,) = sensor_requests(instance, OBSERVE_JOB.execute_in_process(instance=instance))
     assert changed.run_key != request.run_key
@@ -286,7 +286,7 @@ def test_the_kpi_source_reads_from_s3_and_its_fingerprint_follows_the_files(s3_c
     assert source.measurements.height == 6040 and set(source.catalogue.metrics) == {
         "checkout_latency_p95", "conversion_rate", "orders_per_hour"}
     assert source_version(files(ACME), "main") == source.version
-    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=timezone.utc), 1,
+    files(ACME).write_bytes_atomic(readings(datetime(2026, 11, 16, 14, tzinfo=UTC), 1,
                                             {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
     assert source_version(files(ACME), "main") != source.version
     assert read_source(files(GLOBEX), "main") is None and source_version(files(GLOBEX), "main") is None

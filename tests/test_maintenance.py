@@ -7,15 +7,19 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pytest
 
+from nexus_pipelines.maintenance.assets import (
+    MAINTENANCE_BATCH_SIZE,
+    space_maintenance,
+    space_maintenance_job,
+    space_maintenance_nightly,
+)
+from nexus_pipelines.maintenance.optimize import cleanup_age, default_retention, optimize_space
+from nexus_pipelines.partitions import tenant_spaces
+from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
 from nexus_query.store.index import has_fts_index
-from nexus_pipelines.maintenance.assets import (MAINTENANCE_BATCH_SIZE, space_maintenance, space_maintenance_job,
-                                                space_maintenance_nightly)
-from nexus_pipelines.maintenance.optimize import cleanup_age, default_retention, optimize_space
-from nexus_pipelines.partitions import tenant_spaces
-from nexus_pipelines.resources import NexusResource
 from tests.conftest import load_texts
 
 ACME = RequestContext("acme")

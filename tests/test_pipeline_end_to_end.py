@@ -5,8 +5,8 @@ import os
 import dagster as dg
 import httpx
 import pytest
-
 from conftest import start_nexus_serve, stop
+
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.ingest.sensors import landing_sensor
 from nexus_pipelines.resources import NexusResource

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -22,13 +22,13 @@ import pytest
 import yaml
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.scheduler.instigation import TickStatus
+from test_dagster_dev_smoke import poll, stop_group
 
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
 from tests.conftest import REPO, free_port
 from tests.process_guard import describe, is_running, process_tree
-from test_dagster_dev_smoke import poll, stop_group
 
 PG_SYSTEM_USER = "nexus-pg"  # initdb refuses to run as root
 BIN = Path(sys.executable).parent
@@ -216,7 +216,7 @@ def test_daemon_on_postgres_dequeues_runs_launches_ingest_from_the_landing_senso
             # KPI schedule's next tick (five past the hour) taken now, as the scheduler daemon would.
             instance.report_runless_asset_event(dg.AssetObservation(
                 asset_key="kpi_measurements", partition="acme.default.main", tags={DATA_VERSION_TAG: "v1"}))
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             next_tick = now.replace(minute=5, second=0, microsecond=0)
             next_tick += timedelta(hours=1) if next_tick <= now else timedelta(0)
             tick_schedules(instance, now, next_tick + timedelta(seconds=1))  # the schedule's state starts at now

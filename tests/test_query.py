@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import yaml
 
+from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, MissingRoute, SpaceNotFound
 from nexus_query.query import query
-from nexus_query.scoring import hybrid_relevance, query_terms
-from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.routing import RoutingRegistry
+from nexus_query.scoring import hybrid_relevance, query_terms
 from nexus_query.store import Record, SpaceStore, build_rows
 from nexus_query.store.index import Condition, SnapshotCache, ensure_indexes, snapshot_cache
 from tests.conftest import load_texts

@@ -20,8 +20,8 @@ from nexus_query.scoring import (
     TEXT_LIFT,
     capped,
     hybrid_relevance,
-    text_coverage,
     query_terms,
+    text_coverage,
     vector_relevance,
 )
 from nexus_query.store import Record, build_rows

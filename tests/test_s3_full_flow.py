@@ -4,7 +4,7 @@ ingest over a real socket → landing sensor → ingest runs (a tenant space and
 root."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -12,9 +12,10 @@ import dagster as dg
 import httpx
 import pytest
 import yaml
+from test_sensor_landing import tick
 
-from nexus_pipelines.demo import EXAMPLES, land_examples
 from nexus_pipelines.definitions import defs
+from nexus_pipelines.demo import EXAMPLES, land_examples
 from nexus_pipelines.haze.assets import haze_request_sensor
 from nexus_pipelines.ingest.sensors import landing_sweep_sensor
 from nexus_pipelines.partitions import SpaceKey
@@ -25,13 +26,12 @@ from nexus_query.cognition.bricks import import_export
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
-from test_sensor_landing import tick
 
 ACME = RequestContext("acme")
 ACME_KEY = {"Authorization": "Bearer acme-demo-key"}
 PARTITION = "acme.default.main"
 TOPIC = "tent returned with mildew"
-KPI_CHECK = datetime(2026, 11, 16, 14, 5, tzinfo=timezone.utc)  # five past the hour the example data ends
+KPI_CHECK = datetime(2026, 11, 16, 14, 5, tzinfo=UTC)  # five past the hour the example data ends
 
 
 @pytest.fixture

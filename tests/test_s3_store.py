@@ -33,6 +33,7 @@ def test_tenant_files_on_s3_write_atomically_and_refuse_other_tenants(s3_config)
     assert acme.url("landing", "main", "batch.json").startswith("s3://")
     assert acme.relative(acme.url("landing", "main", "batch.json")) == "landing/main/batch.json"
     import pytest
+
     from nexus_query.errors import Forbidden
     with pytest.raises(Forbidden):
         acme.relative(globex.url("landing", "main", "batch.json"))

@@ -1,7 +1,7 @@
 """Schedules that touch only what changed: the nightly maintenance and the hourly KPI refresh read Dagster's
 event log (real instances) and batch only the changed spaces into partition-range runs."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -60,7 +60,7 @@ def test_nightly_maintenance_skips_spaces_not_written_since_their_last_maintenan
     materialized(instance, "space_table", KEYS[1], KEYS[2], KEYS[7])
     materialized(instance, "kpi_fact_docs", KEYS[3])
     materialized(instance, "space_maintenance", KEYS[7])  # maintained after its write
-    later = datetime.now(timezone.utc) + timedelta(days=5)  # every write is long past the retention
+    later = datetime.now(UTC) + timedelta(days=5)  # every write is long past the retention
     assert ranges(maintenance_tick(instance, later)) == [(KEYS[1], KEYS[3])]
     materialized(instance, "space_maintenance", KEYS[1], KEYS[2], KEYS[3])
     assert isinstance(maintenance_tick(instance, later), dg.SkipReason)
@@ -71,7 +71,7 @@ def test_nightly_maintenance_skips_spaces_not_written_since_their_last_maintenan
 def test_a_space_written_within_the_retention_is_maintained_again_so_its_old_versions_go(instance):
     materialized(instance, "space_table", KEYS[4])
     materialized(instance, "space_maintenance", KEYS[4])
-    tonight = datetime.now(timezone.utc) + timedelta(hours=20)
+    tonight = datetime.now(UTC) + timedelta(hours=20)
     assert ranges(maintenance_tick(instance, tonight)) == [(KEYS[4], KEYS[4])]
     assert isinstance(maintenance_tick(instance, tonight + timedelta(days=3)), dg.SkipReason)
 
@@ -81,13 +81,13 @@ def test_nightly_maintenance_batches_many_written_spaces_into_ranges(nexus_home)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(tenant_spaces.name, keys)
         materialized(instance, "space_table", *keys)
-        requests = maintenance_tick(instance, datetime.now(timezone.utc))
+        requests = maintenance_tick(instance, datetime.now(UTC))
     assert ranges(requests) == [(keys[0], keys[49]), (keys[50], keys[99]), (keys[100], keys[-1])]
     assert len({r.run_key for r in requests}) == 3
 
 
 def test_the_hourly_kpi_refresh_runs_only_for_spaces_whose_measurements_moved(instance):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert isinstance(kpi_tick(instance, now), dg.SkipReason)  # no space has measurements
     observed(instance, KEYS[2], "v1")
     observed(instance, KEYS[3], "v1")

@@ -1,7 +1,7 @@
 """The landing sensor and the failure sensor, evaluated with Dagster's sensor contexts on real stores."""
 
-import numpy as np
 import dagster as dg
+import numpy as np
 import pytest
 
 from nexus_pipelines.definitions import defs

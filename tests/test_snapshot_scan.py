@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nexus_query.context import RequestContext
 from nexus_query.store import snapshot_scan
 from nexus_query.store.index import Condition, SnapshotCache
 from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, quantize_query, scan_threads
 from tests.conftest import load_texts
-from nexus_query.context import RequestContext
 
 ACME = RequestContext("acme")
 

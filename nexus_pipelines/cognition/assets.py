@@ -6,11 +6,11 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
+from nexus_pipelines.partitions import space_job, tenant_spaces
+from nexus_pipelines.resources import NexusResource
 from nexus_query.cognition import ArtifactStore, assemble
 from nexus_query.cognition.artifacts import unresolved_citations
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
-from nexus_pipelines.partitions import space_job, tenant_spaces
-from nexus_pipelines.resources import NexusResource
 
 GROUP = "cognition"
 CONTENT_ADDRESSED = "artifacts_hash_to_their_ids"

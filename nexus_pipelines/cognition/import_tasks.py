@@ -8,7 +8,7 @@ later runs read it again; they leave a task that is already settled alone.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus

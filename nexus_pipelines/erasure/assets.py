@@ -5,21 +5,20 @@ in ``nexus_query.erasure``; this adds the HAZE re-projection (the projection cod
 Only ids and counts reach Dagster's event log: names of what was asked, counts of what went."""
 
 
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 
-from nexus_query.erasure import (ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure,
-                                 tenant_target)
-from nexus_query.erasure.plan import pending_requests, read_request
-from nexus_query.errors import InvalidRequest, MissingRoute
-from nexus_query.haze import HazeStore
-from nexus_query.paths import GLOBAL_TENANT_DIR
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.erasure import ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure, tenant_target
+from nexus_query.erasure.plan import pending_requests, read_request
+from nexus_query.errors import InvalidRequest, MissingRoute
+from nexus_query.haze import HazeStore
+from nexus_query.paths import GLOBAL_TENANT_DIR
 
 GROUP = "erasure"
 

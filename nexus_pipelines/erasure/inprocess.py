@@ -4,16 +4,16 @@ when set, else a throwaway one), so the run and its receipt are recorded like an
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import dagster as dg
 
-from nexus_query.context import RequestContext
-from nexus_query.errors import NexusError
 from nexus_pipelines.erasure.assets import erasure_run_config
 from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_query.context import RequestContext
+from nexus_query.errors import NexusError
 
 
 @contextmanager

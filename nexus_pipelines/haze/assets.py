@@ -5,9 +5,6 @@ import os
 
 import dagster as dg
 
-from nexus_query.errors import InvalidRequest
-from nexus_query.haze import HazeStore
-from nexus_query.store import SpaceTable
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
@@ -15,6 +12,9 @@ from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
 from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
+from nexus_query.errors import InvalidRequest
+from nexus_query.haze import HazeStore
+from nexus_query.store import SpaceTable
 
 GROUP = "haze"
 DEFAULT_API_URL = "http://127.0.0.1:8000"

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nexus_query.haze import TEXT_PREVIEW_CHARS, HazeStore, new_snapshot_id, plot_points
-from nexus_query.landing import now_iso
-from nexus_query.store import SpaceTable
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_label, cluster_points
 from nexus_pipelines.haze.html_map import render_html
 from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
 from nexus_pipelines.pictures import figure_png
+from nexus_query.haze import TEXT_PREVIEW_CHARS, HazeStore, new_snapshot_id, plot_points
+from nexus_query.landing import now_iso
+from nexus_query.store import SpaceTable
 
 Log = Callable[[str], None]
 

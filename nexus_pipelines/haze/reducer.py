@@ -97,7 +97,7 @@ class Reducer:
             return vectors
         return ((vectors - self.mean) @ self.components.T).astype(np.float32)
 
-    def compatible(self, params: "ProjectionParams", input_dimension: int, embedder: str | None) -> bool:
+    def compatible(self, params: ProjectionParams, input_dimension: int, embedder: str | None) -> bool:
         return (self.params == params.fit_params() and self.input_dimension == input_dimension
                 and self.embedder == embedder)
 
@@ -169,7 +169,7 @@ class Reducer:
                                       *haze.reducer_parts(space_id, self.reducer_id, "reducer.json"))
 
     @classmethod
-    def load(cls, haze: HazeStore, space_id: str, reducer_id: str) -> "Reducer | None":
+    def load(cls, haze: HazeStore, space_id: str, reducer_id: str) -> Reducer | None:
         """The stored reducer, or None when it is missing or incomplete."""
         if not haze.files.exists(*haze.reducer_parts(space_id, reducer_id, "reducer.json")):
             return None

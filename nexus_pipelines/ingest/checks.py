@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nexus_query.store import SpaceTable
 from nexus_pipelines.partitions import tenant_spaces
+from nexus_query.store import SpaceTable
 
 NORM_TOLERANCE = 1e-3
 CHECKS = {

@@ -11,9 +11,10 @@ the heading path ("Returns > Tents") goes with every chunk of the section.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
@@ -81,7 +82,7 @@ class Chunker:
         return f"{CHUNKING_VERSION}|{self.tokenizer.name_or_path}|{self.max_tokens}|{self.overlap_tokens}"
 
     @classmethod
-    def for_provider(cls, provider: Any, max_tokens: int | None = None, overlap_tokens: int = 32) -> "Chunker":
+    def for_provider(cls, provider: Any, max_tokens: int | None = None, overlap_tokens: int = 32) -> Chunker:
         """Sized to the provider's model; a provider without a local tokenizer (a remote one) is measured
         with the bundled MiniLM word pieces and its 256-piece limit, a conservative stand-in."""
         tokenizer = getattr(provider, "tokenizer", None) or _bundled_tokenizer()

@@ -16,8 +16,9 @@ assets run them in separate steps over streamed batches):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class IngestStats:
     def embed_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds else 0.0
 
-    def add(self, other: "IngestStats") -> None:
+    def add(self, other: IngestStats) -> None:
         """Accumulate a later batch's counts (the version is the later one's)."""
         for f in fields(self):
             if f.name != "version":

@@ -7,16 +7,17 @@ under ``_global/shared/``).
 """
 
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from nexus_query.paths import TenantFiles
 from nexus_pipelines.resources import NexusResource
+from nexus_query.paths import TenantFiles
 
 FOLDER = "pipelines"
 

@@ -7,20 +7,20 @@ wrappers around these, so every step can be run and tested without Dagster.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from nexus_pipelines.ingest.chunking import Chunker, Span
+from nexus_pipelines.ingest.load import EmbeddedRecords, IngestStats, embed_records, stored_row_keys, write_records
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, canonical_json, row_id
-from nexus_pipelines.ingest.chunking import Chunker, Span
-from nexus_pipelines.ingest.load import (EmbeddedRecords, IngestStats, embed_records, stored_row_keys,
-                                         write_records)
 
 CHUNK_SCHEMA = pa.schema([
     pa.field("id", pa.utf8(), nullable=False),

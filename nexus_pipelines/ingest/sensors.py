@@ -25,25 +25,26 @@ import hashlib
 import json
 import posixpath
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from nexus_pipelines.catalog import OWNERS
+from nexus_pipelines.ingest.assets import ingest_assets
+from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
+from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
+from nexus_pipelines.resources import NexusResource
 from nexus_query.context import ID_PATTERN, RequestContext
 from nexus_query.errors import InvalidRequest, MissingRoute, NotFound
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for, key_for, stamp_of, time_of
 from nexus_query.kpi.source import source_version
 from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles, join_uri
-from nexus_pipelines.catalog import OWNERS
-from nexus_pipelines.ingest.assets import ingest_assets
-from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
-from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
-from nexus_pipelines.resources import NexusResource
 
 # The landing sensor lists the inbox from this long before the newest entry it saw, so an entry stamped
 # earlier but written later (clock skew between API hosts, a slow PUT) is still found.
@@ -98,7 +99,7 @@ class InboxCursor:
         if listed:
             self.newest = max(self.newest, max(e.stamp for e in listed))
         if self.newest:
-            newest = min(time_of(self.newest), now or datetime.now(timezone.utc))
+            newest = min(time_of(self.newest), now or datetime.now(UTC))
             floor = key_for(stamp_of(newest - timedelta(seconds=INBOX_OVERLAP_SECONDS)))
             self.after = max(self.after, floor)
         self.seen = sorted(e.key for e in listed if e.key > self.after)
@@ -436,7 +437,7 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
         cursor.rounds += 1
         inbox = inbox_for(nexus.registry, nexus.environment)
         if inbox is not None:
-            inbox.prune(datetime.fromtimestamp(now, timezone.utc) - INBOX_RETENTION)
+            inbox.prune(datetime.fromtimestamp(now, UTC) - INBOX_RETENTION)
     else:
         cursor.after_tenant = done[-1]
     return scan

@@ -21,8 +21,9 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pyarrow as pa
 

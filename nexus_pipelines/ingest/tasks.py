@@ -12,7 +12,8 @@ batch's task id in the ``nexus/task_id`` tag (HAZE runs report their own tasks t
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus

@@ -4,8 +4,13 @@ hourly and at the end of runs that bring measurements. The fact worker itself is
 import dagster as dg
 
 from nexus_pipelines.kpi.assets import kpi_fact_docs, kpi_measurements
-from nexus_pipelines.kpi.triggers import (kpi_facts_job, kpi_hourly_schedule, kpi_measurements_sensor, kpi_observe_job,
-                                          kpi_observe_schedule)
+from nexus_pipelines.kpi.triggers import (
+                                          kpi_facts_job,
+                                          kpi_hourly_schedule,
+                                          kpi_measurements_sensor,
+                                          kpi_observe_job,
+                                          kpi_observe_schedule,
+)
 
 defs = dg.Definitions(
     assets=[kpi_measurements, kpi_fact_docs],

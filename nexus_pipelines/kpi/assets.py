@@ -1,19 +1,19 @@
 """kpi_measurements (observed, not computed here) → kpi_fact_docs (facts embedded into the space)."""
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
-from nexus_query.errors import NexusError
-from nexus_query.kpi import read_source
-from nexus_query.kpi.source import source_version
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, kpi_rows, refresh_facts
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.errors import NexusError
+from nexus_query.kpi import read_source
+from nexus_query.kpi.source import source_version
 
 KPI_BATCH_SIZE = 25  # tenant spaces per run, for the hourly schedule and for UI backfills
 MAX_CHARTS = 12  # charts per partition: series with facts first
@@ -73,8 +73,8 @@ class KpiFactsConfig(dg.Config):
 )
 def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
                   nexus: NexusResource) -> dg.MaterializeResult:
-    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     keys = context.partition_keys
     failed: dict[str, str] = {}
     total = 0

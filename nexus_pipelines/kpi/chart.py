@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import dagster as dg
-
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from nexus_query.kpi import Fact, SeriesReport
-from nexus_query.paths import TenantFiles
-from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
 from nexus_pipelines.pictures import figure_png, png_markdown, store_picture, thumbnail_png
+from nexus_query.kpi import Fact, SeriesReport
+from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
+from nexus_query.paths import TenantFiles
 
 COLORS = {"change": "#d62728", "trend": "#9467bd", "outside_band": "#ff7f0e", "threshold_breach": "#8c564b",
           "new_extreme": "#e377c2", "missing_data": "#7f7f7f", "stale_data": "#bcbd22", "spike": "#17becf"}

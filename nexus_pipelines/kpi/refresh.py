@@ -22,14 +22,14 @@ together they are the history an agent can ask about. An hourly run judges the l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from nexus_pipelines.ingest.load import IngestStats, upsert_records
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.kpi import KpiSource, SeriesReport, analyse_source
-from nexus_query.kpi.windows import iso, from_datetime
+from nexus_query.kpi.windows import from_datetime, iso
 from nexus_query.store import SpaceTable
-from nexus_pipelines.ingest.load import IngestStats, upsert_records
 
 
 @dataclass
@@ -47,7 +47,7 @@ class RefreshResult:
 def refresh_facts(space: SpaceTable, ctx: RequestContext, source: KpiSource, provider: EmbeddingProvider, *,
                   history: bool = False, now: datetime | None = None) -> RefreshResult:
     """Judge ``source`` as of ``now`` and make the space's KPI facts match what the run found."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = None
     if source.catalogue.retention_days is not None:
         since = now - timedelta(days=source.catalogue.retention_days)

@@ -17,14 +17,14 @@ that got them, keyed by the space and the source's data version, so the same mea
 twice.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.changes import changed_after, changed_since_done
+from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
 from nexus_pipelines.partitions import changed_range_run_requests, tags_for_partition, tenant_spaces
 
 BATCH_TAG = "nexus/kpi_batch"
@@ -51,7 +51,7 @@ def spaces_to_refresh(instance: dg.DagsterInstance, now: datetime) -> set[str]:
                          f"whose measurements moved, {KPI_BATCH_SIZE} spaces per run.")
 def kpi_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
     tick = context.scheduled_execution_time
-    tick = tick if tick.tzinfo else tick.replace(tzinfo=timezone.utc)
+    tick = tick if tick.tzinfo else tick.replace(tzinfo=UTC)
     due = spaces_to_refresh(context.instance, tick)
     if not due:
         return dg.SkipReason("no space's measurements changed since its last facts or within "

@@ -1,18 +1,18 @@
 """``space_maintenance``: each space compacted, indexed and cleaned up, nightly, many spaces per run, only for
 the spaces written since (``nexus_pipelines.changes``). Thin: the work is ``optimize.optimize_space``."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
 
-from nexus_query.errors import NexusError, SpaceNotFound
-from nexus_query.store import SpaceTable
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.changes import changed_after, changed_since_done
 from nexus_pipelines.maintenance.optimize import OptimizeReport, default_retention, optimize_space
 from nexus_pipelines.partitions import SpaceKey, changed_range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.errors import NexusError, SpaceNotFound
+from nexus_query.store import SpaceTable
 
 GROUP = "maintenance"
 MAINTENANCE_BATCH_SIZE = 50  # spaces per run: optimizing a small space takes well under a second
@@ -106,7 +106,7 @@ def spaces_due(instance: dg.DagsterInstance, now: datetime, retention: timedelta
 def space_maintenance_nightly(context: dg.ScheduleEvaluationContext,
                               nexus: NexusResource) -> list[dg.RunRequest] | dg.SkipReason:
     tick = context.scheduled_execution_time
-    tick = tick if tick.tzinfo else tick.replace(tzinfo=timezone.utc)
+    tick = tick if tick.tzinfo else tick.replace(tzinfo=UTC)
     due = spaces_due(context.instance, tick, default_retention(nexus.registry.config.cursor.ttl_seconds))
     if not due:
         return dg.SkipReason("no space was written since its last maintenance")

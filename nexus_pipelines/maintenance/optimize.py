@@ -10,9 +10,10 @@ from creation, which would drop a long-lived version the moment it is superseded
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.store import SpaceTable

@@ -3,7 +3,7 @@ unauthenticated caller learns nothing about bodies, spaces or routes: every /nex
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer

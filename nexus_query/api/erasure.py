@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Union
 
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, Field, StringConstraints
@@ -14,7 +15,6 @@ from nexus_query.context import RequestContext
 from nexus_query.erasure import request_erasure
 from nexus_query.erasure.plan import MAX_NAMES
 from nexus_query.routing import RoutingRegistry
-
 
 ERASE_NAME_REGEX = r"^[^\x00\\#][^\x00\\]*$"  # plain relative names ('/' separators); '#' starts a part
 EraseName = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=ERASE_NAME_REGEX)]

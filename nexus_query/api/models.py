@@ -157,7 +157,7 @@ class ImageItem(BaseModel):
     id: DocId | None = Field(None, description="a stable id; re-sending it replaces the document")
 
 
-IngestItem = Annotated[Union[TextItem, ImageItem], Field(discriminator="type")]
+IngestItem = Annotated[TextItem | ImageItem, Field(discriminator="type")]
 
 
 class IngestRequest(BaseModel):

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId, NexusError, NotFound
@@ -143,7 +144,7 @@ class ArtifactStore:
         self.files = files
 
     @classmethod
-    def for_context(cls, ctx: RequestContext, registry=None) -> "ArtifactStore":
+    def for_context(cls, ctx: RequestContext, registry=None) -> ArtifactStore:
         return cls(landing_zone(ctx, registry).files)
 
     def put(self, artifact: Mapping[str, Any], space_id: str) -> tuple[dict[str, Any], bool]:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from nexus_query.cognition.conversations import Conversation, parse_export
 from nexus_query.context import validate_id
@@ -139,7 +140,7 @@ def import_export(files: TenantFiles, space_id: str, file_name: str, data: bytes
     zone = LandingZone(files)
     zone.write_task(task)  # first, so a landed export always has its task to report to
     # Landed names sort in import order, so a later import of a conversation wins.
-    order = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    order = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     landed = f"landing/{space_id}/files/{CHAT_EXPORTS_DIR}/{order}-task-{task.task_id}-{name}"
     files.write_bytes_atomic(data, landed)
     return {**summary, "space_id": space_id, "task_id": task.task_id, "archived": archived, "landed": landed}

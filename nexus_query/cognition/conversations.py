@@ -29,9 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Mapping, Sequence  # not typing's: isinstance on those is slow
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nexus_query.context import ID_PATTERN
@@ -677,7 +677,7 @@ def _numbered(texts: Iterable[str]) -> tuple[Block, ...]:
 def _epoch_iso(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            stamp = datetime.fromtimestamp(float(value), tz=timezone.utc)
+            stamp = datetime.fromtimestamp(float(value), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
         return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class EmbedderInfo:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "EmbedderInfo":
+    def from_json(cls, raw: str | bytes) -> EmbedderInfo:
         return cls(**json.loads(raw))
 
 
@@ -36,6 +37,6 @@ class EmbedderInfo:
 class EmbeddingProvider(Protocol):
     info: EmbedderInfo
 
-    def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text. ``ctx`` is whom to bill, if anyone."""
         ...

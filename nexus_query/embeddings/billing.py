@@ -7,9 +7,9 @@ one transaction, so two workers can never both spend the last of a budget.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 from nexus_query.errors import BudgetExceeded
 
@@ -35,7 +35,7 @@ class BillingGate:
 
     @staticmethod
     def period(now: datetime | None = None) -> str:
-        return (now or datetime.now(timezone.utc)).strftime("%Y-%m")
+        return (now or datetime.now(UTC)).strftime("%Y-%m")
 
     def budget(self, tenant_id: str) -> int | None:
         return self.budgets.get(tenant_id, self.budgets.get("default"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class LocalProvider:
     def max_seq_length(self) -> int:
         return int(self.model.max_seq_length)
 
-    def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) == 1:  # a query: repeated ones (paging, retries, popular questions) skip the model

@@ -17,8 +17,9 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -151,7 +152,7 @@ class OnnxInt8Provider:
                                                                providers=["CPUExecutionProvider"])
             return self._sessions[threads]
 
-    def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) == 1:

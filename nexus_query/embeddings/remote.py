@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -45,7 +46,7 @@ class RemoteProvider:
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_seconds, transport=transport
         )
 
-    def embed(self, texts: Sequence[str], ctx: "RequestContext | None" = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         texts = list(texts)
         if self.gate is not None and ctx is None:
             raise InvalidRequest("a billed embedding call needs the caller's RequestContext")
@@ -55,7 +56,7 @@ class RemoteProvider:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
         return np.vstack(chunks)
 
-    def _embed_batch(self, texts: list[str], ctx: "RequestContext | None") -> np.ndarray:
+    def _embed_batch(self, texts: list[str], ctx: RequestContext | None) -> np.ndarray:
         tokens = estimate_tokens(texts)
         if self.gate is not None and ctx is not None:
             self.gate.charge(ctx.tenant_id, tokens)  # refuses before any work once the budget is spent

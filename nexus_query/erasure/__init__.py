@@ -5,8 +5,17 @@ store Nexus keeps, verifies that nothing is left, and says so in a receipt of co
 ``space_erasure``, or in process). No dagster here: the pipeline wraps these functions.
 """
 
-from nexus_query.erasure.model import (ERASURE_TASK_KIND, SCOPES, STEPS, ErasureIncomplete, ErasurePlan,
-                                       ErasureReceipt, ErasureRequest, Scope, Step)
+from nexus_query.erasure.model import (
+                                       ERASURE_TASK_KIND,
+                                       SCOPES,
+                                       STEPS,
+                                       ErasureIncomplete,
+                                       ErasurePlan,
+                                       ErasureReceipt,
+                                       ErasureRequest,
+                                       Scope,
+                                       Step,
+)
 from nexus_query.erasure.run import new_request, read_receipt, request_erasure, run_erasure
 from nexus_query.erasure.target import ErasureTarget, tenant_target
 from nexus_query.erasure.tenant import TenantErasureReceipt, erase_tenant

@@ -3,8 +3,9 @@ hold ids, hashes and counts, never document text, so they can be stored and show
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from nexus_query.errors import NexusError
 
@@ -42,7 +43,7 @@ class ErasureRequest:
         return {**asdict(self), "names": list(self.names)}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ErasureRequest":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ErasureRequest:
         return cls(task_id=raw["task_id"], space_id=raw["space_id"], scope=raw["scope"],
                    names=tuple(raw.get("names") or ()), requested_at=raw.get("requested_at", ""),
                    reason=raw.get("reason") or "erasure request")
@@ -69,7 +70,7 @@ class ErasurePlan:
     def whole_space(self) -> bool:
         return self.request.scope == "space"
 
-    def merge(self, other: "ErasurePlan") -> None:
+    def merge(self, other: ErasurePlan) -> None:
         """Add what a fresh look found (a re-run plans again; what was already removed stays planned)."""
         for name in _SETS:
             getattr(self, name).update(getattr(other, name))
@@ -85,7 +86,7 @@ class ErasurePlan:
                 "completed": self.completed, "remap_pending": self.remap_pending}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ErasurePlan":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ErasurePlan:
         plan = cls(ErasureRequest.from_dict(raw["request"]), completed=dict(raw.get("completed") or {}),
                    remap_pending=bool(raw.get("remap_pending")))
         for name in _SETS:
@@ -128,7 +129,7 @@ class ErasureReceipt:
         return {**asdict(self), "names": list(self.names)}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ErasureReceipt":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ErasureReceipt:
         return cls(**{**raw, "names": tuple(raw["names"])})
 
 

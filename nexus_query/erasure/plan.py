@@ -16,14 +16,14 @@ Names a request may use, per scope:
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, SOURCES_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
-from nexus_query.errors import InvalidRequest, NotFound
 from nexus_query.erasure.model import SCOPES, ErasurePlan, ErasureRequest
 from nexus_query.erasure.target import ErasureTarget
+from nexus_query.errors import InvalidRequest, NotFound
 from nexus_query.paths import safe_relative_path
 from nexus_query.store.space import SpaceTable
 

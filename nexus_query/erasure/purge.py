@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,10 +31,10 @@ import pyarrow.parquet as pq
 from nexus_query.cognition.artifacts import ARTIFACTS_DIR, ArtifactStore, artifact_hex
 from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
-from nexus_query.errors import InvalidRequest
 from nexus_query.erasure.model import ErasurePlan
 from nexus_query.erasure.plan import files_prefix
 from nexus_query.erasure.target import ErasureTarget
+from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, now_iso
 from nexus_query.paths import TenantFiles
 from nexus_query.store.index import FTS_COLUMN, VECTOR_COLUMN

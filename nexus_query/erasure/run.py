@@ -11,15 +11,37 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from nexus_query.context import RequestContext
-from nexus_query.erasure.model import (COUNTED, ERASURE_TASK_KIND, ErasurePlan, ErasureReceipt, ErasureRequest,
-                                       Scope, Step)
-from nexus_query.erasure.plan import (drop_plan, finish_request, load_plan, plan_erasure, receipt_parts, save_plan,
-                                      save_request, validate_request)
-from nexus_query.erasure.purge import (drop_table, purge_blobs, purge_haze, purge_intermediates, purge_landing,
-                                       purge_rows, tombstone_artifacts)
+from nexus_query.erasure.model import (
+    COUNTED,
+    ERASURE_TASK_KIND,
+    ErasurePlan,
+    ErasureReceipt,
+    ErasureRequest,
+    Scope,
+    Step,
+)
+from nexus_query.erasure.plan import (
+    drop_plan,
+    finish_request,
+    load_plan,
+    plan_erasure,
+    receipt_parts,
+    save_plan,
+    save_request,
+    validate_request,
+)
+from nexus_query.erasure.purge import (
+    drop_table,
+    purge_blobs,
+    purge_haze,
+    purge_intermediates,
+    purge_landing,
+    purge_rows,
+    tombstone_artifacts,
+)
 from nexus_query.erasure.target import ErasureTarget, tenant_target
 from nexus_query.erasure.verify import require_erased, verify_erased
 from nexus_query.landing import LandingZone, Task, now_iso

@@ -4,8 +4,8 @@ should have removed and is still there. Any count above zero fails the erasure."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import fsspec
 import pyarrow.compute as pc
@@ -14,12 +14,11 @@ import pyarrow.parquet as pq
 from nexus_query.cognition.artifacts import ArtifactStore
 from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
-from nexus_query.errors import InvalidRequest
 from nexus_query.erasure.model import ErasureIncomplete, ErasurePlan
 from nexus_query.erasure.plan import files_prefix
-from nexus_query.erasure.purge import (_erased_mask, _holds_erased, intermediate_files, stored_artifact,
-                                       versions_holding)
+from nexus_query.erasure.purge import _erased_mask, _holds_erased, intermediate_files, stored_artifact, versions_holding
 from nexus_query.erasure.target import ErasureTarget
+from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -80,7 +81,7 @@ class MetricSpec:
             raise InvalidRequest("min_change_pct must be a number between 0 and 1000", field="min_change_pct")
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "MetricSpec":
+    def from_mapping(cls, raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> MetricSpec:
         if not isinstance(raw, Mapping):
             raise InvalidRequest("each metric must be a mapping", field="metrics")
         merged = {**(defaults or {}), **raw}
@@ -104,7 +105,7 @@ class Catalogue:
         return self.metrics.get(name)
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> "Catalogue":
+    def from_mapping(cls, raw: Mapping[str, Any] | None) -> Catalogue:
         raw = raw or {}
         if not isinstance(raw, Mapping) or set(raw) - {"version", "defaults", "metrics", "retention_days"}:
             raise InvalidRequest("a KPI catalogue takes version, defaults, metrics and retention_days",
@@ -127,7 +128,7 @@ class Catalogue:
         return cls(metrics=metrics, retention_days=retention)
 
     @classmethod
-    def from_yaml(cls, text: str | bytes) -> "Catalogue":
+    def from_yaml(cls, text: str | bytes) -> Catalogue:
         try:
             return cls.from_mapping(yaml.safe_load(text))
         except yaml.YAMLError as exc:

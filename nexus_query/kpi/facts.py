@@ -51,10 +51,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import NormalDist
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fsspec
 import numpy as np
@@ -125,7 +125,7 @@ def _parse_iso(value: str, source: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"{source}: timestamp {value!r} is not ISO 8601", path=source) from None
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _values(column: pl.Series, source: str) -> pl.Series:

@@ -7,13 +7,13 @@ windows are UTC days and weekly windows start on Mondays, whatever the data's fi
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from nexus_query.errors import InvalidRequest
 
-UTC = timezone.utc
+UTC = UTC
 ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday
 US = 1_000_000  # microseconds per second: series timestamps are int64 microseconds since the epoch
 ORIGIN_US = int(ORIGIN.timestamp()) * US

@@ -20,9 +20,10 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -279,7 +280,7 @@ class Snapshot:
         return self.rows.slice(int(position), 1).to_pylist()[0]
 
 
-def _read(table: "lancedb.table.Table", where: str | None = None) -> pa.Table:
+def _read(table: lancedb.table.Table, where: str | None = None) -> pa.Table:
     query = table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
     if where:
         query = query.where(where)
@@ -295,7 +296,7 @@ def _block(rows: pa.Table, dim: int) -> Block:
     return Block(QuantizedVectors.build(vectors), rows.select(_ROW_COLUMNS).combine_chunks())
 
 
-def _read_block(table: "lancedb.table.Table", dim: int) -> tuple[np.ndarray, Block]:
+def _read_block(table: lancedb.table.Table, dim: int) -> tuple[np.ndarray, Block]:
     """Every row of the checked-out version as one block, read in batches so that only one batch's
     float32 vectors is in process memory at a time (the block keeps int8 codes; see snapshot_scan)."""
     reader = (table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
@@ -324,7 +325,7 @@ def _in_sorted(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
     return sorted_reference[at] == values
 
 
-def _build(table: "lancedb.table.Table", dataset_uri: str, base: Snapshot | None) -> Snapshot:
+def _build(table: lancedb.table.Table, dataset_uri: str, base: Snapshot | None) -> Snapshot:
     """Build the snapshot of ``table``'s checked-out version. From a cached ``base`` of the same dataset
     it reads only the rows ``base`` lacks and marks the ones this version no longer has; when too much
     of that accumulates (dead rows, many small blocks) it reads the whole version afresh instead."""
@@ -375,7 +376,7 @@ class SnapshotCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def fits(self, table: "lancedb.table.Table") -> bool:
+    def fits(self, table: lancedb.table.Table) -> bool:
         """Whether a space is small enough to hold in memory: its vectors as the snapshot holds them, plus
         its other columns, estimated from the table's files (all bytes beyond the float32 vectors, so
         index files count too: an overestimate)."""
@@ -388,7 +389,7 @@ class SnapshotCache:
         other_bytes = max(0, int(total) - rows * dim * 4) + rows * 8 * len(_ROW_COLUMNS)  # + arrow offsets
         return rows * resident_bytes_per_row(dim) + other_bytes <= self.max_bytes // 2
 
-    def get(self, table: "lancedb.table.Table", dataset_uri: str, version: int | None = None) -> Snapshot | None:
+    def get(self, table: lancedb.table.Table, dataset_uri: str, version: int | None = None) -> Snapshot | None:
         """The snapshot of ``table``'s checked-out version (built if needed), or None when the space is
         too large to hold in memory."""
         key = (dataset_uri, int(table.version) if version is None else version)
@@ -463,7 +464,7 @@ def _filtered_top(build, n: int, conditions: Sequence[Condition]) -> list[dict[s
     return matching[:n]
 
 
-def lance_vector_top(table: "lancedb.table.Table", query: np.ndarray, n: int,
+def lance_vector_top(table: lancedb.table.Table, query: np.ndarray, n: int,
                      conditions: Sequence[Condition] = ()) -> list[dict[str, Any]]:
     """The ``n`` best rows by dot product through LanceDB: its vector index with exact re-ranking of
     ``REFINE_FACTOR`` x as many candidates where one exists, plus a flat scan of rows not yet indexed."""
@@ -483,7 +484,7 @@ def lance_vector_top(table: "lancedb.table.Table", query: np.ndarray, n: int,
     return rows
 
 
-def text_top(table: "lancedb.table.Table", text: str, n: int,
+def text_top(table: lancedb.table.Table, text: str, n: int,
              conditions: Sequence[Condition] = (), *, with_vectors: bool = False) -> list[dict[str, Any]]:
     """The ``n`` best rows by BM25 on ``text`` (the full-text index, and a flat scan of rows it does not
     cover yet). The query is matched as plain terms: no query syntax, so any input is safe.
@@ -516,15 +517,15 @@ class IndexReport:
     unindexed_rows: int = 0
 
 
-def _indices(table: "lancedb.table.Table") -> dict[str, Any]:
+def _indices(table: lancedb.table.Table) -> dict[str, Any]:
     return {config.columns[0]: config for config in table.list_indices()}
 
 
-def has_fts_index(table: "lancedb.table.Table") -> bool:
+def has_fts_index(table: lancedb.table.Table) -> bool:
     return FTS_COLUMN in _indices(table)
 
 
-def ensure_fts_index(table: "lancedb.table.Table") -> bool:
+def ensure_fts_index(table: lancedb.table.Table) -> bool:
     """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
     scan until ``optimize`` folds them in). Returns whether it created one."""
     from lancedb.index import FTS
@@ -543,7 +544,7 @@ def ensure_fts_index(table: "lancedb.table.Table") -> bool:
     return True
 
 
-def ensure_indexes(space: "SpaceTable", *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
+def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
     """Keep a space's LanceDB indexes fit for querying. Idempotent; call it after writes.
 
     - full-text index on ``text`` (hybrid search) from the first row;

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ def canonical_json(value: Any) -> str:
 
 def row_id(source: str, chunk_index: int) -> str:
     """Deterministic, so re-ingesting a document replaces its rows instead of adding copies."""
-    return hashlib.sha256(f"{source}\x1f{chunk_index}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{source}\x1f{chunk_index}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -78,7 +79,7 @@ def build_rows(
         )
     if not np.isfinite(vectors).all():
         raise InvalidRequest("vectors must be finite")
-    stamp = now or datetime.now(timezone.utc)
+    stamp = now or datetime.now(UTC)
     schema = space_schema(embedder)
     owner = ctx.tenant_id if ctx is not None else GLOBAL_TENANT_DIR  # None: a system write to the global space
     columns = {

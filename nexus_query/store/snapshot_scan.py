@@ -27,9 +27,10 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence, cast
+from typing import Literal, cast
 
 import numpy as np
 
@@ -89,13 +90,13 @@ class QuantizedVectors:
     store: Float32Store = "memory"
 
     @classmethod
-    def build(cls, vectors: np.ndarray, store: Float32Store | None = None) -> "QuantizedVectors":
+    def build(cls, vectors: np.ndarray, store: Float32Store | None = None) -> QuantizedVectors:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         return cls.build_streamed([vectors], vectors.shape[1], store)
 
     @classmethod
     def build_streamed(cls, parts: Iterable[np.ndarray], dim: int,
-                       store: Float32Store | None = None) -> "QuantizedVectors":
+                       store: Float32Store | None = None) -> QuantizedVectors:
         """From float32 row batches as they are read: with ``spill``, no full float32 copy is ever
         held in process memory (each batch goes to the spill file as it comes)."""
         store = store or FLOAT32_STORE

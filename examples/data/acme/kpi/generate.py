@@ -15,7 +15,7 @@ The numbers are seeded, so the file is the same on every run.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--end", default="2026-11-16T14:00:00Z", help="end of the last window (UTC)")
     parser.add_argument("--out", type=Path, default=HERE / "measurements.csv")
     args = parser.parse_args()
-    end = datetime.fromisoformat(args.end).astimezone(timezone.utc)
+    end = datetime.fromisoformat(args.end).astimezone(UTC)
     rows = generate(end)
     with args.out.open("w", encoding="utf-8") as fh:
         fh.write("timestamp,metric,value,unit\n")
