@@ -1,14 +1,15 @@
-"""The KPI fact worker's parts on their own: typed breaches, the fact builder and wording."""
+"""The KPI fact worker's parts on their own: typed breaches, the fact builder, wording and the retention."""
 
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from nexus_query.kpi import MetricSpec, Series
+from nexus_query.kpi import Catalogue, MetricSpec, Series
 from nexus_query.kpi.baselines import Baselines
 from nexus_query.kpi.builder import EpisodeSummary, FactBuilder, FactDraft
 from nexus_query.kpi.episodes import Breach
 from nexus_query.kpi.report import SeriesReport
+from nexus_query.kpi.retirement import retention_start
 from nexus_query.kpi.stats import Severity
 from nexus_query.kpi.windows import HOUR, from_datetime, to_us
 from nexus_query.kpi.wording import Wording
@@ -73,3 +74,8 @@ def test_seasonal_baselines_are_offered_only_where_the_window_divides_the_season
     assert list(daily.candidates) == ["recent", "weekly"]
     assert list(Baselines(np.ones(30), timedelta(days=1), "daily", 10.0).candidates) == ["recent"]
 
+
+def test_retention_starts_the_catalogues_days_before_now_or_keeps_everything():
+    now = datetime(2026, 11, 16, 14, 5, tzinfo=UTC)
+    assert retention_start(Catalogue.from_yaml("retention_days: 90\nmetrics: []\n"), now) == now - timedelta(days=90)
+    assert retention_start(Catalogue.from_yaml("retention_days: null\nmetrics: []\n"), now) is None
