@@ -5,8 +5,8 @@ from datetime import timedelta
 import numpy as np
 
 from nexus_query.kpi import MetricSpec, analyse_series, facts_for_series
-from nexus_query.kpi.facts import alarm_z
 from nexus_query.kpi.source import Series
+from nexus_query.kpi.stats import alarm_z
 from nexus_query.kpi.windows import HOUR, from_datetime
 from tests.test_kpi_facts import END, READINGS_PER_HOUR, noisy, series
 

@@ -12,9 +12,9 @@ import pytest
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.kpi import Catalogue, MetricSpec, Series, analyse_series, facts_for_series
-from nexus_query.kpi.facts import format_number
 from nexus_query.kpi.source import normalize, parse_table, split_series
 from nexus_query.kpi.windows import choose_window, from_datetime, parse_window
+from nexus_query.kpi.wording import format_number
 
 END = datetime(2026, 11, 16, 14, tzinfo=UTC)  # end of the last complete hour
 READINGS_PER_HOUR = 12

@@ -10,10 +10,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE
-from nexus_pipelines.kpi.refresh import kpi_rows, plan_retirement, refresh_facts
+from nexus_pipelines.kpi.refresh import refresh_facts
 from nexus_pipelines.kpi.triggers import kpi_hourly_schedule, kpi_measurements_sensor
 from nexus_query.context import RequestContext
 from nexus_query.kpi import read_source
+from nexus_query.kpi.retirement import kpi_rows, plan_retirement
 from nexus_query.kpi.source import source_version
 from nexus_query.paths import TenantFiles
 from nexus_query.query import query
@@ -48,7 +49,7 @@ def stored_facts(space) -> list[tuple[str, str]]:
     """(source, text) of the space's KPI rows; a source names one window of one series."""
     space.refresh()  # this handle may predate the refresh's writes
     table = space.table.search().where("type = 'kpi'").select(["source", "text"]).limit(None).to_arrow()
-    return sorted(zip(table.column("source").to_pylist(), table.column("text").to_pylist()))
+    return sorted(zip(table.column("source").to_pylist(), table.column("text").to_pylist(), strict=True))
 
 
 def readings(start: datetime, hours: int, values: dict[str, float]) -> bytes:
@@ -137,7 +138,8 @@ def test_a_history_run_backfills_every_window_and_retention_drops_old_ones(store
 def test_facts_of_a_metric_dropped_from_the_catalogue_are_removed(store, provider):
     put_source()
     space, _ = refresh(store, provider)
-    without = CATALOGUE.split(b"  - name: conversion_rate")[0].replace(b"  - name: checkout_latency_p95", b"  - name: x")
+    without = CATALOGUE.split(b"  - name: conversion_rate")[0].replace(b"  - name: checkout_latency_p95",
+                                                                       b"  - name: x")
     put_source(catalogue=without + b"\n")
     _, result = refresh(store, provider)
     assert "checkout_latency_p95" in result.uncatalogued and result.retired["uncatalogued"] == 2
@@ -193,7 +195,8 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
                                             run_config=request.run_config).success
         space = store.open(ACME, "main")
         table = space.table.search().where("type = 'kpi'").select(["id", "source", "text"]).limit(None).to_arrow()
-        return [(i, s, t) for i, s, t in zip(*(table.column(c).to_pylist() for c in ("id", "source", "text")))
+        columns = (table.column(c).to_pylist() for c in ("id", "source", "text"))
+        return [(i, s, t) for i, s, t in zip(*columns, strict=True)
                 if s == "kpi/checkout_latency_p95/2026-11-16T13:00:00Z" and "unusually high" in t]
 
     (opened,) = tick(14)

@@ -8,11 +8,12 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
 from nexus_pipelines.kpi.chart import charts_metadata
-from nexus_pipelines.kpi.refresh import RefreshResult, kpi_rows, refresh_facts
+from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
+from nexus_query.kpi.retirement import kpi_rows
 from nexus_query.kpi.source import source_version
 
 KPI_BATCH_SIZE = 25  # tenant spaces per run, for the hourly schedule and for UI backfills

@@ -30,9 +30,11 @@ def chart_png(report: SeriesReport) -> bytes:
     first = int(report.starts_us[max(0, report.starts_us.size - SHOWN_WINDOWS)]) if report.starts_us.size else 0
     ts, values = report.series.timestamps_us, report.series.values
     keep = ts >= first
-    ax.plot([to_datetime(t) for t in ts[keep]], values[keep], lw=0.6, color="#9ecae1", label="readings")
+    readings = [to_datetime(t) for t in ts[keep]]
+    ax.plot(readings, values[keep], lw=0.6, color="#9ecae1", label="readings")  # type: ignore[arg-type]  # matplotlib's stubs omit the datetimes its date converter takes
     shown = report.starts_us >= first
-    ax.step([to_datetime(t) for t in report.starts_us[shown]], report.values[shown], where="post", lw=1.4,
+    window_starts = [to_datetime(t) for t in report.starts_us[shown]]
+    ax.step(window_starts, report.values[shown], where="post", lw=1.4,  # type: ignore[arg-type]  # matplotlib's stubs omit the datetimes its date converter takes
             color="#1f77b4", label=f"{report.spec.aggregation} per {window_code(report.window)}")
     for limit in (report.spec.above, report.spec.below):
         if limit is not None:
@@ -43,9 +45,10 @@ def chart_png(report: SeriesReport) -> bytes:
         start = max(start, first)
         if end <= start:
             continue
-        ax.axvspan(to_datetime(start), to_datetime(end), color=COLORS[fact.type], alpha=0.25, lw=0)
+        ax.axvspan(to_datetime(start), to_datetime(end), color=COLORS[fact.type], alpha=0.25,  # type: ignore[arg-type]  # matplotlib's stubs omit the datetimes its date converter takes
+                   lw=0)
         if fact.episode_start is not None and fact.episode_end is None:  # still going: an open right edge
-            ax.axvline(to_datetime(end), color=COLORS[fact.type], lw=1.2, ls=":")
+            ax.axvline(to_datetime(end), color=COLORS[fact.type], lw=1.2, ls=":")  # type: ignore[arg-type]  # matplotlib's stubs omit the datetimes its date converter takes
         flagged.add(fact.type)
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)

@@ -56,7 +56,7 @@ def kpi_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunReq
     if not due:
         return dg.SkipReason("no space's measurements changed since its last facts or within "
                              f"{ACTIVE_FOR.total_seconds() / 3600:.0f} h")
-    keys = context.instance.get_dynamic_partitions(tenant_spaces.name)
+    keys = tenant_spaces.get_partition_keys(dynamic_partitions_store=context.instance)
     return changed_range_run_requests(keys, due, KPI_BATCH_SIZE, run_key=tick.isoformat(), batch_tag=BATCH_TAG,
                                       run_config={"ops": {"kpi_fact_docs": {"config": {"as_of": tick.isoformat()}}}})
 
@@ -89,7 +89,7 @@ def measurement_events(instance: dg.DagsterInstance, run_id: str) -> dict[str, s
                                   "that space's facts (once per data version).")
 def kpi_measurements_sensor(context: dg.RunStatusSensorContext):
     changed = measurement_events(context.instance, context.dagster_run.run_id)
-    known = set(context.instance.get_dynamic_partitions(tenant_spaces.name))
+    known = set(tenant_spaces.get_partition_keys(dynamic_partitions_store=context.instance))
     return [dg.RunRequest(run_key=f"{partition_key}@{version}", partition_key=partition_key,
                           tags=tags_for_partition(partition_key))
             for partition_key, version in sorted(changed.items()) if partition_key in known]

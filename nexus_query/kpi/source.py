@@ -113,10 +113,11 @@ def _timestamps(column: pl.Series, source: str) -> pl.Series:
     parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
     failed = parsed.is_null() & text.is_not_null()
     if failed.any():  # mixed forms: parse the rest one by one (naive times are UTC)
-        fixed = [_parse_iso(value, source) if bad else None for value, bad in zip(text, failed)]
+        fixed = [_parse_iso(value, source) if bad else None for value, bad in zip(text, failed, strict=True)]
         parsed = parsed.zip_with(~failed, pl.Series(fixed, dtype=pl.Datetime("us", "UTC")))
     if parsed.null_count():
-        raise InvalidRequest(f"{source}: empty timestamp in row {parsed.is_null().arg_max() + 1}", path=source)
+        first_empty = parsed.is_null().arg_max() or 0  # not None: there is a null
+        raise InvalidRequest(f"{source}: empty timestamp in row {first_empty + 1}", path=source)
     return parsed
 
 
@@ -150,7 +151,7 @@ def split_series(frame: pl.DataFrame) -> list[Series]:
                                  metric=keys[0])
         found.append(Series(
             metric=keys[0],
-            dimensions=tuple((d, v) for d, v in zip(dims, keys[1:]) if v != ""),
+            dimensions=tuple((d, v) for d, v in zip(dims, keys[1:], strict=True) if v != ""),
             timestamps_us=per_instant.get_column("timestamp").dt.epoch("us").to_numpy().astype(np.int64),
             values=per_instant.get_column("value").to_numpy().astype(np.float64),
             unit=units[0] if units else "",

@@ -22,7 +22,7 @@ MONTH = timedelta(days=30)  # the false-alarm budget's period
 # Windows the data can choose from when the catalogue names none, smallest first. Six hours lets hourly and
 # sparse series be judged four times a day (a day-long window would average a few hours' excursion away).
 LADDER = (MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, 6 * HOUR, DAY, WEEK, 4 * WEEK)
-# auto: the data decides (see facts.py); none: the recent level only; daily/weekly: that season only.
+# auto: the data decides (see baselines.py); none: the recent level only; daily/weekly: that season only.
 SEASONS = {"auto": None, "none": None, "daily": DAY, "weekly": WEEK}
 
 _WINDOW = re.compile(r"\s*(\d+)\s*(m|min|h|d|w)\s*", re.IGNORECASE)

@@ -1,0 +1,137 @@
+"""What an episode says: the fact of an excursion beyond the band, a threshold breach or a gap, and the
+one fact about the present (no reading in the clock's latest complete window)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nexus_query.kpi.baselines import Verdict
+from nexus_query.kpi.builder import EpisodeSummary, FactDraft
+from nexus_query.kpi.episodes import MIN_COVERAGE, SUSTAIN_POINTS, Episode, Judge
+from nexus_query.kpi.fact import Fact
+from nexus_query.kpi.stats import percent_change
+from nexus_query.kpi.windows import DAY, duration_phrase, iso, window_of, window_start_us
+
+BAND_METHOD = "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_change_pct)"
+
+
+class EpisodeFacts:
+    """Says the episodes a ``Judge`` found, with the judge's verdicts, wording and builder."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.j, self.r, self.words, self.builder = judge, judge.r, judge.words, judge.builder
+
+    def fact(self, e: Episode) -> Fact:
+        if e.kind == "outside_band":
+            return self.outside_band(e)
+        if e.kind == "threshold_breach":
+            return self.threshold_breach(e)
+        return self.missing_data(e)
+
+    def span(self, e: Episode) -> tuple[int, int | None, str]:
+        """(onset µs, end µs or None while open, duration words)."""
+        end = self.r.end_us(e.checked)
+        windows = e.checked - e.onset + 1
+        return self.r.start_us(e.onset), (end if e.closed_at is not None else None), \
+            duration_phrase(windows * self.r.window)
+
+    def outside_band(self, e: Episode) -> Fact:
+        first, last = e.verdict, e.last
+        assert first is not None and last is not None
+        _, end, duration = self.span(e)
+        onset = self.first_reading_beyond(e.onset, first, e.sign)
+        rising = e.sign > 0
+        r, values = self.r, self.r.values
+        band_low, band_high = first.expected - first.half_width, first.expected + first.half_width
+        before = self.j.vals[:self.j.bounds[e.onset]]
+        if before.size and before.min() >= 0:
+            band_low = max(band_low, 0.0)  # a range below zero is not one a count or a latency can be in
+        peak_value = float(values[e.peak])
+        peak_end = r.end_us(e.peak)
+        shown = e.shown
+        now = float(values[shown]) if self.j.ok[shown] else float(values[e.checked])
+        level_shift = bool(e.closed_at is not None and e.sign * (now - first.expected) > first.half_width)
+        text = self.words.outside_band(
+            rising=rising, onset_us=onset, end_us=end, duration=duration, windows=e.windows,
+            level_shift=level_shift, pct=percent_change(first.expected, now), shown_start_us=r.start_us(shown),
+            shown_value=now, checked_start_us=r.start_us(e.checked), checked_value=float(values[e.checked]),
+            peak_value=peak_value, peak_end_us=peak_end, usual_low=band_low, usual_high=band_high,
+            basis=self.words.baseline_phrase(first.baseline, first.baseline_windows))
+        peak_verdict = self.j.verdicts[e.peak] or first
+        numbers: dict[str, float | None] = {"value": now, "peak": peak_value, "baseline": first.expected,
+                                            "band_low": band_low, "band_high": band_high}
+        if level_shift:
+            numbers["percent_change"] = percent_change(first.expected, now)
+        episode = EpisodeSummary(start=iso(onset), end=iso(end) if end is not None else None, windows=e.windows,
+                                 duration=duration if end else None, peak=peak_value, peak_at=iso(peak_end),
+                                 level_shift=level_shift, record=self.is_record(e))
+        return self.builder.build(FactDraft(
+            kind="outside_band", checked=shown, onset_us=r.start_us(e.onset), text=text, numbers=numbers,
+            points={"current": int(r.counts[shown]), "baseline_windows": first.baseline_windows,
+                    "residual_history": first.history},
+            method={"aggregation": self.j.spec.aggregation, "band": BAND_METHOD},
+            assessment=self.words.assessment(rising),
+            severity=self.j.severity(peak_verdict.z, peak_verdict.history, "residuals of the baseline"),
+            episode=episode, baseline=self.j.baselines.evidence(first, e.onset, r.starts_us)))
+
+    def first_reading_beyond(self, i: int, verdict: Verdict, sign: int) -> int:
+        """When an excursion began: the first reading of its first window beyond the band (else the window's
+        start). The fact's id and source keep the window's start, so a re-run finds the same fact."""
+        now = self.j.points(i)
+        beyond = np.flatnonzero(sign * (now - verdict.expected) > verdict.half_width)
+        return int(self.j.ts[self.j.bounds[i] + beyond[0]]) if beyond.size else self.r.start_us(i)
+
+    def threshold_breach(self, e: Episode) -> Fact:
+        breach = e.breach
+        assert breach is not None
+        onset, end, duration = self.span(e)
+        text = self.words.threshold_breach(side=breach.side, threshold=breach.threshold, readings=breach.readings,
+                                           of=breach.of, worst=breach.worst, onset_us=onset, end_us=end,
+                                           duration=duration, windows=e.windows)
+        episode = EpisodeSummary(start=iso(onset), end=iso(end) if end is not None else None, windows=e.windows,
+                                 duration=duration if end else None, peak=breach.worst,
+                                 peak_at=iso(self.r.end_us(e.peak)))
+        return self.builder.build(FactDraft(
+            kind="threshold_breach", checked=e.shown, onset_us=onset, text=text,
+            numbers={"threshold": breach.threshold, "readings_beyond": breach.readings,
+                     "longest_run": breach.run, "worst": breach.worst},
+            points={"current": breach.of}, method={"side": breach.side, "sustain_readings": SUSTAIN_POINTS},
+            assessment="worse", episode=episode))
+
+    def missing_data(self, e: Episode) -> Fact:
+        r = self.r
+        onset, end, duration = self.span(e)
+        windows = e.checked - e.onset + 1
+        got = int(r.counts[e.onset:e.checked + 1].sum())
+        single = e.windows == 1 and e.checked == e.onset
+        text = self.words.missing_data(got=got, expected=r.expected * windows, single_window=single,
+                                       onset_us=onset, end_us=end, duration=duration)
+        numbers = {"readings": got, "expected": r.expected * windows, "required": r.required * windows}
+        episode = EpisodeSummary(start=iso(onset), end=iso(end) if end is not None else None, windows=e.windows,
+                                 duration=duration if end else None)
+        return self.builder.build(FactDraft(
+            kind="missing_data", checked=e.shown, onset_us=onset, text=text, numbers=numbers,
+            points={"current": got}, method={"min_points": self.j.spec.min_points, "min_coverage": MIN_COVERAGE},
+            assessment="neutral", episode=episode))
+
+    def is_record(self, e: Episode) -> bool:
+        """Whether the episode's peak is beyond every earlier window of at least three days of history."""
+        past = self.r.values[:e.onset]
+        past = past[~np.isnan(past)]
+        if past.size == 0 or (e.onset * self.r.window) < 3 * DAY:
+            return False
+        peak = self.r.values[e.peak]
+        return bool(peak > past.max() if e.sign > 0 else peak < past.min())
+
+    def staleness(self, as_of_us: int) -> list[Fact]:
+        """A series that was judged before but has no reading in the clock's latest complete window."""
+        window, ts = self.r.window, self.j.ts
+        clock_last = window_of(as_of_us, window) - 1
+        clock_end = window_start_us(clock_last + 1, window)
+        if ts.size == 0 or not self.j.ok.any() or ts[-1] >= window_start_us(clock_last, window):
+            return []
+        last = int(ts[-1])
+        silent = clock_last - window_of(last, window)
+        text = self.words.stale_data(last_us=last, silent_windows=silent, clock_end_us=clock_end)
+        numbers = {"last_reading_at": iso(last), "empty_windows": silent, "checked_at": iso(as_of_us)}
+        return [self.builder.stale(text=text, numbers=numbers, window_start=iso(last), window_end=iso(clock_end))]

@@ -1,0 +1,106 @@
+"""The statistics of the KPI fact worker: robust scale, tail quantiles and the small tests behind a fact.
+
+Plain numeric functions and the constants that calibrate them; no wording and no window bookkeeping, so
+the numbers a fact rests on can be checked on their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from nexus_query.kpi.windows import MONTH
+
+MAD_TO_SIGMA = 1.4826
+TAIL_QUANTILE = 0.95  # a scale that also sees the tail: Q95(|deviation|) / 1.96 is sigma for Gaussian residuals
+TAIL_Z = NormalDist().inv_cdf(0.5 + TAIL_QUANTILE / 2)
+MEAN_AD_TO_SIGMA = math.sqrt(math.pi / 2)  # mean absolute deviation → sigma (Gaussian)
+FALSE_ALARMS_PER_MONTH = 0.5  # expected; Poisson: P(2 or more in a month) = 9%, so "at most about one"
+Z_CONTINUE = math.log(1 / 0.05) / math.sqrt(2)  # an episode lasts while p < 0.05 (Laplace) on the same side
+MIN_ALARM_Z = 3.0  # whatever the window count, an episode clears the classic three robust sigmas
+
+
+_AGGREGATE: dict[str, Callable[[np.ndarray], Any]] = {
+    "mean": np.mean, "median": np.median, "sum": np.sum, "min": np.min, "max": np.max, "last": lambda v: v[-1]}
+
+
+def alarm_z(window: timedelta) -> float:
+    """The |z| that opens an episode: Bonferroni over the windows checked in a month, under Laplace tails."""
+    per_month = max(1.0, MONTH / window)
+    return max(MIN_ALARM_Z, laplace_z(FALSE_ALARMS_PER_MONTH / per_month))
+
+
+def laplace_z(p: float) -> float:
+    """The |z| a Laplace residual (exponential tails, standard deviation 1) exceeds with probability ``p``:
+    P(|X| > z) = exp(-z·√2)."""
+    return math.log(1 / p) / math.sqrt(2)
+
+
+@dataclass(frozen=True)
+class Severity:
+    """How unusual a fact's number is, and the calibration it was judged by (a fact's ``severity``)."""
+
+    robust_z: float | None  # None where the scale is 0 and the move is not
+    p_value: float  # two-sided, Laplace tails
+    alarm_z: float
+    continue_z: float
+    false_alarms_per_month: float
+    scale_of: str  # what the scale was measured on
+    history: int  # values behind the scale
+
+    @classmethod
+    def of(cls, z: float, history: int, scale_of: str, alarm: float) -> Severity:
+        p = math.exp(-abs(z) * math.sqrt(2)) if math.isfinite(z) else 0.0
+        return cls(z if math.isfinite(z) else None, p, alarm, Z_CONTINUE, FALSE_ALARMS_PER_MONTH, scale_of, history)
+
+
+def aggregate(values: np.ndarray, how: str) -> float:
+    """A window's one value from its readings."""
+    return float(_AGGREGATE[how](values))
+
+
+def share_greater(now: np.ndarray, then: np.ndarray) -> float:
+    """P(a reading now > a reading then), ties counting half: 1.0 when every reading rose."""
+    ordered = np.sort(then)
+    below = np.searchsorted(ordered, now, side="left")
+    not_above = np.searchsorted(ordered, now, side="right")
+    return float((below + not_above).sum() / (2.0 * now.size * then.size))
+
+
+def kendall_tau(values: np.ndarray) -> float:
+    n = values.size
+    signs = [np.sign(values[j] - values[i]) for i in range(n) for j in range(i + 1, n)]
+    return float(np.sum(signs) / len(signs)) if signs else 0.0
+
+
+def longest_run(flags: np.ndarray) -> int:
+    best = current = 0
+    for flag in flags:
+        current = current + 1 if flag else 0
+        best = max(best, current)
+    return best
+
+
+def percent_change(before: float, after: float) -> float | None:
+    return None if before == 0 else (after - before) / abs(before) * 100.0
+
+
+def robust_spread(values: np.ndarray) -> tuple[float, float]:
+    """(median, sigma): a location and a scale that a few wild values do not move, but that frequent ones do.
+
+    The scale is the larger of 1.4826 × MAD and the 95th percentile of the absolute deviations over 1.96;
+    both are the standard deviation for Gaussian residuals. The second grows when more than 5% of the
+    history is wild, so spikes that come every day are the series' normal behaviour, not news. Where both
+    are 0 (most readings identical, as in a square wave) the mean absolute deviation × 1.2533 stands in."""
+    centre = float(np.median(values))
+    deviations = np.abs(values - centre)
+    sigma = max(MAD_TO_SIGMA * float(np.median(deviations)), float(np.quantile(deviations, TAIL_QUANTILE)) / TAIL_Z)
+    if sigma == 0:
+        sigma = MEAN_AD_TO_SIGMA * float(np.mean(deviations))
+    return centre, sigma
