@@ -69,15 +69,9 @@ from nexus_query.store import (  # noqa: E402
     build_rows,
     snapshot_scan,  # noqa: E402
 )
-from nexus_query.store.index import (  # noqa: E402
-    NPROBES_FRACTION,
-    REFINE_FACTOR,
-    Block,
-    Snapshot,
-    ensure_indexes,
-    snapshot_cache,
-    text_top,
-)
+from nexus_query.store.lance_indexes import ensure_indexes  # noqa: E402
+from nexus_query.store.lance_search import NPROBES_FRACTION, REFINE_FACTOR, text_top  # noqa: E402
+from nexus_query.store.snapshots import Block, Snapshot, snapshot_cache  # noqa: E402
 from nexus_query.store.snapshot_scan import QuantizedVectors  # noqa: E402
 
 ACME = RequestContext("acme")

@@ -24,7 +24,7 @@ from nexus_query.haze import HazeStore
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from nexus_query.store.index import ensure_indexes
+from nexus_query.store.lance_indexes import ensure_indexes
 
 ACME = RequestContext("acme")
 PARTITION = "acme.default.main"

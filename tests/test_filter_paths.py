@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
-from nexus_query.query import parse_filters
 from nexus_query.store import Record, SpaceStore, build_rows
-from nexus_query.store.index import _exact, _where, snapshot_cache
+from nexus_query.store.filters import matching_rows, parse_filters, sql_prefilter
+from nexus_query.store.snapshots import snapshot_cache
 
 ACME = RequestContext("acme")
 INFO = EmbedderInfo(model="filter-paths", dimension=8)
@@ -72,12 +72,12 @@ def memory_path(space, conditions) -> set[str]:
 
 def lance_path(space, conditions) -> tuple[set[str], set[str]]:
     """(rows the prefilter lets through, rows left after the exact check)."""
-    where = _where(conditions)
+    where = sql_prefilter(conditions)
     search = space.table.search()
     if where:
         search = search.where(where)
     rows = search.select(["id", "metadata"]).limit(None).to_list()
-    return {r["id"] for r in rows}, {r["id"] for r in _exact(rows, conditions)}
+    return {r["id"] for r in rows}, {r["id"] for r in matching_rows(rows, conditions)}
 
 
 values = st.sampled_from(POOL)

@@ -19,7 +19,7 @@ from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
-from nexus_query.store.index import has_fts_index
+from nexus_query.store.lance_indexes import has_fts_index
 from tests.conftest import load_texts
 
 ACME = RequestContext("acme")

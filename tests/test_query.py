@@ -12,7 +12,9 @@ from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
 from nexus_query.scoring import hybrid_relevance, query_terms
 from nexus_query.store import Record, SpaceStore, build_rows
-from nexus_query.store.index import Condition, SnapshotCache, ensure_indexes, snapshot_cache
+from nexus_query.store.filters import Condition
+from nexus_query.store.lance_indexes import ensure_indexes
+from nexus_query.store.snapshots import SnapshotCache, snapshot_cache
 from tests.conftest import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidFilter
-from nexus_query.query import parse_filters, query
+from nexus_query.query import query
+from nexus_query.store.filters import parse_filters
 from nexus_query.store import Record, build_rows
 
 ACME = RequestContext("acme")

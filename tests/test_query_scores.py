@@ -25,7 +25,8 @@ from nexus_query.scoring import (
     vector_relevance,
 )
 from nexus_query.store import Record, build_rows
-from nexus_query.store.index import ensure_indexes, snapshot_cache
+from nexus_query.store.lance_indexes import ensure_indexes
+from nexus_query.store.snapshots import snapshot_cache
 from tests.conftest import REPO
 
 ACME = RequestContext("acme")

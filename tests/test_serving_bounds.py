@@ -9,7 +9,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import ConfigError
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from nexus_query.store.index import snapshot_cache
+from nexus_query.store.snapshots import snapshot_cache
 from nexus_query.store.space import apply_serving_limits, open_databases
 from tests.conftest import load_texts
 
@@ -57,7 +57,7 @@ def test_serving_bounds_come_from_the_config_and_nonsense_is_refused():
 
 
 def test_a_space_too_large_to_hold_is_sized_once_per_version_not_on_every_query(store, provider, monkeypatch):
-    from nexus_query.store.index import SnapshotCache
+    from nexus_query.store.snapshots import SnapshotCache
 
     space = load_texts(store, provider, RequestContext("acme"), "main", {"a": "tents", "b": "stoves"})
     cache = SnapshotCache(max_bytes=1024)  # too small for any space

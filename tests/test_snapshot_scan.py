@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.store import snapshot_scan
-from nexus_query.store.index import Condition, SnapshotCache
+from nexus_query.store.filters import Condition
+from nexus_query.store.snapshots import SnapshotCache
 from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, quantize_query, scan_threads
 from tests.conftest import load_texts
 
@@ -171,9 +172,9 @@ def test_snapshot_top_equals_a_float32_scan_across_blocks_and_filters(store, pro
 def test_a_snapshot_read_in_small_batches_equals_the_table(store, provider, monkeypatch):
     """The full read streams batches (one batch's float32 in memory at a time): same rows, same order of
     positions and addresses as one read of the whole version, and an empty table gives an empty block."""
-    from nexus_query.store import index
+    from nexus_query.store import snapshots
 
-    monkeypatch.setattr(index, "READ_BATCH_ROWS", 16)
+    monkeypatch.setattr(snapshots, "READ_BATCH_ROWS", 16)
     texts = {f"doc-{i}": f"note {i} about {'tents' if i % 2 else 'stoves'}" for i in range(70)}
     space = load_texts(store, provider, ACME, "main", texts)
     snap = SnapshotCache().get(space.table, space.location.dataset_uri)

@@ -37,7 +37,7 @@ from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, now_iso
 from nexus_query.paths import TenantFiles
-from nexus_query.store.index import FTS_COLUMN, VECTOR_COLUMN
+from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
 from nexus_query.store.space import SpaceTable, retry_commit, sql_string
 
 INTERMEDIATES_DIR = "pipelines"

@@ -107,8 +107,7 @@ class QuantizedVectors:
                      if store == "spill" else None)
             for part in parts:
                 part = np.ascontiguousarray(part, dtype=np.float32).reshape(-1, dim)
-                for lo in range(0, len(part), _BUILD_CHUNK):
-                    pieces.append(_quantize(part[lo:lo + _BUILD_CHUNK]))
+                pieces.extend(_quantize(part[lo:lo + _BUILD_CHUNK]) for lo in range(0, len(part), _BUILD_CHUNK))
                 if spill is not None:
                     part.tofile(spill)
                 else:
@@ -122,7 +121,7 @@ class QuantizedVectors:
                 store = "memory"
         if not pieces:
             return cls(np.zeros((0, dim), np.int8), *(np.zeros(0, np.float32) for _ in range(3)), exact, store)
-        codes, scales, residuals, norms = (np.concatenate(column) for column in zip(*pieces))
+        codes, scales, residuals, norms = (np.concatenate(column) for column in zip(*pieces, strict=True))
         return cls(codes, scales, residuals, norms, exact, store)
 
     def __len__(self) -> int:
@@ -264,13 +263,13 @@ def estimates(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, q_codes: 
     out = np.empty(total, np.float32)
     work: list[tuple] = []
     if positions is None:
-        for block, start in zip(blocks, offsets):
+        for block, start in zip(blocks, offsets, strict=False):  # offsets end with the total
             for lo, hi in _chunks(len(block), threads):
                 work.append((scan_rows, block.codes[lo:hi], block.scales[lo:hi], q_codes, q_scale32,
                              out[start + lo:start + hi]))
     else:
         cuts = np.searchsorted(positions, offsets)
-        for i, (block, start) in enumerate(zip(blocks, offsets)):
+        for i, (block, start) in enumerate(zip(blocks, offsets, strict=False)):
             lo, hi = int(cuts[i]), int(cuts[i + 1])
             local = (positions[lo:hi] - start).astype(np.int64)
             for a, b in _chunks(hi - lo, threads):
@@ -295,7 +294,7 @@ def exact_scores(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, query:
     """Float32 dot products with ``query`` for the ascending ``positions`` (read from the float32 copy)."""
     out = np.empty(len(positions), np.float32)
     cuts = np.searchsorted(positions, offsets)
-    for i, (block, start) in enumerate(zip(blocks, offsets)):
+    for i, (block, start) in enumerate(zip(blocks, offsets, strict=False)):  # offsets end with the total
         lo, hi = int(cuts[i]), int(cuts[i + 1])
         if hi > lo:
             np.einsum("ij,j->i", block.exact[positions[lo:hi] - start], query, out=out[lo:hi])
