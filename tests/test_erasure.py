@@ -207,11 +207,10 @@ def s3_objects_with(endpoint: str, bucket: str, needle: bytes) -> list[str]:
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    found = []
+    found: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            if needle in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read():
-                found.append(item["Key"])
+        found.extend(item["Key"] for item in page.get("Contents", [])
+                     if needle in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
     return found
 
 
