@@ -57,11 +57,8 @@ from nexus_query.api.server import background_server  # noqa: E402
 from nexus_query.context import RequestContext  # noqa: E402
 from nexus_query.embeddings import get_provider  # noqa: E402
 from nexus_query.embeddings.local import QueryEmbeddingCache  # noqa: E402
-from nexus_query.query import (  # noqa: E402
-    DEFAULT_MODE,
-    FUSION_DEPTH,  # noqa: E402
-    query,
-)
+from nexus_query.query import FUSION_DEPTH, query  # noqa: E402
+from nexus_query.results import DEFAULT_MODE  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import (  # noqa: E402
     Record,
@@ -71,8 +68,8 @@ from nexus_query.store import (  # noqa: E402
 )
 from nexus_query.store.lance_indexes import ensure_indexes  # noqa: E402
 from nexus_query.store.lance_search import NPROBES_FRACTION, REFINE_FACTOR, text_top  # noqa: E402
-from nexus_query.store.snapshots import Block, Snapshot, snapshot_cache  # noqa: E402
 from nexus_query.store.snapshot_scan import QuantizedVectors  # noqa: E402
+from nexus_query.store.snapshots import Block, Snapshot, snapshot_cache  # noqa: E402
 
 ACME = RequestContext("acme")
 K = 10

@@ -10,8 +10,8 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from nexus_query.context import RequestContext, validate_id
 from nexus_query.cursors import CURSOR_INVALID, CursorState, query_digest, signer_for
 from nexus_query.embeddings import EmbeddingProvider, get_provider
 from nexus_query.errors import CursorInvalid, InvalidRequest, SpaceNotFound
+from nexus_query.results import DEFAULT_MODE, MODES, Hit, QueryMode, QueryResult, SpaceLabel
 from nexus_query.scoring import (
     ScoreDetails,
     capped,
@@ -32,68 +33,11 @@ from nexus_query.store.filters import Condition, parse_filters
 from nexus_query.store.lance_search import lance_vector_top, text_top
 from nexus_query.store.snapshots import Snapshot, snapshot_cache
 
-if TYPE_CHECKING:
-    import polars as pl
-
-QueryMode = Literal["vector", "hybrid"]
-MODES: tuple[QueryMode, ...] = ("vector", "hybrid")
-# Chosen with bench/retrieval_eval.py: on the example documents (309 title -> text queries) hybrid scored
-# nDCG@10 0.9047 against vector's 0.9037 (the tiny fixture: 1.0 both), so it never lost, and it puts exact
-# identifiers (serial numbers, order codes) first where the embedding alone does not. It costs a full-text
-# search per query (bench/query_bench.py: about +6 ms at 10k rows, +17 ms at 100k).
-DEFAULT_MODE: QueryMode = "hybrid"
 MAX_TOP_K = 1000
 MAX_DEPTH = 10_000  # a query pages through at most this many hits
 RRF_K = 60  # reciprocal rank fusion: order by the sum of 1 / (RRF_K + rank) over the ranked lists
 FUSION_DEPTH = 100  # each ranked list fused is this deep; deeper hits follow in vector order
-_SPACE_ORDER = {"tenant": 0, "global": 1}
-
-
-@dataclass(frozen=True)
-class Hit:
-    doc_id: str
-    score: float  # relevance in [0, 1], higher is better (nexus_query.scoring says what it means)
-    content: str
-    metadata: dict[str, Any]
-    type: str = "text"
-    source: str = ""
-    space: str = "tenant"  # "tenant" or "global": where the hit came from
-    score_details: ScoreDetails = field(default_factory=ScoreDetails)
-
-
-@dataclass
-class QueryResult:
-    hits: list[Hit]
-    next_cursor: str | None = None
-    table_versions: dict[str, int | None] = field(default_factory=dict)
-    mode: QueryMode = DEFAULT_MODE
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(h) for h in self.hits]
-
-    def to_polars(self, *, expand_metadata: bool = False) -> pl.DataFrame:
-        """One row per hit. ``metadata`` is a JSON string; ``expand_metadata=True`` adds one column per
-        metadata key (``meta_<key>``) instead, for filtering and grouping in the notebook."""
-        import polars as pl
-
-        rows = [{**asdict(h), "metadata": json.dumps(h.metadata, sort_keys=True)} for h in self.hits]
-        details = pl.Struct({"vector": pl.Float64, "text": pl.Float64, "rank_vector": pl.Int64, "rank_text": pl.Int64})
-        schema = pl.Schema({"doc_id": pl.Utf8, "score": pl.Float64, "content": pl.Utf8, "metadata": pl.Utf8,
-                  "type": pl.Utf8, "source": pl.Utf8, "space": pl.Utf8, "score_details": details})
-        frame = pl.DataFrame(rows, schema=schema)
-        if expand_metadata:
-            keys = sorted({k for h in self.hits for k in h.metadata})
-            frame = frame.drop("metadata").with_columns(
-                pl.Series(f"meta_{k}", [_cell(h.metadata.get(k)) for h in self.hits], dtype=pl.Utf8) for k in keys
-            )
-        return frame
-
-    def to_pandas(self, *, expand_metadata: bool = False):
-        return self.to_polars(expand_metadata=expand_metadata).to_pandas()
-
-
-def _cell(value: Any) -> str | None:
-    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True)
+_SPACE_ORDER: dict[SpaceLabel, int] = {"tenant": 0, "global": 1}
 
 
 # --- sources: the tenant space and, when asked, the global space ----------------------------------
@@ -101,7 +45,7 @@ def _cell(value: Any) -> str | None:
 @dataclass
 class _Candidate:
     score: float  # the ranking's own score: cosine for the vector ranking, BM25 for the text one
-    space: str
+    space: SpaceLabel
     addr: int
     cosine: float  # cosine to the query vector (text candidates: computed from the row)
     row: dict[str, Any] | None = None  # the row as LanceDB returned it, or None: at ``position`` in ``snapshot``
@@ -146,7 +90,7 @@ class _Ranked:
 class _Source:
     """One space at one version, searched exactly in memory when it fits, else through LanceDB."""
 
-    space: str
+    space: SpaceLabel
     conditions: tuple[Condition, ...]
     table: Any | None = None  # None: the space does not exist (only ever the global one)
     version: int | None = None
@@ -154,7 +98,7 @@ class _Source:
     mask: np.ndarray | None = None
 
     @classmethod
-    def open(cls, label: str, space: SpaceTable | None, conditions: tuple[Condition, ...],
+    def open(cls, label: SpaceLabel, space: SpaceTable | None, conditions: tuple[Condition, ...],
              pinned: int | None, pin: bool) -> _Source:
         if space is None:
             if pin and pinned is not None:  # it existed when page 1 was read
@@ -389,7 +333,7 @@ def query(
 
     end = min(offset + top_k, MAX_DEPTH)
     page = ranked[offset:end]
-    versions = {s.space: s.version for s in sources}
+    versions: dict[str, int | None] = {s.space: s.version for s in sources}
     next_cursor = None
     if len(ranked) > end and end < MAX_DEPTH:
         next_cursor = signer.issue(ctx, space_id, digest, CursorState(versions, end))
