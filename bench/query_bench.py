@@ -181,7 +181,7 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     snap = snapshot_cache.get(table, space.location.dataset_uri)
     answered_from_memory = snap is not None
     memory_line = (f"snapshot: {snapshot_cache.nbytes() / 2**20:.0f} MB counted by the cache "
-                   f"(float32 copy: {snapshot_scan.FLOAT32_STORE}), process RSS +{rss_after - rss_before:.0f} MB "
+                   f"(float32 copy: {snapshot_scan.float32_store()}), process RSS +{rss_after - rss_before:.0f} MB "
                    f"after the cold load, peak +{rss_peak - rss_before:.0f} MB while building it; "
                    f"cache budget {snapshot_cache.max_bytes / 2**20:.0f} MB"
                    if answered_from_memory else "snapshot: too large for the cache, answered through LanceDB")
@@ -210,7 +210,7 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     memory_p50 = float(np.percentile(side["nexus vector (memory)"][0], 50))
     memory_recall = recall(side["nexus vector (memory)"][1], exact)
 
-    if answered_from_memory and snapshot_scan.FLOAT32_STORE == "spill" and args.compare_float32_in_ram:
+    if answered_from_memory and snapshot_scan.float32_store() == "spill" and args.compare_float32_in_ram:
         # the same rows with the float32 copy held in RAM instead of memory-mapped: what spilling costs
         held = Snapshot(snap.dataset_uri, snap.version, snap.addrs,
                         tuple(Block(QuantizedVectors.build(np.asarray(b.vectors), "memory"), b.rows)
