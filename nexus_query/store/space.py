@@ -15,6 +15,7 @@ from typing import TypeVar
 import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.table import LanceTable
 
 from nexus_query.config import ServingConfig
 from nexus_query.context import RequestContext
@@ -298,7 +299,7 @@ class SpaceStore:
 
 
 def _table_names(conn: lancedb.DBConnection) -> list[str]:
-    return list(conn.list_tables().tables) if hasattr(conn.list_tables(), "tables") else list(conn.list_tables())
+    return list(conn.list_tables().tables)
 
 
 def _missing_locally(location: SpaceLocation) -> bool:
@@ -339,6 +340,8 @@ def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.
                 raise exc from None
     if not table.schema.field(PRIMARY_KEY).metadata or _PK_FIELD_KEY not in table.schema.field(PRIMARY_KEY).metadata:
         # A declared key is what makes concurrent merge_insert safe from duplicates.
+        if not isinstance(table, LanceTable):  # every connection Nexus opens is local or object store
+            raise TypeError(f"cannot declare the primary key of a {type(table).__name__}")
         table.set_unenforced_primary_key(PRIMARY_KEY)
     if embedder_of(table.schema) is None:
         raise InvalidRequest(f"table {location.dataset_uri} was not created by Nexus")
