@@ -128,7 +128,8 @@ def test_a_space_that_does_not_exist_is_404(store, provider):
 
 
 def test_results_convert_to_polars_and_pandas(store, provider):
-    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i}) for i, (s, t) in enumerate(STOVES.items())]
+    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i})
+               for i, (s, t) in enumerate(STOVES.items())]
     store.open_or_create(ACME, "main", provider.info).upsert(
         build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     result = query(ACME, "main", "stove", top_k=3, store=store, provider=provider)
