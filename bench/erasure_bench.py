@@ -26,7 +26,7 @@ def main() -> None:
             from nexus_query.embeddings.base import EmbedderInfo
             from nexus_query.erasure import new_request, run_erasure, tenant_target
             from nexus_query.store import Record, SpaceStore, build_rows
-            from nexus_query.store.index import ensure_indexes
+            from nexus_query.store.lance_indexes import ensure_indexes
 
             ctx, info = RequestContext("acme"), EmbedderInfo(model="bench-random", dimension=384, provider="bench")
             space = SpaceStore().open_or_create(ctx, "main", info)

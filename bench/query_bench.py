@@ -57,11 +57,8 @@ from nexus_query.api.server import background_server  # noqa: E402
 from nexus_query.context import RequestContext  # noqa: E402
 from nexus_query.embeddings import get_provider  # noqa: E402
 from nexus_query.embeddings.local import QueryEmbeddingCache  # noqa: E402
-from nexus_query.query import (  # noqa: E402
-    DEFAULT_MODE,
-    FUSION_DEPTH,  # noqa: E402
-    query,
-)
+from nexus_query.query import FUSION_DEPTH, query  # noqa: E402
+from nexus_query.results import DEFAULT_MODE  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import (  # noqa: E402
     Record,
@@ -69,16 +66,10 @@ from nexus_query.store import (  # noqa: E402
     build_rows,
     snapshot_scan,  # noqa: E402
 )
-from nexus_query.store.index import (  # noqa: E402
-    NPROBES_FRACTION,
-    REFINE_FACTOR,
-    Block,
-    Snapshot,
-    ensure_indexes,
-    snapshot_cache,
-    text_top,
-)
+from nexus_query.store.lance_indexes import ensure_indexes  # noqa: E402
+from nexus_query.store.lance_search import NPROBES_FRACTION, REFINE_FACTOR, text_top  # noqa: E402
 from nexus_query.store.snapshot_scan import QuantizedVectors  # noqa: E402
+from nexus_query.store.snapshots import Block, Snapshot, snapshot_cache  # noqa: E402
 
 ACME = RequestContext("acme")
 K = 10
@@ -190,7 +181,7 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     snap = snapshot_cache.get(table, space.location.dataset_uri)
     answered_from_memory = snap is not None
     memory_line = (f"snapshot: {snapshot_cache.nbytes() / 2**20:.0f} MB counted by the cache "
-                   f"(float32 copy: {snapshot_scan.FLOAT32_STORE}), process RSS +{rss_after - rss_before:.0f} MB "
+                   f"(float32 copy: {snapshot_scan.float32_store()}), process RSS +{rss_after - rss_before:.0f} MB "
                    f"after the cold load, peak +{rss_peak - rss_before:.0f} MB while building it; "
                    f"cache budget {snapshot_cache.max_bytes / 2**20:.0f} MB"
                    if answered_from_memory else "snapshot: too large for the cache, answered through LanceDB")
@@ -219,7 +210,7 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     memory_p50 = float(np.percentile(side["nexus vector (memory)"][0], 50))
     memory_recall = recall(side["nexus vector (memory)"][1], exact)
 
-    if answered_from_memory and snapshot_scan.FLOAT32_STORE == "spill" and args.compare_float32_in_ram:
+    if answered_from_memory and snapshot_scan.float32_store() == "spill" and args.compare_float32_in_ram:
         # the same rows with the float32 copy held in RAM instead of memory-mapped: what spilling costs
         held = Snapshot(snap.dataset_uri, snap.version, snap.addrs,
                         tuple(Block(QuantizedVectors.build(np.asarray(b.vectors), "memory"), b.rows)

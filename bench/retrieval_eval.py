@@ -127,7 +127,7 @@ def evaluate(folder: Path, mode: str | None) -> tuple[float, float, int]:
 
     from nexus_query.context import RequestContext
     from nexus_query.store import SpaceStore
-    from nexus_query.store.index import ensure_indexes
+    from nexus_query.store.lance_indexes import ensure_indexes
 
     corpus = read_jsonl(folder / "corpus.jsonl")
     queries = {q["_id"]: q["text"] for q in read_jsonl(folder / "queries.jsonl")}
@@ -184,7 +184,7 @@ def separation(folder: Path, groups: list[str], mode: str | None) -> Separation:
     from nexus_query.context import RequestContext
     from nexus_query.scoring import SUGGESTED_MIN_SCORE
     from nexus_query.store import SpaceStore
-    from nexus_query.store.index import ensure_indexes
+    from nexus_query.store.lance_indexes import ensure_indexes
 
     def group_of(doc_id: str) -> str:
         return doc_id.split("/", 1)[0]

@@ -82,7 +82,7 @@ from nexus_query.query import query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
 from nexus_query.store import space as space_module  # noqa: E402
-from nexus_query.store.index import snapshot_cache  # noqa: E402
+from nexus_query.store.snapshots import snapshot_cache  # noqa: E402
 from nexus_query.store.space import open_databases  # noqa: E402
 
 TARGET = 100_000  # Dagster's recommended maximum partitions per asset

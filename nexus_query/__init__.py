@@ -20,7 +20,8 @@ from nexus_query.errors import (
     SpaceNotFound,
     Unauthorized,
 )
-from nexus_query.query import Hit, QueryResult, query
+from nexus_query.query import query
+from nexus_query.results import Hit, QueryResult
 from nexus_query.routing import RoutingRegistry
 
 __all__ = [

@@ -160,7 +160,7 @@ def cmd_keys_hash(args: argparse.Namespace) -> int:
 
 
 def _default_mode() -> str:
-    from nexus_query.query import DEFAULT_MODE
+    from nexus_query.results import DEFAULT_MODE
 
     return DEFAULT_MODE
 

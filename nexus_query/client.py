@@ -9,7 +9,8 @@ from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidRequest
 from nexus_query.haze import HazeSnapshot, HazeStore
-from nexus_query.query import QueryResult, query
+from nexus_query.query import query
+from nexus_query.results import QueryResult
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 

@@ -186,7 +186,7 @@ class ServingConfig:
     """Bounds per query process (API replica, notebook), so its memory and open handles stay flat however
     many spaces it serves: least recently used entries go first."""
 
-    snapshot_cache_mb: int = 2048  # in-memory snapshots of table versions (nexus_query.store.index)
+    snapshot_cache_mb: int = 2048  # in-memory snapshots of table versions (nexus_query.store.snapshots)
     max_snapshots: int = 4096  # ... and at most this many of them (many small spaces)
     max_open_databases: int = 256  # LanceDB connections, one per tenant project folder
     lance_index_cache_mb: int = 1024  # LanceDB's own caches, shared by every space of the process

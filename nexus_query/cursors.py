@@ -62,7 +62,8 @@ class CursorSigner:
     @property
     def _secret(self) -> bytes:
         if self._secret_bytes is None:
-            secret = self._secret_source()
+            source = self._secret_source
+            secret = source() if callable(source) else source
             if len(secret) < 16:
                 raise ConfigError("cursor.secret must be at least 16 characters")
             self._secret_bytes = secret

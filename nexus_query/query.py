@@ -9,8 +9,8 @@ import json
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,8 @@ import numpy as np
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.cursors import CURSOR_INVALID, CursorState, query_digest, signer_for
 from nexus_query.embeddings import EmbeddingProvider, get_provider
-from nexus_query.errors import CursorInvalid, InvalidFilter, InvalidRequest, SpaceNotFound
+from nexus_query.errors import CursorInvalid, InvalidRequest, SpaceNotFound
+from nexus_query.results import DEFAULT_MODE, MODES, Hit, QueryMode, QueryResult, SpaceLabel
 from nexus_query.scoring import (
     ScoreDetails,
     capped,
@@ -28,139 +29,15 @@ from nexus_query.scoring import (
     vector_relevance,
 )
 from nexus_query.store import SpaceStore, SpaceTable
-from nexus_query.store.index import (
-    Condition,
-    Snapshot,
-    lance_vector_top,
-    metadata_value_key,
-    snapshot_cache,
-    text_top,
-)
+from nexus_query.store.filters import Condition, parse_filters
+from nexus_query.store.lance_search import lance_vector_top, text_top
+from nexus_query.store.snapshots import Snapshot, snapshot_cache
 
-MODES = ("vector", "hybrid")
-# Chosen with bench/retrieval_eval.py: on the example documents (309 title -> text queries) hybrid scored
-# nDCG@10 0.9047 against vector's 0.9037 (the tiny fixture: 1.0 both), so it never lost, and it puts exact
-# identifiers (serial numbers, order codes) first where the embedding alone does not. It costs a full-text
-# search per query (bench/query_bench.py: about +6 ms at 10k rows, +17 ms at 100k).
-DEFAULT_MODE = "hybrid"
 MAX_TOP_K = 1000
 MAX_DEPTH = 10_000  # a query pages through at most this many hits
-MAX_FILTER_KEYS = 64
-MAX_FILTER_VALUES = 1000
 RRF_K = 60  # reciprocal rank fusion: order by the sum of 1 / (RRF_K + rank) over the ranked lists
 FUSION_DEPTH = 100  # each ranked list fused is this deep; deeper hits follow in vector order
-OPERATORS = {"$eq": "eq", "$ne": "ne", "$in": "in", "$nin": "nin", "$exists": "exists"}
-_SPACE_ORDER = {"tenant": 0, "global": 1}
-
-
-@dataclass(frozen=True)
-class Hit:
-    doc_id: str
-    score: float  # relevance in [0, 1], higher is better (nexus_query.scoring says what it means)
-    content: str
-    metadata: dict[str, Any]
-    type: str = "text"
-    source: str = ""
-    space: str = "tenant"  # "tenant" or "global": where the hit came from
-    score_details: ScoreDetails = field(default_factory=ScoreDetails)
-
-
-@dataclass
-class QueryResult:
-    hits: list[Hit]
-    next_cursor: str | None = None
-    table_versions: dict[str, int | None] = field(default_factory=dict)
-    mode: str = DEFAULT_MODE
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [asdict(h) for h in self.hits]
-
-    def to_polars(self, *, expand_metadata: bool = False):
-        """One row per hit. ``metadata`` is a JSON string; ``expand_metadata=True`` adds one column per
-        metadata key (``meta_<key>``) instead, for filtering and grouping in the notebook."""
-        import polars as pl
-
-        rows = [{**asdict(h), "metadata": json.dumps(h.metadata, sort_keys=True)} for h in self.hits]
-        details = pl.Struct({"vector": pl.Float64, "text": pl.Float64, "rank_vector": pl.Int64, "rank_text": pl.Int64})
-        schema = {"doc_id": pl.Utf8, "score": pl.Float64, "content": pl.Utf8, "metadata": pl.Utf8,
-                  "type": pl.Utf8, "source": pl.Utf8, "space": pl.Utf8, "score_details": details}
-        frame = pl.DataFrame(rows, schema=schema)
-        if expand_metadata:
-            keys = sorted({k for h in self.hits for k in h.metadata})
-            frame = frame.drop("metadata").with_columns(
-                pl.Series(f"meta_{k}", [_cell(h.metadata.get(k)) for h in self.hits], dtype=pl.Utf8) for k in keys
-            )
-        return frame
-
-    def to_pandas(self, *, expand_metadata: bool = False):
-        return self.to_polars(expand_metadata=expand_metadata).to_pandas()
-
-
-def _cell(value: Any) -> str | None:
-    return value if isinstance(value, str) or value is None else json.dumps(value, sort_keys=True)
-
-
-# --- filters --------------------------------------------------------------------------------------
-
-def _check_json(value: Any, key: str, depth: int = 0) -> Any:
-    if depth > 16:
-        raise InvalidFilter("filter value nests too deeply", key=key)
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidFilter("filter numbers must be finite", key=key)
-        return value
-    if isinstance(value, list):
-        return [_check_json(v, key, depth + 1) for v in value]
-    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        return {k: _check_json(v, key, depth + 1) for k, v in value.items()}
-    raise InvalidFilter(f"filter value of type {type(value).__name__} is not a JSON value", key=key)
-
-
-def parse_filters(filters: Any) -> tuple[Condition, ...]:
-    """``{key: value}`` matches metadata whose ``key`` equals ``value`` exactly; an operator object
-    ``{key: {"$eq"|"$ne": v}}``, ``{"$in"|"$nin": [v, ...]}`` or ``{"$exists": true|false}`` says more.
-    Every key must hold (AND). Anything else is ``InvalidFilter`` (400)."""
-    if filters is None:
-        return ()
-    if not isinstance(filters, Mapping):
-        raise InvalidFilter("filters must be an object of metadata key -> value", field="filters")
-    if len(filters) > MAX_FILTER_KEYS:
-        raise InvalidFilter(f"at most {MAX_FILTER_KEYS} filter keys", field="filters")
-    conditions = []
-    for key, spec in filters.items():
-        if not isinstance(key, str) or not key or key.startswith("$"):
-            raise InvalidFilter("filter keys must be metadata keys (non-empty, not starting with '$')",
-                                field="filters", key=str(key)[:64])
-        if isinstance(spec, Mapping):
-            if len(spec) != 1:
-                raise InvalidFilter("an operator object holds exactly one operator", key=key)
-            ((op, arg),) = spec.items()
-            if op not in OPERATORS:
-                raise InvalidFilter(f"unknown filter operator {str(op)[:32]!r}; use one of {sorted(OPERATORS)}",
-                                    key=key, operator=str(op)[:32])
-            conditions.append(_condition(key, OPERATORS[op], arg))
-        elif isinstance(spec, list):
-            raise InvalidFilter('a list is ambiguous here: use {"$in": [...]} for any of several values, '
-                                'or {"$eq": [...]} for a list value', key=key)
-        else:
-            conditions.append(_condition(key, "eq", spec))
-    return tuple(conditions)
-
-
-def _condition(key: str, op: str, arg: Any) -> Condition:
-    if op == "exists":
-        if not isinstance(arg, bool):
-            raise InvalidFilter("$exists takes true or false", key=key)
-        return Condition(key, op, exists=arg)
-    if op in ("in", "nin"):
-        if not isinstance(arg, list) or not arg or len(arg) > MAX_FILTER_VALUES:
-            raise InvalidFilter(f"${op} takes a non-empty list of at most {MAX_FILTER_VALUES} values", key=key)
-        values = [_check_json(v, key) for v in arg]
-    else:
-        values = [_check_json(arg, key)]
-    return Condition(key, op, tuple(sorted({metadata_value_key(v) for v in values})), tuple(values))
+_SPACE_ORDER: dict[SpaceLabel, int] = {"tenant": 0, "global": 1}
 
 
 # --- sources: the tenant space and, when asked, the global space ----------------------------------
@@ -168,12 +45,12 @@ def _condition(key: str, op: str, arg: Any) -> Condition:
 @dataclass
 class _Candidate:
     score: float  # the ranking's own score: cosine for the vector ranking, BM25 for the text one
-    space: str
+    space: SpaceLabel
     addr: int
-    row: dict[str, Any] | None = None
+    cosine: float  # cosine to the query vector (text candidates: computed from the row)
+    row: dict[str, Any] | None = None  # the row as LanceDB returned it, or None: at ``position`` in ``snapshot``
     snapshot: Snapshot | None = None
     position: int = -1
-    cosine: float | None = None  # cosine to the query vector (text candidates: computed from the row)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -182,8 +59,15 @@ class _Candidate:
     def order(self) -> tuple[float, int, int]:
         return -self.score, _SPACE_ORDER[self.space], self.addr
 
+    def read_row(self) -> dict[str, Any]:
+        if self.row is not None:
+            return self.row
+        if self.snapshot is None:
+            raise ValueError("a candidate holds its row or a snapshot position")
+        return self.snapshot.row(self.position)
+
     def hit(self, score: float, details: ScoreDetails) -> Hit:
-        row = self.row if self.row is not None else self.snapshot.row(self.position)
+        row = self.read_row()
         return Hit(doc_id=row["id"], score=float(score), content=row["text"], metadata=json.loads(row["metadata"]),
                    type=row["type"], source=row["source"], space=self.space, score_details=details)
 
@@ -206,7 +90,7 @@ class _Ranked:
 class _Source:
     """One space at one version, searched exactly in memory when it fits, else through LanceDB."""
 
-    space: str
+    space: SpaceLabel
     conditions: tuple[Condition, ...]
     table: Any | None = None  # None: the space does not exist (only ever the global one)
     version: int | None = None
@@ -214,7 +98,7 @@ class _Source:
     mask: np.ndarray | None = None
 
     @classmethod
-    def open(cls, label: str, space: SpaceTable | None, conditions: tuple[Condition, ...],
+    def open(cls, label: SpaceLabel, space: SpaceTable | None, conditions: tuple[Condition, ...],
              pinned: int | None, pin: bool) -> _Source:
         if space is None:
             if pin and pinned is not None:  # it existed when page 1 was read
@@ -239,7 +123,7 @@ class _Source:
         if self.snapshot is not None:
             positions, scores = self.snapshot.top(vector, n, self.mask)
             return [_Candidate(float(s), self.space, int(self.snapshot.addrs[p]), snapshot=self.snapshot,
-                               position=int(p), cosine=float(s)) for p, s in zip(positions, scores)]
+                               position=int(p), cosine=float(s)) for p, s in zip(positions, scores, strict=True)]
         return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=r["score"])
                 for r in lance_vector_top(self.table, vector, n, self.conditions)]
 
@@ -252,7 +136,7 @@ class _Source:
     def text(self, rows: list[dict], vector: np.ndarray) -> list[_Candidate]:
         cosines = (np.asarray([r.pop("vector") for r in rows], np.float32) @ vector).tolist() if rows else []
         return [_Candidate(r["score"], self.space, int(r["_rowaddr"]), row=r, cosine=float(cos))
-                for r, cos in zip(rows, cosines)]
+                for r, cos in zip(rows, cosines, strict=True)]
 
 
 def _merged(lists: Sequence[list[_Candidate]], n: int) -> list[_Candidate]:
@@ -294,16 +178,18 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
     vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
     text_rank = {c.key: (i, c) for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
     evidence: list[ScoreDetails] = []
+    relevances: list[float] = []
     for cand in fused:
         rank_v = vector_rank.get(cand.key)
         if rank_v is not None and rank_v > FUSION_DEPTH and cand.key in text_rank:
             rank_v = None  # fused by its text rank alone; how deep the vector list was read varies by page
         rank_t, text_cand = text_rank.get(cand.key, (None, None))
-        coverage = text_coverage(terms, text_cand.row["text"]) if text_cand is not None else None
-        evidence.append(ScoreDetails(vector=vector_relevance(cand.cosine), text=coverage,
-                                     rank_vector=rank_v, rank_text=rank_t))
-    scores = capped(hybrid_relevance(d.vector, d.text) for d in evidence)
-    return [_Ranked(c, s, d, i) for i, (c, s, d) in enumerate(zip(fused, scores, evidence))]
+        coverage = text_coverage(terms, text_cand.read_row()["text"]) if text_cand is not None else None
+        vector_evidence = vector_relevance(cand.cosine)
+        evidence.append(ScoreDetails(vector=vector_evidence, text=coverage, rank_vector=rank_v, rank_text=rank_t))
+        relevances.append(hybrid_relevance(vector_evidence, coverage))
+    scores = capped(relevances)
+    return [_Ranked(c, s, d, i) for i, (c, s, d) in enumerate(zip(fused, scores, evidence, strict=True))]
 
 
 # --- the query ------------------------------------------------------------------------------------
@@ -321,13 +207,14 @@ def _text_pool() -> ThreadPoolExecutor:
         return _text_executor
 
 
-def _query_input(q: Any) -> tuple[str | None, np.ndarray | None]:
+def _query_input(q: Any) -> str | np.ndarray:
+    """``q`` as text, or as a unit-length vector."""
     if isinstance(q, str):
         if not q.strip():
             raise InvalidRequest("q must be a non-empty string", field="q")
         if len(q) > 10_000:
             raise InvalidRequest("q is longer than 10000 characters", field="q")
-        return q, None
+        return q
     try:
         vector = np.asarray(q, dtype=np.float32)
     except (TypeError, ValueError):
@@ -335,7 +222,20 @@ def _query_input(q: Any) -> tuple[str | None, np.ndarray | None]:
     norm = float(np.linalg.norm(vector)) if vector.ndim == 1 and vector.size else 0.0
     if not math.isfinite(norm) or norm == 0.0:
         raise InvalidRequest("a query vector must be one-dimensional, finite and not all zero", field="q")
-    return None, vector / norm
+    return vector / norm
+
+
+def _query_mode(mode: str | None, text_query: bool) -> QueryMode:
+    if mode is None:  # the measured default for text; a vector query can only rank by vector
+        return DEFAULT_MODE if text_query else "vector"
+    for known in MODES:
+        if mode == known:
+            return known
+    raise InvalidRequest(f"mode must be one of {MODES}", field="mode")
+
+
+def _text_rows(sources: Sequence[_Source], text: str) -> list[list[dict]]:
+    return [s.text_rows(text, FUSION_DEPTH) for s in sources]
 
 
 def query(
@@ -363,11 +263,9 @@ def query(
     ``cursor=result.next_cursor`` with the same arguments for the next page.
     """
     validate_id(space_id, "space_id")
-    text, vector = _query_input(q)
-    if mode is None:  # the measured default for text; a vector query can only rank by vector
-        mode = DEFAULT_MODE if text is not None else "vector"
-    if mode not in MODES:
-        raise InvalidRequest(f"mode must be one of {MODES}", field="mode")
+    query_input = _query_input(q)
+    text = query_input if isinstance(query_input, str) else None
+    chosen_mode = _query_mode(mode, text is not None)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise InvalidRequest(f"top_k must be an integer between 1 and {MAX_TOP_K}", field="top_k")
     if not isinstance(include_global, bool):
@@ -377,7 +275,7 @@ def query(
     if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, (int, float))
                                   or not 0.0 <= min_score <= 1.0):
         raise InvalidRequest("min_score must be a number between 0 and 1", field="min_score")
-    if mode == "hybrid" and text is None:
+    if chosen_mode == "hybrid" and text is None:
         raise InvalidRequest("hybrid search needs q as text", field="q")
     conditions = parse_filters(filters)
 
@@ -385,9 +283,9 @@ def query(
     provider = provider or get_provider(store.registry.config)
     signer = signer_for(store.registry.config)
     digest = query_digest({
-        "q": text if text is not None else hashlib.sha256(vector.tobytes()).hexdigest(),
+        "q": query_input if isinstance(query_input, str) else hashlib.sha256(query_input.tobytes()).hexdigest(),
         "filters": sorted([c.key, c.op, list(c.values), c.exists] for c in conditions),
-        "mode": mode, "global": include_global,
+        "mode": chosen_mode, "global": include_global,
         **({"min_score": float(min_score)} if min_score is not None else {}),  # cursors without one stay valid
     })
     state = signer.open(cursor, ctx, space_id, digest) if cursor else CursorState({}, 0)
@@ -404,17 +302,20 @@ def query(
             global_space = None
         sources.append(_Source.open("global", global_space, conditions, state.versions.get("global"), pin))
 
-    text_search = None
-    if mode == "hybrid":  # full text runs while the query is embedded: the two wait on different things
-        text_search = _text_pool().submit(lambda: [s.text_rows(text, FUSION_DEPTH) for s in sources])
-    if vector is None:
-        vector = provider.embed([text], ctx)[0]
-    elif vector.shape[0] != provider.info.dimension:
+    text_search: Future[list[list[dict]]] | None = None
+    if chosen_mode == "hybrid" and text is not None:  # (hybrid always has text, checked above)
+        # full text runs while the query is embedded: the two wait on different things
+        text_search = _text_pool().submit(_text_rows, sources, text)
+    if isinstance(query_input, str):
+        vector = provider.embed([query_input], ctx)[0]
+    elif query_input.shape[0] != provider.info.dimension:
         raise InvalidRequest(f"a query vector must have {provider.info.dimension} dimensions", field="q")
+    else:
+        vector = query_input
 
     offset = state.offset
     want = min(offset + top_k, MAX_DEPTH) + 1  # one more than the page, to know whether another follows
-    if mode == "vector":
+    if text_search is None or text is None:  # vector mode
         ranked = _vector_ranking([s.vector(vector, want) for s in sources], want)
     else:
         # Each space is fused on its own ranks (BM25 scores of two indexes are not comparable), then the
@@ -422,18 +323,19 @@ def query(
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
         terms = query_terms(text)
         text_rows = text_search.result()
+        # _merged: ties go to the lower row address, as on every page
         per_space = [_hybrid_ranking(_merged([s.vector(vector, depth)], depth),
                                      _merged([s.text(rows, vector)], FUSION_DEPTH), terms, want)
-                     for s, rows in zip(sources, text_rows)]  # _merged: ties go to the lower row address, as on every page
+                     for s, rows in zip(sources, text_rows, strict=True)]
         ranked = sorted((r for space in per_space for r in space), key=_Ranked.order)[:want]
     if min_score is not None:  # scores never rise down the list: this keeps a prefix, before paging
         ranked = [r for r in ranked if r.score >= min_score]
 
     end = min(offset + top_k, MAX_DEPTH)
     page = ranked[offset:end]
-    versions = {s.space: s.version for s in sources}
+    versions: dict[str, int | None] = {s.space: s.version for s in sources}
     next_cursor = None
     if len(ranked) > end and end < MAX_DEPTH:
         next_cursor = signer.issue(ctx, space_id, digest, CursorState(versions, end))
     return QueryResult(hits=[r.candidate.hit(r.score, r.details) for r in page], next_cursor=next_cursor,
-                       table_versions=versions, mode=mode)
+                       table_versions=versions, mode=chosen_mode)

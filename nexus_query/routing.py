@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import Literal, overload
 
 from nexus_query.config import (
     EnvironmentConfig,
@@ -15,6 +16,11 @@ from nexus_query.config import (
 )
 from nexus_query.context import RequestContext
 from nexus_query.errors import MissingRoute, Unauthorized
+
+# The stores a tenant is routed to (``config.RESOURCE_KINDS``), typed: a store route or a file route.
+StoreKind = Literal["nexus_store"]
+FileKind = Literal["nexus_blob_store", "nexus_projection_store"]
+ResourceKind = Literal[StoreKind, FileKind]
 
 
 def hash_api_key(api_key: str) -> str:
@@ -37,8 +43,14 @@ class RoutingRegistry:
         env = self._environment(ctx.environment)
         return (env.tenants.get(ctx.tenant_id) if env else None) or TenantRoutes()
 
-    def route(self, ctx: RequestContext, kind: str) -> StoreRoute | FileRoute:
-        """The caller's route of ``kind`` (one of RESOURCE_KINDS), or the 503 ``{kind}.missing_route``."""
+    @overload
+    def route(self, ctx: RequestContext, kind: StoreKind) -> StoreRoute: ...
+
+    @overload
+    def route(self, ctx: RequestContext, kind: FileKind) -> FileRoute: ...
+
+    def route(self, ctx: RequestContext, kind: ResourceKind) -> StoreRoute | FileRoute:
+        """The caller's route of ``kind``, or the 503 ``{kind}.missing_route``."""
         route = getattr(self.routes(ctx), kind)
         if route is None:
             raise MissingRoute(kind, environment=ctx.environment)

@@ -24,7 +24,7 @@ from nexus_query.haze import HazeStore
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from nexus_query.store.index import ensure_indexes
+from nexus_query.store.lance_indexes import ensure_indexes
 
 ACME = RequestContext("acme")
 PARTITION = "acme.default.main"
@@ -207,11 +207,10 @@ def s3_objects_with(endpoint: str, bucket: str, needle: bytes) -> list[str]:
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    found = []
+    found: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            if needle in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read():
-                found.append(item["Key"])
+        found.extend(item["Key"] for item in page.get("Contents", [])
+                     if needle in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
     return found
 
 

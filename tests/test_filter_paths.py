@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
-from nexus_query.query import parse_filters
 from nexus_query.store import Record, SpaceStore, build_rows
-from nexus_query.store.index import _exact, _where, snapshot_cache
+from nexus_query.store.filters import matching_rows, parse_filters, sql_prefilter
+from nexus_query.store.snapshots import snapshot_cache
 
 ACME = RequestContext("acme")
 INFO = EmbedderInfo(model="filter-paths", dimension=8)
@@ -30,7 +30,7 @@ def equal(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b  # Python compares int and float exactly
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -67,17 +67,17 @@ def memory_path(space, conditions) -> set[str]:
     assert snapshot is not None
     mask = snapshot.mask(conditions)
     ids = snapshot.rows.column("id").to_pylist()
-    return {i for i, keep in zip(ids, mask if mask is not None else [True] * len(ids)) if keep}
+    return {i for i, keep in zip(ids, mask if mask is not None else [True] * len(ids), strict=True) if keep}
 
 
 def lance_path(space, conditions) -> tuple[set[str], set[str]]:
     """(rows the prefilter lets through, rows left after the exact check)."""
-    where = _where(conditions)
+    where = sql_prefilter(conditions)
     search = space.table.search()
     if where:
         search = search.where(where)
     rows = search.select(["id", "metadata"]).limit(None).to_list()
-    return {r["id"] for r in rows}, {r["id"] for r in _exact(rows, conditions)}
+    return {r["id"] for r in rows}, {r["id"] for r in matching_rows(rows, conditions)}
 
 
 values = st.sampled_from(POOL)

@@ -12,7 +12,9 @@ from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
 from nexus_query.scoring import hybrid_relevance, query_terms
 from nexus_query.store import Record, SpaceStore, build_rows
-from nexus_query.store.index import Condition, SnapshotCache, ensure_indexes, snapshot_cache
+from nexus_query.store.filters import Condition
+from nexus_query.store.lance_indexes import ensure_indexes
+from nexus_query.store.snapshots import SnapshotCache, snapshot_cache
 from tests.conftest import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
@@ -126,7 +128,8 @@ def test_a_space_that_does_not_exist_is_404(store, provider):
 
 
 def test_results_convert_to_polars_and_pandas(store, provider):
-    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i}) for i, (s, t) in enumerate(STOVES.items())]
+    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i})
+               for i, (s, t) in enumerate(STOVES.items())]
     store.open_or_create(ACME, "main", provider.info).upsert(
         build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     result = query(ACME, "main", "stove", top_k=3, store=store, provider=provider)

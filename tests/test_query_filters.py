@@ -1,6 +1,8 @@
 """Metadata filters: exact matching applied before ranking, so a page is never short while matches
 exist; malformed filters are 400s."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,8 +10,9 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidFilter
-from nexus_query.query import parse_filters, query
+from nexus_query.query import query
 from nexus_query.store import Record, build_rows
+from nexus_query.store.filters import parse_filters
 
 ACME = RequestContext("acme")
 COLORS = ["red", "green", "blue", "teal"]
@@ -93,7 +96,7 @@ def test_filtered_pages_are_full_exact_and_complete(store, provider, vector_spac
     assert len(pages[-1]) == (len(expected) - top_k * (len(pages) - 1) if expected else 0)
     assert sorted(got) == sorted(expected_rows)
     scores = [vector_space[i] @ q for i in got]
-    assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:]))
+    assert all(a >= b - 1e-5 for a, b in pairwise(scores))
     assert np.allclose(scores, [vector_space[i] @ q for i in expected], atol=1e-5)
 
 
@@ -130,8 +133,10 @@ def test_malformed_filters_and_unknown_operators_are_400(filters):
 
 def test_filters_on_text_queries_with_the_real_model(store, provider):
     records = [
-        Record(text="Return a tent within 60 days with the receipt.", source="returns-tent", metadata={"topic": "returns"}),
-        Record(text="Stoves can be returned unused within 30 days.", source="returns-stove", metadata={"topic": "returns"}),
+        Record(text="Return a tent within 60 days with the receipt.", source="returns-tent",
+               metadata={"topic": "returns"}),
+        Record(text="Stoves can be returned unused within 30 days.", source="returns-stove",
+               metadata={"topic": "returns"}),
         Record(text="Tents ship in three to five business days.", source="shipping", metadata={"topic": "shipping"}),
     ]
     vectors = provider.embed([r.text for r in records])

@@ -1,9 +1,11 @@
+from typing import get_args
+
 import pytest
 
-from nexus_query.config import NexusConfig, load_config
+from nexus_query.config import RESOURCE_KINDS, NexusConfig, load_config
 from nexus_query.context import RequestContext
 from nexus_query.errors import ConfigError, MissingRoute, Unauthorized
-from nexus_query.routing import RoutingRegistry, hash_api_key
+from nexus_query.routing import FileKind, ResourceKind, RoutingRegistry, StoreKind, hash_api_key
 
 
 @pytest.fixture
@@ -77,3 +79,10 @@ def test_config_rejects_unknown_resource_kinds_and_missing_files(tmp_path):
         NexusConfig.from_dict({"environments": {"dev": {"tenants": {"acme": {"nexus_stor": {}}}}}})
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_typed_resource_kinds_are_exactly_the_configured_ones():
+    """``routing.ResourceKind`` types what ``config.RESOURCE_KINDS`` lists: a kind added to one only
+    would be a route that type checking cannot see (or one the config refuses)."""
+    assert set(get_args(StoreKind)) | set(get_args(FileKind)) == set(RESOURCE_KINDS)
+    assert set(get_args(ResourceKind)) == set(RESOURCE_KINDS)

@@ -9,7 +9,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import ConfigError
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from nexus_query.store.index import snapshot_cache
+from nexus_query.store.snapshots import snapshot_cache
 from nexus_query.store.space import apply_serving_limits, open_databases
 from tests.conftest import load_texts
 
@@ -57,7 +57,7 @@ def test_serving_bounds_come_from_the_config_and_nonsense_is_refused():
 
 
 def test_a_space_too_large_to_hold_is_sized_once_per_version_not_on_every_query(store, provider, monkeypatch):
-    from nexus_query.store.index import SnapshotCache
+    from nexus_query.store.snapshots import SnapshotCache
 
     space = load_texts(store, provider, RequestContext("acme"), "main", {"a": "tents", "b": "stoves"})
     cache = SnapshotCache(max_bytes=1024)  # too small for any space
@@ -68,3 +68,21 @@ def test_a_space_too_large_to_hold_is_sized_once_per_version_not_on_every_query(
     assert sized == [space.table.version]
     cache.configure(max_bytes=1024, max_items=10)  # a new budget judges the size anew
     assert cache.get(space.table, space.location.dataset_uri) is None and len(sized) == 2
+
+
+def test_the_snapshot_cache_size_comes_from_the_environment_through_the_config_not_at_import(
+        nexus_home, monkeypatch):
+    """``NEXUS_SNAPSHOT_CACHE_MB`` is read when the config is loaded (so a value set after import counts),
+    and a cache built without a config takes the shipped default."""
+    from nexus_query.config import load_config
+    from nexus_query.store.snapshots import SnapshotCache
+
+    monkeypatch.setenv("NEXUS_SNAPSHOT_CACHE_MB", "96")
+    serving = load_config(DEFAULT_CONFIG_PATH).serving
+    assert serving.snapshot_cache_mb == 96
+    try:
+        apply_serving_limits(serving)
+        assert snapshot_cache.max_bytes == 96 * 2**20
+    finally:
+        apply_serving_limits(ServingConfig())
+    assert snapshot_cache.max_bytes == SnapshotCache().max_bytes == ServingConfig().snapshot_cache_mb * 2**20

@@ -2,6 +2,8 @@
 answers (rows, order, scores, ties by row address), on random and real vectors, filtered or not, for any
 thread count; and it holds a row in a quarter of the float32 bytes."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,8 +11,9 @@ from hypothesis import strategies as st
 
 from nexus_query.context import RequestContext
 from nexus_query.store import snapshot_scan
-from nexus_query.store.index import Condition, SnapshotCache
+from nexus_query.store.filters import Condition
 from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, quantize_query, scan_threads
+from nexus_query.store.snapshots import SnapshotCache
 from tests.conftest import load_texts
 
 ACME = RequestContext("acme")
@@ -27,7 +30,7 @@ def float32_top(vectors: np.ndarray, addrs: np.ndarray, query: np.ndarray, n: in
 
 def blocks_of(vectors: np.ndarray, cuts: list[int], store: str) -> tuple[list[QuantizedVectors], np.ndarray]:
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(vectors))), len(vectors)]
-    blocks = [QuantizedVectors.build(vectors[a:b], store) for a, b in zip(bounds, bounds[1:])]
+    blocks = [QuantizedVectors.build(vectors[a:b], store) for a, b in pairwise(bounds)]
     return blocks, np.asarray(bounds)
 
 
@@ -144,6 +147,25 @@ def test_a_quantized_row_costs_a_quarter_of_float32_and_the_spilled_copy_is_mapp
     assert spilled.resident_nbytes == len(vectors) * snapshot_scan.resident_bytes_per_row(384, "spill")
 
 
+def test_where_the_float32_copy_goes_is_read_from_the_environment_when_a_block_is_built(monkeypatch, tmp_path):
+    """Not at import: a process (or test) that sets ``NEXUS_SNAPSHOT_FLOAT32`` or ``..._SPILL_DIR`` later
+    is obeyed, and a value that names no store is refused when it is used."""
+    vectors = unit(np.random.default_rng(2).normal(size=(50, 16)))
+    monkeypatch.setenv("NEXUS_SNAPSHOT_FLOAT32", "memory")
+    held = QuantizedVectors.build(vectors)
+    assert held.store == "memory" and not isinstance(held.exact, np.memmap)
+    assert snapshot_scan.resident_bytes_per_row(16) == snapshot_scan.resident_bytes_per_row(16, "memory")
+    monkeypatch.setenv("NEXUS_SNAPSHOT_FLOAT32", "spill")
+    monkeypatch.setenv("NEXUS_SNAPSHOT_SPILL_DIR", str(tmp_path))
+    assert snapshot_scan.spill_dir() == str(tmp_path)
+    spilled = QuantizedVectors.build(vectors)
+    assert spilled.store == "spill" and isinstance(spilled.exact, np.memmap)
+    assert np.array_equal(spilled.exact, vectors)
+    monkeypatch.setenv("NEXUS_SNAPSHOT_FLOAT32", "disk")
+    with pytest.raises(ValueError, match="NEXUS_SNAPSHOT_FLOAT32"):
+        QuantizedVectors.build(vectors)
+
+
 def test_snapshot_top_equals_a_float32_scan_across_blocks_and_filters(store, provider):
     """Through the real path: a LanceDB table, a snapshot of two blocks (one read incrementally)."""
     first = {f"doc-{i}": f"note {i}: the {'stove' if i % 3 else 'tent'} {'manual' if i % 2 else 'recall'}"
@@ -171,9 +193,9 @@ def test_snapshot_top_equals_a_float32_scan_across_blocks_and_filters(store, pro
 def test_a_snapshot_read_in_small_batches_equals_the_table(store, provider, monkeypatch):
     """The full read streams batches (one batch's float32 in memory at a time): same rows, same order of
     positions and addresses as one read of the whole version, and an empty table gives an empty block."""
-    from nexus_query.store import index
+    from nexus_query.store import snapshots
 
-    monkeypatch.setattr(index, "READ_BATCH_ROWS", 16)
+    monkeypatch.setattr(snapshots, "READ_BATCH_ROWS", 16)
     texts = {f"doc-{i}": f"note {i} about {'tents' if i % 2 else 'stoves'}" for i in range(70)}
     space = load_texts(store, provider, ACME, "main", texts)
     snap = SnapshotCache().get(space.table, space.location.dataset_uri)

@@ -17,7 +17,7 @@ from typing import Any
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.store import SpaceTable
-from nexus_query.store.index import ensure_indexes
+from nexus_query.store.lance_indexes import ensure_indexes
 from nexus_query.store.space import retry_commit
 
 # Workers' clocks differ a little; versions are kept this much beyond the cursor lifetime.

@@ -14,8 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from nexus_query.context import ID_PATTERN
 from nexus_query.cursors import MAX_CURSOR_CHARS
 from nexus_query.landing import MAX_CONTENT_CHARS, MAX_ITEMS_PER_BATCH
-from nexus_query.query import MAX_FILTER_KEYS, MAX_FILTER_VALUES, MAX_TOP_K
+from nexus_query.query import MAX_TOP_K
 from nexus_query.scoring import SUGGESTED_MIN_SCORE
+from nexus_query.store.filters import MAX_FILTER_KEYS, MAX_FILTER_VALUES
 
 ID_REGEX = f"^{ID_PATTERN.pattern}$"
 NOT_BLANK = r"\S"  # at least one character that is not white space

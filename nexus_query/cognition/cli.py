@@ -104,8 +104,8 @@ def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> dict
 def _count_bricks(ctx, registry, space_id: str) -> int:
     """Conversation bricks in the space now (0 while it has no table)."""
     from nexus_query.cognition.bricks import BRICK_KIND
-    from nexus_query.query import parse_filters
     from nexus_query.store import SpaceStore
+    from nexus_query.store.filters import parse_filters
 
     store = SpaceStore(registry)
     if not store.exists(ctx, space_id):

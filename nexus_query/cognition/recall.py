@@ -9,9 +9,10 @@ from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, get_provider
 from nexus_query.errors import InvalidRequest
-from nexus_query.query import parse_filters
 from nexus_query.store import SpaceStore
-from nexus_query.store.index import lance_vector_top, snapshot_cache
+from nexus_query.store.filters import parse_filters
+from nexus_query.store.lance_search import lance_vector_top
+from nexus_query.store.snapshots import snapshot_cache
 
 DEFAULT_K = 15
 # Cosine similarity below which assembly does not count a brick as matching the topic. With all-MiniLM-L6-v2, topics a space

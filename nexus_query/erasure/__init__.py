@@ -6,15 +6,15 @@ store Nexus keeps, verifies that nothing is left, and says so in a receipt of co
 """
 
 from nexus_query.erasure.model import (
-                                       ERASURE_TASK_KIND,
-                                       SCOPES,
-                                       STEPS,
-                                       ErasureIncomplete,
-                                       ErasurePlan,
-                                       ErasureReceipt,
-                                       ErasureRequest,
-                                       Scope,
-                                       Step,
+    ERASURE_TASK_KIND,
+    SCOPES,
+    STEPS,
+    ErasureIncomplete,
+    ErasurePlan,
+    ErasureReceipt,
+    ErasureRequest,
+    Scope,
+    Step,
 )
 from nexus_query.erasure.run import new_request, read_receipt, request_erasure, run_erasure
 from nexus_query.erasure.target import ErasureTarget, tenant_target
@@ -22,5 +22,6 @@ from nexus_query.erasure.tenant import TenantErasureReceipt, erase_tenant
 from nexus_query.erasure.verify import Verification, files_containing, verify_erased
 
 __all__ = ["ERASURE_TASK_KIND", "SCOPES", "STEPS", "ErasureIncomplete", "ErasurePlan", "ErasureReceipt",
-           "ErasureRequest", "ErasureTarget", "TenantErasureReceipt", "erase_tenant", "Scope", "Step", "Verification", "files_containing", "new_request",
-           "read_receipt", "request_erasure", "run_erasure", "tenant_target", "verify_erased"]
+           "ErasureRequest", "ErasureTarget", "Scope", "Step", "TenantErasureReceipt", "Verification",
+           "erase_tenant", "files_containing", "new_request", "read_receipt", "request_erasure", "run_erasure",
+           "tenant_target", "verify_erased"]

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nexus_query.erasure.model import Scope
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -14,6 +18,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
     registry = RoutingRegistry.default()
     ctx = registry.authenticate(args.key)
+    scope: Scope
+    names: list[str]
     if args.all:
         scope, names = "space", []
     elif args.source:

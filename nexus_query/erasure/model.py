@@ -77,7 +77,8 @@ class ErasurePlan:
 
     def record(self, step: str, counts: Mapping[str, int]) -> None:
         previous = self.completed.get(step, {})
-        self.completed[step] = {k: previous.get(k, 0) + int(v) for k, v in {**{k: 0 for k in previous}, **counts}.items()}
+        self.completed[step] = {k: previous.get(k, 0) + int(v)
+                                for k, v in {**{k: 0 for k in previous}, **counts}.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"request": self.request.to_dict(),

@@ -1,14 +1,10 @@
-"""Purging one store at a time. Every function here is idempotent: it removes what the plan names
-and is still there, and reports counts (never content), so a re-run after a crash finishes the job
-and a second run reports zeros.
+"""Purging the files of one store at a time (the Lance table: ``purge_table``). Every function here is
+idempotent: it removes what the plan names and is still there, and reports counts (never content), so a
+re-run after a crash finishes the job and a second run reports zeros.
 
 Why each store needs more than a delete:
 
-- Lance: a delete only marks rows deleted; their text stays in the data file, in the full-text
-  index and in every older version. So the surviving rows of the touched fragments are rewritten
-  (the fragments then hold no live row and leave the table), the indexes are rebuilt, and every older
-  version is cleaned up at once. This overrides the cursor retention: a cursor pinned to a removed
-  version gets ``nexus.cursor_invalid`` (410).
+- Lance: see ``purge_table``.
 - Parquet intermediates, landing batches, chat exports: rewritten without the erased records.
 - HAZE snapshots and reducers hold the erased points (and their text previews): they are removed,
   and the pipeline draws the map again from what is left.
@@ -18,10 +14,7 @@ Why each store needs more than a delete:
 from __future__ import annotations
 
 import json
-import math
-import warnings
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -37,111 +30,15 @@ from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, now_iso
 from nexus_query.paths import TenantFiles
-from nexus_query.store.index import FTS_COLUMN, VECTOR_COLUMN
-from nexus_query.store.space import SpaceTable, retry_commit, sql_string
+from nexus_query.store.space import SpaceTable, sql_string
 
 INTERMEDIATES_DIR = "pipelines"
 _IN_LIST = 500
-_FRAGMENT_BITS = 32
-
-
-# --- the table -----------------------------------------------------------------------------------
-
-def _erased_predicate(plan: ErasurePlan) -> list[str]:
-    """SQL predicates (in chunks) matching every erased row: by document and by row id."""
-    clauses = []
-    for column, values in (("source", sorted(plan.doc_ids)), ("id", sorted(plan.row_ids))):
-        for i in range(0, len(values), _IN_LIST):
-            clauses.append(f"{column} IN ({', '.join(sql_string(v) for v in values[i:i + _IN_LIST])})")
-    return clauses
-
-
-def versions_holding(space: SpaceTable, plan: ErasurePlan) -> list[int]:
-    """Every stored version of the table that still has an erased row (read through LanceDB)."""
-    predicates = _erased_predicate(plan)
-    if not predicates:
-        return []
-    table, holding = space.table, []
-    try:
-        for version in sorted(int(v["version"]) for v in table.list_versions()):
-            table.checkout(version)
-            if any(table.count_rows(p) for p in predicates):
-                holding.append(version)
-    finally:
-        table.checkout_latest()
-    return holding
-
-
-def purge_rows(space: SpaceTable | None, plan: ErasurePlan) -> dict[str, int]:
-    """Delete the erased rows, move the surviving rows of their fragments into new ones, rebuild the
-    indexes and remove every older version, when any version still holds an erased row."""
-    counts = {"rows_deleted": 0, "rows_rewritten": 0, "versions_removed": 0, "indexes_rebuilt": 0}
-    if space is None:
-        return counts
-    table = space.table
-    table.checkout_latest()
-    if not versions_holding(space, plan):
-        return counts
-    predicates = _erased_predicate(plan)
-    fragments: set[int] = set()
-    for predicate in predicates:
-        addresses = table.search().where(predicate).select(["_rowaddr"]).limit(None).to_arrow()
-        fragments.update(int(a) >> _FRAGMENT_BITS for a in addresses.column("_rowaddr").to_pylist())
-    fragments.update(plan.fragments)  # a re-run after the delete no longer finds them by predicate
-    for predicate in predicates:
-        counts["rows_deleted"] += table.count_rows(predicate)
-        retry_commit(table, lambda p=predicate: table.delete(p))
-    for fragment in sorted(fragments):
-        # Rewriting a row moves it into a new fragment; a fragment left without live rows is dropped,
-        # and with it the data file that still held the erased text.
-        where = f"_rowaddr >= {fragment << _FRAGMENT_BITS} AND _rowaddr < {(fragment + 1) << _FRAGMENT_BITS}"
-        result, _ = retry_commit(table, lambda w=where: table.update(where=w, values_sql={"chunk_index": "chunk_index"}))
-        counts["rows_rewritten"] += int(getattr(result, "rows_updated", 0) or 0)
-    counts["indexes_rebuilt"] = rebuild_indexes(space)
-    before = {int(v["version"]) for v in table.list_versions()}
-    with warnings.catch_warnings():  # "removes every version except the latest": that is the point here
-        warnings.simplefilter("ignore", UserWarning)
-        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
-    table.checkout_latest()
-    counts["versions_removed"] = len(before - {int(v["version"]) for v in table.list_versions()})
-    return counts
-
-
-def rebuild_indexes(space: SpaceTable) -> int:
-    """Build the table's indexes anew from its current rows (an index keeps the tokens and vectors of
-    rows deleted after it was built until it is replaced)."""
-    from lancedb.index import FTS, IvfRq
-
-    table, rebuilt = space.table, 0
-    columns = {config.columns[0] for config in table.list_indices()}
-    if FTS_COLUMN in columns:
-        table.create_index(FTS_COLUMN, config=FTS(), replace=True)
-        rebuilt += 1
-    if VECTOR_COLUMN in columns:
-        rows = table.count_rows()
-        if rows:
-            partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
-            table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions),
-                               replace=True)
-        else:
-            table.drop_index(f"{VECTOR_COLUMN}_idx")
-        rebuilt += 1
-    return rebuilt
-
-
-def drop_table(target: ErasureTarget) -> dict[str, int]:
-    """A whole space: the table goes with every version."""
-    space = target.open_table()
-    if space is None:
-        return {"rows_deleted": 0, "rows_rewritten": 0, "versions_removed": 0, "indexes_rebuilt": 0}
-    rows, versions = space.count(), len(space.table.list_versions())
-    target.drop_table()
-    return {"rows_deleted": rows, "rows_rewritten": 0, "versions_removed": versions, "indexes_rebuilt": 0}
 
 
 # --- Parquet intermediates ------------------------------------------------------------------------
 
-def _erased_mask(table: pa.Table, plan: ErasurePlan) -> pa.ChunkedArray | None:
+def erased_mask(table: pa.Table, plan: ErasurePlan) -> pa.ChunkedArray | None:
     """Rows of an intermediate (raw_docs: ``doc_id``; chunks, embeddings: ``source`` and ``id``) that
     belong to erased documents; None when the file has none of those columns."""
     masks = []
@@ -186,7 +83,7 @@ def purge_intermediates(target: ErasureTarget, plan: ErasurePlan) -> dict[str, i
             continue
         with files.fs.open(full, "rb") as fh:
             table = pq.read_table(fh)
-        mask = _erased_mask(table, plan)
+        mask = erased_mask(table, plan)
         removed = int(pc.sum(mask).as_py() or 0) if mask is not None else 0
         if not removed:
             continue
@@ -292,7 +189,7 @@ def _rewrite_export(files: TenantFiles, path: str, conversations: set[str], coun
         return
     tree: Any = json.loads(data)
     items = tree["conversations"] if isinstance(tree, dict) else tree
-    kept = [item for item, gone in zip(items, erased) if not gone]
+    kept = [item for item, gone in zip(items, erased, strict=False) if not gone]
     tree = {**tree, "conversations": kept} if isinstance(tree, dict) else kept
     files.write_bytes_atomic(json.dumps(tree, ensure_ascii=False).encode("utf-8"), path)
     counts[rewritten_key] += 1
@@ -333,7 +230,7 @@ def _blobs_in_use(space: SpaceTable | None, paths: Iterable[str]) -> set[str]:
 
 # --- HAZE -----------------------------------------------------------------------------------------
 
-def _holds_erased(files: TenantFiles, rel: str, plan: ErasurePlan) -> int:
+def erased_points_in(files: TenantFiles, rel: str, plan: ErasurePlan) -> int:
     """How many erased points (by id, document or content hash) a HAZE Parquet file holds."""
     with files.fs.open(files.path(rel), "rb") as fh:
         table = pq.read_table(fh)
@@ -367,7 +264,7 @@ def purge_haze(target: ErasureTarget, plan: ErasurePlan) -> dict[str, int]:
         for rel in files.list(*base, folder):
             by_id.setdefault(rel.split("/")[3], []).append(rel)
         for item_id, rels in sorted(by_id.items()):
-            held = sum(_holds_erased(files, rel, plan) for rel in rels if rel.endswith(".parquet"))
+            held = sum(erased_points_in(files, rel, plan) for rel in rels if rel.endswith(".parquet"))
             if held:
                 files.fs.rm(files.path(*base, folder, item_id), recursive=True)
                 counts[key] += 1

@@ -34,14 +34,13 @@ from nexus_query.erasure.plan import (
     validate_request,
 )
 from nexus_query.erasure.purge import (
-    drop_table,
     purge_blobs,
     purge_haze,
     purge_intermediates,
     purge_landing,
-    purge_rows,
     tombstone_artifacts,
 )
+from nexus_query.erasure.purge_table import drop_table, purge_rows
 from nexus_query.erasure.target import ErasureTarget, tenant_target
 from nexus_query.erasure.verify import require_erased, verify_erased
 from nexus_query.landing import LandingZone, Task, now_iso

@@ -16,7 +16,8 @@ from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.erasure.model import ErasureIncomplete, ErasurePlan
 from nexus_query.erasure.plan import files_prefix
-from nexus_query.erasure.purge import _erased_mask, _holds_erased, intermediate_files, stored_artifact, versions_holding
+from nexus_query.erasure.purge import erased_mask, erased_points_in, intermediate_files, stored_artifact
+from nexus_query.erasure.purge_table import versions_holding
 from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone
@@ -53,7 +54,7 @@ def verify_erased(target: ErasureTarget, plan: ErasurePlan, *, needles: Sequence
             continue
         with files.fs.open(files.path(rel), "rb") as fh:
             table = pq.read_table(fh)
-        mask = _erased_mask(table, plan)
+        mask = erased_mask(table, plan)
         parquet_left += int(pc.sum(mask).as_py() or 0) if mask is not None else 0
     remaining["intermediate_rows"] = parquet_left
     zone = LandingZone(files)
@@ -82,7 +83,7 @@ def verify_erased(target: ErasureTarget, plan: ErasurePlan, *, needles: Sequence
     if plan.whole_space:
         haze_left = len(target.projections.list("haze", space_id))
     elif target.projections.exists("haze", space_id):
-        haze_left = sum(_holds_erased(target.projections, rel, plan)
+        haze_left = sum(erased_points_in(target.projections, rel, plan)
                         for rel in target.projections.list("haze", space_id) if rel.endswith(".parquet"))
     remaining["haze_points"] = haze_left
     store = ArtifactStore(files)

@@ -18,6 +18,10 @@ SCHEMA_VERSION = b"1"
 # the table without it: concurrent ``merge_insert`` on a keyed table inserts no duplicates.
 PRIMARY_KEY_FIELD_KEY = b"lance-schema:unenforced-primary-key:position"
 DOC_TYPES = ("text", "image", "kpi")
+VECTOR_COLUMN = "vector"
+FTS_COLUMN = "text"  # the column the full-text index covers
+# The columns a hit is built from (every search reads these, plus the vector where it needs it).
+ROW_COLUMNS = ("id", "text", "metadata", "type", "source")
 
 
 def space_schema(embedder: EmbedderInfo) -> pa.Schema:

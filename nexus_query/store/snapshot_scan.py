@@ -30,16 +30,27 @@ import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 
 Float32Store = Literal["spill", "memory"]
 FLOAT32_STORES: tuple[Float32Store, ...] = ("spill", "memory")
-FLOAT32_STORE: Float32Store = cast(Float32Store, os.environ.get("NEXUS_SNAPSHOT_FLOAT32", "spill"))
-if FLOAT32_STORE not in FLOAT32_STORES:
-    raise ValueError(f"NEXUS_SNAPSHOT_FLOAT32 must be one of {FLOAT32_STORES}, got {FLOAT32_STORE!r}")
-SPILL_DIR = os.environ.get("NEXUS_SNAPSHOT_SPILL_DIR") or None  # None: the system's temporary folder
+
+
+def float32_store() -> Float32Store:
+    """Where snapshots keep their float32 copy: ``NEXUS_SNAPSHOT_FLOAT32``, read when one is built."""
+    chosen = os.environ.get("NEXUS_SNAPSHOT_FLOAT32", "spill")
+    for store in FLOAT32_STORES:
+        if chosen == store:
+            return store
+    raise ValueError(f"NEXUS_SNAPSHOT_FLOAT32 must be one of {FLOAT32_STORES}, got {chosen!r}")
+
+
+def spill_dir() -> str | None:
+    """The folder of spill files: ``NEXUS_SNAPSHOT_SPILL_DIR``, else None (the system's temporary folder)."""
+    return os.environ.get("NEXUS_SNAPSHOT_SPILL_DIR") or None
+
 
 # Rows scored exactly at least: the bar ``t`` comes from these. More makes the bar tighter (fewer extra
 # rows pass it) but costs a gather per row; bench/query_bench.py found 256 a good balance at 100k-1M.
@@ -99,21 +110,21 @@ class QuantizedVectors:
                        store: Float32Store | None = None) -> QuantizedVectors:
         """From float32 row batches as they are read: with ``spill``, no full float32 copy is ever
         held in process memory (each batch goes to the spill file as it comes)."""
-        store = store or FLOAT32_STORE
+        store = store or float32_store()
         pieces: list[tuple[np.ndarray, ...]] = []
         kept: list[np.ndarray] = []
         with contextlib.ExitStack() as stack:
-            spill = (stack.enter_context(tempfile.TemporaryFile(dir=SPILL_DIR, prefix="nexus-snapshot-"))
+            spill = (stack.enter_context(tempfile.TemporaryFile(dir=spill_dir(), prefix="nexus-snapshot-"))
                      if store == "spill" else None)
             for part in parts:
                 part = np.ascontiguousarray(part, dtype=np.float32).reshape(-1, dim)
-                for lo in range(0, len(part), _BUILD_CHUNK):
-                    pieces.append(_quantize(part[lo:lo + _BUILD_CHUNK]))
+                pieces.extend(_quantize(part[lo:lo + _BUILD_CHUNK]) for lo in range(0, len(part), _BUILD_CHUNK))
                 if spill is not None:
                     part.tofile(spill)
                 else:
                     kept.append(part)
             rows = sum(len(p[0]) for p in pieces)
+            exact: np.ndarray
             if spill is not None and rows:
                 spill.flush()
                 exact = np.memmap(spill, dtype=np.float32, mode="r", shape=(rows, dim))
@@ -121,8 +132,9 @@ class QuantizedVectors:
                 exact = np.concatenate(kept) if len(kept) > 1 else (kept[0] if kept else np.zeros((0, dim), np.float32))
                 store = "memory"
         if not pieces:
-            return cls(np.zeros((0, dim), np.int8), *(np.zeros(0, np.float32) for _ in range(3)), exact, store)
-        codes, scales, residuals, norms = (np.concatenate(column) for column in zip(*pieces))
+            return cls(np.zeros((0, dim), np.int8), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                       np.zeros(0, np.float32), exact, store)
+        codes, scales, residuals, norms = (np.concatenate(column) for column in zip(*pieces, strict=True))
         return cls(codes, scales, residuals, norms, exact, store)
 
     def __len__(self) -> int:
@@ -138,7 +150,7 @@ class QuantizedVectors:
 def resident_bytes_per_row(dim: int, store: Float32Store | None = None) -> int:
     """What one row's vector costs the snapshot cache: int8 codes, three per-row numbers, and the
     float32 copy unless it is spilled."""
-    return dim + 4 * _PER_ROW_FLOATS + (0 if (store or FLOAT32_STORE) == "spill" else 4 * dim)
+    return dim + 4 * _PER_ROW_FLOATS + (0 if (store or float32_store()) == "spill" else 4 * dim)
 
 
 # --- the int8 scan --------------------------------------------------------------------------------
@@ -264,13 +276,13 @@ def estimates(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, q_codes: 
     out = np.empty(total, np.float32)
     work: list[tuple] = []
     if positions is None:
-        for block, start in zip(blocks, offsets):
+        for block, start in zip(blocks, offsets, strict=False):  # offsets end with the total
             for lo, hi in _chunks(len(block), threads):
                 work.append((scan_rows, block.codes[lo:hi], block.scales[lo:hi], q_codes, q_scale32,
                              out[start + lo:start + hi]))
     else:
         cuts = np.searchsorted(positions, offsets)
-        for i, (block, start) in enumerate(zip(blocks, offsets)):
+        for i, (block, start) in enumerate(zip(blocks, offsets, strict=False)):
             lo, hi = int(cuts[i]), int(cuts[i + 1])
             local = (positions[lo:hi] - start).astype(np.int64)
             for a, b in _chunks(hi - lo, threads):
@@ -295,7 +307,7 @@ def exact_scores(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, query:
     """Float32 dot products with ``query`` for the ascending ``positions`` (read from the float32 copy)."""
     out = np.empty(len(positions), np.float32)
     cuts = np.searchsorted(positions, offsets)
-    for i, (block, start) in enumerate(zip(blocks, offsets)):
+    for i, (block, start) in enumerate(zip(blocks, offsets, strict=False)):  # offsets end with the total
         lo, hi = int(cuts[i]), int(cuts[i + 1])
         if hi > lo:
             np.einsum("ij,j->i", block.exact[positions[lo:hi] - start], query, out=out[lo:hi])

@@ -9,11 +9,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.table import LanceTable
 
 from nexus_query.config import ServingConfig
 from nexus_query.context import RequestContext
@@ -57,7 +59,7 @@ def apply_serving_limits(serving: ServingConfig) -> None:
     global _serving, _applied, _session
     if serving == _applied:
         return
-    from nexus_query.store.index import snapshot_cache  # index imports this module
+    from nexus_query.store.snapshots import snapshot_cache  # snapshots imports this module
 
     with _session_lock:
         if _applied is not None and (serving.lance_index_cache_mb, serving.lance_metadata_cache_mb) != (
@@ -215,7 +217,7 @@ class SpaceTable:
         real statistics; an index built on the empty table would leave every row to a flat scan): plain
         LanceDB full-text and hybrid search work on a fresh space, not only after the nightly maintenance.
         Later rows are searched by a flat scan until maintenance folds them in."""
-        from nexus_query.store.index import ensure_fts_index
+        from nexus_query.store.lance_indexes import ensure_fts_index
 
         ensure_fts_index(self.table)
 
@@ -236,7 +238,7 @@ class SpaceTable:
         for i in range(0, len(values), 500):
             predicate = f"{column} IN ({', '.join(sql_string(v) for v in values[i:i + 500])})"
             deleted += self.table.count_rows(predicate)  # counted here: other writers may add rows meanwhile
-            retry_commit(self.table, lambda: self.table.delete(predicate))
+            retry_commit(self.table, partial(self.table.delete, predicate))
         return deleted
 
     def sources(self) -> set[str]:
@@ -247,9 +249,7 @@ def _last_per_id(rows: pa.Table) -> pa.Table:
     ids = rows.column(PRIMARY_KEY)
     if pc.count_distinct(ids).as_py() == rows.num_rows:
         return rows
-    last: dict[str, int] = {}
-    for i, value in enumerate(ids.to_pylist()):
-        last[value] = i
+    last = {value: i for i, value in enumerate(ids.to_pylist())}  # a later row of an id wins
     return rows.take(sorted(last.values()))
 
 
@@ -299,7 +299,7 @@ class SpaceStore:
 
 
 def _table_names(conn: lancedb.DBConnection) -> list[str]:
-    return list(conn.list_tables().tables) if hasattr(conn.list_tables(), "tables") else list(conn.list_tables())
+    return list(conn.list_tables().tables)
 
 
 def _missing_locally(location: SpaceLocation) -> bool:
@@ -340,6 +340,8 @@ def _open_or_create(location: SpaceLocation, embedder: EmbedderInfo) -> lancedb.
                 raise exc from None
     if not table.schema.field(PRIMARY_KEY).metadata or _PK_FIELD_KEY not in table.schema.field(PRIMARY_KEY).metadata:
         # A declared key is what makes concurrent merge_insert safe from duplicates.
+        if not isinstance(table, LanceTable):  # every connection Nexus opens is local or object store
+            raise TypeError(f"cannot declare the primary key of a {type(table).__name__}")
         table.set_unenforced_primary_key(PRIMARY_KEY)
     if embedder_of(table.schema) is None:
         raise InvalidRequest(f"table {location.dataset_uri} was not created by Nexus")

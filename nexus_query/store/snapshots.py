@@ -1,161 +1,44 @@
-"""Indexes of a space, and the searches they serve.
+"""In-memory snapshots of a space's table versions, searched exactly with numpy.
 
-Two ways to search one table version, chosen per space by size:
-
-* ``Snapshot``: the version's rows held in memory (float32 vector blocks, metadata as coded columns) and
-  searched exactly with numpy. At 100k x 384 one matrix-vector product is an order of magnitude faster
-  than LanceDB's flat scan, and it is exact, so filters and cursor pages are exact too. Snapshots live in
-  a bounded LRU keyed by (dataset uri, version); a new version reuses a cached one's blocks, reads only
-  the rows it lacks and masks the ones it no longer has (Lance fragments are immutable, so a row address
-  always names the same row).
-* LanceDB's own indexes, for spaces too large to hold in memory: an IVF_RQ vector index searched with a
-  refine step (exact re-ranking of the candidates), and a full-text index for hybrid search. Both search
-  rows not yet indexed by a flat scan, so nothing is missed between ``ensure_indexes`` runs.
+A snapshot holds one version's rows in memory (vectors as int8 codes with float32 re-ranking, metadata as
+coded columns). At 100k x 384 one scan is an order of magnitude faster than LanceDB's flat scan, and it is
+exact, so filters and cursor pages are exact too. Snapshots live in a bounded LRU keyed by (dataset uri,
+version); a new version reuses a cached one's blocks, reads only the rows it lacks and masks the ones it no
+longer has (Lance fragments are immutable, so a row address always names the same row). Spaces too large
+to hold are searched through LanceDB instead (``lance_search``).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from nexus_query.store.rows import canonical_json
+from nexus_query.config import ServingConfig
+from nexus_query.store.filters import Condition, metadata_value_key
+from nexus_query.store.schema import ROW_COLUMNS, VECTOR_COLUMN
 from nexus_query.store.snapshot_scan import (
     READ_BATCH_ROWS,
     QuantizedVectors,
     exact_top,
     resident_bytes_per_row,
 )
-from nexus_query.store.space import sql_string
 
 if TYPE_CHECKING:
     import lancedb
 
-    from nexus_query.store.space import SpaceTable
-
-FTS_COLUMN = "text"
-VECTOR_COLUMN = "vector"
-# Chosen with bench/query_bench.py. Spaces that fit in memory never use the vector index (exact numpy is
-# faster), so it serves large spaces: IVF_RQ with 1-bit codes and sqrt(rows) partitions, probing 30% of
-# the partitions and re-ranking 40x the asked-for rows exactly, kept recall@10 >= 0.98 at 100k x 384
-# (fewer probes or less refinement fell to 0.92-0.97 on clustered data).
-VECTOR_INDEX_MIN_ROWS = 50_000
-REFINE_FACTOR = 40
-NPROBES_FRACTION = 0.3
-# Lance's optimize() always cleans up; this age keeps every version (cleanup is maintenance's job).
-KEEP_EVERY_VERSION = timedelta(days=36_500)
-# Rows not yet in the indexes (appended since the last build) that trigger ``optimize``.
-MAX_UNINDEXED_FRACTION = 0.1
-MAX_UNINDEXED_ROWS = 20_000
-# Memory for in-memory snapshots, per process. One space may use at most half of it; larger spaces are
-# searched through LanceDB's vector index instead.
-SNAPSHOT_CACHE_BYTES = int(os.environ.get("NEXUS_SNAPSHOT_CACHE_MB", "2048")) * 2**20
-_ROW_COLUMNS = ["id", "text", "metadata", "type", "source"]
 # A snapshot built from a cached one reads afresh once this share of its rows changed, or past this many
 # blocks, so dead rows and block bookkeeping stay small.
 MAX_SNAPSHOT_CHURN = 0.25
 MAX_BLOCKS = 64
 _MISSING = -1
-
-
-def _by_value(value: Any) -> Any:
-    """``value`` with every number that is a whole number as an exact int (so 1.0 is 1 and -0.0 is 0)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_by_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _by_value(v) for k, v in value.items()}
-    return value
-
-
-def metadata_value_key(value: Any) -> str:
-    """One string per distinct JSON value, so equality is exact: 1 and 1.0 are equal, 0 and -0.0 too,
-    True and 1 are not, and integers of any size compare exactly (2**53 + 1 is not 2**53)."""
-    if value is None:
-        return "z"
-    if isinstance(value, bool):
-        return "b:1" if value else "b:0"
-    if isinstance(value, (int, float)):
-        number = _by_value(value)
-        return f"n:{number}" if isinstance(number, int) else f"n:{number!r}"
-    if isinstance(value, str):
-        return "s:" + value
-    return "j:" + canonical_json(_by_value(value))
-
-
-def _number_spellings(value: int | float) -> set[str]:
-    """How stored metadata (canonical JSON) spells every number equal to ``value``: the integer, the
-    float of the same value where one exists exactly (``1.0``, ``1e+16``), and ``-0.0`` for zero."""
-    number = _by_value(value)
-    if not isinstance(number, int):
-        return {json.dumps(number)}
-    spellings = {str(number)}
-    try:
-        as_float = float(number)
-    except OverflowError:
-        return spellings
-    if as_float == number:  # exact: Python compares int and float by value
-        spellings.add(json.dumps(as_float))
-    if number == 0:
-        spellings.add("-0.0")
-    return spellings
-
-
-def _holds_number(value: Any) -> bool:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return True
-    if isinstance(value, list):
-        return any(_holds_number(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_number(v) for v in value.values())
-    return False
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One metadata test: ``key`` ``op`` ``values`` (values already as ``metadata_value_key``)."""
-
-    key: str
-    op: str  # eq | ne | in | nin | exists
-    values: tuple[str, ...] = ()
-    raw: tuple[Any, ...] = ()  # the JSON values, for a LanceDB pre-filter
-    exists: bool = True
-
-    def matches(self, metadata: dict[str, Any]) -> bool:
-        if self.op == "exists":
-            return (self.key in metadata) == self.exists
-        present = self.key in metadata
-        hit = present and metadata_value_key(metadata[self.key]) in self.values
-        return hit if self.op in ("eq", "in") else not hit
-
-    def sql_superset(self) -> str | None:
-        """A LanceDB predicate true for every matching row (maybe for a few more: a nested object can
-        hold the same text). None when no cheap superset exists."""
-        key = json.dumps(self.key, ensure_ascii=False)
-        if self.op == "exists":
-            return f"contains(metadata, {sql_string(key + ':')})" if self.exists else None
-        if self.op not in ("eq", "in"):
-            return None
-        needles = []
-        for value in self.raw:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                # 1 and 1.0 are equal but spelled apart; the delimiter keeps 3 from matching 30
-                needles += [f"{key}:{spelling}{end}" for spelling in _number_spellings(value) for end in ",}"]
-            elif _holds_number(value):
-                return None  # a list or object with numbers has too many spellings: matched exactly after
-            else:
-                needles.append(key + ":" + canonical_json(value))
-        return "(" + " OR ".join(f"contains(metadata, {sql_string(n)})" for n in sorted(set(needles))) + ")"
+_ROW_COLUMNS = list(ROW_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -212,6 +95,8 @@ class Snapshot:
     blocks: tuple[Block, ...]
     meta: dict[str, MetaColumn] = field(default_factory=dict)
     live: np.ndarray | None = None  # bool per position; None: every row is live
+    offsets: np.ndarray = field(init=False, repr=False)  # first position of each block, and the end
+    rows: pa.Table | None = field(init=False, repr=False)  # every block's rows; None: no blocks
 
     def __post_init__(self) -> None:
         self.offsets = np.cumsum([0] + [len(b.vectors) for b in self.blocks])
@@ -245,7 +130,7 @@ class Snapshot:
                 continue
             wanted = [column.vocab[v] for v in cond.values if v in column.vocab] if column else []
             hit = np.isin(column.codes, wanted) if column and wanted else np.zeros(self.num_rows, bool)
-            mask &= hit if cond.op in ("eq", "in") else ~hit
+            mask &= hit if cond.selects_equal else ~hit
         return mask
 
     def scores(self, query: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
@@ -254,12 +139,12 @@ class Snapshot:
         Float32, for checks and callers that need every score; ``top`` scans the int8 codes instead."""
         if positions is None:
             out = np.empty(self.num_rows, np.float32)
-            for block, start in zip(self.blocks, self.offsets):
+            for block, start in zip(self.blocks, self.offsets, strict=False):  # offsets end with the total
                 np.einsum("ij,j->i", block.vectors, query, out=out[start:start + len(block.vectors)])
             return out
         out = np.empty(len(positions), np.float32)
         cuts = np.searchsorted(positions, self.offsets)
-        for i, (block, start) in enumerate(zip(self.blocks, self.offsets)):
+        for i, (block, start) in enumerate(zip(self.blocks, self.offsets, strict=False)):
             lo, hi = cuts[i], cuts[i + 1]
             if hi > lo:
                 np.einsum("ij,j->i", block.vectors[positions[lo:hi] - start], query, out=out[lo:hi])
@@ -277,6 +162,8 @@ class Snapshot:
                          threads=threads)
 
     def row(self, position: int) -> dict[str, Any]:
+        if self.rows is None:
+            raise IndexError(f"position {position} of a snapshot without rows")
         return self.rows.slice(int(position), 1).to_pylist()[0]
 
 
@@ -304,7 +191,7 @@ def _read_block(table: lancedb.table.Table, dim: int) -> tuple[np.ndarray, Block
     parts: list[pa.Table] = []
     addrs: list[np.ndarray] = []
 
-    def vectors():
+    def vectors() -> Iterator[np.ndarray]:
         for batch in reader:
             part = pa.Table.from_batches([batch])
             addrs.append(part.column("_rowaddr").to_numpy().astype(np.uint64))
@@ -357,7 +244,8 @@ class SnapshotCache:
     """Bounded LRU of snapshots, by bytes and by count (the config's ``serving``). Thread-safe; one build at
     a time per dataset (a fixed set of build locks, so nothing grows with the spaces served)."""
 
-    def __init__(self, max_bytes: int = SNAPSHOT_CACHE_BYTES, max_items: int = 4096) -> None:
+    def __init__(self, max_bytes: int = ServingConfig.snapshot_cache_mb * 2**20,
+                 max_items: int = ServingConfig.max_snapshots) -> None:
         self.max_bytes = max_bytes
         self.max_items = max_items
         self._items: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
@@ -436,143 +324,3 @@ class SnapshotCache:
 
 
 snapshot_cache = SnapshotCache()
-
-
-# --- searches through LanceDB (large spaces, and full text for hybrid) --------------------------------
-
-def _where(conditions: Sequence[Condition]) -> str | None:
-    parts = [p for p in (c.sql_superset() for c in conditions) if p]
-    return " AND ".join(parts) or None
-
-
-def _exact(rows: list[dict[str, Any]], conditions: Sequence[Condition]) -> list[dict[str, Any]]:
-    if not conditions:
-        return rows
-    return [r for r in rows if all(c.matches(json.loads(r["metadata"])) for c in conditions)]
-
-
-def _filtered_top(build, n: int, conditions: Sequence[Condition]) -> list[dict[str, Any]]:
-    """Run ``build(limit)`` with a growing limit until ``n`` rows pass the exact filter or LanceDB has
-    no more candidates, so a filtered page is never short while matches exist."""
-    limit = max(n, 1)
-    for _ in range(32):  # the limit grows fourfold, so this ends long before 32 rounds
-        rows = build(limit).to_arrow().to_pylist()
-        matching = _exact(rows, conditions)
-        if len(matching) >= n or len(rows) < limit:
-            return matching[:n]
-        limit *= 4
-    return matching[:n]
-
-
-def lance_vector_top(table: lancedb.table.Table, query: np.ndarray, n: int,
-                     conditions: Sequence[Condition] = ()) -> list[dict[str, Any]]:
-    """The ``n`` best rows by dot product through LanceDB: its vector index with exact re-ranking of
-    ``REFINE_FACTOR`` x as many candidates where one exists, plus a flat scan of rows not yet indexed."""
-    where = _where(conditions)
-
-    nprobes = max(20, math.ceil(NPROBES_FRACTION * math.sqrt(table.count_rows())))  # partitions: sqrt(rows)
-
-    def build(limit: int):
-        search = (table.search(query, vector_column_name=VECTOR_COLUMN).distance_type("dot")
-                  .select([*_ROW_COLUMNS, "_rowaddr", "_distance"]).nprobes(nprobes)
-                  .refine_factor(REFINE_FACTOR).limit(limit))
-        return search.where(where, prefilter=True) if where else search
-
-    rows = _filtered_top(build, n, conditions)
-    for r in rows:
-        r["score"] = 1.0 - float(r.pop("_distance"))  # LanceDB's dot distance is 1 - dot
-    return rows
-
-
-def text_top(table: lancedb.table.Table, text: str, n: int,
-             conditions: Sequence[Condition] = (), *, with_vectors: bool = False) -> list[dict[str, Any]]:
-    """The ``n`` best rows by BM25 on ``text`` (the full-text index, and a flat scan of rows it does not
-    cover yet). The query is matched as plain terms: no query syntax, so any input is safe.
-    ``with_vectors`` adds each row's ``vector``, so hybrid search can score text hits by cosine too."""
-    from lancedb.query import MatchQuery
-
-    where = _where(conditions)
-    columns = [*_ROW_COLUMNS, "_rowaddr", "_score", *([VECTOR_COLUMN] if with_vectors else [])]
-
-    def build(limit: int):
-        search = (table.search(MatchQuery(text, FTS_COLUMN), query_type="fts")
-                  .select(columns).limit(limit))
-        return search.where(where) if where else search
-
-    rows = _filtered_top(build, n, conditions)
-    for r in rows:
-        r["score"] = float(r.pop("_score"))
-    return rows
-
-
-# --- LanceDB's on-disk indexes ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class IndexReport:
-    rows: int
-    vector_index: bool
-    fts_index: bool
-    created: tuple[str, ...] = ()
-    optimized: bool = False
-    unindexed_rows: int = 0
-
-
-def _indices(table: lancedb.table.Table) -> dict[str, Any]:
-    return {config.columns[0]: config for config in table.list_indices()}
-
-
-def has_fts_index(table: lancedb.table.Table) -> bool:
-    return FTS_COLUMN in _indices(table)
-
-
-def ensure_fts_index(table: lancedb.table.Table) -> bool:
-    """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
-    scan until ``optimize`` folds them in). Returns whether it created one."""
-    from lancedb.index import FTS
-
-    if has_fts_index(table):
-        return False
-    try:
-        # Tokenized as LanceDB's flat full-text search does (no stemming, stop words or folding), so a row
-        # scores the same whether an index covers it yet or not: ranks do not shift when one is built.
-        table.create_index(FTS_COLUMN, config=FTS(stem=False, remove_stop_words=False, ascii_folding=False),
-                           replace=False)
-    except (RuntimeError, ValueError):  # another writer created it first
-        if not has_fts_index(table):
-            raise
-        return False
-    return True
-
-
-def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
-    """Keep a space's LanceDB indexes fit for querying. Idempotent; call it after writes.
-
-    - full-text index on ``text`` (hybrid search) from the first row;
-    - IVF_RQ vector index once the space has ``vector_min_rows`` rows;
-    - ``optimize`` (index the new rows, compact small fragments) once the unindexed tail is large.
-    Old versions are never removed here (cursors may still read them): cleanup is the maintenance
-    job's, with a retention counted from when a version stopped being the latest.
-    """
-    from lancedb.index import IvfRq
-
-    space._check_writable()
-    table = space.table
-    rows = table.count_rows()
-    created = []
-    if ensure_fts_index(table):
-        created.append(FTS_COLUMN)
-    indices = _indices(table)
-    if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
-        partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
-        table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions))
-        created.append(VECTOR_COLUMN)
-        indices = _indices(table)
-    unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
-    optimized = False
-    if unindexed and unindexed >= min(MAX_UNINDEXED_ROWS, max(1, int(rows * MAX_UNINDEXED_FRACTION))):
-        table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
-        optimized = True
-        unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in _indices(table).values()),
-                        default=0)
-    return IndexReport(rows=rows, vector_index=VECTOR_COLUMN in indices, fts_index=FTS_COLUMN in indices,
-                       created=tuple(created), optimized=optimized, unindexed_rows=unindexed)

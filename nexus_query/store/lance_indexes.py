@@ -1,0 +1,100 @@
+"""Upkeep of a space's LanceDB indexes: the full-text index from the first row, an IVF_RQ vector index
+once the space is large enough to be searched through LanceDB, and ``optimize`` once the unindexed tail
+grows. Searching them is ``lance_search``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
+
+if TYPE_CHECKING:
+    import lancedb
+
+    from nexus_query.store.space import SpaceTable
+
+# Spaces that fit in memory never use the vector index (``snapshots`` is exact and faster); this many
+# rows is where a space may not fit (chosen with bench/query_bench.py, see ``lance_search``).
+VECTOR_INDEX_MIN_ROWS = 50_000
+# Lance's optimize() always cleans up; this age keeps every version (cleanup is maintenance's job).
+KEEP_EVERY_VERSION = timedelta(days=36_500)
+# Rows not yet in the indexes (appended since the last build) that trigger ``optimize``.
+MAX_UNINDEXED_FRACTION = 0.1
+MAX_UNINDEXED_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What ``ensure_indexes`` found and did: the maintenance job records it per space."""
+
+    rows: int
+    vector_index: bool
+    fts_index: bool
+    created: tuple[str, ...] = ()
+    optimized: bool = False
+    unindexed_rows: int = 0
+
+
+def _indices(table: lancedb.table.Table) -> dict[str, Any]:
+    return {config.columns[0]: config for config in table.list_indices()}
+
+
+def has_fts_index(table: lancedb.table.Table) -> bool:
+    return FTS_COLUMN in _indices(table)
+
+
+def ensure_fts_index(table: lancedb.table.Table) -> bool:
+    """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
+    scan until ``optimize`` folds them in). Returns whether it created one."""
+    from lancedb.index import FTS
+
+    if has_fts_index(table):
+        return False
+    try:
+        # Tokenized as LanceDB's flat full-text search does (no stemming, stop words or folding), so a row
+        # scores the same whether an index covers it yet or not: ranks do not shift when one is built.
+        table.create_index(FTS_COLUMN, config=FTS(stem=False, remove_stop_words=False, ascii_folding=False),
+                           replace=False)
+    except (RuntimeError, ValueError):  # another writer created it first
+        if not has_fts_index(table):
+            raise
+        return False
+    return True
+
+
+def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
+    """Keep a space's LanceDB indexes fit for querying. Idempotent; call it after writes.
+
+    - full-text index on ``text`` (hybrid search) from the first row;
+    - IVF_RQ vector index once the space has ``vector_min_rows`` rows;
+    - ``optimize`` (index the new rows, compact small fragments) once the unindexed tail is large.
+    Old versions are never removed here (cursors may still read them): cleanup is the maintenance
+    job's, with a retention counted from when a version stopped being the latest.
+    """
+    from lancedb.index import IvfRq
+
+    space._check_writable()
+    table = space.table
+    rows = table.count_rows()
+    created: list[str] = []
+    if ensure_fts_index(table):
+        created.append(FTS_COLUMN)
+    indices = _indices(table)
+    if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
+        partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
+        table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions))
+        created.append(VECTOR_COLUMN)
+        indices = _indices(table)
+    unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
+    optimized = False
+    if unindexed and unindexed >= min(MAX_UNINDEXED_ROWS, max(1, int(rows * MAX_UNINDEXED_FRACTION))):
+        table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
+        optimized = True
+        unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in _indices(table).values()),
+                        default=0)
+    return IndexReport(rows=rows, vector_index=VECTOR_COLUMN in indices, fts_index=FTS_COLUMN in indices,
+                       created=tuple(created), optimized=optimized, unindexed_rows=unindexed)
