@@ -4,6 +4,7 @@ with POST .../haze/snapshot that the sensor turns into a run, whose points GET .
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
 from nexus_query.context import RequestContext
-from nexus_query.haze import HazeStore
+from nexus_query.haze import HazeStore, pending_requests, request_snapshot
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
@@ -119,7 +120,7 @@ def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topic
 
 
 def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space):
-    task = HazeStore.for_context(ACME).request_snapshot(ACME, "main")
+    task = request_snapshot(ACME, "main")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
         result = dg.materialize(
@@ -129,7 +130,7 @@ def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space
     assert not result.success
     failed = landing_zone(ACME).read_task(task.task_id)
     assert failed.status == "failed" and "cluster_method" in failed.error
-    assert HazeStore.for_context(ACME).pending_requests() == []
+    assert pending_requests(HazeStore.for_context(ACME)) == []
 
 
 def test_the_global_space_is_mapped_into_the_global_projection_store(store, provider, topic_corpus, nexus_home):
@@ -174,6 +175,6 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
             sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=first.dagster_run,
             dagster_event=first.get_run_success_event())) == []  # a map run writes no rows: no loop
     after = HazeStore.for_context(ACME).open("main")
-    assert after.info["counts"] | {"rows": 40, "kept": 30, "placed": 10} == after.info["counts"]
+    assert dataclasses.replace(after.info.counts, rows=40, kept=30, placed=10) == after.info.counts
     moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
     assert (moved == before).all().all()
