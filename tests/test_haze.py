@@ -19,7 +19,7 @@ from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
 from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import MissingRoute
-from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, open_snapshot
+from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, SnapshotInfo, open_snapshot
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, row_id
 
@@ -34,7 +34,7 @@ def topics_space(store, provider, topic_corpus):
 
 def coordinates(snapshot) -> dict[str, tuple[float, float]]:
     table = snapshot.to_arrow(("id", "x", "y"))
-    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")))}
+    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")), strict=True)}
 
 
 def test_the_same_seed_gives_the_same_map_and_another_seed_another(store, topics_space):
@@ -204,6 +204,16 @@ def test_plot_draws_every_point_coloured_by_cluster_or_type(topics_space):
     assert {t.get_text() for t in ax.texts} == {c.label for c in snapshot.clusters}
     ax = plot_snapshot(snapshot, color_by="type")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["text"]
+
+
+def test_the_snapshot_json_reads_back_as_the_same_typed_info(topics_space):
+    haze = HazeStore.for_context(ACME)
+    result = project_space(topics_space, haze, "main", ProjectionParams(sample_size=80, batch_size=32))
+    stored = haze.open("main").info
+    assert stored == result.info and isinstance(stored, SnapshotInfo)
+    assert SnapshotInfo.from_json(json.loads(json.dumps(stored.to_json()))) == stored
+    assert stored.counts.rows == 200 and stored.bounds.x[0] <= stored.bounds.x[1]
+    assert [c.cluster for c in stored.clusters] == list(range(stored.counts.clusters))
 
 
 def test_a_space_without_a_snapshot_answers_a_typed_404(nexus_home):

@@ -14,7 +14,8 @@ import pytest
 from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.haze.assets import haze_projection, haze_refresh_sensor, haze_request_sensor
+from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
+from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
@@ -42,6 +43,15 @@ def test_haze_projection_is_in_the_code_location_partitioned_per_space():
     assert asset.partitions_def.name == "tenant_spaces"
     assert dg.AssetKey("space_table") in asset.asset_deps[dg.AssetKey("haze_projection")]
     assert defs.resolve_sensor_def("haze_request_sensor") is not None
+
+
+def test_the_asset_config_offers_every_projection_parameter_with_its_default_and_refit():
+    fields = {name: field.default for name, field in HazeConfig.model_fields.items()}
+    assert fields == {"refit": False, **ProjectionParams().as_dict()}
+    config = HazeConfig(method="tsne", sample_size=500, refit=True)
+    assert config.params() == ProjectionParams(method="tsne", sample_size=500)
+    schema = haze_projection.op.config_schema.config_type.fields
+    assert set(schema) == set(fields) and not any(f.is_required for f in schema.values())
 
 
 def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(topics_space):
