@@ -73,8 +73,8 @@ def show_acme_extras(instance: dg.DagsterInstance) -> None:
     defs.resolve_job_def("haze_space").execute_in_process(partition_key=ACME.partition_key, instance=instance,
                                                           tags=tags, run_config=QUIET)
     snapshot = connect(api_key="acme-demo-key").haze("main")
-    labels = "; ".join(c["label"] for c in snapshot.clusters[:4])
-    tqdm.write(f"\nacme/main HAZE map (asset haze_projection): {snapshot.info['counts']['rows']} points in "
+    labels = "; ".join(c.label for c in snapshot.clusters[:4])
+    tqdm.write(f"\nacme/main HAZE map (asset haze_projection): {snapshot.info.counts.rows} points in "
                f"{len(snapshot.clusters)} clusters ({labels}; ...)\n  open {snapshot.url('map.html')}")
     cognition = defs.resolve_job_def("cognition_space").execute_in_process(
         partition_key=ACME.partition_key, instance=instance, tags=tags,

@@ -39,7 +39,8 @@ class Nexus:
                 return
 
     def haze(self, space_id: str, snapshot: str | None = None) -> HazeSnapshot:
-        """The space's HAZE map (the latest, or ``snapshot``): ``.to_pandas()``, ``.plot()``, ``.clusters``."""
+        """The space's HAZE map (the latest, or ``snapshot``): ``.to_pandas()``, ``.clusters``, ``.url()``
+        (drawn by ``nexus_pipelines.haze.plot.plot_snapshot``)."""
         return HazeStore.for_context(self.ctx, self.registry).open(space_id, snapshot)
 
     def __repr__(self) -> str:

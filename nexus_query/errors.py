@@ -169,3 +169,14 @@ class MissingRoute(NexusError):
 class ConfigError(NexusError):
     code = "nexus.config_invalid"
     status = 500
+
+
+class MissingExtra(ConfigError):
+    """A configured feature needs an optional dependency group (a pip extra) that is not installed: the
+    message names the extra to install, e.g. ``pip install 'nexus[local-model]'``."""
+
+    code = "nexus.missing_extra"
+
+    def __init__(self, extra: str, message: str, **details: Any) -> None:
+        super().__init__(message, extra=extra, **details)
+        self.extra = extra

@@ -123,7 +123,7 @@ def test_a_canary_ingested_mapped_and_quoted_leaves_no_byte_anywhere_after_erasu
     land_canary(instance)
     assert ensure_indexes(SpaceStore().open(ACME, "main")).fts_index  # the full-text index holds the token too
     haze_metadata = json.dumps(map_space(instance), default=str)
-    keywords = {w for c in HazeStore.for_context(ACME).snapshot_info("main")["clusters"] for w in c["keywords"]}
+    keywords = {w for c in HazeStore.for_context(ACME).snapshot_info("main").clusters for w in c.keywords}
     assert keywords and not any(f" {w}" in haze_metadata or f"{w}," in haze_metadata for w in keywords)
     artifact = assemble_topic(ACME, "main", "loading dock door code for the night shift")
     assert artifact["payload"]["coverage_status"] == "ASSEMBLED" and CANARY in json.dumps(artifact)

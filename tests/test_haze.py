@@ -13,12 +13,13 @@ from sklearn.neighbors import KNeighborsClassifier
 from test_haze_corpus import DISTINCTIVE, load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_points
+from nexus_pipelines.haze.plot import plot_snapshot
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
 from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import MissingRoute
-from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, open_snapshot
+from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, SnapshotInfo, open_snapshot
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, row_id
 
@@ -33,7 +34,7 @@ def topics_space(store, provider, topic_corpus):
 
 def coordinates(snapshot) -> dict[str, tuple[float, float]]:
     table = snapshot.to_arrow(("id", "x", "y"))
-    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")))}
+    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")), strict=True)}
 
 
 def test_the_same_seed_gives_the_same_map_and_another_seed_another(store, topics_space):
@@ -41,7 +42,7 @@ def test_the_same_seed_gives_the_same_map_and_another_seed_another(store, topics
     first = project_space(topics_space, haze, "main", ProjectionParams(seed=7), refit=True)
     again = project_space(store.open(ACME, "main"), haze, "main", ProjectionParams(seed=7), refit=True)
     other = project_space(store.open(ACME, "main"), haze, "main", ProjectionParams(seed=8), refit=True)
-    assert first.snapshot_id != again.snapshot_id and again.info["refit"]
+    assert first.snapshot_id != again.snapshot_id and again.info.refit
     a, b, c = (coordinates(haze.open("main", r.snapshot_id)) for r in (first, again, other))
     assert a == b
     assert a != c
@@ -50,10 +51,10 @@ def test_the_same_seed_gives_the_same_map_and_another_seed_another(store, topics
 def test_a_large_space_is_fitted_on_a_sample_and_the_rest_placed_near_their_topic(topics_space, topic_corpus):
     haze = HazeStore.for_context(ACME)
     result = project_space(topics_space, haze, "main", ProjectionParams(sample_size=80, batch_size=32))
-    counts = result.info["counts"]
-    assert 40 <= counts["anchors"] <= 120 and counts["fitted"] == counts["anchors"]
-    assert counts["placed"] == 200 - counts["anchors"] and counts["kept"] == 0
-    reducer = Reducer.load(haze, "main", result.info["reducer_id"])
+    counts = result.counts
+    assert 40 <= counts.anchors <= 120 and counts.fitted == counts.anchors
+    assert counts.placed == 200 - counts.anchors and counts.kept == 0
+    reducer = Reducer.load(haze, "main", result.info.reducer_id)
     anchors = set(reducer.anchor_ids)
     topic_of = {source: topic for source, _, topic in topic_corpus[0]}
     points = haze.open("main").to_pandas()
@@ -74,14 +75,14 @@ def test_new_rows_are_placed_without_moving_the_map_until_a_refit(store, provide
 
     second = project_space(store.open(ACME, "main"), haze, "main")
     after = coordinates(haze.open("main"))
-    assert second.info["reducer_id"] == first.info["reducer_id"] and not second.info["refit"]
-    assert second.info["counts"]["placed"] == len(extra) + 1 and second.info["counts"]["kept"] == 199
+    assert second.info.reducer_id == first.info.reducer_id and not second.info.refit
+    assert second.counts.placed == len(extra) + 1 and second.counts.kept == 199
     unchanged = set(before) - {row_id(changed[0][0], 0)}
     assert {i: after[i] for i in unchanged} == {i: before[i] for i in unchanged}
     assert len(after) == 200 + len(extra)
 
     refitted = project_space(store.open(ACME, "main"), haze, "main", refit=True)
-    assert refitted.info["refit"] and refitted.info["reducer_id"] != first.info["reducer_id"]
+    assert refitted.info.refit and refitted.info.reducer_id != first.info.reducer_id
     assert coordinates(haze.open("main")) != after
 
 
@@ -95,7 +96,7 @@ def test_the_projection_store_keeps_each_snapshot_whole_with_a_latest_pointer(to
         assert sorted(p.name for p in folder.iterdir()) == ["map.html", "map.png", "points.parquet", "snapshot.json"]
     assert json.loads((root / "latest.json").read_text())["snapshot_id"] == second.snapshot_id
     assert haze.snapshot_ids("main") == [first.snapshot_id, second.snapshot_id]
-    assert sorted(p.name for p in (root / "reducers" / second.info["reducer_id"]).iterdir()) == \
+    assert sorted(p.name for p in (root / "reducers" / second.info.reducer_id).iterdir()) == \
         ["anchors.parquet", "pca.parquet", "reducer.json"]  # open formats only: no pickle
 
     info = json.loads((root / "snapshots" / second.snapshot_id / "snapshot.json").read_text())
@@ -148,13 +149,13 @@ def test_each_topic_becomes_a_cluster_labelled_with_its_own_words(topics_space, 
     points = haze.open("main").to_pandas()
     topic_of = {source: topic for source, _, topic in topic_corpus[0]}
     points["topic"] = points["source"].map(topic_of)
-    clusters = {c["cluster"]: c for c in result.info["clusters"]}
+    clusters = {c.cluster: c for c in result.info.clusters}
     for topic, words in DISTINCTIVE.items():
         members = points.loc[points["topic"] == topic, "cluster"]
         main_cluster, size = Counter(members).most_common(1)[0]
         assert main_cluster >= 0 and size >= 0.8 * len(members), topic
-        assert words & set(clusters[main_cluster]["keywords"]), (topic, clusters[main_cluster]["keywords"])
-        assert (points.loc[points["cluster"] == main_cluster, "label"] == clusters[main_cluster]["label"]).all()
+        assert words & set(clusters[main_cluster].keywords), (topic, clusters[main_cluster].keywords)
+        assert (points.loc[points["cluster"] == main_cluster, "label"] == clusters[main_cluster].label).all()
 
 
 def test_class_based_tf_idf_prefers_words_that_set_a_cluster_apart():
@@ -177,7 +178,7 @@ def test_clusters_are_numbered_by_size_and_auto_falls_back_to_kmeans_without_den
 def test_tsne_maps_and_places_new_points_by_their_neighbours(topics_space):
     haze = HazeStore.for_context(ACME)
     result = project_space(topics_space, haze, "main", ProjectionParams(method="tsne", sample_size=120))
-    assert result.info["method"] == "tsne" and result.info["counts"]["placed"] > 0
+    assert result.info.method == "tsne" and result.counts.placed > 0
     points = haze.open("main").to_pandas()
     assert np.isfinite(points[["x", "y"]].to_numpy()).all() and len(points) == 200
 
@@ -185,11 +186,11 @@ def test_tsne_maps_and_places_new_points_by_their_neighbours(topics_space):
 def test_a_stored_reducer_places_points_exactly_as_the_fitted_one(topics_space, topic_corpus):
     haze = HazeStore.for_context(ACME)
     result = project_space(topics_space, haze, "main", ProjectionParams(sample_size=100))
-    loaded = Reducer.load(haze, "main", result.info["reducer_id"])
+    loaded = Reducer.load(haze, "main", result.info.reducer_id)
     vectors = topic_corpus[1][:20]
     placed = loaded.place(vectors)
     assert placed.shape == (20, 2) and np.isfinite(placed).all()
-    assert np.array_equal(placed, Reducer.load(haze, "main", result.info["reducer_id"]).place(vectors))
+    assert np.array_equal(placed, Reducer.load(haze, "main", result.info.reducer_id).place(vectors))
 
 
 def test_plot_draws_every_point_coloured_by_cluster_or_type(topics_space):
@@ -198,11 +199,21 @@ def test_plot_draws_every_point_coloured_by_cluster_or_type(topics_space):
     matplotlib.use("Agg")
     project_space(topics_space, HazeStore.for_context(ACME), "main")
     snapshot = open_snapshot(ACME, "main")
-    ax = snapshot.plot()
+    ax = plot_snapshot(snapshot)
     assert sum(len(c.get_offsets()) for c in ax.collections) == 200
-    assert {t.get_text() for t in ax.texts} == {c["label"] for c in snapshot.clusters}
-    ax = snapshot.plot(color_by="type")
+    assert {t.get_text() for t in ax.texts} == {c.label for c in snapshot.clusters}
+    ax = plot_snapshot(snapshot, color_by="type")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["text"]
+
+
+def test_the_snapshot_json_reads_back_as_the_same_typed_info(topics_space):
+    haze = HazeStore.for_context(ACME)
+    result = project_space(topics_space, haze, "main", ProjectionParams(sample_size=80, batch_size=32))
+    stored = haze.open("main").info
+    assert stored == result.info and isinstance(stored, SnapshotInfo)
+    assert SnapshotInfo.from_json(json.loads(json.dumps(stored.to_json()))) == stored
+    assert stored.counts.rows == 200 and stored.bounds.x[0] <= stored.bounds.x[1]
+    assert [c.cluster for c in stored.clusters] == list(range(stored.counts.clusters))
 
 
 def test_a_space_without_a_snapshot_answers_a_typed_404(nexus_home):
@@ -229,7 +240,7 @@ def test_snapshots_live_in_s3_and_stream_from_there(s3_config, provider, topic_c
     result = project_space(space, haze, "main")
     assert haze.files.url("haze", "main", "latest.json").startswith("s3://")
     lines = b"".join(open_snapshot(ACME, "main").iter_ndjson(batch_size=25)).decode().splitlines()
-    assert len(lines) == 60 and result.info["counts"]["rows"] == 60
+    assert len(lines) == 60 and result.counts.rows == 60
 
 
 def test_the_fitting_runs_fast_neighbour_index_places_points_where_the_exact_search_does():

@@ -124,6 +124,6 @@ def test_colour_by_type_sets_conversation_bricks_apart_and_the_legend_counts_unc
     browser.eval("document.getElementById('color-by').value = 'cluster';"
                  "document.getElementById('color-by').dispatchEvent(new Event('change'))")
     legend = browser.eval("[...document.querySelectorAll('#legend div')].map(d => d.textContent)")
-    unclustered = result.info["counts"].get("unclustered", 0)
+    unclustered = result.counts.unclustered
     assert (f"unclustered ({unclustered})" in legend) == (unclustered > 0)
-    assert len(legend) == len(result.info["clusters"]) + (unclustered > 0)
+    assert len(legend) == len(result.info.clusters) + (unclustered > 0)

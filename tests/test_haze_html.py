@@ -52,7 +52,7 @@ def test_headless_chromium_draws_every_point_of_the_html_map(html_map, tmp_path)
     path, result = html_map
     dom = browse(f"file://{path}", tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom")
     drawn = body_data(dom)
-    assert int(drawn["drawn-points"]) == result.info["counts"]["rows"] == 200
+    assert int(drawn["drawn-points"]) == result.counts.rows == 200
     assert int(drawn["painted-pixels"]) > 2000
     page = open(path, encoding="utf-8").read()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # self-contained: nothing fetched

@@ -4,6 +4,7 @@ with POST .../haze/snapshot that the sensor turns into a run, whose points GET .
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import pytest
 from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.haze.assets import haze_projection, haze_refresh_sensor, haze_request_sensor
+from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
+from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
 from nexus_query.context import RequestContext
-from nexus_query.haze import HazeStore
+from nexus_query.haze import HazeStore, pending_requests, request_snapshot
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
@@ -41,6 +43,15 @@ def test_haze_projection_is_in_the_code_location_partitioned_per_space():
     assert asset.partitions_def.name == "tenant_spaces"
     assert dg.AssetKey("space_table") in asset.asset_deps[dg.AssetKey("haze_projection")]
     assert defs.resolve_sensor_def("haze_request_sensor") is not None
+
+
+def test_the_asset_config_offers_every_projection_parameter_with_its_default_and_refit():
+    fields = {name: field.default for name, field in HazeConfig.model_fields.items()}
+    assert fields == {"refit": False, **ProjectionParams().as_dict()}
+    config = HazeConfig(method="tsne", sample_size=500, refit=True)
+    assert config.params() == ProjectionParams(method="tsne", sample_size=500)
+    schema = haze_projection.op.config_schema.config_type.fields
+    assert set(schema) == set(fields) and not any(f.is_required for f in schema.values())
 
 
 def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(topics_space):
@@ -119,7 +130,7 @@ def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topic
 
 
 def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space):
-    task = HazeStore.for_context(ACME).request_snapshot(ACME, "main")
+    task = request_snapshot(ACME, "main")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
         result = dg.materialize(
@@ -129,7 +140,7 @@ def test_a_failed_projection_marks_its_task_failed(store, provider, topics_space
     assert not result.success
     failed = landing_zone(ACME).read_task(task.task_id)
     assert failed.status == "failed" and "cluster_method" in failed.error
-    assert HazeStore.for_context(ACME).pending_requests() == []
+    assert pending_requests(HazeStore.for_context(ACME)) == []
 
 
 def test_the_global_space_is_mapped_into_the_global_projection_store(store, provider, topic_corpus, nexus_home):
@@ -174,6 +185,6 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
             sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=first.dagster_run,
             dagster_event=first.get_run_success_event())) == []  # a map run writes no rows: no loop
     after = HazeStore.for_context(ACME).open("main")
-    assert after.info["counts"] | {"rows": 40, "kept": 30, "placed": 10} == after.info["counts"]
+    assert dataclasses.replace(after.info.counts, rows=40, kept=30, placed=10) == after.info.counts
     moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
     assert (moved == before).all().all()

@@ -1,7 +1,8 @@
 """HAZE: a 2-D map of every space (PCA, then UMAP or t-SNE), with labelled clusters and pictures.
 
-``reducer`` fits and keeps the map in open formats, ``clusters`` finds and labels regions, ``html_map``
-draws the interactive page, ``projection`` runs one snapshot, ``assets`` wraps it for Dagster.
+``reducer`` fits and keeps the map in open formats, ``clusters`` finds and labels regions, ``plot`` draws
+the PNG (and notebooks' maps), ``html_map`` the interactive page, ``writer`` stores a snapshot,
+``projection`` runs one snapshot, ``assets`` wraps it for Dagster. ``nexus_query.haze`` reads the maps.
 """
 
 import dagster as dg

@@ -1,9 +1,13 @@
 """``haze_projection``: a map of each space, downstream of ``space_table``; and the sensor that turns
 ``POST /nexus/spaces/{space_id}/haze/snapshot`` requests into runs. Thin: the work is in ``projection``."""
 
+import dataclasses
 import os
+import typing
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import pydantic
 
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.haze.projection import project_space
@@ -13,7 +17,7 @@ from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, 
 from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import InvalidRequest
-from nexus_query.haze import HazeStore
+from nexus_query.haze import ClusterSummary, HazeStore, finish_request, pending_requests
 from nexus_query.store import SpaceTable
 
 GROUP = "haze"
@@ -23,21 +27,30 @@ PROJECTION_STORE = "nexus_projection_store"
 SPACE_WRITERS = (dg.AssetKey("space_table"), dg.AssetKey("kpi_fact_docs"))
 
 
-class HazeConfig(dg.Config):
-    """How to map; the defaults suit spaces up to millions of rows (fit on 50k, place the rest)."""
+class HazeConfigBase(dg.Config):
+    """How to map: ``refit`` here, every other field is one of ``ProjectionParams`` (its type and default),
+    added by ``projection_config``; the defaults suit spaces up to millions of rows (fit on 50k, place the
+    rest)."""
 
-    method: str = "umap"          # umap | tsne
-    refit: bool = False           # fit a new map instead of placing new rows into the current one
-    seed: int = 42
-    pca_components: int = 50
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    perplexity: float = 30.0
-    sample_size: int = 50_000
-    cluster_method: str = "auto"  # auto | hdbscan | kmeans
+    refit: bool = False  # fit a new map instead of placing new rows into the current one
 
     def params(self) -> ProjectionParams:
-        return ProjectionParams(**{k: v for k, v in self.model_dump().items() if k != "refit"})
+        return ProjectionParams(**self.model_dump(exclude={"refit"}))
+
+
+def projection_config() -> type[HazeConfigBase]:
+    """``HazeConfigBase`` with a field per ``ProjectionParams`` field: the parameters have one source, and
+    the Dagster launchpad offers each of them with the default a plain ``project_space`` call uses."""
+    hints = typing.get_type_hints(ProjectionParams)
+    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(ProjectionParams)}
+    return pydantic.create_model("HazeConfig", __base__=HazeConfigBase, __module__=__name__,
+                                 __doc__=HazeConfigBase.__doc__, **fields)
+
+
+if TYPE_CHECKING:
+    HazeConfig = HazeConfigBase
+else:
+    HazeConfig = projection_config()  # Dagster reads the config schema from the asset's annotation
 
 
 def haze_store(nexus: NexusResource, key: SpaceKey) -> HazeStore:
@@ -69,29 +82,28 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
         raise
     finally:
         if task_id:  # answered either way: the task record keeps the outcome
-            haze.finish_request(key.space_id, task_id)
+            finish_request(haze, key.space_id, task_id)
     info = result.info
-    counts = info["counts"]
-    report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run.run_id,
-                counts={k: v for k, v in counts.items() if isinstance(v, int)})
-    metadata: dict[str, object] = {"table_version": info["table_version"], **counts}
-    if result.snapshot_id is not None:
-        snapshot = haze.open(key.space_id, result.snapshot_id)
-        map_png = file_url(haze.files, *haze.snapshot_parts(key.space_id, result.snapshot_id, "map.png"))
+    counts = dataclasses.asdict(result.counts) if info else {"rows": 0}
+    report_task(zone, context.run.tags, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
+    metadata: dict[str, Any] = {"table_version": result.table_version, **counts}
+    if info is not None:
+        snapshot = haze.open(key.space_id, info.snapshot_id)
+        map_png = file_url(haze.files, *haze.snapshot_parts(key.space_id, info.snapshot_id, "map.png"))
         metadata.update({
-            "snapshot_id": result.snapshot_id, "new_snapshot": result.created, "method": info["method"],
-            "refit": info["refit"], "reducer_id": info["reducer_id"], "cluster_method": info["cluster_method"],
-            **{f"seconds_{step}": seconds for step, seconds in info["timings"].items()},
+            "snapshot_id": info.snapshot_id, "new_snapshot": result.created, "method": info.method,
+            "refit": info.refit, "reducer_id": info.reducer_id, "cluster_method": info.cluster_method,
+            **{f"seconds_{step}": seconds for step, seconds in info.timings.items()},
             # a thumbnail inline, the pictures and the map in the projection store (not the event log)
             "map": dg.MetadataValue.md(png_markdown(thumbnail_png(result.png), f"HAZE map of {key.partition_key}",
                                                     link=map_png)),
             "map_png": dg.MetadataValue.url(map_png),
-            "cluster_labels": dg.MetadataValue.md(_cluster_table(info["clusters"])),
+            "cluster_labels": dg.MetadataValue.md(_cluster_table(info.clusters)),
             "html_map": dg.MetadataValue.path(snapshot.url("map.html")),
             "points": dg.MetadataValue.path(snapshot.url("points.parquet")),
         })
         if not key.is_global:  # served to the tenant over HTTP (the global space's maps are not)
-            metadata["html_map_url"] = dg.MetadataValue.url(map_route(key.space_id, result.snapshot_id))
+            metadata["html_map_url"] = dg.MetadataValue.url(map_route(key.space_id, info.snapshot_id))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -102,10 +114,10 @@ def map_route(space_id: str, snapshot_id: str) -> str:
     return f"{base}/nexus/spaces/{space_id}/haze/map?snapshot={snapshot_id}"
 
 
-def _cluster_table(clusters: list[dict]) -> str:
+def _cluster_table(clusters: list[ClusterSummary]) -> str:
     """Cluster sizes only: keywords are words of the documents, and Dagster's event log keeps no document
     text (an erasure could not reach it there); they are in the snapshot and its HTML map."""
-    rows = [f"| {c['cluster']} | {c['size']} |" for c in clusters[:40]]
+    rows = [f"| {c.cluster} | {c.size} |" for c in clusters[:40]]
     return "\n".join(["| cluster | points |", "|---:|---:|", *rows]) if rows else "no clusters"
 
 
@@ -121,21 +133,21 @@ def haze_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResourc
     """Each waiting re-projection request becomes one run (run key = its task id, so none runs twice)."""
     requests, partitions = [], set()
     for tenant, project, files in nexus.tenant_areas(PROJECTION_STORE):  # requests only come from tenants
-        for request in HazeStore(files).pending_requests():
+        for request in pending_requests(HazeStore(files)):
             try:
-                key = SpaceKey(tenant, project, request["space_id"])
+                key = SpaceKey(tenant, project, request.space_id)
             except InvalidRequest:
-                context.log.warning(f"ignoring a HAZE request for space {request['space_id']!r} of {tenant}")
+                context.log.warning("ignoring a HAZE request for space %r of %s", request.space_id, tenant)
                 continue
             partitions.add(key.partition_key)
-            config = {"refit": bool(request.get("refit"))}
-            if request.get("method"):
-                config["method"] = request["method"]
+            config: dict[str, object] = {"refit": request.refit}
+            if request.method:
+                config["method"] = request.method
             requests.append(dg.RunRequest(
-                run_key=f"haze:{request['task_id']}", partition_key=key.partition_key,
+                run_key=f"haze:{request.task_id}", partition_key=key.partition_key,
                 run_config={"ops": {"haze_projection": {"config": config}}},
-                tags={**key.run_tags, TASK_TAG: request["task_id"]}))
-    new = sorted(partitions - set(context.instance.get_dynamic_partitions(tenant_spaces.name)))
+                tags={**key.run_tags, TASK_TAG: request.task_id}))
+    new = sorted(partitions - set(tenant_spaces.get_partition_keys(dynamic_partitions_store=context.instance)))
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[tenant_spaces.build_add_request(new)] if new else [])
 

@@ -88,7 +88,7 @@ def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
         rows = np.flatnonzero(labels == c)
         if len(rows) > docs_per_cluster:
             rows = np.sort(rng.choice(rows, docs_per_cluster, replace=False))
-        docs.append(" ".join(texts[i] for i in rows))
+        docs.append(" ".join(texts[int(i)] for i in rows))
     try:
         counts = CountVectorizer(stop_words="english", token_pattern=_TOKEN, lowercase=True).fit(docs)
     except ValueError:  # nothing but stop words and numbers

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from nexus_query.haze import NOISE_COLOR, TYPE_COLORS, cluster_colors
+from nexus_pipelines.haze.plot import NOISE_COLOR, TYPE_COLORS, cluster_colors
+from nexus_query.haze import ClusterSummary
 
 HOVER_CHARS = 200  # the hover box; a click shows the whole text
 TEXT_BUDGET_CHARS = 20_000_000  # of text per page: whole chunks up to 10,000 points, shorter past that
@@ -29,14 +29,14 @@ KIND_COLORS = {CONVERSATION_KIND: "#17becf"}
 def point_kinds(types: Sequence[str], sources: Sequence[str]) -> list[str]:
     """What colour-by-type shows: the row type, with conversation bricks set apart from documents."""
     return [CONVERSATION_KIND if t == "text" and s.startswith(CONVERSATION_PREFIX) else t
-            for t, s in zip(types, sources)]
+            for t, s in zip(types, sources, strict=True)]
 
 
 def text_cap(n_points: int) -> int:
     return max(HOVER_CHARS, min(2_000, TEXT_BUDGET_CHARS // max(n_points, 1)))
 
 
-def render_html(points: pa.Table, clusters: Sequence[Mapping[str, Any]], *, title: str, subtitle: str,
+def render_html(points: pa.Table, clusters: Sequence[ClusterSummary], *, title: str, subtitle: str,
                 total_points: int) -> str:
     kinds = point_kinds(points.column("type").to_pylist(), points.column("source").to_pylist())
     types = sorted(set(kinds))
@@ -58,8 +58,7 @@ def render_html(points: pa.Table, clusters: Sequence[Mapping[str, Any]], *, titl
         "text": [t if len(t) <= cap else t[:cap] + "\u2026" for t in points.column("text").to_pylist()],
         "hoverChars": HOVER_CHARS,
         "unclustered": int((cluster_ids < 0).sum()),
-        "clusters": [{"cluster": c["cluster"], "label": c["label"], "x": c["x"], "y": c["y"], "size": c["size"]}
-                     for c in clusters],
+        "clusters": [{"cluster": c.cluster, "label": c.label, "x": c.x, "y": c.y, "size": c.size} for c in clusters],
         "clusterColors": {str(k): v for k, v in cluster_colors(np.unique(cluster_ids)).items()},
         "typeColors": {t: KIND_COLORS.get(t) or TYPE_COLORS.get(t, "#7f7f7f") for t in types},
         "noiseColor": NOISE_COLOR,
@@ -95,7 +94,8 @@ _PAGE = r"""<!doctype html>
 </style></head>
 <body>
 <div id="bar"><h1 id="title"></h1><span class="sub" id="sub"></span>
- <label>colour <select id="color-by"><option value="cluster">cluster</option><option value="type">type</option></select></label>
+ <label>colour <select id="color-by"><option value="cluster">cluster</option>
+  <option value="type">type</option></select></label>
  <input id="search" type="search" placeholder="search text, source, label">
  <span id="found"></span><button id="reset" type="button">reset view</button></div>
 <canvas id="map"></canvas><div id="tip"></div><div id="legend"></div>
@@ -156,7 +156,9 @@ _PAGE = r"""<!doctype html>
       ctx.fillRect(px - size / 2, py - size / 2, size, size); drawn[0]++;
     };
     ctx.globalAlpha = matched ? 0.15 : 0.85;
-    for (let i = 0; i < n; i++) { if (!matched || !matched.has(i)) { ctx.fillStyle = matched ? "#999" : colorOf(i); dot(i, 2 * r); } }
+    for (let i = 0; i < n; i++) {
+      if (!matched || !matched.has(i)) { ctx.fillStyle = matched ? "#999" : colorOf(i); dot(i, 2 * r); }
+    }
     if (matched) { ctx.globalAlpha = 1; matched.forEach(i => { ctx.fillStyle = colorOf(i); dot(i, 2 * r + 2); }); }
     ctx.globalAlpha = 1;
     if (colorBy.value === "cluster") {
@@ -173,7 +175,8 @@ _PAGE = r"""<!doctype html>
   function legend() {
     const box = document.getElementById("legend"); box.textContent = "";
     const rows = colorBy.value === "type" ? D.types.map(t => [D.typeColors[t], t])
-      : D.clusters.slice().sort((a, b) => b.size - a.size).slice(0, 20).map(c => [D.clusterColors[c.cluster], c.label + " (" + c.size + ")"])
+      : D.clusters.slice().sort((a, b) => b.size - a.size).slice(0, 20)
+          .map(c => [D.clusterColors[c.cluster], c.label + " (" + c.size + ")"])
           .concat(D.unclustered ? [[D.noiseColor, "unclustered (" + D.unclustered + ")"]] : []);
     rows.forEach(([color, text]) => {
       const line = document.createElement("div"), dotEl = document.createElement("span");
@@ -231,7 +234,9 @@ _PAGE = r"""<!doctype html>
   }};
 
   let drag = null, moved = false;
-  canvas.addEventListener("mousedown", e => { drag = {x: e.clientX, y: e.clientY}; moved = false; canvas.style.cursor = "grabbing"; });
+  canvas.addEventListener("mousedown", e => {
+    drag = {x: e.clientX, y: e.clientY}; moved = false; canvas.style.cursor = "grabbing";
+  });
   window.addEventListener("mouseup", () => { drag = null; canvas.style.cursor = "grab"; });
   canvas.addEventListener("click", e => {  // a click, not the end of a drag, opens the point under the pointer
     if (moved) return;
@@ -249,10 +254,15 @@ _PAGE = r"""<!doctype html>
     if (i < 0) { tip.style.display = "none"; return; }
     tip.textContent = "";
     const meta = document.createElement("div"); meta.className = "meta";
-    meta.textContent = D.sources[D.s[i]] + " \u00b7 " + D.types[D.t[i]] + (D.c[i] >= 0 ? " \u00b7 " + labelOf[D.c[i]] : "");
+    meta.textContent = D.sources[D.s[i]] + " \u00b7 " + D.types[D.t[i]]
+      + (D.c[i] >= 0 ? " \u00b7 " + labelOf[D.c[i]] : "");
     const text = D.text[i], cut = text.length > D.hoverChars;
-    tip.appendChild(meta); tip.appendChild(document.createTextNode(cut ? text.slice(0, D.hoverChars) + "\u2026" : text));
-    if (cut) { const more = document.createElement("div"); more.className = "meta"; more.textContent = "click for the whole text"; tip.appendChild(more); }
+    tip.appendChild(meta);
+    tip.appendChild(document.createTextNode(cut ? text.slice(0, D.hoverChars) + "\u2026" : text));
+    if (cut) {
+      const more = document.createElement("div"); more.className = "meta";
+      more.textContent = "click for the whole text"; tip.appendChild(more);
+    }
     tip.style.left = Math.min(e.clientX + 12, window.innerWidth - 370) + "px"; tip.style.top = (e.clientY + 12) + "px";
     tip.style.display = "block";
   });

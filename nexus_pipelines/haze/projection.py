@@ -13,7 +13,6 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,21 +21,27 @@ import pyarrow.compute as pc
 
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_label, cluster_points
 from nexus_pipelines.haze.html_map import render_html
+from nexus_pipelines.haze.plot import render_png
 from nexus_pipelines.haze.reducer import ProjectionParams, Reducer, fit_reducer
-from nexus_pipelines.pictures import figure_png
-from nexus_query.haze import TEXT_PREVIEW_CHARS, HazeStore, new_snapshot_id, plot_points
+from nexus_pipelines.haze.writer import commit_snapshot, new_snapshot_id, prune, write_snapshot_files
+from nexus_query.haze import TEXT_PREVIEW_CHARS, Bounds, ClusterSummary, HazeStore, SnapshotCounts, SnapshotInfo
 from nexus_query.landing import now_iso
 from nexus_query.store import SpaceTable
 
 Log = Callable[[str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectionResult:
-    snapshot_id: str | None   # None: the space is empty, so there is no map
-    info: dict[str, Any]
-    created: bool             # False when the latest snapshot already showed this table version
+    table_version: int
+    counts: SnapshotCounts
+    info: SnapshotInfo | None  # None: the space is empty, so there is no map
+    created: bool              # False when the latest snapshot already showed this table version
     png: bytes = field(default=b"", repr=False)
+
+    @property
+    def snapshot_id(self) -> str | None:
+        return self.info.snapshot_id if self.info else None
 
 
 def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: ProjectionParams | None = None, *,
@@ -51,24 +56,25 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
     previous = haze.snapshot_info(space_id) if haze.latest_snapshot_id(space_id) else None
     if total == 0:
         log(f"{space_id} is empty at version {version}: no map")
-        return ProjectionResult(None, {"table_version": version, "counts": {"rows": 0}}, created=False)
-    if (previous and not refit and previous["table_version"] == version and previous["params"] == params.as_dict()):
-        log(f"snapshot {previous['snapshot_id']} already maps version {version}")
-        return ProjectionResult(previous["snapshot_id"], previous, created=False,
-                                png=haze.open(space_id, previous["snapshot_id"]).png())
+        return ProjectionResult(version, SnapshotCounts(rows=0), None, created=False)
+    if previous and not refit and previous.table_version == version and previous.params == params.as_dict():
+        log(f"snapshot {previous.snapshot_id} already maps version {version}")
+        return ProjectionResult(version, previous.counts, previous, created=False,
+                                png=haze.open(space_id, previous.snapshot_id).png())
 
     created_at = now_iso()
     snapshot_id = new_snapshot_id(version, created_at)
     timings: dict[str, float] = {}
     embedder = space.embedder.id if space.embedder else None
     dimension = space.table.schema.field("vector").type.list_size
-    reducer = None if refit or previous is None else Reducer.load(haze, space_id, previous["reducer_id"])
+    reducer = None if refit or previous is None else Reducer.load(haze, space_id, previous.reducer_id)
     reason = "asked" if refit else "no map yet" if previous is None else "reducer missing"
     if reducer is not None and not reducer.compatible(params, dimension, embedder):
         reducer, reason = None, "parameters or embedder changed"
     if reducer is not None and params.refit_growth and \
             len(reducer.anchor_ids) * params.refit_growth <= min(total, params.sample_size):
-        reducer, reason = None, f"space grew from {len(reducer.anchor_ids)} to {total} rows"
+        reason = f"space grew from {len(reducer.anchor_ids)} to {total} rows"
+        reducer = None
 
     if reducer is None:
         t = time.perf_counter()
@@ -86,7 +92,8 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
         fitted_everything = fraction >= 1.0
     else:
         log(f"placing new rows into the map of reducer {reducer.reducer_id}")
-        kept = haze.open(space_id, previous["snapshot_id"]).to_arrow(("id", "content_hash", "x", "y"))
+        assert previous is not None  # a reducer was loaded from it
+        kept = haze.open(space_id, previous.snapshot_id).to_arrow(("id", "content_hash", "x", "y"))
         known = _keyed(kept.column("id").to_pylist(), kept.column("content_hash").to_pylist(),
                        np.column_stack([kept.column("x").to_numpy(), kept.column("y").to_numpy()]))
         fitted_everything = False
@@ -127,7 +134,7 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
     keywords = cluster_keywords(texts.to_pylist(), labels, top_n=params.keywords, seed=params.seed,
                                 exclude={space.owner})
     clusters = _cluster_summaries(xy, labels, keywords)
-    label_of = {c["cluster"]: c["label"] for c in clusters}
+    label_of = {c.cluster: c.label for c in clusters}
     timings["keywords"] = time.perf_counter() - t
 
     points = pa.table({
@@ -150,41 +157,29 @@ def project_space(space: SpaceTable, haze: HazeStore, space_id: str, params: Pro
     page = render_html(shown, clusters, title=title, subtitle=subtitle, total_points=total).encode("utf-8")
     timings["render"] = time.perf_counter() - t
 
-    info = {
-        "snapshot_id": snapshot_id, "space_id": space_id, "created_at": created_at, "method": params.method,
-        "params": params.as_dict(), "table_version": version, "embedder": embedder,
-        "reducer_id": reducer.reducer_id, "refit": refitted, "refit_reason": reason if refitted else None,
-        # fitted: placed by this run's fit; kept: unchanged since the previous snapshot; placed: new to the map
-        "counts": {"rows": total, "anchors": len(reducer.anchor_ids), "fitted": known_rows if refitted else 0,
-                   "kept": 0 if refitted else known_rows, "placed": placed,
-                   "clusters": len(clusters), "unclustered": int((labels < 0).sum()), "html_points": shown.num_rows},
-        "bounds": {"x": [float(xy[:, 0].min()), float(xy[:, 0].max())],
-                   "y": [float(xy[:, 1].min()), float(xy[:, 1].max())]},
-        "cluster_method": cluster_method, "clusters": clusters,
-        "files": {"points": "points.parquet", "png": "map.png", "html": "map.html"},
-    }
+    counts = SnapshotCounts(
+        rows=total, anchors=len(reducer.anchor_ids), fitted=known_rows if refitted else 0,
+        kept=0 if refitted else known_rows, placed=placed, clusters=len(clusters),
+        unclustered=int((labels < 0).sum()), html_points=shown.num_rows)
     t = time.perf_counter()
-    haze.write_snapshot_files(space_id, snapshot_id, points, {"map.png": png, "map.html": page})
+    write_snapshot_files(haze, space_id, snapshot_id, points, {"map.png": png, "map.html": page})
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    info["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    haze.commit_snapshot(space_id, info)
-    removed = haze.prune(space_id, params.keep_snapshots)
+    info = SnapshotInfo(
+        snapshot_id=snapshot_id, space_id=space_id, created_at=created_at, method=params.method,
+        params=params.as_dict(), table_version=version, embedder=embedder, reducer_id=reducer.reducer_id,
+        refit=refitted, refit_reason=reason if refitted else None, counts=counts,
+        bounds=Bounds(x=(float(xy[:, 0].min()), float(xy[:, 0].max())),
+                      y=(float(xy[:, 1].min()), float(xy[:, 1].max()))),
+        cluster_method=cluster_method, clusters=clusters,
+        files={"points": "points.parquet", "png": "map.png", "html": "map.html"},
+        timings={k: round(v, 3) for k, v in timings.items()})
+    commit_snapshot(haze, info)
+    removed = prune(haze, space_id, params.keep_snapshots)
     if removed:
         log(f"removed {len(removed)} older snapshot(s), keeping the newest {params.keep_snapshots}")
-    log(f"snapshot {snapshot_id}: {total} points, {len(clusters)} clusters in {info['timings']['total']:.1f}s")
-    return ProjectionResult(snapshot_id, info, created=True, png=png)
-
-
-def render_png(points: pa.Table, clusters: list[dict[str, Any]], title: str) -> bytes:
-    """The labelled map as a PNG, drawn without pyplot (no display or global state needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(9, 7), dpi=100)
-    FigureCanvasAgg(figure)
-    plot_points(points, clusters=clusters, ax=figure.add_subplot(), title=title)
-    return figure_png(figure)
+    log(f"snapshot {snapshot_id}: {total} points, {len(clusters)} clusters in {info.timings['total']:.1f}s")
+    return ProjectionResult(version, counts, info, created=True, png=png)
 
 
 @dataclass
@@ -194,7 +189,7 @@ class _Known:
 
 
 def _keys(ids: list[str], hashes: list[str]) -> list[str]:
-    return [f"{i}\x1f{h}" for i, h in zip(ids, hashes)]
+    return [f"{i}\x1f{h}" for i, h in zip(ids, hashes, strict=True)]
 
 
 def _keyed(ids: list[str], hashes: list[str], xy: np.ndarray) -> _Known:
@@ -221,8 +216,8 @@ def _read_sample(space: SpaceTable, fraction: float, params: ProjectionParams
         batch_ids = batch.column("id").to_pylist()
         keep = np.array([in_sample(i, params.seed, fraction) for i in batch_ids], dtype=bool) \
             if fraction < 1.0 else np.ones(len(batch_ids), dtype=bool)
-        ids.extend(i for i, k in zip(batch_ids, keep) if k)
-        hashes.extend(h for h, k in zip(batch.column("content_hash").to_pylist(), keep) if k)
+        ids.extend(i for i, k in zip(batch_ids, keep, strict=True) if k)
+        hashes.extend(h for h, k in zip(batch.column("content_hash").to_pylist(), keep, strict=True) if k)
         vectors.append(_vectors(batch.column("vector"), dimension)[keep])
     return ids, hashes, np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32)
 
@@ -236,11 +231,13 @@ def _vectors(column: pa.Array, dimension: int) -> np.ndarray:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension).astype(np.float32, copy=False)
 
 
-def _cluster_summaries(xy: np.ndarray, labels: np.ndarray, keywords: dict[int, list[str]]) -> list[dict[str, Any]]:
+def _cluster_summaries(xy: np.ndarray, labels: np.ndarray, keywords: dict[int, list[str]]
+                       ) -> list[ClusterSummary]:
     summaries = []
     for c in sorted(int(c) for c in np.unique(labels) if c >= 0):
         rows = labels == c
         words = keywords.get(c, [])
-        summaries.append({"cluster": c, "label": cluster_label(words, c), "keywords": words, "size": int(rows.sum()),
-                          "x": float(np.median(xy[rows, 0])), "y": float(np.median(xy[rows, 1]))})
+        summaries.append(ClusterSummary(cluster=c, label=cluster_label(words, c), keywords=words,
+                                        size=int(rows.sum()), x=float(np.median(xy[rows, 0])),
+                                        y=float(np.median(xy[rows, 1]))))
     return summaries

@@ -21,8 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nexus_pipelines.haze.writer import parquet_bytes
 from nexus_query.errors import InvalidRequest
-from nexus_query.haze import METHODS, HazeStore, parquet_bytes
+from nexus_query.haze import METHODS, HazeStore
 
 MIN_MANIFOLD_ROWS = 5  # below this a map is the first two principal axes: UMAP/t-SNE need neighbours
 KNN_CHUNK = 2048       # new points compared with all anchors at a time (bounded memory)
@@ -154,7 +155,7 @@ class Reducer:
         })
         haze.files.write_bytes_atomic(parquet_bytes(anchors), *haze.reducer_parts(space_id, self.reducer_id,
                                                                                     "anchors.parquet"))
-        if self.components is not None:
+        if self.mean is not None and self.components is not None:
             rows = np.vstack([self.mean[None, :], self.components]).astype(np.float32)
             pca = pa.table({
                 "role": ["mean"] + ["component"] * len(self.components),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nexus_query.api.auth import caller
 from nexus_query.api.models import IngestAccepted
 from nexus_query.context import RequestContext
-from nexus_query.haze import POINT_COLUMNS, HazeStore
+from nexus_query.haze import POINT_COLUMNS, HazeStore, Method, request_snapshot
 from nexus_query.routing import RoutingRegistry
 
 NDJSON = "application/x-ndjson"
@@ -21,8 +21,8 @@ NDJSON = "application/x-ndjson"
 class SnapshotRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"refit": True}]})
 
-    refit: bool = Field(False, description="draw a new map; otherwise new rows are placed into the current one")
-    method: Literal["umap", "tsne"] | None = Field(None, description="projection method; default umap")
+    refit: bool = Field(default=False, description="draw a new map; otherwise new rows are placed into the current one")
+    method: Method | None = Field(default=None, description="projection method; default umap")
 
 
 def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
@@ -68,8 +68,7 @@ def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = No
                       ctx: RequestContext = Depends(caller)) -> dict[str, str]:
         body = body or SnapshotRequest()
         registry = current()
-        task = HazeStore.for_context(ctx, registry).request_snapshot(ctx, space_id, refit=body.refit,
-                                                                     method=body.method, registry=registry)
+        task = request_snapshot(ctx, space_id, refit=body.refit, method=body.method, registry=registry)
         return {"task_id": task.task_id}
 
     return router

@@ -35,7 +35,10 @@ class EmbedderInfo:
 
 @runtime_checkable
 class EmbeddingProvider(Protocol):
-    info: EmbedderInfo
+    @property
+    def info(self) -> EmbedderInfo:
+        """The identity a space records of the embedder that wrote it."""
+        ...
 
     def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text. ``ctx`` is whom to bill, if anyone."""

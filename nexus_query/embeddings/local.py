@@ -1,19 +1,26 @@
-"""sentence-transformers on this machine (CPU or GPU), loaded offline, once per process."""
+"""sentence-transformers on this machine (CPU or GPU), loaded offline, once per process.
+
+The model and torch come with the ``local-model`` extra (``server`` and ``pipelines`` include it): they
+are imported on first use, so ``nexus_query`` imports without them, and a missing extra is a
+``MissingExtra`` error that names it, not a bare ``ModuleNotFoundError``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nexus_query.embeddings.base import EmbedderInfo
-from nexus_query.errors import ConfigError
+from nexus_query.errors import ConfigError, MissingExtra
 
 if TYPE_CHECKING:
     from nexus_query.context import RequestContext
@@ -28,11 +35,25 @@ _encode_lock = threading.Lock()
 SMALL_BATCH = 8
 QUERY_CACHE_ENTRIES = int(os.environ.get("NEXUS_QUERY_EMBEDDING_CACHE", "1024"))
 _default_threads = 0  # torch's own intra-op thread count, read when the first model loads
+LOCAL_MODEL_EXTRA = "local-model"
+
+
+def import_local_model_module(name: str) -> ModuleType:
+    """``name`` (torch, sentence_transformers, a bundled model's package) or ``MissingExtra`` naming the
+    ``local-model`` extra that installs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise MissingExtra(
+            LOCAL_MODEL_EXTRA,
+            f"the local embedding model needs {name}, which is not installed: "
+            f"pip install 'nexus[{LOCAL_MODEL_EXTRA}]' (or set embedder.provider to remote)",
+            missing=name,
+        ) from exc
 
 
 def _set_torch_threads(threads: int) -> None:
-    import torch
-
+    torch = import_local_model_module("torch")
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -41,7 +62,7 @@ def resolve_model_path(model: str) -> Path:
     """A bundled model's folder, or ``model`` itself when it is a local folder of weights."""
     package = _BUNDLED.get(model)
     if package is not None:
-        module = __import__(package)
+        module = import_local_model_module(package)
         return Path(module.get_model_path())
     path = Path(model).expanduser()
     if path.is_dir():
@@ -57,12 +78,12 @@ def resolve_model_path(model: str) -> Path:
 def _load(path: str, device: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from sentence_transformers import SentenceTransformer
+    torch = import_local_model_module("torch")
+    sentence_transformers = import_local_model_module("sentence_transformers")
 
     global _default_threads
     _default_threads = _default_threads or torch.get_num_threads()
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    return sentence_transformers.SentenceTransformer(path, device=device, local_files_only=True)
 
 
 class QueryEmbeddingCache:
