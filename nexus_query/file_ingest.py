@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus_query.cognition.bricks import import_export, parse_export
+from nexus_query.cognition.bricks import import_export
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, validate_items

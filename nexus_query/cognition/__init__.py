@@ -22,7 +22,8 @@ from nexus_query.cognition.assemble import (
     assemble_topic,
 )
 from nexus_query.cognition.bricks import block_documents, import_export, landed_conversations
-from nexus_query.cognition.conversations import Block, Conversation, Message, ParsedExport, parse_export
+from nexus_query.cognition.conversation_model import Block, Conversation, Message, ParsedExport
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import Brick, recall_bricks_readonly
 
 __all__ = [

@@ -86,7 +86,7 @@ def render_for_agent(artifact: Mapping[str, Any]) -> str:
 
 
 def _transcript(excerpt: Mapping[str, Any]) -> list[str]:
-    from nexus_query.cognition.conversations import canonical_conversation
+    from nexus_query.cognition.canonical_export import canonical_conversation
 
     tree: dict[str, Any] = {"conversation_id": excerpt["source_file"], "messages": excerpt["conversation"]}
     if "current_message_id" in excerpt:  # artifacts assembled before branches were kept have one thread

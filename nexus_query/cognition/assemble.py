@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nexus_query.cognition.artifacts import ARTIFACT_TYPE, ArtifactStore, artifact_id_for
-from nexus_query.cognition.conversations import Conversation, canonical_conversation
+from nexus_query.cognition.canonical_export import canonical_conversation
+from nexus_query.cognition.conversation_model import Conversation
 from nexus_query.cognition.recall import DEFAULT_K, MIN_SCORE, Brick, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from nexus_query.cognition.conversations import Conversation, parse_export
+from nexus_query.cognition.conversation_model import Conversation
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, now_iso
