@@ -117,7 +117,8 @@ def _message_lines(message: Any, mark: str | None) -> list[str]:
 def verify(artifact: Mapping[str, Any]) -> str:
     """The artifact's hex digest, after checking that its id is the hash of its payload."""
     digest = artifact_hex(artifact.get("artifact_id"))
-    if not isinstance(artifact.get("payload"), Mapping) or artifact_id_for(artifact["payload"]) != artifact["artifact_id"]:
+    payload = artifact.get("payload")
+    if not isinstance(payload, Mapping) or artifact_id_for(payload) != artifact["artifact_id"]:
         raise ArtifactCorrupt("artifact payload does not hash to its artifact_id",
                               artifact_id=artifact.get("artifact_id"))
     return digest

@@ -70,15 +70,18 @@ def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation
         raise SourceUnavailable(f"not a canonical conversation ({exc.message})") from None
 
 
-def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def build_payload(topic: str, bricks: list[Brick],
+                  files: TenantFiles) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """The artifact payload for recalled ``bricks``, the sources loaded and the ones skipped."""
     by_source: dict[str, list[Brick]] = {}
     for brick in bricks:
         by_source.setdefault(brick.source_file, []).append(brick)
     loaded, skipped = [], {}
     excerpts: dict[str, dict[str, Any]] = {}  # content hash → excerpt
-    order: dict[str, dict[tuple[str, int], int]] = {}  # content hash → span → position in conversation
-    brick_ids, source_files = [], []
+    # content hash → span → position in conversation (message, then block)
+    order: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+    brick_ids: list[str] = []
+    source_files: list[str] = []
     for source_file in sorted(by_source):
         try:
             tree, conversation = load_source(files, source_file)  # once per distinct source

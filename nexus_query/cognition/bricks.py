@@ -1,7 +1,8 @@
 """Bricks: the indexed pieces of conversations, each able to cite its source.
 
-Every content block of every message, on every branch of the conversation, becomes one document with the citation metadata (``source_file``, ``message_id``,
-``block_index``, ``role``, ``conversation_id``); the ingest pipeline chunks it like any document, so a
+Every content block of every message, on every branch of the conversation, becomes one document with
+the citation metadata (``source_file``, ``message_id``, ``block_index``, ``role``, ``conversation_id``);
+the ingest pipeline chunks it like any document, so a
 long block becomes several bricks that carry the same ``block_index``.
 
 A conversation's identity is its ``conversation_id`` within its source format: its source file is

@@ -111,8 +111,11 @@ def _count_bricks(ctx, registry, space_id: str) -> int:
     if not store.exists(ctx, space_id):
         return 0
     (is_brick,) = parse_filters({"kind": BRICK_KIND})
-    rows = (store.open(ctx, space_id).table.search().where(is_brick.sql_superset()).select(["metadata"])
-            .limit(None).to_list())
+    search = store.open(ctx, space_id).table.search()
+    superset = is_brick.sql_superset()
+    if superset is not None:
+        search = search.where(superset)
+    rows = search.select(["metadata"]).limit(None).to_list()
     return sum(is_brick.matches(json.loads(row["metadata"])) for row in rows)
 
 

@@ -10,10 +10,13 @@ import json
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from nexus_query.erasure import request_erasure
+    from nexus_query.erasure.model import Scope
     from nexus_query.routing import RoutingRegistry
 
     registry = RoutingRegistry.default()
     ctx = registry.authenticate(args.key)
+    scope: Scope
+    names: list[str]
     if args.all:
         scope, names = "space", []
     elif args.source:
