@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus_query.cognition.bricks import import_export
+from nexus_query.cognition.bricks import land_export
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
@@ -149,6 +149,6 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) ->
         zone.files.write_bytes_atomic(local.read_bytes(), blob_path)
     if batch.items:
         validate_items(zone.files, batch.items, max_items=len(batch.items))
-    landed = [import_export(zone.files, space_id, path.name, path.read_bytes())["landed"] for path in batch.exports]
+    landed = [land_export(zone.files, space_id, path.name, path.read_bytes()).landed for path in batch.exports]
     task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed)
     return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped)

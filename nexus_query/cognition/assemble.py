@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_query.cognition.artifacts import ARTIFACT_TYPE, ArtifactStore, artifact_id_for
 from nexus_query.cognition.canonical_export import canonical_conversation
@@ -43,8 +43,18 @@ class SourceUnavailable(Exception):
     """A source file that is missing, not valid JSON, not a conversation, or outside the store."""
 
 
-@dataclass
+class BuiltPayload(NamedTuple):
+    """An artifact payload and what went into it: the sources loaded and the ones skipped (and why)."""
+
+    payload: dict[str, Any]
+    loaded_sources: list[str]
+    skipped_sources: dict[str, str]  # source file → why
+
+
+@dataclass(frozen=True)
 class Assembly:
+    """What ``assemble`` did, for a pipeline to report: the artifact as stored and the sources behind it."""
+
     artifact: dict[str, Any]
     created: bool  # False when this artifact was already stored (the stored copy is returned)
     loaded_sources: list[str] = field(default_factory=list)
@@ -70,13 +80,13 @@ def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation
         raise SourceUnavailable(f"not a canonical conversation ({exc.message})") from None
 
 
-def build_payload(topic: str, bricks: list[Brick],
-                  files: TenantFiles) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> BuiltPayload:
     """The artifact payload for recalled ``bricks``, the sources loaded and the ones skipped."""
     by_source: dict[str, list[Brick]] = {}
     for brick in bricks:
         by_source.setdefault(brick.source_file, []).append(brick)
-    loaded, skipped = [], {}
+    loaded: list[str] = []
+    skipped: dict[str, str] = {}
     excerpts: dict[str, dict[str, Any]] = {}  # content hash → excerpt
     # content hash → span → position in conversation (message, then block)
     order: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
@@ -124,7 +134,7 @@ def build_payload(topic: str, bricks: list[Brick],
         "constraints": [],
         "edge_cases": [],
     }
-    return payload, loaded, skipped
+    return BuiltPayload(payload, loaded, skipped)
 
 
 def make_artifact(topic: str, payload: dict[str, Any], created_at: str | None = None) -> dict[str, Any]:
@@ -141,9 +151,9 @@ def assemble(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K,
     store = store or SpaceStore()
     bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider, min_score=MIN_SCORE)
     artifacts = ArtifactStore.for_context(ctx, store.registry)
-    payload, loaded, skipped = build_payload(topic, bricks, artifacts.files)
-    stored, created = artifacts.put(make_artifact(topic, payload), space_id)
-    return Assembly(stored, created, loaded, skipped)
+    built = build_payload(topic, bricks, artifacts.files)
+    stored, created = artifacts.put(make_artifact(topic, built.payload), space_id)
+    return Assembly(stored, created, built.loaded_sources, built.skipped_sources)
 
 
 def assemble_topic(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K, *,

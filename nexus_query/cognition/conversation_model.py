@@ -95,6 +95,23 @@ def current_thread(messages: Sequence[Message], current_message_id: str | None) 
 
 
 @dataclass(frozen=True)
+class ExportCounts:
+    """What an export holds, as an import reports it (the empty conversations are counted, never stored)."""
+
+    format: str
+    conversations: int
+    empty_conversations: int
+    messages: int
+    alternate_messages: int  # messages off the current thread: edited or regenerated branches
+    blocks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "conversations": self.conversations,
+                "empty_conversations": self.empty_conversations, "messages": self.messages,
+                "alternate_messages": self.alternate_messages, "blocks": self.blocks}
+
+
+@dataclass(frozen=True)
 class ParsedExport:
     """Every conversation of one file, empty ones included (they are counted, never stored)."""
 
@@ -106,10 +123,14 @@ class ParsedExport:
         """The conversations an import stores: those with at least one message."""
         return tuple(c for c in self.conversations if c.messages)
 
-    def summary(self) -> dict[str, Any]:
+    def counts(self) -> ExportCounts:
         filled = self.stored
-        return {"format": self.source_format, "conversations": len(filled),
-                "empty_conversations": len(self.conversations) - len(filled),
-                "messages": sum(len(c.messages) for c in filled),
-                "alternate_messages": sum(len(c.alternates()) for c in filled),
-                "blocks": sum(c.block_count for c in filled)}
+        return ExportCounts(format=self.source_format, conversations=len(filled),
+                            empty_conversations=len(self.conversations) - len(filled),
+                            messages=sum(len(c.messages) for c in filled),
+                            alternate_messages=sum(len(c.alternates()) for c in filled),
+                            blocks=sum(c.block_count for c in filled))
+
+    def summary(self) -> dict[str, Any]:
+        """``counts()`` as JSON (what ``nexus cognition import --json`` prints)."""
+        return self.counts().to_dict()
