@@ -61,7 +61,14 @@ class Assembly:
     skipped_sources: dict[str, str] = field(default_factory=dict)  # source file → why
 
 
-def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation]:
+class LoadedSource(NamedTuple):
+    """A source file as read: its JSON tree (what the excerpt's content hash is taken of) and its conversation."""
+
+    tree: Any
+    conversation: Conversation
+
+
+def load_source(files: TenantFiles, source_file: str) -> LoadedSource:
     """Read one source whole from the tenant's store: its JSON tree and its conversation. A path
     that leaves the tenant's store is refused before anything is read."""
     try:
@@ -75,7 +82,7 @@ def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceUnavailable(f"not valid JSON ({exc})") from None
     try:
-        return tree, canonical_conversation(tree, source_file)
+        return LoadedSource(tree, canonical_conversation(tree, source_file))
     except NexusError as exc:
         raise SourceUnavailable(f"not a canonical conversation ({exc.message})") from None
 

@@ -6,7 +6,7 @@ starts with a bracketed label such as ``[thinking]``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping  # not typing's: isinstance on those is slow
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_query.cognition.conversation_model import Conversation
 from nexus_query.cognition.export_text import (
@@ -21,9 +21,16 @@ from nexus_query.cognition.export_text import (
 from nexus_query.cognition.message_tree import ExportNode, build_tree
 from nexus_query.errors import InvalidRequest
 
-# A content reader: the texts of one content object and the fields it read (the rest is kept as unread fields).
-ContentReader = Callable[[Mapping[str, Any]], tuple[list[str], set[str]]]
 
+class ContentRead(NamedTuple):
+    """What a content reader made of one content object: its texts, and the fields it read (the rest is
+    kept as unread fields)."""
+
+    texts: list[str]
+    read: set[str]
+
+
+ContentReader = Callable[[Mapping[str, Any]], ContentRead]
 
 
 def chatgpt_conversation(conv: Mapping[str, Any], where: str) -> Conversation:
@@ -48,10 +55,10 @@ def chatgpt_conversation(conv: Mapping[str, Any], where: str) -> Conversation:
         else:  # the root node of every export carries no message
             texts, message_id, role, created = (), str(node_id), "unknown", None
         nodes.append(ExportNode(str(node_id), parent, (rank, position), message_id, role, created, texts))
-    messages, current = build_tree(nodes, conv.get("current_node"))
+    tree = build_tree(nodes, conv.get("current_node"))
     conversation_id = conv.get("conversation_id") or conv.get("id") or derived_id(conv)
     return Conversation(str(conversation_id), title_text(conv.get("title")), epoch_iso(conv.get("create_time")),
-                        "chatgpt", messages, current)
+                        "chatgpt", tree.messages, tree.current_message_id)
 
 
 def chatgpt_message_texts(message: Mapping[str, Any]) -> list[str]:
@@ -75,8 +82,8 @@ def chatgpt_texts(content: Any) -> list[str]:
     reader = _CHATGPT_CONTENT.get(kind) if isinstance(kind, str) else None
     if reader is None:
         return labelled_json(content, "content_type")
-    texts, read = reader(content)
-    return texts + unread_fields(content, read | {"content_type"}, kind)
+    found = reader(content)
+    return found.texts + unread_fields(content, found.read | {"content_type"}, kind)
 
 
 def _chatgpt_parts(content: Mapping[str, Any], label: str | None = None) -> list[str]:
@@ -122,13 +129,13 @@ def _text_and_parts(label: str | Callable[[Mapping[str, Any]], str] | None, *tex
                     label_keys: tuple[str, ...] = ()) -> ContentReader:
     """A reader for content whose text is in ``text_keys`` or in ``parts`` (both seen in real exports);
     ``label_keys`` are the fields its label shows."""
-    def read(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
+    def read(content: Mapping[str, Any]) -> ContentRead:
         head = label(content) if callable(label) else label
         texts = [t for key in text_keys for t in _chatgpt_part(content.get(key), head)]
         texts += _chatgpt_parts(content, head)
         if not texts and head and any(as_text(content.get(k)) for k in label_keys):
             texts = [head]  # no body, but the label (a language, a title, a url) is itself text
-        return texts, {*text_keys, *label_keys, "parts"}
+        return ContentRead(texts, {*text_keys, *label_keys, "parts"})
     return read
 
 
@@ -147,7 +154,7 @@ def _webpage_label(content: Mapping[str, Any]) -> str:
     return f"[webpage: {where}]" if where else "[webpage]"
 
 
-def _thoughts(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
+def _thoughts(content: Mapping[str, Any]) -> ContentRead:
     thoughts = content.get("thoughts")
     texts: list[str] = []
     for thought in thoughts if isinstance(thoughts, list) else [thoughts]:
@@ -165,7 +172,7 @@ def _thoughts(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
             texts += unread_fields(thought, {"summary", "content", "chunks"}, "thought")
         elif thought is not None:
             texts += loose(thought)
-    return texts, {"thoughts"}
+    return ContentRead(texts, {"thoughts"})
 
 
 def _summary_text(value: Any) -> str:
@@ -177,21 +184,22 @@ def _summary_text(value: Any) -> str:
 
 
 def _named_texts(*keys: str) -> ContentReader:
-    def read(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
-        return [f"[{key}]\n{as_text(content.get(key))}" for key in keys if as_text(content.get(key))], set(keys)
+    def read(content: Mapping[str, Any]) -> ContentRead:
+        return ContentRead([f"[{key}]\n{as_text(content.get(key))}" for key in keys if as_text(content.get(key))],
+                           set(keys))
     return read
 
 
-def _system_error(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
+def _system_error(content: Mapping[str, Any]) -> ContentRead:
     name, text = as_text(content.get("name")), as_text(content.get("text"))
     texts = [f"[system_error: {name}]\n{text}" if name else f"[system_error]\n{text}"] if name or text else []
-    return texts + _chatgpt_parts(content, "[system_error]"), {"name", "text", "parts"}
+    return ContentRead(texts + _chatgpt_parts(content, "[system_error]"), {"name", "text", "parts"})
 
 
-def _reasoning_recap(content: Mapping[str, Any]) -> tuple[list[str], set[str]]:
+def _reasoning_recap(content: Mapping[str, Any]) -> ContentRead:
     value = as_text(content.get("content"))
     texts = [f"[reasoning_recap] {value}"] if value else []
-    return texts + _chatgpt_parts(content, "[reasoning_recap]"), {"content", "parts"}
+    return ContentRead(texts + _chatgpt_parts(content, "[reasoning_recap]"), {"content", "parts"})
 
 
 _CHATGPT_CONTENT: dict[str, ContentReader] = {

@@ -49,10 +49,10 @@ def claude_conversation(conv: Mapping[str, Any], where: str) -> Conversation:
         nodes.append(ExportNode(key, parent, (pos,), key, _CLAUDE_ROLES.get(sender, sender),
                                 optional_text(raw.get("created_at")), tuple(claude_texts(raw))))
         previous = key
-    messages, current = build_tree(nodes, conv.get("current_leaf_message_uuid"))
+    tree = build_tree(nodes, conv.get("current_leaf_message_uuid"))
     conversation_id = conv.get("uuid") or conv.get("id") or derived_id(conv)
     return Conversation(str(conversation_id), title_text(conv.get("name")), optional_text(conv.get("created_at")),
-                        "claude", messages, current)
+                        "claude", tree.messages, tree.current_message_id)
 
 
 def claude_texts(message: Mapping[str, Any]) -> list[str]:

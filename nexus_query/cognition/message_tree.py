@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_query.cognition.conversation_model import Message
 from nexus_query.cognition.export_text import numbered
@@ -27,7 +27,14 @@ class ExportNode:
     texts: tuple[str, ...]
 
 
-def build_tree(nodes: Sequence[ExportNode], current_key: Any) -> tuple[tuple[Message, ...], str | None]:
+class MessageTree(NamedTuple):
+    """An export's messages laid out parents first, and the leaf of the thread the user last saw."""
+
+    messages: tuple[Message, ...]
+    current_message_id: str | None
+
+
+def build_tree(nodes: Sequence[ExportNode], current_key: Any) -> MessageTree:
     """The messages of ``nodes`` parents first (depth first, siblings by ``order``) with their parent ids,
     and the current leaf's message id. Empty nodes are left out and their children re-parented to the
     nearest kept ancestor; a cycle in a corrupt export is broken at its first node in order."""
@@ -66,7 +73,7 @@ def build_tree(nodes: Sequence[ExportNode], current_key: Any) -> tuple[tuple[Mes
     current = stands_for.get(current_key) if isinstance(current_key, str) else None
     if current is None:
         current = newest_leaf(messages)
-    return tuple(messages), current
+    return MessageTree(tuple(messages), current)
 
 
 def newest_leaf(messages: Sequence[Message]) -> str | None:
