@@ -19,13 +19,16 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId, NexusError, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.store.rows import canonical_json
+
+if TYPE_CHECKING:
+    from nexus_query.routing import RoutingRegistry
 
 ARTIFACT_TYPE = "TOPIC_COGNITION_V1"
 ARTIFACTS_DIR = "artifacts"
@@ -145,7 +148,7 @@ class ArtifactStore:
         self.files = files
 
     @classmethod
-    def for_context(cls, ctx: RequestContext, registry=None) -> ArtifactStore:
+    def for_context(cls, ctx: RequestContext, registry: RoutingRegistry | None = None) -> ArtifactStore:
         return cls(landing_zone(ctx, registry).files)
 
     def put(self, artifact: Mapping[str, Any], space_id: str) -> tuple[dict[str, Any], bool]:

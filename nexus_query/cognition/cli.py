@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI imports the cognition package only when a command needs it
     from nexus_query.cognition.conversation_model import ExportCounts
+    from nexus_query.context import RequestContext
+    from nexus_query.routing import RoutingRegistry
 
 
-def _authenticate(args: argparse.Namespace):
+def _authenticate(args: argparse.Namespace) -> tuple[RequestContext, RoutingRegistry]:
     from nexus_query.routing import RoutingRegistry
 
     registry = RoutingRegistry.default()
@@ -107,7 +109,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if ingest.success else 1
 
 
-def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> WaitedIngest:
+def _ingest_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, task_id: str,
+                quiet: bool) -> WaitedIngest:
     """Run the space's ingest job in this process (Dagster, no daemon needed) and count the bricks it
     gained. Only ``--wait`` gets here: it is the one place the light client loads the pipelines."""
     from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
@@ -124,7 +127,7 @@ def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> Wait
                         rows_skipped=table.get("rows_skipped", 0))
 
 
-def _count_bricks(ctx, registry, space_id: str) -> int:
+def _count_bricks(ctx: RequestContext, registry: RoutingRegistry, space_id: str) -> int:
     """Conversation bricks in the space now (0 while it has no table)."""
     from nexus_query.cognition.bricks import BRICK_KIND
     from nexus_query.query import parse_filters
