@@ -81,7 +81,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks
         from nexus_pipelines.partitions import SpaceKey
     except ImportError:
-        raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: pip install 'nexus[pipelines]'")
+        raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: "
+                         "pip install 'nexus[pipelines]'") from None
     zone = landing_zone(ctx, registry)
     with dagster_instance() as instance:
         outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance,

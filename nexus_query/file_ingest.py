@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus_query.cognition.bricks import import_export, parse_export
+from nexus_query.cognition.bricks import land_export
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, validate_items
@@ -92,11 +93,11 @@ def collect(paths: Iterable[str | Path], space_id: str) -> FileBatch:
             sidecar = _sidecar(path)
             blob_path = f"{MEDIA_DIR}/{space_id}/{doc_id}{path.suffix.lower()}"
             batch.images.append((path, blob_path))
-            metadata = {**(sidecar.get("metadata") or {}), "source": source, "file_name": path.name}
-            if sidecar.get("alt_text"):
-                metadata["alt_text"] = sidecar["alt_text"]
+            metadata = {**sidecar.metadata, "source": source, "file_name": path.name}
+            if sidecar.alt_text:
+                metadata["alt_text"] = sidecar.alt_text
             batch.items.append({"type": "image", "id": doc_id, "blob_path": blob_path,
-                                **({"content": sidecar["caption"]} if sidecar.get("caption") else {}),
+                                **({"content": sidecar.caption} if sidecar.caption else {}),
                                 "metadata": metadata})
         elif lower.endswith(".json"):
             if path.with_name(path.name[:-5]) in names and path.name[:-5].lower().endswith(IMAGE_SUFFIXES):
@@ -119,17 +120,27 @@ def _read_text(path: Path) -> str:
         raise InvalidRequest(f"{path}: not UTF-8 text", field="path") from None
 
 
-def _sidecar(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sidecar:
+    """An image's ``<image>.json``: metadata for its document, its alt text and a caption (the item's
+    content). Values are kept as the file gives them (any JSON); an empty one is left out."""
+
+    metadata: dict[str, Any] = field(default_factory=dict)
+    alt_text: Any = None
+    caption: Any = None
+
+
+def _sidecar(path: Path) -> Sidecar:
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
-        return {}
+        return Sidecar()
     try:
         value = json.loads(sidecar.read_bytes())
     except ValueError as exc:
         raise InvalidRequest(f"{sidecar}: not JSON ({exc})", field="path") from None
     if not isinstance(value, dict) or not isinstance(value.get("metadata", {}), dict):
         raise InvalidRequest(f"{sidecar}: a sidecar is an object with an optional metadata object", field="path")
-    return value
+    return Sidecar(value.get("metadata") or {}, value.get("alt_text"), value.get("caption"))
 
 
 def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) -> LandedFiles:
@@ -148,6 +159,6 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) ->
         zone.files.write_bytes_atomic(local.read_bytes(), blob_path)
     if batch.items:
         validate_items(zone.files, batch.items, max_items=len(batch.items))
-    landed = [import_export(zone.files, space_id, path.name, path.read_bytes())["landed"] for path in batch.exports]
+    landed = [land_export(zone.files, space_id, path.name, path.read_bytes()).landed for path in batch.exports]
     task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed)
     return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped)

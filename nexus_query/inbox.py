@@ -82,7 +82,7 @@ class InboxEntry:
             time_of(parts[0])
         except ValueError:
             return None
-        return cls(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5])  # type: ignore[arg-type]
+        return cls(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5])
 
 
 class Inbox:

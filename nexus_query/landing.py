@@ -49,7 +49,7 @@ def validate_items(files: TenantFiles, items: Any, max_items: int = MAX_ITEMS_PE
         raise InvalidRequest(f"at most {max_items} items per batch", field="items", max_items=max_items)
     normalized = []
     for index, item in enumerate(items):
-        def bad(message: str, field_name: str) -> InvalidRequest:
+        def bad(message: str, field_name: str, index: int = index) -> InvalidRequest:
             return InvalidRequest(f"items[{index}]: {message}", field=f"items[{index}].{field_name}",
                                   item_index=index)
 
@@ -153,7 +153,8 @@ class LandingZone:
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
                     counts=counts)
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
-                "task": task.to_dict(), "items": normalized, **({"files": list(attached_files)} if attached_files else {})}
+                "task": task.to_dict(), "items": normalized,
+                **({"files": list(attached_files)} if attached_files else {})}
         self._publish_batch(space_id, batch_id, json.dumps(body).encode())
         self.write_task(task)
         self.announce(space_id, "batch", batch_id)

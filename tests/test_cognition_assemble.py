@@ -13,7 +13,7 @@ from nexus_pipelines.ingest.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
 from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source
-from nexus_query.cognition.conversations import canonical_conversation
+from nexus_query.cognition.canonical_export import canonical_conversation
 from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import Forbidden, NotFound

@@ -13,6 +13,7 @@ from nexus_pipelines.ingest.sources import LandingReader
 from nexus_query.cognition.bricks import (
     block_documents,
     import_export,
+    land_export,
     landed_conversations,
     landed_task_id,
     source_path,
@@ -136,6 +137,17 @@ def test_every_message_of_every_branch_becomes_bricks_with_its_citation(nexus_ho
     assert cited == {(m.message_id, b.index) for m in conversation.messages for b in m.blocks}
     assert {"u2a", "a7a", "a7b"} <= {m for m, _ in cited}  # the alternates are recallable too
 
+
+def test_land_export_receipt_carries_the_exports_counts_and_is_what_import_export_prints(nexus_home):
+    files = landing_zone(ACME).files
+    data = (FIXTURES / "chatgpt_content_shapes.json").read_bytes()
+    receipt = land_export(files, "main", "conversations.json", data)
+    assert receipt.counts == parse_export(data).counts()
+    assert receipt.counts.alternate_messages == 3  # the edited and regenerated branches
+    assert (receipt.space_id, landed_task_id(receipt.landed)) == ("main", receipt.task_id)
+    assert files.read_bytes(receipt.landed) == data == files.read_bytes(receipt.archived)
+    assert receipt.to_dict() == {**parse_export(data).summary(), "space_id": "main", "task_id": receipt.task_id,
+                                 "archived": receipt.archived, "landed": receipt.landed}
 
 def test_importing_records_a_queued_task_named_in_the_landed_file(nexus_home):
     files = landing_zone(ACME).files

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nexus_query.cognition.conversations import canonical_conversation, parse_export
+from nexus_query.cognition.canonical_export import canonical_conversation
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.errors import InvalidRequest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"

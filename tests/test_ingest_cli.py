@@ -99,3 +99,20 @@ def test_ingest_refuses_a_missing_path_and_writes_nothing(nexus_home, folder, ca
     assert "missing.md" in json.loads(capsys.readouterr().err)["error"]["message"]
     files = landing_zone(ACME).files
     assert not files.fs.exists(files.root)
+
+
+def test_an_image_sidecar_gives_the_item_its_caption_alt_text_and_metadata_and_blank_ones_are_left_out(tmp_path):
+    from nexus_query.file_ingest import collect
+
+    (tmp_path / "tent.png").write_bytes(b"\x89PNG")
+    (tmp_path / "tent.png.json").write_text(json.dumps({"caption": "a dome tent", "alt_text": "green tent",
+                                                        "metadata": {"color": "green"}}))
+    (tmp_path / "stove.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "stove.jpg.json").write_text(json.dumps({"caption": "", "alt_text": None}))
+    (tmp_path / "lamp.webp").write_bytes(b"RIFF")
+    items = {i["metadata"]["file_name"]: i for i in collect([tmp_path], "notes").items}
+    assert items["tent.png"]["content"] == "a dome tent"
+    assert items["tent.png"]["metadata"] == {"color": "green", "source": "tent.png", "file_name": "tent.png",
+                                             "alt_text": "green tent"}
+    assert "content" not in items["stove.jpg"] and "alt_text" not in items["stove.jpg"]["metadata"]
+    assert items["lamp.webp"]["metadata"] == {"source": "lamp.webp", "file_name": "lamp.webp"}

@@ -4,6 +4,7 @@ unauthenticated caller learns nothing about bodies, spaces or routes: every /nex
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -46,6 +47,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def caller(request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)) -> RequestContext:
+def caller(request: Request,
+           _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None) -> RequestContext:
     """The caller's context, set by ``AuthMiddleware`` (the Security parameter documents the scheme)."""
     return request.state.ctx

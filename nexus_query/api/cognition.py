@@ -97,7 +97,8 @@ def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any
 
     # exclude_unset: an artifact goes out exactly as stored (one assembled before parent_id existed included),
     # so it still hashes to its id.
-    @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel, response_model_exclude_unset=True,
+    @router.post("/spaces/{space_id}/cognition/assemble", response_model=ArtifactModel,
+                 response_model_exclude_unset=True,
                  summary="Assemble (and store, write-once) the cognition artifact of a topic")
     def post_assemble(body: AssembleRequest, space_id: str = space_id_param,
                       ctx: RequestContext = Depends(caller)) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, Field, StringConstraints
@@ -13,6 +13,7 @@ from nexus_query.api.auth import caller
 from nexus_query.api.models import IngestAccepted, strict
 from nexus_query.context import RequestContext
 from nexus_query.erasure import request_erasure
+from nexus_query.erasure.model import Scope
 from nexus_query.erasure.plan import MAX_NAMES
 from nexus_query.routing import RoutingRegistry
 
@@ -38,7 +39,7 @@ class EraseDocIds(BaseModel):
 
 
 # Exactly one kind of name: the two shapes are closed, so the schema itself says so.
-EraseRequest = Union[EraseSources, EraseDocIds]
+EraseRequest = EraseSources | EraseDocIds
 
 
 def erasure_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
@@ -49,6 +50,7 @@ def erasure_router(current: Callable[[], RoutingRegistry], space_id_param: Any =
                  summary="Erase documents from a space and from everything derived from them")
     def post_erase(body: EraseRequest = Body(), space_id: str = space_id_param,
                    ctx: RequestContext = Depends(caller)) -> dict[str, str]:
+        scope: Scope
         scope, names = ("sources", body.sources) if isinstance(body, EraseSources) else ("doc_ids", body.doc_ids)
         task = request_erasure(ctx, space_id, scope, list(names), reason=body.reason, registry=current())
         return {"task_id": task.task_id}

@@ -36,8 +36,8 @@ def envelope_response(exc: NexusError, headers: dict[str, str] | None = None) ->
 
 
 def _validation_error(exc: RequestValidationError) -> NexusError:
-    problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-                for e in exc.errors()][:20]
+    problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                 "type": str(e.get("type", ""))} for e in exc.errors()][:20]
     if any(p["type"] == "json_invalid" for p in problems):
         return InvalidJson("request body is not valid JSON", errors=problems)
     ids = [p["loc"][1] for p in problems if p["loc"][:1] == ["path"] and len(p["loc"]) > 1]

@@ -7,7 +7,7 @@ must not be blank) is declared here, so a request the document calls valid is on
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Unpack
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -24,7 +24,7 @@ CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed
 BLOB_PATH_REGEX = r"^[^\x00\\]+$"
 
 
-def strict(**extra: Any) -> ConfigDict:
+def strict(**extra: Unpack[ConfigDict]) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, **extra)
 
 
@@ -65,8 +65,8 @@ class ExistsOperator(_Operator):
     exists: bool = Field(alias="$exists", description="the metadata key is present (true) or absent (false)")
 
 
-FilterScalar = Union[str, int, float, bool, None]
-FilterValue = Union[FilterScalar, EqOperator, NeOperator, InOperator, NinOperator, ExistsOperator]
+FilterScalar = str | int | float | bool | None
+FilterValue = FilterScalar | EqOperator | NeOperator | InOperator | NinOperator | ExistsOperator
 FilterKey = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^$]")]
 
 

@@ -21,13 +21,21 @@ from nexus_query.cognition.assemble import (
     assemble,
     assemble_topic,
 )
-from nexus_query.cognition.bricks import block_documents, import_export, landed_conversations
-from nexus_query.cognition.conversations import Block, Conversation, Message, ParsedExport, parse_export
+from nexus_query.cognition.bricks import (
+    ImportReceipt,
+    block_documents,
+    import_export,
+    land_export,
+    landed_conversations,
+)
+from nexus_query.cognition.conversation_model import Block, Conversation, ExportCounts, Message, ParsedExport
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import Brick, recall_bricks_readonly
 
 __all__ = [
     "ASSEMBLED", "NO_RECALL_MATCHES", "SOURCES_UNAVAILABLE", "ArtifactCorrupt", "ArtifactStore", "Assembly",
-    "Block", "Brick", "Conversation", "Message", "ParsedExport", "agent_rules", "artifact_id_for", "assemble",
-    "assemble_topic", "block_documents", "import_export", "landed_conversations", "parse_export",
+    "Block", "Brick", "Conversation", "ExportCounts", "ImportReceipt", "Message", "ParsedExport", "agent_rules",
+    "artifact_id_for", "assemble", "assemble_topic", "block_documents", "import_export", "land_export",
+    "landed_conversations", "parse_export",
     "recall_bricks_readonly", "render_for_agent",
 ]

@@ -19,13 +19,16 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId, NexusError, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.store.rows import canonical_json
+
+if TYPE_CHECKING:
+    from nexus_query.routing import RoutingRegistry
 
 ARTIFACT_TYPE = "TOPIC_COGNITION_V1"
 ARTIFACTS_DIR = "artifacts"
@@ -86,7 +89,7 @@ def render_for_agent(artifact: Mapping[str, Any]) -> str:
 
 
 def _transcript(excerpt: Mapping[str, Any]) -> list[str]:
-    from nexus_query.cognition.conversations import canonical_conversation
+    from nexus_query.cognition.canonical_export import canonical_conversation
 
     tree: dict[str, Any] = {"conversation_id": excerpt["source_file"], "messages": excerpt["conversation"]}
     if "current_message_id" in excerpt:  # artifacts assembled before branches were kept have one thread
@@ -117,7 +120,8 @@ def _message_lines(message: Any, mark: str | None) -> list[str]:
 def verify(artifact: Mapping[str, Any]) -> str:
     """The artifact's hex digest, after checking that its id is the hash of its payload."""
     digest = artifact_hex(artifact.get("artifact_id"))
-    if not isinstance(artifact.get("payload"), Mapping) or artifact_id_for(artifact["payload"]) != artifact["artifact_id"]:
+    payload = artifact.get("payload")
+    if not isinstance(payload, Mapping) or artifact_id_for(payload) != artifact["artifact_id"]:
         raise ArtifactCorrupt("artifact payload does not hash to its artifact_id",
                               artifact_id=artifact.get("artifact_id"))
     return digest
@@ -144,7 +148,7 @@ class ArtifactStore:
         self.files = files
 
     @classmethod
-    def for_context(cls, ctx: RequestContext, registry=None) -> ArtifactStore:
+    def for_context(cls, ctx: RequestContext, registry: RoutingRegistry | None = None) -> ArtifactStore:
         return cls(landing_zone(ctx, registry).files)
 
     def put(self, artifact: Mapping[str, Any], space_id: str) -> tuple[dict[str, Any], bool]:

@@ -17,10 +17,11 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_query.cognition.artifacts import ARTIFACT_TYPE, ArtifactStore, artifact_id_for
-from nexus_query.cognition.conversations import Conversation, canonical_conversation
+from nexus_query.cognition.canonical_export import canonical_conversation
+from nexus_query.cognition.conversation_model import Conversation
 from nexus_query.cognition.recall import DEFAULT_K, MIN_SCORE, Brick, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
@@ -42,15 +43,32 @@ class SourceUnavailable(Exception):
     """A source file that is missing, not valid JSON, not a conversation, or outside the store."""
 
 
-@dataclass
+class BuiltPayload(NamedTuple):
+    """An artifact payload and what went into it: the sources loaded and the ones skipped (and why)."""
+
+    payload: dict[str, Any]
+    loaded_sources: list[str]
+    skipped_sources: dict[str, str]  # source file → why
+
+
+@dataclass(frozen=True)
 class Assembly:
+    """What ``assemble`` did, for a pipeline to report: the artifact as stored and the sources behind it."""
+
     artifact: dict[str, Any]
     created: bool  # False when this artifact was already stored (the stored copy is returned)
     loaded_sources: list[str] = field(default_factory=list)
     skipped_sources: dict[str, str] = field(default_factory=dict)  # source file → why
 
 
-def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation]:
+class LoadedSource(NamedTuple):
+    """A source file as read: its JSON tree (what the excerpt's content hash is taken of) and its conversation."""
+
+    tree: Any
+    conversation: Conversation
+
+
+def load_source(files: TenantFiles, source_file: str) -> LoadedSource:
     """Read one source whole from the tenant's store: its JSON tree and its conversation. A path
     that leaves the tenant's store is refused before anything is read."""
     try:
@@ -64,20 +82,23 @@ def load_source(files: TenantFiles, source_file: str) -> tuple[Any, Conversation
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceUnavailable(f"not valid JSON ({exc})") from None
     try:
-        return tree, canonical_conversation(tree, source_file)
+        return LoadedSource(tree, canonical_conversation(tree, source_file))
     except NexusError as exc:
         raise SourceUnavailable(f"not a canonical conversation ({exc.message})") from None
 
 
-def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> BuiltPayload:
     """The artifact payload for recalled ``bricks``, the sources loaded and the ones skipped."""
     by_source: dict[str, list[Brick]] = {}
     for brick in bricks:
         by_source.setdefault(brick.source_file, []).append(brick)
-    loaded, skipped = [], {}
+    loaded: list[str] = []
+    skipped: dict[str, str] = {}
     excerpts: dict[str, dict[str, Any]] = {}  # content hash → excerpt
-    order: dict[str, dict[tuple[str, int], int]] = {}  # content hash → span → position in conversation
-    brick_ids, source_files = [], []
+    # content hash → span → position in conversation (message, then block)
+    order: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+    brick_ids: list[str] = []
+    source_files: list[str] = []
     for source_file in sorted(by_source):
         try:
             tree, conversation = load_source(files, source_file)  # once per distinct source
@@ -120,7 +141,7 @@ def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> tuple[
         "constraints": [],
         "edge_cases": [],
     }
-    return payload, loaded, skipped
+    return BuiltPayload(payload, loaded, skipped)
 
 
 def make_artifact(topic: str, payload: dict[str, Any], created_at: str | None = None) -> dict[str, Any]:
@@ -137,9 +158,9 @@ def assemble(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K,
     store = store or SpaceStore()
     bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider, min_score=MIN_SCORE)
     artifacts = ArtifactStore.for_context(ctx, store.registry)
-    payload, loaded, skipped = build_payload(topic, bricks, artifacts.files)
-    stored, created = artifacts.put(make_artifact(topic, payload), space_id)
-    return Assembly(stored, created, loaded, skipped)
+    built = build_payload(topic, bricks, artifacts.files)
+    stored, created = artifacts.put(make_artifact(topic, built.payload), space_id)
+    return Assembly(stored, created, built.loaded_sources, built.skipped_sources)
 
 
 def assemble_topic(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K, *,

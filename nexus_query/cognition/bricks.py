@@ -1,7 +1,8 @@
 """Bricks: the indexed pieces of conversations, each able to cite its source.
 
-Every content block of every message, on every branch of the conversation, becomes one document with the citation metadata (``source_file``, ``message_id``,
-``block_index``, ``role``, ``conversation_id``); the ingest pipeline chunks it like any document, so a
+Every content block of every message, on every branch of the conversation, becomes one document with
+the citation metadata (``source_file``, ``message_id``, ``block_index``, ``role``, ``conversation_id``);
+the ingest pipeline chunks it like any document, so a
 long block becomes several bricks that carry the same ``block_index``.
 
 A conversation's identity is its ``conversation_id`` within its source format: its source file is
@@ -25,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from nexus_query.cognition.conversations import Conversation, parse_export
+from nexus_query.cognition.conversation_model import Conversation, ExportCounts
+from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, now_iso
@@ -121,7 +123,27 @@ def landed_task_id(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class ImportReceipt:
+    """What an import of one export did: its counts, its task and where the export was kept and landed."""
+
+    counts: ExportCounts
+    space_id: str
+    task_id: str
+    archived: str  # the original export, write-once, named by its content hash
+    landed: str  # the copy in the landing zone that the ingest run reads
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.counts.to_dict(), "space_id": self.space_id, "task_id": self.task_id,
+                "archived": self.archived, "landed": self.landed}
+
+
 def import_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) -> dict[str, Any]:
+    """``land_export``'s receipt as JSON (what ``nexus cognition import --json`` prints)."""
+    return land_export(files, space_id, file_name, data).to_dict()
+
+
+def land_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) -> ImportReceipt:
     """``nexus cognition import``: check that ``data`` is a conversation export, keep the original
     (write-once, named by its content hash), record a ``queued`` import task and land the export for the
     ingest pipeline, which stores the conversations' source files, makes the bricks and moves the task on.
@@ -129,18 +151,18 @@ def import_export(files: TenantFiles, space_id: str, file_name: str, data: bytes
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
-    parsed = parse_export(data)
-    summary = parsed.summary()
+    counts = parse_export(data).counts()
     name = f"{hashlib.sha256(data).hexdigest()[:12]}-{export_name(file_name)}.json"
     archived = f"{EXPORTS_DIR}/{name}"
     files.write_bytes_once(data, archived)
     stamp = now_iso()
     task = Task(task_id=uuid.uuid4().hex, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
-                kind=IMPORT_TASK_KIND, counts={k: summary[k] for k in ("conversations", "messages", "blocks")})
+                kind=IMPORT_TASK_KIND,
+                counts={"conversations": counts.conversations, "messages": counts.messages, "blocks": counts.blocks})
     zone = LandingZone(files)
     zone.write_task(task)  # first, so a landed export always has its task to report to
     # Landed names sort in import order, so a later import of a conversation wins.
     order = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     landed = f"landing/{space_id}/files/{CHAT_EXPORTS_DIR}/{order}-task-{task.task_id}-{name}"
     files.write_bytes_atomic(data, landed)
-    return {**summary, "space_id": space_id, "task_id": task.task_id, "archived": archived, "landed": landed}
+    return ImportReceipt(counts, space_id, task.task_id, archived, landed)

@@ -7,11 +7,17 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports the cognition package only when a command needs it
+    from nexus_query.cognition.conversation_model import ExportCounts
+    from nexus_query.context import RequestContext
+    from nexus_query.routing import RoutingRegistry
 
 
-def _authenticate(args: argparse.Namespace):
+def _authenticate(args: argparse.Namespace) -> tuple[RequestContext, RoutingRegistry]:
     from nexus_query.routing import RoutingRegistry
 
     registry = RoutingRegistry.default()
@@ -27,12 +33,29 @@ def _read_file(name: str) -> bytes:
     return path.read_bytes()
 
 
-def _summary_line(summary: Mapping[str, Any]) -> str:
-    empty = f" ({summary['empty_conversations']} empty, skipped)" if summary["empty_conversations"] else ""
-    alternates = (f" ({summary['alternate_messages']} on alternate branches)"
-                  if summary.get("alternate_messages") else "")
-    return (f"{summary['format']} export: {summary['conversations']} conversations{empty}, "
-            f"{summary['messages']} messages{alternates}, {summary['blocks']} blocks")
+@dataclass(frozen=True)
+class WaitedIngest:
+    """What ``nexus cognition import --wait`` reports of the ingest run it ran here."""
+
+    run_id: str
+    success: bool
+    error: str | None
+    bricks_gained: int
+    rows: int
+    rows_added: int
+    rows_updated: int
+    rows_deleted: int
+    rows_skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _summary_line(counts: ExportCounts) -> str:
+    empty = f" ({counts.empty_conversations} empty, skipped)" if counts.empty_conversations else ""
+    alternates = f" ({counts.alternate_messages} on alternate branches)" if counts.alternate_messages else ""
+    return (f"{counts.format} export: {counts.conversations} conversations{empty}, "
+            f"{counts.messages} messages{alternates}, {counts.blocks} blocks")
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -48,45 +71,46 @@ def cmd_parse(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `nexus cognition parse x.json | head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    print(_summary_line(parsed.summary()), file=sys.stderr)
+    print(_summary_line(parsed.counts()), file=sys.stderr)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from nexus_query.cognition.bricks import import_export
+    from nexus_query.cognition.bricks import land_export
     from nexus_query.landing import landing_zone
 
     ctx, registry = _authenticate(args)
     data = _read_file(args.file)
     zone = landing_zone(ctx, registry)
-    summary = import_export(zone.files, args.space, Path(args.file).name, data)
-    zone.announce(summary["space_id"], "files")  # a file drop through the API: the landing sensor sees it
+    receipt = land_export(zone.files, args.space, Path(args.file).name, data)
+    zone.announce(receipt.space_id, "files")  # a file drop through the API: the landing sensor sees it
     if not args.json:
-        print(_summary_line(summary))
-        print(f"task: {summary['task_id']}")
-        print(f"stored: {summary['archived']}")
-        print(f"landed: {summary['landed']}", flush=True)
+        print(_summary_line(receipt.counts))
+        print(f"task: {receipt.task_id}")
+        print(f"stored: {receipt.archived}")
+        print(f"landed: {receipt.landed}", flush=True)
     if not args.wait:
         if args.json:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps(receipt.to_dict(), indent=2))
         else:
-            print(f"the landing sensor starts the ingest run of space {summary['space_id']!r} that turns it into "
+            print(f"the landing sensor starts the ingest run of space {receipt.space_id!r} that turns it into "
                   f"bricks (nexus cognition import --wait runs it here instead)")
         return 0
-    ingest = summary["ingest"] = _ingest_now(ctx, registry, args.space, summary["task_id"], quiet=args.json)
-    task = summary["task"] = zone.read_task(summary["task_id"]).to_dict()
+    ingest = _ingest_now(ctx, registry, args.space, receipt.task_id, quiet=args.json)
+    task = zone.read_task(receipt.task_id)
     if args.json:
-        print(json.dumps(summary, indent=2))
-    elif ingest["success"]:
-        print(f"ingested (run {ingest['run_id']}): the space gained {ingest['bricks_gained']} bricks "
-              f"({ingest['rows_added']} rows added, {ingest['rows_updated']} updated, {ingest['rows_skipped']} "
-              f"unchanged, {ingest['rows']} in all); task {task['task_id']} {task['status']}")
+        print(json.dumps({**receipt.to_dict(), "ingest": ingest.to_dict(), "task": task.to_dict()}, indent=2))
+    elif ingest.success:
+        print(f"ingested (run {ingest.run_id}): the space gained {ingest.bricks_gained} bricks "
+              f"({ingest.rows_added} rows added, {ingest.rows_updated} updated, {ingest.rows_skipped} "
+              f"unchanged, {ingest.rows} in all); task {task.task_id} {task.status}")
     else:
-        print(f"ingest run {ingest['run_id']} failed: {ingest['error']}; task {task['task_id']} {task['status']}")
-    return 0 if ingest["success"] else 1
+        print(f"ingest run {ingest.run_id} failed: {ingest.error}; task {task.task_id} {task.status}")
+    return 0 if ingest.success else 1
 
 
-def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> dict[str, Any]:
+def _ingest_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, task_id: str,
+                quiet: bool) -> WaitedIngest:
     """Run the space's ingest job in this process (Dagster, no daemon needed) and count the bricks it
     gained. Only ``--wait`` gets here: it is the one place the light client loads the pipelines."""
     from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
@@ -96,12 +120,14 @@ def _ingest_now(ctx, registry, space_id: str, task_id: str, quiet: bool) -> dict
     before = _count_bricks(ctx, registry, space_id)
     outcome = ingest_space_in_process(key, task_id=task_id, progress=not quiet)
     table = outcome.table
-    return {"run_id": outcome.run_id, "success": outcome.success, "error": outcome.error,
-            "bricks_gained": _count_bricks(ctx, registry, space_id) - before,
-            **{k: table.get(k, 0) for k in ("rows", "rows_added", "rows_updated", "rows_deleted", "rows_skipped")}}
+    return WaitedIngest(run_id=outcome.run_id, success=outcome.success, error=outcome.error,
+                        bricks_gained=_count_bricks(ctx, registry, space_id) - before,
+                        rows=table.get("rows", 0), rows_added=table.get("rows_added", 0),
+                        rows_updated=table.get("rows_updated", 0), rows_deleted=table.get("rows_deleted", 0),
+                        rows_skipped=table.get("rows_skipped", 0))
 
 
-def _count_bricks(ctx, registry, space_id: str) -> int:
+def _count_bricks(ctx: RequestContext, registry: RoutingRegistry, space_id: str) -> int:
     """Conversation bricks in the space now (0 while it has no table)."""
     from nexus_query.cognition.bricks import BRICK_KIND
     from nexus_query.store import SpaceStore
@@ -111,8 +137,11 @@ def _count_bricks(ctx, registry, space_id: str) -> int:
     if not store.exists(ctx, space_id):
         return 0
     (is_brick,) = parse_filters({"kind": BRICK_KIND})
-    rows = (store.open(ctx, space_id).table.search().where(is_brick.sql_superset()).select(["metadata"])
-            .limit(None).to_list())
+    search = store.open(ctx, space_id).table.search()
+    superset = is_brick.sql_superset()
+    if superset is not None:
+        search = search.where(superset)
+    rows = search.select(["metadata"]).limit(None).to_list()
     return sum(is_brick.matches(json.loads(row["metadata"])) for row in rows)
 
 

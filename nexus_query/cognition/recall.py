@@ -15,10 +15,10 @@ from nexus_query.store.lance_search import lance_vector_top
 from nexus_query.store.snapshots import snapshot_cache
 
 DEFAULT_K = 15
-# Cosine similarity below which assembly does not count a brick as matching the topic. With all-MiniLM-L6-v2, topics a space
-# speaks of score 0.35 and up while unrelated ones ("recipe for sourdough bread" against support chats)
-# mostly stay under 0.15 (a bare "[file: stove-photo.jpg]" reached 0.21), so a neighbour that is merely
-# nearest is not taken for a match.
+# Cosine similarity below which assembly does not count a brick as matching the topic. With
+# all-MiniLM-L6-v2, topics a space speaks of score 0.35 and up while unrelated ones ("recipe for
+# sourdough bread" against support chats) mostly stay under 0.15 (a bare "[file: stove-photo.jpg]"
+# reached 0.21), so a neighbour that is merely nearest is not taken for a match.
 MIN_SCORE = 0.3
 MAX_K = 200
 _BRICK_KEYS = ("source_file", "message_id", "block_index", "role", "conversation_id")
@@ -64,7 +64,7 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
     snapshot = snapshot_cache.get(table, space.location.dataset_uri, version)
     if snapshot is not None:
         positions, scores = snapshot.top(vector, k, snapshot.mask(_BRICKS_ONLY))
-        rows = [{**snapshot.row(p), "score": float(s)} for p, s in zip(positions, scores)]
+        rows = [{**snapshot.row(p), "score": float(s)} for p, s in zip(positions, scores, strict=True)]
     else:
         rows = lance_vector_top(table, vector, k, _BRICKS_ONLY)
     bricks = []
