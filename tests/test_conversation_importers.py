@@ -324,3 +324,22 @@ def test_a_claude_export_that_repeats_a_uuid_keeps_both_messages():
     [conversation] = parse_export(json.dumps(export)).conversations
     assert [(m.message_id, m.parent_id, texts_of(m)) for m in conversation.messages] == [
         ("m", None, ["first"]), ("m~1", "m", ["second"])]
+
+
+def test_a_lone_attachment_or_file_where_a_list_belongs_is_kept_as_text_not_a_crash():
+    export = json.loads(fixture("claude_conversations.json"))
+    message = export[0]["chat_messages"][0]
+    message["attachments"] = {"file_name": "warranty.pdf", "extracted_content": "Seams are covered for 5 years."}
+    message["files"], message["files_v2"] = 3, "photo.jpg"
+    first = parse_export(json.dumps(export).encode()).conversations[0]
+    kept = texts_of(first.messages[0])
+    assert any("Seams are covered for 5 years." in t for t in kept)
+    assert any("photo.jpg" in t for t in kept) and any("3" in t for t in kept)
+
+
+def test_canonical_blocks_that_are_not_a_list_are_refused_with_the_field_named():
+    tree = json.loads(fixture("canonical_conversations.json"))
+    tree["conversations"][0]["messages"][0]["blocks"] = 7
+    with pytest.raises(InvalidRequest) as err:
+        parse_export(json.dumps(tree).encode())
+    assert err.value.details["field"].endswith("messages[0].blocks")

@@ -41,7 +41,10 @@ def canonical_conversation(tree: Any, where: str = "conversation") -> Conversati
             parent_id = messages[-1].message_id if messages else None
         seen.add(message_id)
         blocks, indexes = [], set()
-        for b_pos, block in enumerate(raw.get("blocks") or []):
+        raw_blocks = raw.get("blocks")
+        if raw_blocks is not None and not isinstance(raw_blocks, list):
+            raise InvalidRequest(f"{at}.blocks must be a list", field=f"{at}.blocks")
+        for b_pos, block in enumerate(raw_blocks or []):
             b_at = f"{at}.blocks[{b_pos}]"
             index = block.get("index") if isinstance(block, Mapping) else None
             text = block.get("text") if isinstance(block, Mapping) else None

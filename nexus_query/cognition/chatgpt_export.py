@@ -14,6 +14,7 @@ from nexus_query.cognition.export_text import (
     derived_id,
     epoch_iso,
     labelled_json,
+    listed,
     loose,
     title_text,
     unread_fields,
@@ -66,7 +67,7 @@ def chatgpt_message_texts(message: Mapping[str, Any]) -> list[str]:
     texts = chatgpt_texts(message.get("content"))
     metadata_field = message.get("metadata")
     metadata: Mapping[str, Any] = metadata_field if isinstance(metadata_field, Mapping) else {}
-    for attachment in metadata.get("attachments") or []:
+    for attachment in listed(metadata.get("attachments")):
         if isinstance(attachment, Mapping) and isinstance(attachment.get("name"), str) and attachment["name"].strip():
             texts.append(f"[attachment: {attachment['name']}]")
     return texts

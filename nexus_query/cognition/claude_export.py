@@ -13,6 +13,7 @@ from nexus_query.cognition.export_text import (
     derived_id,
     has_text,
     labelled_json,
+    listed,
     loose,
     optional_text,
     pruned,
@@ -68,12 +69,12 @@ def claude_texts(message: Mapping[str, Any]) -> list[str]:
             texts.insert(0, text)
         elif squeezed(text) != squeezed(said) and not any(text.strip() in t for t in texts):
             texts.insert(0, f"[text]\n{text}")
-    for attachment in message.get("attachments") or []:
+    for attachment in listed(message.get("attachments")):
         if isinstance(attachment, Mapping):
             texts += _claude_attachment(attachment)
         else:
             texts += loose(attachment)
-    for file in [*(message.get("files") or []), *(message.get("files_v2") or [])]:
+    for file in [*listed(message.get("files")), *listed(message.get("files_v2"))]:
         if not isinstance(file, Mapping):
             texts += loose(file)
             continue

@@ -34,6 +34,13 @@ def as_text(value: Any) -> str:
     return "" if kept is None else canonical_json(kept)
 
 
+def listed(value: Any) -> list[Any]:
+    """A field that should hold a list: a lone value is one item, so a malformed export loses nothing."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def squeezed(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
