@@ -3,10 +3,11 @@ on every page and in every mode, so a client can keep hits above a threshold and
 
 * **vector** evidence is the cosine similarity of the query and the row, clipped to [0, 1] (the
   embeddings are unit length). It is the whole score in vector mode.
-* **text** evidence is the share of the query's distinct terms that the row contains, read the way the
-  full-text index reads them (lancedb's tokenizer with the index's settings: lower case, stemmed, stop
-  words dropped). Unlike a BM25 score it does not depend on the size or vocabulary of the space, so it
-  means the same in the tenant's space and the global one.
+* **text** evidence is the share of the query's distinct terms that the row contains, both split by
+  lancedb's tokenizer and reduced to their stems with stop words dropped (its defaults), so "tents"
+  covers "tent"; the index itself ranks whole tokens (``fts_index_config``). Unlike a BM25 score it does
+  not depend on the size or vocabulary of the space, so it means the same in the tenant's space and the
+  global one.
 * **hybrid** ranks by reciprocal rank fusion of the two rankings (``nexus_query.query``), which is what
   gave the measured ranking quality; each hit's score is its vector evidence lifted toward 1 by its
   text evidence, ``v + (1 - v) * TEXT_LIFT * t``, so a hit with no text evidence scores its cosine and
@@ -59,7 +60,7 @@ def vector_relevance(cosine: float) -> float:
 def _terms(text: str) -> frozenset[str]:
     import lancedb
 
-    # lancedb.tokenize's defaults are lancedb.index.FTS()'s, the settings ensure_fts_index creates.
+    # stemmed, stop words dropped: a term and its inflections are one piece of evidence
     return frozenset(token.text for token in lancedb.tokenize(text))
 
 

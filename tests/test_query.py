@@ -7,6 +7,7 @@ import yaml
 
 from nexus_query.config import DEFAULT_CONFIG_PATH, NexusConfig
 from nexus_query.context import RequestContext
+from nexus_query.erasure.purge_table import rebuild_indexes
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, MissingRoute, SpaceNotFound
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -184,6 +185,19 @@ def test_ensure_indexes_is_idempotent_and_folds_in_a_large_unindexed_tail(store,
     write_rows(space, provider, many_rows(100, dim, seed=5), start=300)
     tail = ensure_indexes(space, vector_min_rows=10_000)
     assert tail.optimized and tail.unindexed_rows == 0
+
+
+def test_an_index_rebuilt_after_erasure_matches_words_as_the_first_build_did(store, provider):
+    space = load_texts(store, provider, ACME, "main", {"plural": "tents for winter", "singular": "a tent for summer"})
+    ensure_indexes(space)
+
+    def full_text(words: str) -> list[str]:
+        hits = space.table.search(words, query_type="fts").select(["source"]).limit(10).to_arrow()
+        return sorted(hits.column("source").to_pylist())
+
+    first_build = full_text("tents")
+    rebuild_indexes(space)
+    assert full_text("tents") == first_build == ["plural"]
 
 
 def test_snapshots_of_new_versions_reuse_rows_and_equal_a_fresh_read(store, provider):

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from nexus_query.erasure import request_erasure
-    from nexus_query.erasure.model import Scope
     from nexus_query.routing import RoutingRegistry
 
     registry = RoutingRegistry.default()

@@ -7,13 +7,13 @@ is cleaned up at once. This overrides the cursor retention: a cursor pinned to a
 
 from __future__ import annotations
 
-import math
 import warnings
 from datetime import timedelta
 from functools import partial
 
 from nexus_query.erasure.model import ErasurePlan
 from nexus_query.erasure.target import ErasureTarget
+from nexus_query.store.lance_indexes import fts_index_config, vector_index_config
 from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
 from nexus_query.store.space import SpaceTable, retry_commit, sql_string
 
@@ -85,19 +85,15 @@ def purge_rows(space: SpaceTable | None, plan: ErasurePlan) -> dict[str, int]:
 def rebuild_indexes(space: SpaceTable) -> int:
     """Build the table's indexes anew from its current rows (an index keeps the tokens and vectors of
     rows deleted after it was built until it is replaced)."""
-    from lancedb.index import FTS, IvfRq
-
     table, rebuilt = space.table, 0
     columns = {config.columns[0] for config in table.list_indices()}
     if FTS_COLUMN in columns:
-        table.create_index(FTS_COLUMN, config=FTS(), replace=True)
+        table.create_index(FTS_COLUMN, config=fts_index_config(), replace=True)
         rebuilt += 1
     if VECTOR_COLUMN in columns:
         rows = table.count_rows()
         if rows:
-            partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
-            table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions),
-                               replace=True)
+            table.create_index(VECTOR_COLUMN, config=vector_index_config(rows), replace=True)
         else:
             table.drop_index(f"{VECTOR_COLUMN}_idx")
         rebuilt += 1

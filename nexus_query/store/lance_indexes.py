@@ -14,6 +14,7 @@ from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
 
 if TYPE_CHECKING:
     import lancedb
+    from lancedb.index import FTS, IvfRq
 
     from nexus_query.store.space import SpaceTable
 
@@ -43,6 +44,22 @@ def _indices(table: lancedb.table.Table) -> dict[str, Any]:
     return {config.columns[0]: config for config in table.list_indices()}
 
 
+def fts_index_config() -> FTS:
+    """The one full-text index setting, for the first build and every rebuild (erasure): tokenized as
+    LanceDB's flat full-text search does (no stemming, stop words or folding), so a row scores the same
+    whether an index covers it yet or not, and ranks do not shift when an index is built or rebuilt."""
+    from lancedb.index import FTS
+
+    return FTS(stem=False, remove_stop_words=False, ascii_folding=False)
+
+
+def vector_index_config(rows: int) -> IvfRq:
+    """The IVF_RQ vector index for a table of ``rows`` rows (about sqrt(rows) partitions of 256+ rows)."""
+    from lancedb.index import IvfRq
+
+    return IvfRq(distance_type="dot", num_partitions=max(1, min(int(math.sqrt(rows)), rows // 256)))
+
+
 def has_fts_index(table: lancedb.table.Table) -> bool:
     return FTS_COLUMN in _indices(table)
 
@@ -50,15 +67,10 @@ def has_fts_index(table: lancedb.table.Table) -> bool:
 def ensure_fts_index(table: lancedb.table.Table) -> bool:
     """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
     scan until ``optimize`` folds them in). Returns whether it created one."""
-    from lancedb.index import FTS
-
     if has_fts_index(table):
         return False
     try:
-        # Tokenized as LanceDB's flat full-text search does (no stemming, stop words or folding), so a row
-        # scores the same whether an index covers it yet or not: ranks do not shift when one is built.
-        table.create_index(FTS_COLUMN, config=FTS(stem=False, remove_stop_words=False, ascii_folding=False),
-                           replace=False)
+        table.create_index(FTS_COLUMN, config=fts_index_config(), replace=False)
     except (RuntimeError, ValueError):  # another writer created it first
         if not has_fts_index(table):
             raise
@@ -75,8 +87,6 @@ def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN
     Old versions are never removed here (cursors may still read them): cleanup is the maintenance
     job's, with a retention counted from when a version stopped being the latest.
     """
-    from lancedb.index import IvfRq
-
     space._check_writable()
     table = space.table
     rows = table.count_rows()
@@ -85,8 +95,7 @@ def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN
         created.append(FTS_COLUMN)
     indices = _indices(table)
     if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
-        partitions = max(1, min(int(math.sqrt(rows)), rows // 256))
-        table.create_index(VECTOR_COLUMN, config=IvfRq(distance_type="dot", num_partitions=partitions))
+        table.create_index(VECTOR_COLUMN, config=vector_index_config(rows))
         created.append(VECTOR_COLUMN)
         indices = _indices(table)
     unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
