@@ -13,6 +13,7 @@ import pytest
 import yaml
 from test_sensor_landing import tick
 
+from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.ingest.sensors import (
     INBOX_OVERLAP_SECONDS,
     SWEEP_MIN_AGE_SECONDS,
@@ -22,7 +23,6 @@ from nexus_pipelines.ingest.sensors import (
     scan_inbox,
     sweep_slice,
 )
-from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.resources import NexusResource
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext

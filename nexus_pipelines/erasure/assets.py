@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from nexus_pipelines.common.tasks import TASK_TAG, report_task
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
-from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.erasure import ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure, tenant_target

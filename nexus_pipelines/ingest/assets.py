@@ -1,8 +1,8 @@
 """The ingest assets, one partition per space: landing zone → raw_docs → chunks → embeddings → space_table.
 
-Thin on purpose: the work is in ``sources``, ``chunking``, ``pipeline``, ``load`` and ``checks``. The
-three intermediate assets are Parquet files in the space owner's store (``SpaceParquetIOManager``);
-``space_table`` is the space's LanceDB table itself.
+Thin on purpose: the work is in ``sources``, ``chunking``, ``pipeline``, ``prune``, ``checks`` and
+``common.load``. The three intermediate assets are Parquet files in the space owner's store
+(``SpaceParquetIOManager``); ``space_table`` is the space's LanceDB table itself.
 """
 
 import dagster as dg
@@ -11,10 +11,18 @@ import pyarrow.dataset as ds
 from nexus_pipelines.catalog import column_schema
 from nexus_pipelines.cognition.import_tasks import METADATA_KEY as IMPORT_TASKS
 from nexus_pipelines.cognition.import_tasks import advance_import_tasks
+from nexus_pipelines.common.load import IngestStats
+from nexus_pipelines.common.parquet_io import ArrowStream, previous_output
+from nexus_pipelines.common.tasks import (
+    CLAIMED_METADATA,
+    TASK_TAG,
+    claim_landed_tasks,
+    claimed_in_run,
+    report_task,
+    report_tasks,
+)
 from nexus_pipelines.ingest.checks import check_specs, inspect_space
 from nexus_pipelines.ingest.chunking import Chunker
-from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
-from nexus_pipelines.ingest.parquet_io import ArrowStream, previous_output
 from nexus_pipelines.ingest.pipeline import (
     ChunkStats,
     chunk_batches,
@@ -23,15 +31,9 @@ from nexus_pipelines.ingest.pipeline import (
     embeddings_schema,
     write_batches,
 )
+from nexus_pipelines.ingest.prune import prune_departed
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
-from nexus_pipelines.ingest.tasks import (
-    CLAIMED_METADATA,
-    TASK_TAG,
-    claim_landed_tasks,
-    claimed_in_run,
-    report_task,
-    report_tasks,
-)
+from nexus_pipelines.maintenance.optimize import compact_if_fragmented
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.paths import GLOBAL_TENANT_DIR

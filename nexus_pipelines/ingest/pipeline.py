@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from nexus_pipelines.common.load import EmbeddedRecords, IngestStats, embed_records, stored_row_keys, write_records
 from nexus_pipelines.ingest.chunking import Chunker, Span
-from nexus_pipelines.ingest.load import EmbeddedRecords, IngestStats, embed_records, stored_row_keys, write_records
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, canonical_json, row_id

@@ -35,8 +35,8 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from nexus_pipelines.catalog import OWNERS
+from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks, run_error
 from nexus_pipelines.ingest.assets import ingest_assets
-from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks, run_error
 from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.context import ID_PATTERN, RequestContext

@@ -22,6 +22,8 @@ from nexus_query.store.space import retry_commit
 
 # Workers' clocks differ a little; versions are kept this much beyond the cursor lifetime.
 CLOCK_MARGIN = timedelta(hours=1)
+# Small fragments a table may gather from appends before a write compacts it (``compact_if_fragmented``).
+SMALL_FRAGMENTS_BEFORE_COMPACTION = 8
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,16 @@ def optimize_space(space: SpaceTable, cursor_ttl_seconds: int, retention: timede
 
 def _fragments(space: SpaceTable) -> int:
     return int(space.table.stats()["fragment_stats"]["num_fragments"])
+
+
+def compact_if_fragmented(space: SpaceTable, cursor_ttl_seconds: int,
+                          small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> OptimizeReport | None:
+    """Once writes have fragmented the table (many small appends made search several times slower until
+    ``optimize()`` ran) or left rows outside its indexes, run the space's maintenance: compaction, index
+    refresh, and a cleanup that spares every version a live cursor may read. None when not needed. The
+    writers (the ingest run) call it, so a space stays fast between two nightly maintenance runs."""
+    small = space.table.stats()["fragment_stats"]["num_small_fragments"]
+    stale_index = any(index.num_unindexed_rows for index in space.table.list_indices())
+    if small < small_fragments and not stale_index:
+        return None
+    return optimize_space(space, cursor_ttl_seconds)
