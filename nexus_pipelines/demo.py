@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from nexus_pipelines.common.in_process import dagster_instance
 from nexus_pipelines.definitions import defs, nexus
+from nexus_pipelines.ingest.requests import files_request, space_files
 from nexus_pipelines.ingest.run_in_process import QUIET, ingest_space_in_process
-from nexus_pipelines.ingest.sensors import files_request, space_files
 from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
 from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect

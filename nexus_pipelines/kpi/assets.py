@@ -4,10 +4,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
 from nexus_pipelines.common.batches import PartitionDone, run_partitions
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, kpi_rows, refresh_facts
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
