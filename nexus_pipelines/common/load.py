@@ -93,7 +93,7 @@ def stored_row_keys(space: SpaceTable, ids: Iterable[str] | None = None) -> set[
     keys: set[str] = set()
     for reader in readers:
         for batch in reader:
-            keys.update(_key(row) for row in zip(*(batch.column(c).to_pylist() for c in _KEY_COLUMNS)))
+            keys.update(_key(row) for row in zip(*(batch.column(c).to_pylist() for c in _KEY_COLUMNS), strict=True))
     return keys
 
 
@@ -112,8 +112,7 @@ def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -
                  .limit(None)
                  .to_arrow())
         vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        for h, v in zip(table.column("content_hash").to_pylist(), vectors.reshape(-1, dim)):
-            found[h] = v
+        found.update(zip(table.column("content_hash").to_pylist(), vectors.reshape(-1, dim), strict=True))
     return found
 
 
@@ -136,7 +135,7 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     if space is not None:
         known.update(stored_vectors(space, [h for h in hashes if h not in known], info.id))
     missing: dict[str, str] = {}
-    for h, r in zip(hashes, pending):
+    for h, r in zip(hashes, pending, strict=True):
         if h not in known:
             missing.setdefault(h, r.text)
     stats = IngestStats(records=len(records), unchanged=len(records) - len(pending))
@@ -145,11 +144,11 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     fresh = provider.embed(list(missing.values()), ctx) if missing else np.zeros((0, info.dimension))
     stats.embed_seconds = time.perf_counter() - started
     stats.embedded = len(missing)
-    known.update(zip(missing.keys(), fresh))
+    known.update(zip(missing.keys(), fresh, strict=True))
     if recent is not None:
         if len(recent) + len(missing) > RECENT_VECTORS:
             recent.clear()
-        recent.update(zip(missing.keys(), fresh))
+        recent.update(zip(missing.keys(), fresh, strict=True))
     vectors = np.stack([known[h] for h in hashes]) if pending else np.zeros((0, info.dimension))
     return EmbeddedRecords(pending, vectors.astype(np.float32), stats)
 

@@ -75,7 +75,8 @@ def claimed_in_run(instance: dg.DagsterInstance, run_id: str) -> list[str]:
         materialization = record.asset_materialization
         if materialization is not None and materialization.asset_key == dg.AssetKey("raw_docs"):
             value = materialization.metadata.get(CLAIMED_METADATA)
-            claimed += list(value.value or []) if value is not None else []
+            if value is not None and isinstance(value.value, list):  # raw_docs writes a JSON list of ids
+                claimed += [str(task_id) for task_id in value.value]
     return claimed
 
 

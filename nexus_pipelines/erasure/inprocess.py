@@ -8,7 +8,7 @@ from typing import Any
 from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
 from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.erasure.assets import erasure_run_config
-from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_query.context import RequestContext
 from nexus_query.errors import NexusError
 
@@ -19,7 +19,7 @@ def erase_in_process(ctx: RequestContext, space_id: str, task_id: str) -> dict[s
 
     key = SpaceKey(ctx.tenant_id, ctx.project_id, space_id)
     with dagster_instance() as instance:
-        instance.add_dynamic_partitions(tenant_spaces.name, [key.partition_key])
+        instance.add_dynamic_partitions(TENANT_SPACES, [key.partition_key])
         result = defs.resolve_job_def("erase_space").execute_in_process(
             partition_key=key.partition_key, instance=instance, run_config=erasure_run_config(task_id),
             tags={**key.run_tags, TASK_TAG: task_id}, raise_on_error=False)

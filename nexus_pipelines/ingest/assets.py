@@ -33,7 +33,7 @@ from nexus_pipelines.ingest.pipeline import (
 )
 from nexus_pipelines.ingest.prune import prune_departed
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
-from nexus_pipelines.maintenance.optimize import compact_if_fragmented
+from nexus_pipelines.maintenance.optimize import compact_if_fragmented, fragment_counts
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.paths import GLOBAL_TENANT_DIR
@@ -92,9 +92,10 @@ def chunks(context: dg.AssetExecutionContext, config: ChunkConfig, nexus: NexusR
     chunker = Chunker.for_provider(nexus.provider, config.max_tokens, config.overlap_tokens)
     previous = previous_output(nexus.files(key), context.asset_key.path, key.space_id)
     stats = ChunkStats()
-    context.log.info(f"chunking to at most {chunker.max_tokens} word pieces, {chunker.overlap_tokens} overlapping")
+    context.log.info("chunking to at most %d word pieces, %d overlapping", chunker.max_tokens, chunker.overlap_tokens)
     batches = chunk_batches(raw_docs.to_batches(batch_size=1024), chunker, stats, previous)
-    return ArrowStream(chunks_schema(chunker), batches, lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
+    return ArrowStream(chunks_schema(chunker), batches,
+                       lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
 
 
 @dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
@@ -107,8 +108,8 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
     stats = IngestStats()
 
     def progress(done: int, total: int) -> None:
-        context.log.info(f"{done}/{total} chunks planned, {stats.embedded} embedded "
-                         f"({stats.embed_per_second:.0f}/s), {stats.reused} reused")
+        context.log.info("%d/%d chunks planned, %d embedded (%.0f/s), %d reused", done, total, stats.embedded,
+                         stats.embed_per_second, stats.reused)
 
     batches = embed_batches(chunks, space, provider, nexus.owner_context(key), stats, progress)
 
@@ -155,8 +156,7 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
         advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,
-                  "fragments": compacted.fragments_after if compacted else space.table.stats()["fragment_stats"][
-                      "num_fragments"],
+                  "fragments": compacted.fragments_after if compacted else fragment_counts(space).fragments,
                   "empty_source_kept_rows": pruned.refused_empty_source,
                   "commit_conflicts_retried": written.conflicts_retried,
                   "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),

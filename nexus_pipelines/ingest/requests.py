@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
@@ -18,20 +18,22 @@ from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 # Store reads of one tick (task records, listings) run on this many threads: they wait on the network.
 IO_THREADS = 16
 FILES_STATE = ".files-seen.json"  # hidden: never read as a document, never listed as landed data
 TRIGGER_TAG = "nexus/trigger"
 T = TypeVar("T")
 R = TypeVar("R")
-C = TypeVar("C")
+C = TypeVar("C", bound="DataclassInstance")
 
 
 def cursor_from_json(cls: type[C], raw: str | None) -> C:
     """A cursor dataclass from its JSON; keys it does not know (an older cursor's) are ignored."""
     values = json.loads(raw) if raw else {}
     return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
-
 
 
 @dataclass(frozen=True)

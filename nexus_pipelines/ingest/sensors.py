@@ -142,7 +142,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) ->
         return dg.SensorResult(run_requests=[], cursor=cursor.dumps())
     scan = scan_inbox(nexus, inbox, cursor)
     if scan.requests:
-        context.log.info(f"{len(scan.requests)} run request(s) from the inbox ({scan.listing_calls} listing call(s))")
+        context.log.info("%d run request(s) from the inbox (%d listing call(s))", len(scan.requests),
+                         scan.listing_calls)
     return sensor_result(context, scan, cursor.dumps())
 
 
@@ -156,7 +157,7 @@ def ingest_failure_sensor(context: dg.RunFailureSensorContext, nexus: NexusResou
     if not run.tags.get("dagster/partition"):
         return
     if run.tags.get(WILL_RETRY_TAG) == "true":
-        context.log.info(f"run {run.run_id} will be retried; its tasks stay as they are")
+        context.log.info("run %s will be retried; its tasks stay as they are", run.run_id)
         return
     message = run_error(context.get_step_failure_events(), context.failure_event.message)
     fail_run_tasks(nexus.landing(SpaceKey.parse(run.tags["dagster/partition"])), context.instance, run.run_id,

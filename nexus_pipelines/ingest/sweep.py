@@ -186,7 +186,8 @@ def sweep_slice(nexus: NexusResource, instance: dg.DagsterInstance, cursor: Swee
         cursor.round_started = now
     served = sorted(served_tenants(nexus))
     pending = [t for t in served if t > cursor.after_tenant][:tenants_per_tick]
-    scan, done, slowest = LandingScan(), [], 0.0
+    scan, slowest = LandingScan(), 0.0
+    done: list[str] = []
     # Another chunk only when the slowest so far would still end within the budget.
     while pending and (not done or time.perf_counter() - started + slowest < budget_seconds):
         chunk_started = time.perf_counter()
@@ -240,8 +241,8 @@ def landing_sweep_sensor(context: dg.SensorEvaluationContext, nexus: NexusResour
     scan = sweep_slice(nexus, context.instance, cursor)
     observations = kpi_observations(context.instance, scan.kpi_versions)
     if scan.requests or observations:
-        context.log.info(f"{len(scan.requests)} run request(s) and {len(observations)} changed KPI source(s) "
-                         "found by the sweep")
+        context.log.info("%d run request(s) and %d changed KPI source(s) found by the sweep", len(scan.requests),
+                         len(observations))
     result = sensor_result(context, scan, cursor.dumps())
     return dg.SensorResult(run_requests=result.run_requests,
                            dynamic_partitions_requests=result.dynamic_partitions_requests,

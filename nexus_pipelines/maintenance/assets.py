@@ -10,7 +10,7 @@ from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.changes import changed_after, changed_since_done
 from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.maintenance.optimize import OptimizeReport, default_retention, optimize_space
-from nexus_pipelines.partitions import SpaceKey, changed_range_run_requests, tenant_spaces
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, changed_range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import SpaceNotFound
 from nexus_query.store import SpaceTable
@@ -29,13 +29,15 @@ class MaintenanceConfig(dg.Config):
 
 
 def open_existing(nexus: NexusResource, key: SpaceKey) -> SpaceTable | None:
-    """The space's table, writable (the global one through the system path), or None when it has none yet."""
+    """The space's table, writable (the global one through the system path), or None when it has none yet
+    (or one that records no embedder: every table Nexus creates records its own, so it wrote none there)."""
     try:
         existing = (nexus.store.open_global(nexus.environment) if key.is_global
                     else nexus.store.open(key.context(nexus.environment), key.space_id))
     except SpaceNotFound:
         return None
-    return nexus.open_space(key, existing.embedder)
+    embedder = existing.embedder
+    return nexus.open_space(key, embedder) if embedder is not None else None
 
 
 @dg.asset(
@@ -103,6 +105,6 @@ def space_maintenance_nightly(context: dg.ScheduleEvaluationContext,
     due = spaces_due(context.instance, tick, default_retention(nexus.registry.config.cursor.ttl_seconds))
     if not due:
         return dg.SkipReason("no space was written since its last maintenance")
-    keys = context.instance.get_dynamic_partitions(tenant_spaces.name)
+    keys = context.instance.get_dynamic_partitions(TENANT_SPACES)
     return changed_range_run_requests(keys, due, MAINTENANCE_BATCH_SIZE, run_key=tick.isoformat(),
                                       batch_tag=BATCH_TAG)
