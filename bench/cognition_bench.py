@@ -145,8 +145,8 @@ def claude_export(n: int, rng: random.Random) -> list[dict]:
 
 def build_space(conversations: int, rebuild: bool) -> None:
     """Land the exports and run the ingest pipeline's steps (reader, chunker, embed + upsert)."""
+    from nexus_pipelines.common.load import upsert_records
     from nexus_pipelines.ingest.chunking import Chunker
-    from nexus_pipelines.ingest.load import upsert_records
     from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
     from nexus_pipelines.ingest.sources import LandingReader
     from nexus_query.cognition.bricks import import_export

@@ -55,16 +55,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("DAGSTER_HOME", None)
 
 import dagster as dg  # noqa: E402
-from dagster._core.definitions.data_version import DATA_VERSION_TAG  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import nexus_pipelines.ingest.sensors as sensors  # noqa: E402
-from nexus_pipelines.ingest.sensors import (  # noqa: E402
+import nexus_pipelines.ingest.sweep as sweep_module  # noqa: E402
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG  # noqa: E402
+from nexus_pipelines.ingest.sensors import InboxCursor, landing_sensor  # noqa: E402
+from nexus_pipelines.ingest.sweep import (  # noqa: E402
     SWEEP_TENANTS_PER_TICK,
     SWEEP_TICK_BUDGET_SECONDS,
-    InboxCursor,
     SweepCursor,
-    landing_sensor,
     sweep_slice,
 )
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE  # noqa: E402
@@ -193,7 +193,8 @@ def measure_orchestration(tenants: list[str], spaces_per_tenant: int, busy: list
                                              now - timedelta(hours=2), tasks_too=not on_s3))
     nexus = NexusResource()
     inbox = inbox_for(nexus.registry, "dev")
-    sensors.inbox_for = lambda registry, environment: inbox  # the sensor lists through this one: calls counted
+    # The sensors list (and the sweep prunes) through this one: its calls are counted.
+    sensors.inbox_for = sweep_module.inbox_for = lambda registry, environment: inbox
     out: dict = {"spaces": spaces, "tenants": len(tenants), "seed_s": seed_s}
     with dagster_instance() as instance:
         _, out["add_partitions_s"] = timed(lambda: instance.add_dynamic_partitions("tenant_spaces", keys))

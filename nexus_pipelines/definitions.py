@@ -13,7 +13,7 @@ import dagster as dg
 
 from nexus_pipelines import cognition, erasure, haze, ingest, kpi, maintenance
 from nexus_pipelines.catalog import with_owners
-from nexus_pipelines.ingest.parquet_io import SpaceParquetIOManager
+from nexus_pipelines.common.parquet_io import SpaceParquetIOManager
 from nexus_pipelines.resources import NexusResource
 
 DOMAINS: list[dg.Definitions] = [ingest.defs, kpi.defs, haze.defs, cognition.defs, maintenance.defs, erasure.defs]

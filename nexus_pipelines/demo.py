@@ -15,10 +15,11 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
+from nexus_pipelines.common.in_process import asset_metadata, dagster_instance
 from nexus_pipelines.definitions import defs, nexus
-from nexus_pipelines.ingest.run_in_process import QUIET, dagster_instance, ingest_space_in_process
-from nexus_pipelines.ingest.sensors import files_request, space_files
-from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.ingest.requests import files_request, space_files
+from nexus_pipelines.ingest.run_in_process import QUIET, ingest_space_in_process
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tags_for_partition
 from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect
 from nexus_query.cognition import ArtifactStore
@@ -79,7 +80,7 @@ def show_acme_extras(instance: dg.DagsterInstance) -> None:
     cognition = defs.resolve_job_def("cognition_space").execute_in_process(
         partition_key=ACME.partition_key, instance=instance, tags=tags,
         run_config={**QUIET, "ops": {"cognition_artifacts": {"config": {"topics": [TOPIC]}}}})
-    artifact_id = cognition.asset_materializations_for_node("cognition_artifacts")[0].metadata["artifact_ids"].value[0]
+    artifact_id = asset_metadata(cognition)["cognition_artifacts"]["artifact_ids"][0]
     artifact = ArtifactStore.for_context(ctx).get(artifact_id)
     payload = artifact["payload"]
     tqdm.write(f"\nacme/main cognition artifact for {TOPIC!r}: {artifact['artifact_id']}\n"
@@ -108,7 +109,7 @@ def main() -> int:
     for key, folder in SPACES.items():
         land_examples(nexus.files(key), key.space_id, EXAMPLES / folder)
     with dagster_instance() as instance:
-        instance.add_dynamic_partitions(tenant_spaces.name, [k.partition_key for k in SPACES])
+        instance.add_dynamic_partitions(TENANT_SPACES, [k.partition_key for k in SPACES])
         for key in tqdm(SPACES, desc="ingesting example spaces (Dagster runs)"):
             outcome = ingest_space_in_process(key, instance=instance, progress=False)  # the bar above counts
             if not outcome.success:
@@ -119,8 +120,8 @@ def main() -> int:
                        f"table version {table['table_version']}, run {outcome.run_id[:8]}")
         show_acme_extras(instance)
         record_files_seen()
-    for key, text in SAMPLES:
-        nx = connect(api_key=key)
+    for api_key, text in SAMPLES:
+        nx = connect(api_key=api_key)
         print(f"\n{nx!r}  query: {text!r}")
         print(format_hits(nx.query("main", text, top_k=5).hits))
     return 0

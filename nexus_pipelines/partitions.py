@@ -10,18 +10,20 @@ environment is the code location's (``NexusResource.environment``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import AbstractSet, Any
+from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from nexus_pipelines.common.dagster_tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import InvalidId
 from nexus_query.landing import GLOBAL_SPACE_ID
 from nexus_query.paths import GLOBAL_TENANT_DIR
 
-tenant_spaces = dg.DynamicPartitionsDefinition(name="tenant_spaces")
+TENANT_SPACES = "tenant_spaces"  # the partitions' name, typed ``str`` (the definition's ``name`` is optional)
+tenant_spaces = dg.DynamicPartitionsDefinition(name=TENANT_SPACES)
 
 GLOBAL_PARTITION_KEY = "global"
 GLOBAL_PROJECT_ID = "shared"  # the global space's files live under _global/shared/ (TenantFiles.for_global)

@@ -27,10 +27,11 @@ def thumbnail_png(png: bytes, width: int = THUMBNAIL_WIDTH) -> bytes:
     """A small copy (``width`` pixels wide, 64 colours) for inline display."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(png)) as image:
-        image = image.convert("RGB")
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
         if image.width > width:
-            image = image.resize((width, max(1, round(image.height * width / image.width))), Image.LANCZOS)
+            image = image.resize((width, max(1, round(image.height * width / image.width))),
+                                 Image.Resampling.LANCZOS)
         small = image.quantize(colors=64)
         buffer = io.BytesIO()
         small.save(buffer, format="PNG", optimize=True)

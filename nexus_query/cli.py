@@ -77,8 +77,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("the landing sensor starts its run (`make dev`), or run again with --wait", file=sys.stderr)
         return 0
     try:
-        from nexus_pipelines.ingest.run_in_process import dagster_instance, ingest_space_in_process
-        from nexus_pipelines.ingest.tasks import TASK_TAG, fail_run_tasks
+        from nexus_pipelines.common.in_process import dagster_instance
+        from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
+        from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
         from nexus_pipelines.partitions import SpaceKey
     except ImportError:
         raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: "

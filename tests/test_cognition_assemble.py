@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_pipelines.ingest.load import upsert_records
+from nexus_pipelines.common.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
 from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nexus_pipelines.common.load import upsert_records
 from nexus_pipelines.ingest.chunking import Chunker
-from nexus_pipelines.ingest.load import upsert_records
 from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
 from nexus_pipelines.ingest.sources import LandingReader
 from nexus_query.cognition.bricks import (

@@ -6,7 +6,7 @@ import dagster as dg
 
 from nexus_pipelines import demo
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.sensors import FILES_STATE
+from nexus_pipelines.ingest.requests import FILES_STATE
 
 
 def landed_examples() -> None:

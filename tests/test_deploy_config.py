@@ -3,9 +3,12 @@ launcher against moto's ECS and S3), the gRPC workspace, and the Nexus registry 
 every secret comes from the environment."""
 
 import boto3
+import dagster as dg
 import pytest
 import yaml
-from dagster._core.errors import DagsterInvalidConfigError
+
+# Private on purpose: Dagster has no public API that validates an instance's dagster.yaml or a workspace
+# file the way its daemon loads them, and loading them as the daemon does is what this file tests.
 from dagster._core.instance.config import ConcurrencyConfig
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.workspace.config_schema import process_workspace_config
@@ -59,7 +62,7 @@ def test_production_instance_loads_postgres_storage_s3_compute_logs_and_the_ecs_
 
 def test_the_instance_refuses_to_load_without_its_secret(dagster_env, monkeypatch):
     monkeypatch.delenv("DAGSTER_PG_PASSWORD")
-    with pytest.raises(DagsterInvalidConfigError, match="DAGSTER_PG_PASSWORD"):
+    with pytest.raises(dg.DagsterInvalidConfigError, match="DAGSTER_PG_PASSWORD"):
         InstanceRef.from_dir(str(DEPLOY)).storage  # the config is resolved before any connection
 
 

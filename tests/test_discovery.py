@@ -13,16 +13,9 @@ import pytest
 import yaml
 from test_sensor_landing import tick
 
-from nexus_pipelines.ingest.sensors import (
-    INBOX_OVERLAP_SECONDS,
-    SWEEP_MIN_AGE_SECONDS,
-    InboxCursor,
-    SweepCursor,
-    landing_sweep_sensor,
-    scan_inbox,
-    sweep_slice,
-)
-from nexus_pipelines.ingest.tasks import TASK_TAG
+from nexus_pipelines.common.tasks import TASK_TAG
+from nexus_pipelines.ingest.sensors import INBOX_OVERLAP_SECONDS, InboxCursor, scan_inbox
+from nexus_pipelines.ingest.sweep import SWEEP_MIN_AGE_SECONDS, SweepCursor, landing_sweep_sensor, sweep_slice
 from nexus_pipelines.resources import NexusResource
 from nexus_query.config import DEFAULT_CONFIG_PATH
 from nexus_query.context import RequestContext

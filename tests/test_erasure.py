@@ -10,9 +10,9 @@ import dagster as dg
 import lancedb
 import pytest
 
+from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.erasure.assets import erasure_run_config, remap_space
-from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_query.cognition import ArtifactStore
 from nexus_query.cognition.assemble import assemble_topic
 from nexus_query.cognition.bricks import import_export

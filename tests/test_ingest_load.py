@@ -1,11 +1,6 @@
-from nexus_pipelines.ingest.load import (
-    SMALL_FRAGMENTS_BEFORE_COMPACTION,
-    PruneResult,
-    compact_if_fragmented,
-    embed_records,
-    prune_departed,
-    upsert_records,
-)
+from nexus_pipelines.common.load import embed_records, upsert_records
+from nexus_pipelines.ingest.prune import PruneResult, prune_departed
+from nexus_pipelines.maintenance.optimize import SMALL_FRAGMENTS_BEFORE_COMPACTION, compact_if_fragmented
 from nexus_query.context import RequestContext
 from nexus_query.store import Record
 

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from nexus_pipelines.common.dagster_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    DATA_VERSION_TAG,
+)
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE
 from nexus_pipelines.kpi.refresh import refresh_facts

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nexus_pipelines.common.parquet_io import ArrowStream, write_parquet
+from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.parquet_io import ArrowStream, write_parquet
-from nexus_pipelines.ingest.tasks import TASK_TAG
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext

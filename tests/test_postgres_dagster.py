@@ -20,10 +20,12 @@ import dagster as dg
 import psycopg2
 import pytest
 import yaml
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+# Private on purpose: a tick's status has no public type, and the scheduler below runs as its daemon does.
 from dagster._core.scheduler.instigation import TickStatus
 from test_dagster_dev_smoke import poll, stop_group
 
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
@@ -166,6 +168,7 @@ def _failed_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def tick_schedules(instance: dg.DagsterInstance, *clock: datetime) -> None:
     """Iterations of the scheduler daemon's own loop, its clock at each of ``clock`` (no waiting for cron)."""
+    # Private on purpose: the daemon's loop and workspace have no public entry point.
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._scheduler.scheduler import launch_scheduled_runs

@@ -17,7 +17,7 @@ from test_sensor_landing import tick
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.demo import EXAMPLES, land_examples
 from nexus_pipelines.haze.assets import haze_request_sensor
-from nexus_pipelines.ingest.sensors import landing_sweep_sensor
+from nexus_pipelines.ingest.sweep import landing_sweep_sensor
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api.app import create_app

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
 
+from nexus_pipelines.common.dagster_tags import ASSET_PARTITION_RANGE_END_TAG as END
+from nexus_pipelines.common.dagster_tags import ASSET_PARTITION_RANGE_START_TAG as START
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.triggers import ACTIVE_FOR, kpi_hourly_schedule
 from nexus_pipelines.maintenance.assets import MAINTENANCE_BATCH_SIZE, space_maintenance_nightly
 from nexus_pipelines.partitions import changed_range_run_requests, tenant_spaces

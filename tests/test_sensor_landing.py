@@ -4,9 +4,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.sensors import ingest_failure_sensor, landing_sensor, landing_sweep_sensor
-from nexus_pipelines.ingest.tasks import TASK_TAG
+from nexus_pipelines.ingest.sensors import ingest_failure_sensor, landing_sensor
+from nexus_pipelines.ingest.sweep import landing_sweep_sensor
 from nexus_pipelines.partitions import TENANT_TAG, SpaceKey
 from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext

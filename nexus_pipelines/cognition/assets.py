@@ -46,7 +46,8 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
     ctx = key.context(nexus.environment)
     store, provider = nexus.store, nexus.provider
     artifacts = ArtifactStore(nexus.files(key))
-    rows, statuses, skipped, unresolved, corrupt = [], Counter(), {}, [], []
+    rows, skipped, unresolved, corrupt = [], {}, [], []
+    statuses: Counter[str] = Counter()
     for number, topic in enumerate(config.topics, 1):
         result = assemble(ctx, key.space_id, topic, config.k, store=store, provider=provider)
         artifact, payload = result.artifact, result.artifact["payload"]
@@ -57,9 +58,10 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
             corrupt.append(artifact["artifact_id"])
         rows.append((topic, artifact["artifact_id"], payload["coverage_status"], len(payload["raw_excerpts"]),
                      len(artifact["derived_from"]), "new" if result.created else "already stored"))
-        context.log.info(f"[{number}/{len(config.topics)}] {topic!r}: {payload['coverage_status']}, "
-                         f"{len(payload['raw_excerpts'])} excerpt(s) -> {artifact['artifact_id']}")
-    table = "\n".join(["| topic | artifact_id | coverage_status | excerpts | bricks | stored |", "|---|---|---|---|---|---|",
+        context.log.info("[%d/%d] %r: %s, %d excerpt(s) -> %s", number, len(config.topics), topic,
+                         payload["coverage_status"], len(payload["raw_excerpts"]), artifact["artifact_id"])
+    table = "\n".join(["| topic | artifact_id | coverage_status | excerpts | bricks | stored |",
+                       "|---|---|---|---|---|---|",
                        *(f"| {t} | `{a}` | {s} | {e} | {b} | {n} |" for t, a, s, e, b, n in rows)])
     if not config.topics:
         context.log.warning("no topics configured: set ops.cognition_artifacts.config.topics in the run config")
@@ -74,7 +76,8 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
             "k": config.k,
         },
         check_results=[
-            dg.AssetCheckResult(check_name=CONTENT_ADDRESSED, passed=not corrupt, metadata={"mismatched": len(corrupt)}),
+            dg.AssetCheckResult(check_name=CONTENT_ADDRESSED, passed=not corrupt,
+                                metadata={"mismatched": len(corrupt)}),
             dg.AssetCheckResult(check_name=CITATIONS_RESOLVE, passed=not unresolved,
                                 metadata={"unresolved": dg.MetadataValue.json(unresolved[:50])}),
         ],

@@ -30,5 +30,5 @@ def advance_import_tasks(zone: LandingZone, task_ids: Iterable[str], status: Tas
             zone.update_task(task_id, status, counts=counts, error=error, run_id=run_id)
             moved.append(task_id)
         except NotFound:
-            log.warning(f"import task {task_id} has no record in the landing zone; status {status!r} not written")
+            log.warning("import task %s has no record in the landing zone; status %r not written", task_id, status)
     return moved

@@ -6,13 +6,14 @@ Only ids and counts reach Dagster's event log: names of what was asked, counts o
 
 
 from collections.abc import Callable
+from typing import Literal
 
 import dagster as dg
 
+from nexus_pipelines.common.tasks import TASK_TAG, report_task
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
-from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
-from nexus_pipelines.partitions import SpaceKey, space_job, tenant_spaces
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.erasure import ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure, tenant_target
 from nexus_query.erasure.plan import pending_requests, read_request
@@ -53,7 +54,7 @@ def config_request(config: ErasureConfig, key: SpaceKey, task_id: str) -> Erasur
         return new_request(key.space_id, "space", reason=config.reason, task_id=task_id)
     if config.sources and config.doc_ids:
         raise InvalidRequest("name sources or doc_ids, not both")
-    scope = "sources" if config.sources else "doc_ids"
+    scope: Literal["sources", "doc_ids"] = "sources" if config.sources else "doc_ids"
     return new_request(key.space_id, scope, config.sources or config.doc_ids, reason=config.reason, task_id=task_id)
 
 
@@ -69,7 +70,8 @@ def remap_space(log: Callable[[str], None]) -> Callable[[ErasureTarget], int]:
 
 
 @dg.asset(partitions_def=tenant_spaces, group_name=GROUP, kinds={"lancedb"})
-def space_erasure(context: dg.AssetExecutionContext, config: ErasureConfig, nexus: NexusResource) -> dg.MaterializeResult:
+def space_erasure(context: dg.AssetExecutionContext, config: ErasureConfig,
+                  nexus: NexusResource) -> dg.MaterializeResult:
     """Erase documents (or the whole space) from the table and every older version, the full-text index,
     the Parquet intermediates, the landing zone, blobs, HAZE maps and cognition artifacts; verify by
     reading every store again; the receipt (counts only) is this materialization's metadata."""
@@ -110,13 +112,13 @@ def erasure_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusReso
             try:
                 key = SpaceKey(tenant, project, request.space_id)
             except InvalidRequest:
-                context.log.warning(f"ignoring an erasure request for space {request.space_id!r} of {tenant}")
+                context.log.warning("ignoring an erasure request for space %r of %s", request.space_id, tenant)
                 continue
             partitions.add(key.partition_key)
             requests.append(dg.RunRequest(run_key=f"erase:{request.task_id}", partition_key=key.partition_key,
                                           run_config=erasure_run_config(request.task_id),
                                           tags={**key.run_tags, TASK_TAG: request.task_id}))
-    new = sorted(partitions - set(context.instance.get_dynamic_partitions(tenant_spaces.name)))
+    new = sorted(partitions - set(context.instance.get_dynamic_partitions(TENANT_SPACES)))
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[tenant_spaces.build_add_request(new)] if new else [])
 
@@ -141,6 +143,7 @@ def erase_tenant_op(context: dg.OpExecutionContext, config: TenantErasureConfig,
                                      "verified": receipt.verified})
 
 
-@dg.job(description="System job: erase a whole tenant (no API reaches it). Config: ops.erase_tenant_op.config.tenant_id.")
+@dg.job(description="System job: erase a whole tenant (no API reaches it). "
+                    "Config: ops.erase_tenant_op.config.tenant_id.")
 def erase_tenant_job():
     erase_tenant_op()

@@ -10,9 +10,9 @@ import dagster as dg
 import pydantic
 
 from nexus_pipelines.catalog import OWNERS
+from nexus_pipelines.common.tasks import TASK_TAG, report_task
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
-from nexus_pipelines.ingest.tasks import TASK_TAG, report_task
 from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
 from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource

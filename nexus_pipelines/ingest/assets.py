@@ -1,8 +1,8 @@
 """The ingest assets, one partition per space: landing zone → raw_docs → chunks → embeddings → space_table.
 
-Thin on purpose: the work is in ``sources``, ``chunking``, ``pipeline``, ``load`` and ``checks``. The
-three intermediate assets are Parquet files in the space owner's store (``SpaceParquetIOManager``);
-``space_table`` is the space's LanceDB table itself.
+Thin on purpose: the work is in ``sources``, ``chunking``, ``pipeline``, ``prune``, ``checks`` and
+``common.load``. The three intermediate assets are Parquet files in the space owner's store
+(``SpaceParquetIOManager``); ``space_table`` is the space's LanceDB table itself.
 """
 
 import dagster as dg
@@ -11,10 +11,18 @@ import pyarrow.dataset as ds
 from nexus_pipelines.catalog import column_schema
 from nexus_pipelines.cognition.import_tasks import METADATA_KEY as IMPORT_TASKS
 from nexus_pipelines.cognition.import_tasks import advance_import_tasks
+from nexus_pipelines.common.load import IngestStats
+from nexus_pipelines.common.parquet_io import ArrowStream, previous_output
+from nexus_pipelines.common.tasks import (
+    CLAIMED_METADATA,
+    TASK_TAG,
+    claim_landed_tasks,
+    claimed_in_run,
+    report_task,
+    report_tasks,
+)
 from nexus_pipelines.ingest.checks import check_specs, inspect_space
 from nexus_pipelines.ingest.chunking import Chunker
-from nexus_pipelines.ingest.load import IngestStats, compact_if_fragmented, prune_departed
-from nexus_pipelines.ingest.parquet_io import ArrowStream, previous_output
 from nexus_pipelines.ingest.pipeline import (
     ChunkStats,
     chunk_batches,
@@ -23,15 +31,9 @@ from nexus_pipelines.ingest.pipeline import (
     embeddings_schema,
     write_batches,
 )
+from nexus_pipelines.ingest.prune import prune_departed
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
-from nexus_pipelines.ingest.tasks import (
-    CLAIMED_METADATA,
-    TASK_TAG,
-    claim_landed_tasks,
-    claimed_in_run,
-    report_task,
-    report_tasks,
-)
+from nexus_pipelines.maintenance.optimize import compact_if_fragmented, fragment_counts
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.paths import GLOBAL_TENANT_DIR
@@ -90,9 +92,10 @@ def chunks(context: dg.AssetExecutionContext, config: ChunkConfig, nexus: NexusR
     chunker = Chunker.for_provider(nexus.provider, config.max_tokens, config.overlap_tokens)
     previous = previous_output(nexus.files(key), context.asset_key.path, key.space_id)
     stats = ChunkStats()
-    context.log.info(f"chunking to at most {chunker.max_tokens} word pieces, {chunker.overlap_tokens} overlapping")
+    context.log.info("chunking to at most %d word pieces, %d overlapping", chunker.max_tokens, chunker.overlap_tokens)
     batches = chunk_batches(raw_docs.to_batches(batch_size=1024), chunker, stats, previous)
-    return ArrowStream(chunks_schema(chunker), batches, lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
+    return ArrowStream(chunks_schema(chunker), batches,
+                       lambda: {**stats.as_metadata(), "max_tokens": chunker.max_tokens})
 
 
 @dg.asset(partitions_def=tenant_spaces, group_name=GROUP, io_manager_key=PARQUET_IO, kinds={"parquet"})
@@ -105,8 +108,8 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
     stats = IngestStats()
 
     def progress(done: int, total: int) -> None:
-        context.log.info(f"{done}/{total} chunks planned, {stats.embedded} embedded "
-                         f"({stats.embed_per_second:.0f}/s), {stats.reused} reused")
+        context.log.info("%d/%d chunks planned, %d embedded (%.0f/s), %d reused", done, total, stats.embedded,
+                         stats.embed_per_second, stats.reused)
 
     batches = embed_batches(chunks, space, provider, nexus.owner_context(key), stats, progress)
 
@@ -153,8 +156,7 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
         advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,
-                  "fragments": compacted.fragments_after if compacted else space.table.stats()["fragment_stats"][
-                      "num_fragments"],
+                  "fragments": compacted.fragments_after if compacted else fragment_counts(space).fragments,
                   "empty_source_kept_rows": pruned.refused_empty_source,
                   "commit_conflicts_retried": written.conflicts_retried,
                   "embedded": embedded.get("embedded", 0), "embed_per_second": embedded.get("embed_per_second", 0.0),

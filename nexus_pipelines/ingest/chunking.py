@@ -52,8 +52,8 @@ def markdown_sections(text: str) -> list[_Section]:
             path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, m.group(2).strip())]
             starts.append((offset, " > ".join(title for _, title in path)))
         offset += len(line)
-    sections = []
-    for (start, heading), (end, _) in zip(starts, starts[1:] + [(len(text), "")]):
+    sections: list[_Section] = []
+    for (start, heading), (end, _) in zip(starts, starts[1:] + [(len(text), "")], strict=True):
         body = text[start:end]
         if sections and sections[-1].end == start and _heading_only(text[sections[-1].start:start]):
             sections[-1] = _Section(sections[-1].start, end, heading)
@@ -96,15 +96,17 @@ class Chunker:
     def split_many(self, texts: Sequence[str], markdown: Sequence[bool]) -> list[list[Span]]:
         """Chunks of each text; the tokenizer runs once over every section of every text."""
         sections = []
-        for doc, (text, is_md) in enumerate(zip(texts, markdown)):
+        for doc, (text, is_md) in enumerate(zip(texts, markdown, strict=True)):
             found = markdown_sections(text) if is_md else [_Section(0, len(text), "")]
             for s in found:
                 start, end = _strip(text, s.start, s.end)
                 if start < end:
                     sections.append((doc, _Section(start, end, s.heading)))
-        encoded = self.tokenizer([texts[d][s.start:s.end] for d, s in sections], add_special_tokens=False,
-                                 return_offsets_mapping=True, verbose=False) if sections else None
         spans: list[list[Span]] = [[] for _ in texts]
+        if not sections:
+            return spans
+        encoded = self.tokenizer([texts[d][s.start:s.end] for d, s in sections], add_special_tokens=False,
+                                 return_offsets_mapping=True, verbose=False)
         for i, (doc, section) in enumerate(sections):
             offsets = [(section.start + a, section.start + b) for a, b in encoded["offset_mapping"][i]]
             spans[doc].extend(self._windows(texts[doc], section, offsets, encoded.word_ids(i)))

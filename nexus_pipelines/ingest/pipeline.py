@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from nexus_pipelines.common.load import EmbeddedRecords, IngestStats, embed_records, stored_row_keys, write_records
 from nexus_pipelines.ingest.chunking import Chunker, Span
-from nexus_pipelines.ingest.load import EmbeddedRecords, IngestStats, embed_records, stored_row_keys, write_records
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, canonical_json, row_id
@@ -72,7 +72,7 @@ def _reusable(previous: ds.Dataset | None, chunker: Chunker) -> dict[str, list[i
     rows: dict[str, list[int]] = {}
     keys = previous.to_table(columns=["source", "doc_hash"])
     sources, hashes = keys.column("source").to_pylist(), keys.column("doc_hash").to_pylist()
-    for i, (source, doc_hash) in enumerate(zip(sources, hashes)):
+    for i, (source, doc_hash) in enumerate(zip(sources, hashes, strict=True)):
         rows.setdefault(f"{source}\x1f{doc_hash}", []).append(i)
     return rows
 
@@ -92,7 +92,7 @@ def chunk_batches(docs: Iterable[pa.RecordBatch], chunker: Chunker, stats: Chunk
             else:
                 rows.append(row)
         stats.reused_documents += batch.num_rows - len(rows)
-        if kept:
+        if kept and previous is not None:  # only an earlier output has chunks to keep
             copied = previous.take(pa.array(kept)).cast(schema)
             stats.tokens.extend(copied.column("n_tokens").to_pylist())
             stats.chunks += copied.num_rows
@@ -100,7 +100,7 @@ def chunk_batches(docs: Iterable[pa.RecordBatch], chunker: Chunker, stats: Chunk
         texts = [r["text"] for r in rows]
         splits = chunker.split_many(texts, [r["format"] == "markdown" for r in rows])
         out = []
-        for row, spans in zip(rows, splits):
+        for row, spans in zip(rows, splits, strict=True):
             if row["type"] == "image":
                 spans = [Span(0, len(row["text"]), "", sum(s.n_tokens for s in spans))]
             metadata = json.loads(row["metadata"])
@@ -129,7 +129,8 @@ def embed_batches(chunks: ds.Dataset, space: SpaceTable, provider: EmbeddingProv
                   batch_rows: int = EMBED_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """Each chunk with a vector when the space lacks its row as it is (``changed``), without one when the
     row is already stored (the table's row keys are read once, then every batch is checked against them)."""
-    stored, recent = stored_row_keys(space), {}
+    stored = stored_row_keys(space)
+    recent: dict[str, np.ndarray] = {}
     schema = embeddings_schema(provider.info.dimension)
     total, done = chunks.count_rows(), 0
     for batch in chunks.to_batches(batch_size=batch_rows):

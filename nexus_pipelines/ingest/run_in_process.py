@@ -9,18 +9,17 @@ afterwards), else in a throwaway in-memory one. A run started for a task (``task
 
 from __future__ import annotations
 
-import contextlib
-import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_pipelines.ingest.tasks import TASK_TAG
-from nexus_pipelines.partitions import SpaceKey, tags_for_partition, tenant_spaces
+from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
+from nexus_pipelines.common.tasks import TASK_TAG
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tags_for_partition
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INGEST_JOB = "ingest_space"
@@ -41,18 +40,6 @@ class IngestOutcome:
         return self.assets.get("space_table", {})
 
 
-@contextlib.contextmanager
-def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """The instance at ``$DAGSTER_HOME`` when it is set, else an ephemeral one."""
-    if os.environ.get("DAGSTER_HOME"):
-        os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
-
-
 def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | None = None, task_id: str | None = None,
                             progress: bool = True, tags: Mapping[str, str] | None = None,
                             run_config: Mapping[str, Any] | None = None) -> IngestOutcome:
@@ -65,8 +52,8 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
     from nexus_pipelines.definitions import defs  # the code location: resources and every job
 
     job = defs.resolve_job_def(INGEST_JOB)
-    if not instance.has_dynamic_partition(tenant_spaces.name, key.partition_key):
-        instance.add_dynamic_partitions(tenant_spaces.name, [key.partition_key])
+    if not instance.has_dynamic_partition(TENANT_SPACES, key.partition_key):
+        instance.add_dynamic_partitions(TENANT_SPACES, [key.partition_key])
     run_tags = {**tags_for_partition(key.partition_key), **(tags or {})}
     if task_id:
         run_tags[TASK_TAG] = task_id
@@ -78,18 +65,13 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
         result = job.execute_in_process(partition_key=key.partition_key, instance=instance, run_id=run_id,
                                         run_config=dict(run_config if run_config is not None else QUIET),
                                         tags=run_tags, raise_on_error=False)
-    assets = {event.event_specific_data.materialization.asset_key.path[-1]:
-              {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-              for event in result.get_asset_materialization_events()}
     error = None
     if not result.success:
-        failures = [e.event_specific_data.error for e in result.all_events
-                    if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
-        error = _root_cause(failures[0]) if failures else "the ingest run failed"
-    return IngestOutcome(result.run_id, result.success, assets, error)
+        error = (first_step_error(result.all_events, root=True) or "the ingest run failed").strip()
+    return IngestOutcome(result.run_id, result.success, asset_metadata(result), error)
 
 
-def _advance(bar: tqdm, entry: Any) -> None:
+def _advance(bar: tqdm, entry: dg.EventLogEntry) -> None:
     event = entry.dagster_event
     if event is None:
         return
@@ -98,9 +80,3 @@ def _advance(bar: tqdm, entry: Any) -> None:
     elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
         bar.update(1)
 
-
-def _root_cause(error: Any) -> str:
-    """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()

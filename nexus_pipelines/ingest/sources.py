@@ -165,6 +165,8 @@ class LandingReader:
             yield from self._read_jsonl(path)
             return
         fmt = self._file_format(path)
+        if fmt is None:  # only files of a known format are listed as origins
+            return
         if fmt == "image":
             yield self._read_image(path, doc_id)
             return

@@ -4,9 +4,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
+from nexus_pipelines.common.batches import PartitionDone, run_partitions
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.partitions import SpaceKey, tenant_spaces
@@ -76,25 +77,18 @@ def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
                   nexus: NexusResource) -> dg.MaterializeResult:
     now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    keys = context.partition_keys
-    failed: dict[str, str] = {}
-    total = 0
-    for number, partition_key in enumerate(keys, 1):
-        try:
-            metadata = refresh_partition(nexus, partition_key, history=config.history, now=now)
-        except NexusError as exc:
-            if len(keys) == 1:
-                raise
-            failed[partition_key] = f"{exc.code}: {exc.message}"
-            context.log.error(f"[{number}/{len(keys)}] {partition_key}: {exc.message}")
-            metadata = {"status": "failed", "error": failed[partition_key]}
-        total += int(metadata.get("facts", 0))
-        context.log.info(f"[{number}/{len(keys)}] {partition_key}: {metadata.get('facts', 0)} fact(s)")
-        context.add_asset_metadata(metadata, partition_key=partition_key)
-    check = dg.AssetCheckResult(check_name=SOURCE_CHECK, passed=not failed,
-                                metadata={"failed_partitions": dg.MetadataValue.json(failed),
-                                          "partitions": len(keys)})
-    return dg.MaterializeResult(metadata={"partitions_in_run": len(keys), "facts_in_run": total,
+
+    def refresh(partition_key: str) -> PartitionDone[int]:
+        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now)
+        facts = int(metadata.get("facts", 0))
+        return PartitionDone(facts, metadata, f"{facts} fact(s)")
+
+    outcome = run_partitions(context, refresh)
+    check = dg.AssetCheckResult(check_name=SOURCE_CHECK, passed=not outcome.failed,
+                                metadata={"failed_partitions": dg.MetadataValue.json(outcome.failed),
+                                          "partitions": outcome.partitions})
+    return dg.MaterializeResult(metadata={"partitions_in_run": outcome.partitions,
+                                          "facts_in_run": sum(outcome.results.values()),
                                           "as_of": now.isoformat(), "history": config.history},
                                 check_results=[check])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nexus_pipelines.ingest.load import IngestStats, upsert_records
+from nexus_pipelines.common.load import IngestStats, upsert_records
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.kpi import Fact, KpiSource, SeriesReport, analyse_source

@@ -20,10 +20,10 @@ twice.
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.changes import changed_after, changed_since_done
+from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.assets import KPI_BATCH_SIZE, kpi_fact_docs, kpi_measurements
 from nexus_pipelines.partitions import changed_range_run_requests, tags_for_partition, tenant_spaces
 

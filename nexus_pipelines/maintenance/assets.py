@@ -8,10 +8,11 @@ from pydantic import Field
 
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.changes import changed_after, changed_since_done
+from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.maintenance.optimize import OptimizeReport, default_retention, optimize_space
-from nexus_pipelines.partitions import SpaceKey, changed_range_run_requests, tenant_spaces
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, changed_range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
-from nexus_query.errors import NexusError, SpaceNotFound
+from nexus_query.errors import SpaceNotFound
 from nexus_query.store import SpaceTable
 
 GROUP = "maintenance"
@@ -28,13 +29,15 @@ class MaintenanceConfig(dg.Config):
 
 
 def open_existing(nexus: NexusResource, key: SpaceKey) -> SpaceTable | None:
-    """The space's table, writable (the global one through the system path), or None when it has none yet."""
+    """The space's table, writable (the global one through the system path), or None when it has none yet
+    (or one that records no embedder: every table Nexus creates records its own, so it wrote none there)."""
     try:
         existing = (nexus.store.open_global(nexus.environment) if key.is_global
                     else nexus.store.open(key.context(nexus.environment), key.space_id))
     except SpaceNotFound:
         return None
-    return nexus.open_space(key, existing.embedder)
+    embedder = existing.embedder
+    return nexus.open_space(key, embedder) if embedder is not None else None
 
 
 @dg.asset(
@@ -51,36 +54,28 @@ def space_maintenance(context: dg.AssetExecutionContext, config: MaintenanceConf
                       nexus: NexusResource) -> dg.MaterializeResult:
     ttl = nexus.registry.config.cursor.ttl_seconds
     retention = timedelta(hours=config.retention_hours) if config.retention_hours is not None else None
-    keys = context.partition_keys
-    reports: dict[str, OptimizeReport] = {}
-    failed: dict[str, str] = {}
-    for number, partition_key in enumerate(keys, 1):
-        try:
-            space = open_existing(nexus, SpaceKey.parse(partition_key))
-            if space is None:
-                context.add_asset_metadata({"status": "no table yet"}, partition_key=partition_key)
-                continue
-            report = reports[partition_key] = optimize_space(space, ttl, retention)
-        except NexusError as exc:
-            if len(keys) == 1:
-                raise
-            failed[partition_key] = f"{exc.code}: {exc.message}"
-            context.log.error(f"[{number}/{len(keys)}] {partition_key}: {exc.message}")
-            context.add_asset_metadata({"status": "failed", "error": failed[partition_key]}, partition_key=partition_key)
-            continue
-        context.log.info(f"[{number}/{len(keys)}] {partition_key}: {report.fragments_before} -> "
-                         f"{report.fragments_after} fragments, {report.versions_removed} old version(s) removed "
-                         f"in {report.seconds:.2f}s")
-        context.add_asset_metadata({"status": "optimized", **report.as_metadata()}, partition_key=partition_key)
+
+    def optimize(partition_key: str) -> PartitionDone[OptimizeReport]:
+        space = open_existing(nexus, SpaceKey.parse(partition_key))
+        if space is None:
+            return PartitionDone(None, {"status": "no table yet"})
+        report = optimize_space(space, ttl, retention)
+        return PartitionDone(report, {"status": "optimized", **report.as_metadata()},
+                             f"{report.fragments_before} -> {report.fragments_after} fragments, "
+                             f"{report.versions_removed} old version(s) removed in {report.seconds:.2f}s")
+
+    outcome = run_partitions(context, optimize)
+    reports = outcome.results
     table = "\n".join(["| space | rows | fragments | versions kept | removed | indexes created | seconds |",
                        "|---|---|---|---|---|---|---|",
                        *(f"| {k} | {r.rows} | {r.fragments_before} → {r.fragments_after} | {r.versions_kept} | "
                          f"{r.versions_removed} | {', '.join(r.indexes_created) or '-'} | "
                          f"{r.seconds:.2f} |" for k, r in reports.items())])
-    if failed and len(failed) == len(keys):
-        raise dg.Failure(f"every space of the run failed: {failed}")
+    if outcome.all_failed:
+        raise dg.Failure(f"every space of the run failed: {outcome.failed}")
     return dg.MaterializeResult(metadata={
-        "spaces_in_run": len(keys), "optimized": len(reports), "failed": dg.MetadataValue.json(failed),
+        "spaces_in_run": outcome.partitions, "optimized": len(reports),
+        "failed": dg.MetadataValue.json(outcome.failed),
         "versions_removed": sum(r.versions_removed for r in reports.values()),
         "spaces": dg.MetadataValue.md(table if reports else "_no space had a table yet_"),
     })
@@ -110,6 +105,6 @@ def space_maintenance_nightly(context: dg.ScheduleEvaluationContext,
     due = spaces_due(context.instance, tick, default_retention(nexus.registry.config.cursor.ttl_seconds))
     if not due:
         return dg.SkipReason("no space was written since its last maintenance")
-    keys = context.instance.get_dynamic_partitions(tenant_spaces.name)
+    keys = context.instance.get_dynamic_partitions(TENANT_SPACES)
     return changed_range_run_requests(keys, due, MAINTENANCE_BATCH_SIZE, run_key=tick.isoformat(),
                                       batch_tag=BATCH_TAG)

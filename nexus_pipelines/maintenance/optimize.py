@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from nexus_query.errors import InvalidRequest
@@ -22,6 +23,8 @@ from nexus_query.store.space import retry_commit
 
 # Workers' clocks differ a little; versions are kept this much beyond the cursor lifetime.
 CLOCK_MARGIN = timedelta(hours=1)
+# Small fragments a table may gather from appends before a write compacts it (``compact_if_fragmented``).
+SMALL_FRAGMENTS_BEFORE_COMPACTION = 8
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def cleanup_age(versions: Sequence[dict[str, Any]], retention: timedelta, now: d
     ordered = sorted(versions, key=lambda v: v["version"])
     horizon = now - retention
     keep = ordered[-1]
-    for version, successor in zip(ordered, ordered[1:]):
+    for version, successor in pairwise(ordered):
         if successor["timestamp"] > horizon:  # it was still the latest after the horizon
             keep = version
             break
@@ -93,5 +96,32 @@ def optimize_space(space: SpaceTable, cursor_ttl_seconds: int, retention: timede
         unindexed_rows=indexes.unindexed_rows, conflicts_retried=conflicts, seconds=time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class FragmentCounts:
+    fragments: int
+    small: int  # fragments with few rows: what compaction merges
+
+
+def fragment_counts(space: SpaceTable) -> FragmentCounts:
+    """The table's fragments, and how many are small. lancedb 0.40 types ``Table.stats()`` as its
+    ``TableStatistics`` dataclass but returns a dict; either is read."""
+    stats: Any = space.table.stats()
+    found = stats["fragment_stats"] if isinstance(stats, dict) else vars(stats.fragment_stats)
+    return FragmentCounts(int(found["num_fragments"]), int(found["num_small_fragments"]))
+
+
 def _fragments(space: SpaceTable) -> int:
-    return int(space.table.stats()["fragment_stats"]["num_fragments"])
+    return fragment_counts(space).fragments
+
+
+def compact_if_fragmented(space: SpaceTable, cursor_ttl_seconds: int,
+                          small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> OptimizeReport | None:
+    """Once writes have fragmented the table (many small appends made search several times slower until
+    ``optimize()`` ran) or left rows outside its indexes, run the space's maintenance: compaction, index
+    refresh, and a cleanup that spares every version a live cursor may read. None when not needed. The
+    writers (the ingest run) call it, so a space stays fast between two nightly maintenance runs."""
+    small = fragment_counts(space).small
+    stale_index = any(index.num_unindexed_rows for index in space.table.list_indices())
+    if small < small_fragments and not stale_index:
+        return None
+    return optimize_space(space, cursor_ttl_seconds)

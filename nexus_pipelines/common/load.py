@@ -8,9 +8,6 @@ assets run them in separate steps over streamed batches):
    the others get a vector, taken from the space when the same text was embedded by the same embedder,
    computed (once per distinct text) otherwise.
 2. ``write_records``: a keyed upsert of what step 1 kept.
-
-``prune_departed`` deletes rows whose records left the source (never all of them by accident), and
-``compact_if_fragmented`` keeps many small writes from slowing the table down.
 """
 
 from __future__ import annotations
@@ -18,23 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
-from nexus_query.landing import INGEST_TYPES
 from nexus_query.store import Record, SpaceTable, build_rows, canonical_json, content_hash
 from nexus_query.store.space import sql_string
-
-if TYPE_CHECKING:
-    from nexus_pipelines.maintenance.optimize import OptimizeReport
 
 _IN_LIST = 500
 _KEY_COLUMNS = ["id", "content_hash", "metadata", "type", "embedder", "source", "chunk_index", "char_start",
                 "char_end", "blob_path"]
-SMALL_FRAGMENTS_BEFORE_COMPACTION = 8
 RECENT_VECTORS = 20_000  # ~30 MB of 384-d vectors: texts repeated across one run's batches are embedded once
 
 
@@ -102,7 +93,7 @@ def stored_row_keys(space: SpaceTable, ids: Iterable[str] | None = None) -> set[
     keys: set[str] = set()
     for reader in readers:
         for batch in reader:
-            keys.update(_key(row) for row in zip(*(batch.column(c).to_pylist() for c in _KEY_COLUMNS)))
+            keys.update(_key(row) for row in zip(*(batch.column(c).to_pylist() for c in _KEY_COLUMNS), strict=True))
     return keys
 
 
@@ -121,8 +112,7 @@ def stored_vectors(space: SpaceTable, hashes: Iterable[str], embedder_id: str) -
                  .limit(None)
                  .to_arrow())
         vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        for h, v in zip(table.column("content_hash").to_pylist(), vectors.reshape(-1, dim)):
-            found[h] = v
+        found.update(zip(table.column("content_hash").to_pylist(), vectors.reshape(-1, dim), strict=True))
     return found
 
 
@@ -145,7 +135,7 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     if space is not None:
         known.update(stored_vectors(space, [h for h in hashes if h not in known], info.id))
     missing: dict[str, str] = {}
-    for h, r in zip(hashes, pending):
+    for h, r in zip(hashes, pending, strict=True):
         if h not in known:
             missing.setdefault(h, r.text)
     stats = IngestStats(records=len(records), unchanged=len(records) - len(pending))
@@ -154,11 +144,11 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     fresh = provider.embed(list(missing.values()), ctx) if missing else np.zeros((0, info.dimension))
     stats.embed_seconds = time.perf_counter() - started
     stats.embedded = len(missing)
-    known.update(zip(missing.keys(), fresh))
+    known.update(zip(missing.keys(), fresh, strict=True))
     if recent is not None:
         if len(recent) + len(missing) > RECENT_VECTORS:
             recent.clear()
-        recent.update(zip(missing.keys(), fresh))
+        recent.update(zip(missing.keys(), fresh, strict=True))
     vectors = np.stack([known[h] for h in hashes]) if pending else np.zeros((0, info.dimension))
     return EmbeddedRecords(pending, vectors.astype(np.float32), stats)
 
@@ -178,40 +168,3 @@ def upsert_records(space: SpaceTable, ctx: RequestContext | None, records: Seque
                    provider: EmbeddingProvider) -> IngestStats:
     """Embed what is new or changed and upsert it; running it twice embeds and writes nothing."""
     return write_records(space, ctx, embed_records(space, records, provider, ctx), provider)
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    deleted: int
-    refused_empty_source: bool  # the source was empty, so nothing was deleted (see ``prune_departed``)
-
-
-def prune_departed(space: SpaceTable, keep_ids: set[str], *, allow_empty_source: bool = False) -> PruneResult:
-    """Delete the document rows whose ids are not in ``keep_ids`` (documents that left the source, tail
-    chunks of documents that got shorter). Only rows the ingest pipeline owns (types it lands) are
-    candidates: KPI facts belong to ``kpi_fact_docs``, which replaces its own. An empty source usually
-    means a broken mount or a wrong path rather than a wish to wipe the space, so it deletes nothing
-    unless ``allow_empty_source``."""
-    if not keep_ids and not allow_empty_source:
-        return PruneResult(0, refused_empty_source=space.count() > 0)
-    if space.count() == 0:
-        return PruneResult(0, False)
-    owned = ", ".join(sql_string(t) for t in INGEST_TYPES)
-    stale = [i for batch in space.table.search().where(f"type IN ({owned})").select(["id"]).limit(None)
-             .to_batches(65536) for i in batch.column("id").to_pylist() if i not in keep_ids]
-    return PruneResult(space.delete_ids(stale), False)
-
-
-def compact_if_fragmented(space: SpaceTable, cursor_ttl_seconds: int,
-                          small_fragments: int = SMALL_FRAGMENTS_BEFORE_COMPACTION) -> OptimizeReport | None:
-    """Once writes have fragmented the table (many small appends made search several times slower until
-    ``optimize()`` ran) or left rows outside its indexes, run the space's maintenance: compaction, index
-    refresh, and a cleanup that spares every version a live cursor may read. None when not needed."""
-    small = space.table.stats()["fragment_stats"]["num_small_fragments"]
-    stale_index = any(index.num_unindexed_rows for index in space.table.list_indices())
-    if small < small_fragments and not stale_index:
-        return None
-    # Imported here: the maintenance package's definitions import the ingest package, which imports this.
-    from nexus_pipelines.maintenance.optimize import optimize_space
-
-    return optimize_space(space, cursor_ttl_seconds)

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+import dagster as dg
 
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus
+
+if TYPE_CHECKING:
+    from dagster_shared.error import SerializableErrorInfo
 
 TASK_TAG = "nexus/task_id"
 CLAIMED_METADATA = "claimed_tasks"
@@ -46,7 +51,7 @@ def report_tasks(zone: LandingZone, task_ids: Sequence[str], status: TaskStatus,
             else:
                 zone.update_task(task_id, status, run_id=run_id)
         except NotFound:
-            log.warning(f"task {task_id} has no record in the landing zone; status {status!r} not written")
+            log.warning("task %s has no record in the landing zone; status %r not written", task_id, status)
 
 
 def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log) -> list[str]:
@@ -58,39 +63,38 @@ def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log) 
             if zone.task_of_batch(space_id, batch_id).status != "succeeded":
                 claimed.append(batch_id)
         except (NotFound, ValueError) as exc:
-            log.warning(f"batch {batch_id}: its task cannot be read ({exc}); not claimed")
+            log.warning("batch %s: its task cannot be read (%s); not claimed", batch_id, exc)
     report_tasks(zone, claimed, "running", log, run_id=run_id)
     return claimed
 
 
-def claimed_in_run(instance: Any, run_id: str) -> list[str]:
+def claimed_in_run(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     """The task ids ``raw_docs`` claimed in run ``run_id`` (from its materialization's metadata)."""
-    import dagster as dg
-
     claimed: list[str] = []
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = record.asset_materialization
         if materialization is not None and materialization.asset_key == dg.AssetKey("raw_docs"):
             value = materialization.metadata.get(CLAIMED_METADATA)
-            claimed += list(value.value or []) if value is not None else []
+            if value is not None and isinstance(value.value, list):  # raw_docs writes a JSON list of ids
+                claimed += [str(task_id) for task_id in value.value]
     return claimed
 
 
-def root_cause(error: Any) -> str:
+def root_cause(error: SerializableErrorInfo) -> str:
     """The user's error, not Dagster's "error occurred while executing op" wrapper around it."""
     while error.cause is not None:
         error = error.cause
     return error.message
 
 
-def run_error(step_failures: Sequence[Any], fallback: str | None) -> str:
+def run_error(step_failures: Sequence[dg.DagsterEvent], fallback: str | None) -> str:
     """The first failed step's root error, else ``fallback`` (the run failure's message)."""
-    errors = [root_cause(event.event_specific_data.error) for event in step_failures
-              if event.event_specific_data and event.event_specific_data.error]
+    errors = [root_cause(error) for error in (event.step_failure_data.error for event in step_failures)
+              if error is not None]
     return (errors[0] if errors else fallback or "run failed").strip()[:2000]
 
 
-def fail_run_tasks(zone: LandingZone, instance: Any, run_id: str, tags: Mapping[str, str], error: str,
+def fail_run_tasks(zone: LandingZone, instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str], error: str,
                    log: Log) -> None:
     """A failed run: the tasks it still holds (its own and those its ``raw_docs`` claimed) are failed."""
     tasks = claimed_in_run(instance, run_id) + [t for t in [tags.get(TASK_TAG)] if t]
