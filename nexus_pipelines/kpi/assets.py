@@ -10,7 +10,7 @@ from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
-from nexus_pipelines.partitions import SpaceKey, tenant_spaces
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
@@ -37,18 +37,18 @@ def kpi_measurements(context: dg.OpExecutionContext, nexus: NexusResource) -> dg
     previous = context.instance.event_log_storage.get_latest_tags_by_partition(
         context.asset_key, dg.DagsterEventType.ASSET_OBSERVATION, [DATA_VERSION_TAG])
     versions = {}
-    for partition_key in context.instance.get_dynamic_partitions(tenant_spaces.name):
+    for partition_key in context.instance.get_dynamic_partitions(TENANT_SPACES):
         key = SpaceKey.parse(partition_key)
         if key.is_global:
             continue
         try:
             version = source_version(nexus.files(key), key.space_id)
         except NexusError as exc:  # one tenant's missing route must not hide the others' sources
-            context.log.warning(f"{partition_key}: {exc.message}")
+            context.log.warning("%s: %s", partition_key, exc.message)
             continue
         if version is not None and version != previous.get(partition_key, {}).get(DATA_VERSION_TAG):
             versions[partition_key] = dg.DataVersion(version)
-    context.log.info(f"{len(versions)} tenant space(s) have new KPI measurements")
+    context.log.info("%d tenant space(s) have new KPI measurements", len(versions))
     return dg.DataVersionsByPartition(versions)
 
 
