@@ -95,13 +95,13 @@ $(LOCK_TOOLS)/bin/pip-compile:
 
 lock: $(LOCK_TOOLS)/bin/pip-compile
 	$(PIP_COMPILE) --extra dev -o requirements/dev.lock pyproject.toml requirements/torch-cpu.in
+	@# dev's self-reference (nexus[server,pipelines,onnx]) lands as this checkout's absolute path: not a pin
+	sed -i '/^nexus @ file:/,/^[^ ]/{/^nexus @ file:/d;/^    #/d}' requirements/dev.lock
 	$(PIP_COMPILE) --extra server --extra pipelines -c requirements/dev.lock -o requirements/app.lock \
 	  pyproject.toml requirements/torch-cpu.in
-	@# dev's self-reference (nexus[server,pipelines,onnx]) lands as this checkout's absolute path: not a pin
-	sed -i '/^nexus @ file:/,/^[^ ]/{/^nexus @ file:/d;/^    #/d}' requirements/dev.lock requirements/app.lock
 	@for lock in requirements/app.lock requirements/dev.lock; do \
 	  grep -q '^torch==.*+cpu$$' $$lock && ! grep -q '^nvidia-' $$lock || \
 	    { echo "$$lock: torch is not the CPU build (the CUDA packages came with it)"; exit 1; }; done
 
 clean:
-	rm -rf $(VENV) .nexus .dagster_home
+	rm -rf $(VENV) $(LOCK_TOOLS) .nexus .dagster_home
