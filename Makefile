@@ -89,16 +89,20 @@ LOCK_TOOLS  := .lock-tools
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --allow-unsafe \
                --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
+# An extra that names the project's own extras (dev: nexus[server,...]) makes pip-compile pin this checkout by
+# its absolute path: not a pin, dropped with its annotation lines.
+DROP_SELF_PIN := sed -i '/^nexus @ file:/,/^[^ ]/{/^nexus @ file:/d;/^    \#/d}'
+
 $(LOCK_TOOLS)/bin/pip-compile:
 	$(PYTHON) -m venv $(LOCK_TOOLS)
 	$(LOCK_TOOLS)/bin/pip install pip-tools==7.6.2
 
 lock: $(LOCK_TOOLS)/bin/pip-compile
 	$(PIP_COMPILE) --extra dev -o requirements/dev.lock pyproject.toml requirements/torch-cpu.in
-	@# dev's self-reference (nexus[server,pipelines,onnx]) lands as this checkout's absolute path: not a pin
-	sed -i '/^nexus @ file:/,/^[^ ]/{/^nexus @ file:/d;/^    #/d}' requirements/dev.lock
+	$(DROP_SELF_PIN) requirements/dev.lock
 	$(PIP_COMPILE) --extra server --extra pipelines -c requirements/dev.lock -o requirements/app.lock \
 	  pyproject.toml requirements/torch-cpu.in
+	$(DROP_SELF_PIN) requirements/app.lock
 	@for lock in requirements/app.lock requirements/dev.lock; do \
 	  grep -q '^torch==.*+cpu$$' $$lock && ! grep -q '^nvidia-' $$lock || \
 	    { echo "$$lock: torch is not the CPU build (the CUDA packages came with it)"; exit 1; }; done
