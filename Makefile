@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast dev install install-dev bench clean chromium postgresql
+.PHONY: demo test test-fast lint dev install install-dev lock bench clean chromium postgresql
 
 # The demo's Dagster runs land in $(DAGSTER_HOME), so `make dev` shows them afterwards.
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
@@ -21,6 +21,13 @@ test: $(VENV)/.installed-dev chromium postgresql
 # The inner loop: everything but the tests that start servers or processes (CI runs `make test`).
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
+
+# ruff and mypy, as configured in pyproject.toml and as the pre-commit hooks run them. `mypy nexus_pipelines`
+# reports only: its remaining errors are being fixed; it joins the gate once it is clean.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy nexus_query
+	-$(BIN)/python -m mypy nexus_pipelines
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
 chromium:
@@ -56,18 +63,49 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The CPU build of torch goes in first, so nothing that depends on torch pulls the CUDA packages.
-$(VENV)/.torch: | $(BIN)/python
-	$(BIN)/pip install torch==2.13.0
+# The locks pin every package exactly: app.lock is what `.[server,pipelines]` needs, dev.lock what `.[dev]` needs.
+# The CPU build of torch (the lock's torch pin) goes in first, so nothing that depends on torch pulls the CUDA
+# packages; then the lock, then this checkout itself without resolving anything again.
+$(VENV)/.torch: requirements/torch-cpu.in | $(BIN)/python
+	$(BIN)/pip install -r requirements/torch-cpu.in
 	touch $@
 
-$(VENV)/.installed-app: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install -e '.[server,pipelines]'
+$(VENV)/.installed-app: requirements/app.lock pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -r requirements/app.lock
+	$(BIN)/pip install --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install -e '.[dev]'
+$(VENV)/.installed-dev: requirements/dev.lock pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -r requirements/dev.lock
+	$(BIN)/pip install --no-deps -e .
 	touch $@ $(VENV)/.installed-app
 
+# Regenerate the locks from pyproject.toml after changing a dependency: pins already in a lock are kept when
+# they still fit (`make lock LOCK_ARGS=--upgrade` moves everything to the newest releases). pip-compile runs
+# from its own small venv, so the project's environment holds nothing the app does not use. torch must resolve
+# to the CPU build (this machine's pip finds it through its find-links; elsewhere add
+# LOCK_ARGS='--extra-index-url https://download.pytorch.org/whl/cpu'); the check below fails on a CUDA lock.
+LOCK_TOOLS  := .lock-tools
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --allow-unsafe \
+               --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+# An extra that names the project's own extras (dev: nexus[server,...]) makes pip-compile pin this checkout by
+# its absolute path: not a pin, dropped with its annotation lines.
+DROP_SELF_PIN := sed -i '/^nexus @ file:/,/^[^ ]/{/^nexus @ file:/d;/^    \#/d}'
+
+$(LOCK_TOOLS)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install pip-tools==7.6.2
+
+lock: $(LOCK_TOOLS)/bin/pip-compile
+	$(PIP_COMPILE) --extra dev -o requirements/dev.lock pyproject.toml requirements/torch-cpu.in
+	$(DROP_SELF_PIN) requirements/dev.lock
+	$(PIP_COMPILE) --extra server --extra pipelines -c requirements/dev.lock -o requirements/app.lock \
+	  pyproject.toml requirements/torch-cpu.in
+	$(DROP_SELF_PIN) requirements/app.lock
+	@for lock in requirements/app.lock requirements/dev.lock; do \
+	  grep -q '^torch==.*+cpu$$' $$lock && ! grep -q '^nvidia-' $$lock || \
+	    { echo "$$lock: torch is not the CPU build (the CUDA packages came with it)"; exit 1; }; done
+
 clean:
-	rm -rf $(VENV) .nexus .dagster_home
+	rm -rf $(VENV) $(LOCK_TOOLS) .nexus .dagster_home

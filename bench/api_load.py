@@ -165,7 +165,8 @@ def main() -> int:
             print(f"\ncross-tenant stall: globex queries while acme uploads {args.uploads} bodies of "
                   f"{len(max_size_body(limit)) / 2**20:.1f} MiB (limit {limit / 2**20:.0f} MiB, "
                   f"{per_upload:.2f} s each)")
-            print(f"  idle: p50 {percentile(idle, 50) * 1000:.1f} ms, p99 {idle_p99 * 1000:.1f} ms ({len(idle)} queries)")
+            print(f"  idle: p50 {percentile(idle, 50) * 1000:.1f} ms, p99 {idle_p99 * 1000:.1f} ms "
+                  f"({len(idle)} queries)")
             print(f"  busy: p50 {percentile(busy, 50) * 1000:.1f} ms, p99 {busy_p99 * 1000:.1f} ms, max "
                   f"{max(busy) * 1000:.1f} ms ({len(busy)} queries)")
             print(f"  p99 busy / idle: {busy_p99 / idle_p99:.2f}x (target <= 2x)")

@@ -32,19 +32,23 @@ PRODUCTS = ["Trailhead 2 tent", "Summit 4 tent", "Ridgeback 45 pack", "Embercore
 CITIES = ["Denver", "Portland", "Boise", "Salt Lake City", "Anchorage", "Duluth", "Asheville", "Bend"]
 TOPICS = {
     "returns": (
-        ["Can a customer return a {p} that was used on {n} trips?", "A customer wants to return a {p} after {d} days. Allowed?",
+        ["Can a customer return a {p} that was used on {n} trips?",
+         "A customer wants to return a {p} after {d} days. Allowed?",
          "How do we refund a {p} bought online but returned in the {c} store?"],
-        ["Returns of lightly used items are accepted within 60 days of delivery for a full refund. The {p} must be clean, "
-         "dry and complete. After {d} days it falls under the warranty policy instead.",
+        ["Returns of lightly used items are accepted within 60 days of delivery for a full refund. "
+         "The {p} must be clean, dry and complete. After {d} days it falls under the warranty policy instead.",
          "Refund to the original payment method; store credit only when the receipt is missing. Online orders can be "
          "returned in any store, including {c}; scan the order number at the till."]),
     "warranty": (
         ["The seam tape on a {p} is peeling after {n} months. Warranty?", "How do I file a warranty claim for a {p}?"],
         ["Manufacturing defects such as seam tape failure are covered for {n} years. Photograph the defect next to a "
-         "ruler, attach the receipt and file the claim in the warranty portal; the decision comes within 5 working days.",
-         "Normal wear, abrasion and damage from misuse are not covered. Offer a paid repair through the repair centre."]),
+         "ruler, attach the receipt and file the claim in the warranty portal; "
+         "the decision comes within 5 working days.",
+         "Normal wear, abrasion and damage from misuse are not covered. "
+         "Offer a paid repair through the repair centre."]),
     "recall": (
-        ["Which {p} batches are affected by the valve problem?", "A customer brought in a {p} from batch EC-23{n:02d}."],
+        ["Which {p} batches are affected by the valve problem?",
+         "A customer brought in a {p} from batch EC-23{n:02d}."],
         ["Batches EC-2311 to EC-2314, made in November 2023, are affected: the flame control valve can stick open. "
          "Replace or refund in full regardless of purchase date; no receipt is needed.",
          "Move held units to the quarantine shelf and mark them as held in the inventory app. The Embercore Pro uses a "
@@ -56,7 +60,8 @@ TOPICS = {
          "The carrier scan shows a missed connection in the regional hub; the parcel is rerouted and the customer gets "
          "the express fee back automatically."]),
     "checkout": (
-        ["Checkout p95 latency jumped to {n}00 ms in {c}. What do we check first?", "Payments are failing with error 402 for {p} orders."],
+        ["Checkout p95 latency jumped to {n}00 ms in {c}. What do we check first?",
+         "Payments are failing with error 402 for {p} orders."],
         ["Check the payment provider status page, then the checkout service dashboards: p95 latency, error rate by "
          "provider and the connection pool saturation. Roll back the last deploy if it correlates.",
          "Error 402 means the card was declined by the issuer. Ask the customer to try another card; do not retry "
@@ -70,21 +75,26 @@ TOPICS = {
     "stores": (
         ["When does the {c} store close in winter?", "Can the {c} store hold a {p} for a customer for {n} days?"],
         ["From November to February stores close at 7 pm on weekdays and 6 pm on weekends.",
-         "Holds are allowed for up to 3 days with a name and phone number; longer holds need a deposit of 20 percent."]),
+         "Holds are allowed for up to 3 days with a name and phone number; "
+         "longer holds need a deposit of 20 percent."]),
     "sustainability": (
         ["Is the {p} made from recycled material?", "What happens to returned {p}s that cannot be resold?"],
         ["The {p} uses 60 percent recycled polyester and a PFC-free water repellent finish.",
-         "Returned items that cannot be resold go to the refurbish programme or are donated; nothing goes to landfill."]),
+         "Returned items that cannot be resold go to the refurbish programme or are donated; "
+         "nothing goes to landfill."]),
     "hr": (
         ["How many vacation days do new store employees get?", "What is the employee discount on a {p}?"],
         ["New employees get 15 vacation days a year, rising to 20 after 3 years.",
          "Employees get 40 percent off full-price items and 15 percent off sale items, up to 2,000 dollars a year."]),
     "payments": (
-        ["How do we reconcile refunds for {p} orders paid with gift cards?", "The {c} store's card terminal is offline."],
+        ["How do we reconcile refunds for {p} orders paid with gift cards?",
+         "The {c} store's card terminal is offline."],
         ["Gift card refunds go back to a new gift card; the reconciliation report matches them by order number.",
-         "Switch the terminal to offline mode; it stores up to {n}0 transactions and uploads them when it reconnects."]),
+         "Switch the terminal to offline mode; "
+         "it stores up to {n}0 transactions and uploads them when it reconnects."]),
 }
-CODE = "def refund_amount(price, used_days):\n    if used_days <= 60:\n        return price\n    return round(price * 0.5, 2)\n"
+CODE = ("def refund_amount(price, used_days):\n    if used_days <= 60:\n        return price\n"
+        "    return round(price * 0.5, 2)\n")
 FILLER = ("Let me walk through the details step by step so the store team can follow it without the policy binder. "
           "First confirm the order and the customer's identity, then inspect the item in front of the customer, "
           "then record what you found in the case notes with photographs. ")
@@ -112,7 +122,8 @@ def _turns(rng: random.Random) -> list[tuple[str, list[str]]]:
 def chatgpt_export(n: int, rng: random.Random) -> list[dict]:
     export = []
     for c in range(n):
-        mapping, parent, t = {"root": {"id": "root", "message": None, "parent": None, "children": []}}, "root", 1.7e9 + c * 600
+        mapping = {"root": {"id": "root", "message": None, "parent": None, "children": []}}
+        parent, t = "root", 1.7e9 + c * 600
         for i, (role, parts) in enumerate(_turns(rng)):
             node = f"gpt{c}-{i}"
             content = {"content_type": "text", "parts": parts}
@@ -166,7 +177,8 @@ def build_space(conversations: int, rebuild: bool) -> None:
     zone = landing_zone(ctx)
     half = conversations // 2
     started = time.perf_counter()
-    for name, export in (("chatgpt.json", chatgpt_export(half, rng)), ("claude.json", claude_export(conversations - half, rng))):
+    exports = (("chatgpt.json", chatgpt_export(half, rng)), ("claude.json", claude_export(conversations - half, rng)))
+    for name, export in exports:
         import_export(zone.files, "main", name, json.dumps(export).encode())
     space = store.open_or_create(ctx, "main", provider.info)
     reader, stats, bricks = LandingReader(zone, "main"), ChunkStats(), 0
@@ -176,8 +188,9 @@ def build_space(conversations: int, rebuild: bool) -> None:
         bricks += len(records)
         print(f"  {bricks} bricks embedded and stored ({time.perf_counter() - started:.0f} s)", flush=True)
     space.table.optimize()  # one compacted table, as the pipeline leaves it
-    built = {"conversations": len(reader.zone.files.list("conversations")), "blocks": reader.counts["conversation_blocks"],
-             "bricks": bricks, "build_seconds": round(time.perf_counter() - started, 1)}
+    built = {"conversations": len(reader.zone.files.list("conversations")),
+             "blocks": reader.counts["conversation_blocks"], "bricks": bricks,
+             "build_seconds": round(time.perf_counter() - started, 1)}
     marker.write_text(json.dumps(built))
     print(f"built: {built}")
 
@@ -237,7 +250,7 @@ def measure(runs: int, k: int) -> None:
             t2 = time.perf_counter()
             result = assemble(ctx, "main", topic, k, store=store, provider=provider)
             t3 = time.perf_counter()
-            for name, ms in zip(("embed", "recall", "assemble"), (t1 - t0, t2 - t1, t3 - t2)):
+            for name, ms in zip(("embed", "recall", "assemble"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
                 timings[label][name].append(ms * 1000)
             sources.append(len(result.artifact["payload"]["raw_excerpts"]))
             sizes.append(len(json.dumps(result.artifact)))
@@ -247,9 +260,11 @@ def measure(runs: int, k: int) -> None:
           f"artifact size median {statistics.median(sizes) / 1024:.0f} KiB; table version after: {space.version}")
     print(f"machine load average (1 min) before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; first assembly (builds the snapshot): {cold_ms:.0f} ms")
-    print(f"{'p50 / p95 ms':<28}{'query embedding':>18}{'recall (readonly)':>20}{'assemble_topic':>18}{'p50/target':>12}")
+    print(f"{'p50 / p95 ms':<28}{'query embedding':>18}{'recall (readonly)':>20}{'assemble_topic':>18}"
+          f"{'p50/target':>12}")
     for label, t in timings.items():
-        cells = [f"{statistics.median(t[n]):7.1f} /{percentile(t[n], 0.95):7.1f}" for n in ("embed", "recall", "assemble")]
+        cells = [f"{statistics.median(t[n]):7.1f} /{percentile(t[n], 0.95):7.1f}"
+                 for n in ("embed", "recall", "assemble")]
         ratio = statistics.median(t["assemble"]) / TARGET_MS
         print(f"{label:<28}{cells[0]:>18}{cells[1]:>20}{cells[2]:>18}{ratio:12.2f}")
     print(f"target: assemble_topic p50 <= {TARGET_MS:.0f} ms (ratio <= 1.00)")

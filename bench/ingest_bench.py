@@ -195,7 +195,8 @@ def main() -> int:
             best_int8 = min(t[index] for t in raw_int8)
             ratio = best_raw / best_int8
             print(f"  [{label}] int8 ONNX Runtime embed        {best_int8:7.1f} s {chunks / best_int8:7.1f} chunks/s"
-                  f"   {ratio:.2f}x raw encode (target >= {INT8_TARGET}x: {'PASS' if ratio >= INT8_TARGET else 'FAIL'})")
+                  f"   {ratio:.2f}x raw encode "
+                  f"(target >= {INT8_TARGET}x: {'PASS' if ratio >= INT8_TARGET else 'FAIL'})")
     print(f"  peak RSS of this process        {peak_rss_gb():7.2f} GB")
     if args.memory_docs:
         child = subprocess.run([sys.executable, __file__, "--pipeline-only", "--docs", str(args.memory_docs)],

@@ -126,7 +126,7 @@ def reset_peak_rss() -> None:
 
 
 def recall(found: list[list[int]], exact: list[list[int]]) -> float:
-    return float(np.mean([len(set(f[:K]) & set(e[:K])) / K for f, e in zip(found, exact)]))
+    return float(np.mean([len(set(f[:K]) & set(e[:K])) / K for f, e in zip(found, exact, strict=True)]))
 
 
 def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors: np.ndarray, provider,
@@ -235,7 +235,8 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
                           "nexus filtered (index)": lambda q: nexus_top(q, filters={"shard": 3})}, qs)
         finally:
             snapshot_cache.max_bytes = budget
-        rows += [(name, t, recall(out, shard_exact if "filtered" in name else exact)) for name, (t, out) in side.items()]
+        rows += [(name, t, recall(out, shard_exact if "filtered" in name else exact))
+                 for name, (t, out) in side.items()]
 
     # a write lands: the next query rebuilds its snapshot from the cached one, reading only new rows
     extra = clustered(centers, 1000, rng)[0]

@@ -7,8 +7,8 @@
 For each number of spaces (local disk, then S3 on moto_server with ``--s3``), after one batch landed in
 every space (seeded in bulk in the API's own layout: task, batch and inbox entry):
 
-* the landing sensor's quiet tick (nothing new: one inbox listing; median of seven) and busy ticks (``--busy`` batches just
-  landed through ``LandingZone.land_batch``), time and store listing calls;
+* the landing sensor's quiet tick (nothing new: one inbox listing; median of seven) and busy ticks (``--busy``
+  batches just landed through ``LandingZone.land_batch``), time and store listing calls;
 * one tick of the reconciliation sweep (a slice of ``SWEEP_TENANTS_PER_TICK`` tenants), and the round
   it takes to cover every tenant;
 * dynamic partitions: adding every space, listing them, checking 100 keys;
@@ -133,7 +133,8 @@ def seed_landed(tenants: list[str], spaces_per_tenant: int, oldest: datetime, ne
         files = landing_zone(RequestContext(tenant), registry).files
         for s in range(spaces_per_tenant):
             space_id, batch_id = f"space{s}", f"{number:08x}{s:08x}{'0' * 16}"
-            stamp = oldest + timedelta(seconds=span * (number * spaces_per_tenant + s) / (len(tenants) * spaces_per_tenant))
+            share = (number * spaces_per_tenant + s) / (len(tenants) * spaces_per_tenant)
+            stamp = oldest + timedelta(seconds=span * share)
             task = Task(batch_id, space_id, "succeeded", stamp.isoformat(), stamp.isoformat())
             items = [{"id": f"doc-{s}", "type": "text", "content": f"{tenant} note for {space_id}.", "blob_path": None,
                       "metadata": {}}]
@@ -297,11 +298,13 @@ def measure_serving(counts: list[int], rows: int = 50) -> list[dict]:
     results, served, cold = [], 0, []
     for count in counts:
         while served < count:
-            _, seconds = timed(lambda: query(spaces[served], "main", probe, mode="vector", top_k=5, provider=provider))
+            ctx = spaces[served]
+            _, seconds = timed(lambda ctx=ctx: query(ctx, "main", probe, mode="vector", top_k=5, provider=provider))
             cold.append(seconds)
             served += 1
-        warm = [timed(lambda: query(spaces[served - 1], "main", probe, mode="vector", top_k=5,
-                                    provider=provider))[1] for _ in range(5)]
+        last = spaces[served - 1]
+        warm = [timed(lambda last=last: query(last, "main", probe, mode="vector", top_k=5, provider=provider))[1]
+                for _ in range(5)]
         results.append({"spaces": count, "rss_mb": rss_mb(), "baseline_mb": baseline, "snapshots": len(snapshot_cache),
                         "databases": open_databases(), "cold_ms": 1000 * float(np.median(cold[-50:])),
                         "warm_ms": 1000 * float(np.median(warm))})
@@ -496,9 +499,8 @@ def main() -> int:
         if args.serve or args.writers:
             os.environ["NEXUS_HOME"] = str(home / "serve")
             (home / "serve").mkdir()
-            os.environ["NEXUS_CONFIG"] = str(write_config(
-                home / "serve", ["t00000"], None, {"max_snapshots": args.serve_max_snapshots} if args.serve_max_snapshots
-                else None))
+            serving = {"max_snapshots": args.serve_max_snapshots} if args.serve_max_snapshots else None
+            os.environ["NEXUS_CONFIG"] = str(write_config(home / "serve", ["t00000"], None, serving))
         if args.serve:
             report_serving(measure_serving(sorted(args.serve)))
         if args.writers:
