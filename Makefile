@@ -22,12 +22,12 @@ test: $(VENV)/.installed-dev chromium postgresql
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
 
-# ruff and mypy, as configured in pyproject.toml and as the pre-commit hooks run them. `mypy nexus_pipelines`
-# reports only: its remaining errors are being fixed; it joins the gate once it is clean.
+# ruff and mypy, as configured in pyproject.toml and as the pre-commit hooks run them. The pipelines are
+# checked on their own: `mypy nexus_query` only follows its lazy imports of them silently.
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m mypy nexus_query
-	-$(BIN)/python -m mypy nexus_pipelines
+	$(BIN)/python -m mypy nexus_pipelines
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
 chromium:
