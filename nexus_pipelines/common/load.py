@@ -21,7 +21,7 @@ import numpy as np
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, build_rows, canonical_json, content_hash
-from nexus_query.store.space import sql_string
+from nexus_query.store.filters import sql_string
 
 _IN_LIST = 500
 _KEY_COLUMNS = ["id", "content_hash", "metadata", "type", "embedder", "source", "chunk_index", "char_start",

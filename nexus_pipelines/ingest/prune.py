@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from nexus_query.landing import INGEST_TYPES
 from nexus_query.store import SpaceTable
-from nexus_query.store.space import sql_string
+from nexus_query.store.filters import sql_string
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, now_iso
 from nexus_query.paths import TenantFiles
-from nexus_query.store.space import SpaceTable, sql_string
+from nexus_query.store.filters import sql_string
+from nexus_query.store.space import SpaceTable
 
 INTERMEDIATES_DIR = "pipelines"
 _IN_LIST = 500

@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 from nexus_query.errors import InvalidFilter
 from nexus_query.store.rows import canonical_json
-from nexus_query.store.space import sql_string
+
+
+def sql_string(value: str) -> str:
+    """A string as a SQL literal for LanceDB's filters (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
 
 FilterOp = Literal["eq", "ne", "in", "nin", "exists"]
 OPERATORS: dict[str, FilterOp] = {"$eq": "eq", "$ne": "ne", "$in": "in", "$nin": "nin", "$exists": "exists"}

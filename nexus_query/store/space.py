@@ -23,8 +23,11 @@ from nexus_query.embeddings.base import EmbedderInfo
 from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound, WriteConflict
 from nexus_query.paths import SpaceLocation, global_space_location, space_location
 from nexus_query.routing import RoutingRegistry
+from nexus_query.store.filters import sql_string
+from nexus_query.store.lance_indexes import ensure_fts_index
 from nexus_query.store.schema import PRIMARY_KEY_FIELD_KEY as _PK_FIELD_KEY
 from nexus_query.store.schema import embedder_of, space_schema
+from nexus_query.store.snapshots import snapshot_cache
 
 PRIMARY_KEY = "id"
 # Lance resolves most commit conflicts itself (``MergeResult.num_attempts`` counts its tries). What it
@@ -59,8 +62,6 @@ def apply_serving_limits(serving: ServingConfig) -> None:
     global _serving, _applied, _session
     if serving == _applied:
         return
-    from nexus_query.store.snapshots import snapshot_cache  # snapshots imports this module
-
     with _session_lock:
         if _applied is not None and (serving.lance_index_cache_mb, serving.lance_metadata_cache_mb) != (
                 _applied.lance_index_cache_mb, _applied.lance_metadata_cache_mb):
@@ -103,10 +104,6 @@ def connect(location: SpaceLocation) -> lancedb.DBConnection:
         while len(_connections) > _serving.max_open_databases:
             _connections.popitem(last=False)
     return conn
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def is_commit_conflict(exc: BaseException) -> bool:
@@ -217,7 +214,6 @@ class SpaceTable:
         real statistics; an index built on the empty table would leave every row to a flat scan): plain
         LanceDB full-text and hybrid search work on a fresh space, not only after the nightly maintenance.
         Later rows are searched by a flat scan until maintenance folds them in."""
-        from nexus_query.store.lance_indexes import ensure_fts_index
 
         ensure_fts_index(self.table)
 
