@@ -30,7 +30,7 @@ def equal(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b  # Python compares int and float exactly
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -67,7 +67,7 @@ def memory_path(space, conditions) -> set[str]:
     assert snapshot is not None
     mask = snapshot.mask(conditions)
     ids = snapshot.rows.column("id").to_pylist()
-    return {i for i, keep in zip(ids, mask if mask is not None else [True] * len(ids)) if keep}
+    return {i for i, keep in zip(ids, mask if mask is not None else [True] * len(ids), strict=True) if keep}
 
 
 def lance_path(space, conditions) -> tuple[set[str], set[str]]:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 from sklearn.neighbors import KNeighborsClassifier
-from test_haze_corpus import DISTINCTIVE, load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_points
 from nexus_pipelines.haze.projection import project_space
@@ -21,6 +20,7 @@ from nexus_query.errors import MissingRoute
 from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, open_snapshot
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, row_id
+from tests.helpers import DISTINCTIVE, load_topics
 
 ACME = RequestContext("acme")
 
@@ -33,7 +33,7 @@ def topics_space(store, provider, topic_corpus):
 
 def coordinates(snapshot) -> dict[str, tuple[float, float]]:
     table = snapshot.to_arrow(("id", "x", "y"))
-    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")))}
+    return {i: (x, y) for i, x, y in zip(*(table.column(c).to_pylist() for c in ("id", "x", "y")), strict=True)}
 
 
 def test_the_same_seed_gives_the_same_map_and_another_seed_another(store, topics_space):

@@ -18,7 +18,7 @@ from nexus_query.kpi.source import source_version
 from nexus_query.paths import TenantFiles
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "acme" / "kpi"
@@ -48,7 +48,7 @@ def stored_facts(space) -> list[tuple[str, str]]:
     """(source, text) of the space's KPI rows; a source names one window of one series."""
     space.refresh()  # this handle may predate the refresh's writes
     table = space.table.search().where("type = 'kpi'").select(["source", "text"]).limit(None).to_arrow()
-    return sorted(zip(table.column("source").to_pylist(), table.column("text").to_pylist()))
+    return sorted(zip(table.column("source").to_pylist(), table.column("text").to_pylist(), strict=True))
 
 
 def readings(start: datetime, hours: int, values: dict[str, float]) -> bytes:
@@ -137,7 +137,8 @@ def test_a_history_run_backfills_every_window_and_retention_drops_old_ones(store
 def test_facts_of_a_metric_dropped_from_the_catalogue_are_removed(store, provider):
     put_source()
     space, _ = refresh(store, provider)
-    without = CATALOGUE.split(b"  - name: conversion_rate")[0].replace(b"  - name: checkout_latency_p95", b"  - name: x")
+    without = CATALOGUE.split(b"  - name: conversion_rate")[0].replace(b"  - name: checkout_latency_p95",
+                                                                       b"  - name: x")
     put_source(catalogue=without + b"\n")
     _, result = refresh(store, provider)
     assert "checkout_latency_p95" in result.uncatalogued and result.retired["uncatalogued"] == 2
@@ -193,7 +194,8 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
                                             run_config=request.run_config).success
         space = store.open(ACME, "main")
         table = space.table.search().where("type = 'kpi'").select(["id", "source", "text"]).limit(None).to_arrow()
-        return [(i, s, t) for i, s, t in zip(*(table.column(c).to_pylist() for c in ("id", "source", "text")))
+        columns = (table.column(c).to_pylist() for c in ("id", "source", "text"))
+        return [(i, s, t) for i, s, t in zip(*columns, strict=True)
                 if s == "kpi/checkout_latency_p95/2026-11-16T13:00:00Z" and "unusually high" in t]
 
     (opened,) = tick(14)

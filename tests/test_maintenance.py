@@ -20,7 +20,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
 from nexus_query.store.index import has_fts_index
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 DAY = 86_400
@@ -115,5 +115,6 @@ def test_a_scheduled_run_optimizes_each_space_of_its_range_and_skips_spaces_with
     by_space = {e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
                 for e in result.get_asset_materialization_events()}
     assert by_space["acme.default.main"]["status"] == "optimized"
-    assert by_space["acme.default.main"]["fragments_before"] >= 9 and by_space["acme.default.main"]["fragments_after"] <= 2
+    assert by_space["acme.default.main"]["fragments_before"] >= 9
+    assert by_space["acme.default.main"]["fragments_after"] <= 2
     assert by_space["globex.default.main"]["status"] == "no table yet"

@@ -13,7 +13,7 @@ from nexus_query.routing import RoutingRegistry
 from nexus_query.scoring import hybrid_relevance, query_terms
 from nexus_query.store import Record, SpaceStore, build_rows
 from nexus_query.store.index import Condition, SnapshotCache, ensure_indexes, snapshot_cache
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 STOVES = {
@@ -126,7 +126,8 @@ def test_a_space_that_does_not_exist_is_404(store, provider):
 
 
 def test_results_convert_to_polars_and_pandas(store, provider):
-    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i}) for i, (s, t) in enumerate(STOVES.items())]
+    records = [Record(text=t, source=s, metadata={"topic": "stoves", "rank": i})
+               for i, (s, t) in enumerate(STOVES.items())]
     store.open_or_create(ACME, "main", provider.info).upsert(
         build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     result = query(ACME, "main", "stove", top_k=3, store=store, provider=provider)

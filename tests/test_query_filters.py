@@ -93,7 +93,7 @@ def test_filtered_pages_are_full_exact_and_complete(store, provider, vector_spac
     assert len(pages[-1]) == (len(expected) - top_k * (len(pages) - 1) if expected else 0)
     assert sorted(got) == sorted(expected_rows)
     scores = [vector_space[i] @ q for i in got]
-    assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:]))
+    assert all(a >= b - 1e-5 for a, b in zip(scores, scores[1:], strict=False))
     assert np.allclose(scores, [vector_space[i] @ q for i in expected], atol=1e-5)
 
 
@@ -130,8 +130,10 @@ def test_malformed_filters_and_unknown_operators_are_400(filters):
 
 def test_filters_on_text_queries_with_the_real_model(store, provider):
     records = [
-        Record(text="Return a tent within 60 days with the receipt.", source="returns-tent", metadata={"topic": "returns"}),
-        Record(text="Stoves can be returned unused within 30 days.", source="returns-stove", metadata={"topic": "returns"}),
+        Record(text="Return a tent within 60 days with the receipt.", source="returns-tent",
+               metadata={"topic": "returns"}),
+        Record(text="Stoves can be returned unused within 30 days.", source="returns-stove",
+               metadata={"topic": "returns"}),
         Record(text="Tents ship in three to five business days.", source="shipping", metadata={"topic": "shipping"}),
     ]
     vectors = provider.embed([r.text for r in records])

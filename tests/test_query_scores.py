@@ -26,7 +26,7 @@ from nexus_query.scoring import (
 )
 from nexus_query.store import Record, build_rows
 from nexus_query.store.index import ensure_indexes, snapshot_cache
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 ACME = RequestContext("acme")
 GEAR = {
@@ -101,7 +101,7 @@ def test_text_coverage_reads_terms_like_the_full_text_index():
 def test_capped_scores_never_rise_and_never_exceed_their_own_evidence():
     own = [0.9, 0.5, 0.7, 0.2, 0.4]
     assert capped(own) == [0.9, 0.5, 0.5, 0.2, 0.2]
-    assert all(c <= o for c, o in zip(capped(own), own))
+    assert all(c <= o for c, o in zip(capped(own), own, strict=True))
 
 
 # --- every mode and path --------------------------------------------------------------------------
@@ -234,7 +234,8 @@ def test_over_http_a_real_question_scores_high_nonsense_low_and_min_score_tells_
     space = store.open_or_create(ACME, "main", provider.info)
     space.upsert(build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info), provider.info)
     ensure_indexes(space)
-    with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
+    with (background_server(create_app(store.registry)) as base_url,
+          httpx.Client(base_url=base_url, timeout=60) as client):
         spec = client.get("/openapi.json").json()
         # the answer as the OpenAPI document describes it (a JSON Schema, resolved against the document)
         contract = {"$ref": "#/components/schemas/QueryResponse", "components": spec["components"]}

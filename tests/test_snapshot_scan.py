@@ -11,7 +11,7 @@ from nexus_query.context import RequestContext
 from nexus_query.store import snapshot_scan
 from nexus_query.store.index import Condition, SnapshotCache
 from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, quantize_query, scan_threads
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 
@@ -27,7 +27,7 @@ def float32_top(vectors: np.ndarray, addrs: np.ndarray, query: np.ndarray, n: in
 
 def blocks_of(vectors: np.ndarray, cuts: list[int], store: str) -> tuple[list[QuantizedVectors], np.ndarray]:
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(vectors))), len(vectors)]
-    blocks = [QuantizedVectors.build(vectors[a:b], store) for a, b in zip(bounds, bounds[1:])]
+    blocks = [QuantizedVectors.build(vectors[a:b], store) for a, b in zip(bounds, bounds[1:], strict=False)]
     return blocks, np.asarray(bounds)
 
 
