@@ -15,12 +15,19 @@ export TRANSFORMERS_OFFLINE := 1
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
+# Two pytest-xdist workers, each taking whole test files (module fixtures are built once, in one worker), in
+# the order tests/conftest.py gives them (files with slow tests first): much of the suite waits on subprocesses,
+# servers and single-threaded compiles, so two overlap well on two cores. `make test TEST_WORKERS=0` runs in
+# one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(VENV)/.installed-dev chromium postgresql
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The inner loop: everything but the tests that start servers or processes (CI runs `make test`).
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
 chromium:
