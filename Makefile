@@ -15,11 +15,11 @@ export TRANSFORMERS_OFFLINE := 1
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
-# Two pytest-xdist workers, each taking whole test files (module fixtures are built once, in one worker), in
-# the order tests/conftest.py gives them (files with slow tests first): much of the suite waits on subprocesses,
-# servers and single-threaded compiles, so two overlap well on two cores. `make test TEST_WORKERS=0` runs in
-# one process.
-TEST_WORKERS ?= 2
+# `make test TEST_WORKERS=2` (or auto) splits the suite over pytest-xdist workers that each take whole test files
+# (module fixtures are built once, in one worker), files with slow tests first (tests/conftest.py). On two busy
+# cores it measured no faster than one process (each worker loads the model and compiles numba code again), so
+# one process is the default; the workers are for machines with more cores.
+TEST_WORKERS ?= 0
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(VENV)/.installed-dev chromium postgresql
