@@ -15,19 +15,12 @@ export TRANSFORMERS_OFFLINE := 1
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
-# `make test TEST_WORKERS=2` (or auto) splits the suite over pytest-xdist workers that each take whole test files
-# (module fixtures are built once, in one worker), files with slow tests first (tests/conftest.py). On two busy
-# cores it measured no faster than one process (each worker loads the model and compiles numba code again), so
-# one process is the default; the workers are for machines with more cores.
-TEST_WORKERS ?= 0
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-
 test: $(VENV)/.installed-dev chromium postgresql
-	$(PYTEST)
+	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests that start servers or processes (CI runs `make test`).
 test-fast: $(VENV)/.installed-dev
-	$(PYTEST) -m "not slow"
+	$(BIN)/python -m pytest -m "not slow"
 
 # The HAZE map tests open the static HTML map in headless Chromium (Debian/Ubuntu package `chromium`).
 chromium:

@@ -34,16 +34,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 SERVER_FIXTURES = {"moto_endpoint", "postgres"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    if hasattr(config, "workerinput"):
-        # Under pytest-xdist (`make test TEST_WORKERS=n`), files with slow tests go out first, so the long ones (dagster dev,
-        # the Postgres daemon, the demo) do not start last and leave one worker idle while the other finishes
-        # them. A stable sort on a per-file key keeps each file's tests together and in order.
-        slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-        items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture

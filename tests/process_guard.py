@@ -113,21 +113,12 @@ def describe(proc: psutil.Process) -> str:
 _token_key = pytest.StashKey[str]()
 
 
-def _is_xdist_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if _is_xdist_worker(session.config):
-        # Under pytest-xdist the controller's marker, inherited, marks this worker's processes too: the
-        # controller checks them all once every worker has ended (a worker's report would not be shown).
-        return
     token = uuid.uuid4().hex
     session.config.stash[_token_key] = token
     os.environ[SESSION_MARKER] = token  # a nested pytest run marks its own processes with its own token
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-xdist's controller has ended its workers
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a process the session started is still alive; end those processes either way."""
     token = session.config.stash.get(_token_key, None)

@@ -18,7 +18,7 @@ if sys.argv[2] == "stay":
 """
 
 
-def inner_session(pytester, test_body: str, *args: str):
+def inner_session(pytester, test_body: str):
     pytester.makeconftest(f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
@@ -37,7 +37,7 @@ def grandchild(pid_file):
 
 {test_body}
 """)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
 
 def pid_of(pytester) -> int:
@@ -89,38 +89,3 @@ def test_spawns_a_worker_and_joins_it():
     result.assert_outcomes(passed=1)
     assert result.ret == 0, result.stdout.str()
 
-
-LEAVES_A_GRANDCHILD = """
-def test_leaves_a_grandchild_behind():
-    subprocess.run([sys.executable, "spawner.py", "grandchild.pid", "exit"], check=True)
-    grandchild(Path("grandchild.pid"))
-
-def test_passes():
-    pass
-"""
-
-
-def test_under_xdist_an_orphan_a_worker_left_alive_fails_the_controllers_run_and_is_ended(pytester):
-    result = inner_session(pytester, LEAVES_A_GRANDCHILD, "-n", "2")
-    result.assert_outcomes(passed=2)
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["*leaked processes*", f"*pid {pid_of(pytester)}:*time.sleep(600)*"])
-    leaked = result.stdout.str().split("leaked processes")[1]
-    assert "execnet" not in leaked and "xdist" not in leaked  # the workers themselves ended with the run
-    assert gone(pid_of(pytester))
-
-
-def test_under_xdist_a_session_that_stops_what_it_starts_passes(pytester):
-    result = inner_session(pytester, """
-def test_stops_what_it_starts():
-    server = subprocess.Popen([sys.executable, "spawner.py", "grandchild.pid", "stay"])
-    grandchild(Path("grandchild.pid"))
-    stop_tree(server)
-
-def test_passes():
-    pass
-""", "-n", "2")
-    result.assert_outcomes(passed=2)
-    assert result.ret == 0, result.stdout.str()
-    assert "leaked processes" not in result.stdout.str()
-    assert gone(pid_of(pytester))
