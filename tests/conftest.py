@@ -1,28 +1,33 @@
-"""Shared fixtures: an isolated Nexus home per test, the real embedding model, and S3 on moto_server."""
+"""Shared fixtures: an isolated Nexus home per test, the real embedding model, S3 on moto_server, the HAZE
+corpus and a server over the API's tenants. Plain helpers are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import lancedb
+import numpy as np
+import pyarrow as pa
 import pytest
 import yaml
 
-from nexus_query.config import DEFAULT_CONFIG_PATH
+from nexus_query.api import create_app
+from nexus_query.api.server import background_server
+from nexus_query.config import DEFAULT_CONFIG_PATH, load_config
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import LocalProvider
-from nexus_query.store import Record, SpaceStore, build_rows
-from tests.process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401 (plugin hooks)
+from nexus_query.routing import RoutingRegistry
+from nexus_query.store import SpaceStore
+from tests.helpers import ACME_DOCS, GLOBEX_DOCS, corpus, free_port, load, stop, wait_for_port
+from tests.process_guard import pytest_sessionfinish, pytest_sessionstart  # noqa: F401 (plugin hooks)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[1]
 
 
 # Fixtures that start a server: a test using one (directly or through another fixture) is slow.
@@ -33,39 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen | None = None, attempts: int = 300) -> None:
-    """Poll a loopback port a bounded number of times (about 30 s)."""
-    for _ in range(attempts):
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End a server the test started and every process under it."""
-    stop_tree(proc)
-
-
-def start_nexus_serve(env: dict[str, str], **popen_kwargs) -> tuple[subprocess.Popen, int]:
-    """`nexus serve` on a free loopback port, listening when this returns; the caller stops it."""
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "nexus")
-    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, **popen_kwargs)
-    wait_for_port(port, proc)
-    return proc, port
 
 
 @pytest.fixture
@@ -79,23 +51,6 @@ def nexus_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@contextmanager
-def nexus_home_at(home: Path):
-    """What ``nexus_home`` sets, for a fixture wider than one test (one that builds data once per module)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEXUS_HOME", str(home))
-        mp.delenv("NEXUS_CONFIG", raising=False)
-        mp.delenv("DAGSTER_HOME", raising=False)
-        yield home
-
-
-def copy_home(built: Path, nexus_home: Path) -> SpaceStore:
-    """A test's own copy of a Nexus home built once per module: copying the files is much cheaper than
-    embedding the same documents again, and each test may still change its copy freely."""
-    shutil.copytree(built, nexus_home, symlinks=True)
-    return SpaceStore()
-
-
 @pytest.fixture(scope="session")
 def provider() -> LocalProvider:
     return LocalProvider()
@@ -104,15 +59,6 @@ def provider() -> LocalProvider:
 @pytest.fixture
 def store(nexus_home) -> SpaceStore:
     return SpaceStore()
-
-
-def load_texts(store: SpaceStore, provider, ctx: RequestContext, space_id: str, texts: dict[str, str],
-               **record_kwargs):
-    """Embed ``{source: text}`` with the real model and upsert it into a space."""
-    records = [Record(text=t, source=s, **record_kwargs) for s, t in texts.items()]
-    space = store.open_or_create(ctx, space_id, provider.info)
-    space.upsert(build_rows(ctx, records, provider.embed([r.text for r in records]), provider.info), provider.info)
-    return space
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +100,31 @@ def s3_config(moto_endpoint, tmp_path, monkeypatch) -> Path:
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("NEXUS_CONFIG", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def topic_corpus(provider) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+    """The HAZE tests' corpus (``helpers.corpus``) and its vectors from the real model, embedded once per session."""
+    rows = corpus()
+    return rows, provider.embed([text for _, text, _ in rows])
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, provider):
+    """A Nexus home with acme, globex and global data, a broken space, and a server over it."""
+    home = tmp_path_factory.mktemp("api-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXUS_HOME", str(home))
+        mp.delenv("NEXUS_CONFIG", raising=False)
+        registry = RoutingRegistry(load_config())
+    store = SpaceStore(registry)
+    load(store, provider, RequestContext("acme"), ACME_DOCS)
+    load(store, provider, RequestContext("globex"), GLOBEX_DOCS)
+    load(store, provider, None, {"glossary-p95": "p95 latency: 95 of 100 requests are faster."})
+    # a table Nexus did not write (no text, no metadata): reading it fails in an unexpected way
+    location = store.location(RequestContext("acme"), "broken")
+    lancedb.connect(location.db_uri).create_table("broken", pa.table({
+        "id": ["x"], "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(384, np.float32)), 384)}))
+    with background_server(create_app(registry)) as base_url:
+        with httpx.Client(base_url=base_url, timeout=60) as client:
+            yield client, registry, base_url

@@ -7,64 +7,24 @@ import os
 import subprocess
 
 import httpx
-import lancedb
-import numpy as np
-import pyarrow as pa
 import pytest
 
-from nexus_query.api import create_app
-from nexus_query.api.server import background_server
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
-from nexus_query.store import Record, SpaceStore, build_rows
-from tests.conftest import start_nexus_serve, stop
-
-ACME_KEY, GLOBEX_KEY, INITECH_KEY = "acme-demo-key", "globex-demo-key", "initech-demo-key"
-ACME_DOCS = {f"acme-{i}": f"Acme tent model {i} can be returned within 60 days." for i in range(8)}
-GLOBEX_DOCS = {"globex-customs": "Customs clearance needs a commercial invoice and a packing list."}
-
-
-def load(store: SpaceStore, provider, ctx: RequestContext | None, texts: dict[str, str], space_id="main"):
-    records = [Record(text=t, source=s, metadata={"tenant_doc": s}) for s, t in texts.items()]
-    space = (store.open_global_for_system("dev", provider.info) if ctx is None
-             else store.open_or_create(ctx, space_id, provider.info))
-    space.upsert(build_rows(ctx, records, provider.embed([r.text for r in records]), provider.info), provider.info)
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory, provider):
-    """A Nexus home with acme, globex and global data, a broken space, and a server over it."""
-    home = tmp_path_factory.mktemp("api-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEXUS_HOME", str(home))
-        mp.delenv("NEXUS_CONFIG", raising=False)
-        registry = RoutingRegistry(load_config())
-    store = SpaceStore(registry)
-    load(store, provider, RequestContext("acme"), ACME_DOCS)
-    load(store, provider, RequestContext("globex"), GLOBEX_DOCS)
-    load(store, provider, None, {"glossary-p95": "p95 latency: 95 of 100 requests are faster."})
-    # a table Nexus did not write (no text, no metadata): reading it fails in an unexpected way
-    location = store.location(RequestContext("acme"), "broken")
-    lancedb.connect(location.db_uri).create_table("broken", pa.table({
-        "id": ["x"], "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(384, np.float32)), 384)}))
-    with background_server(create_app(registry)) as base_url:
-        with httpx.Client(base_url=base_url, timeout=60) as client:
-            yield client, registry, base_url
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
-    assert "Traceback" not in response.text and 'File "' not in response.text
-    return body["error"]
+from nexus_query.store import SpaceStore
+from tests.helpers import (
+    ACME_DOCS,
+    ACME_KEY,
+    GLOBEX_KEY,
+    INITECH_KEY,
+    assert_envelope,
+    auth,
+    load,
+    start_nexus_serve,
+    stop,
+)
 
 
 def test_healthz_and_the_openapi_document_need_no_key(api):

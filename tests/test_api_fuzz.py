@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from nexus_query.api import create_app
-from tests.test_api import ACME_KEY, api  # noqa: F401  (the module-scoped server fixture)
+from tests.helpers import ACME_KEY
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           positive_data_acceptance, negative_data_rejection]

@@ -21,8 +21,7 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry, hash_api_key
 from nexus_query.store import SpaceStore
-from tests.conftest import start_nexus_serve
-from tests.test_api import ACME_DOCS, ACME_KEY, GLOBEX_KEY, INITECH_KEY, api, assert_envelope, auth, load  # noqa: F401
+from tests.helpers import ACME_DOCS, ACME_KEY, GLOBEX_KEY, INITECH_KEY, assert_envelope, auth, load, start_nexus_serve
 
 LIMITED_KEY = "acme-limited-key"
 SMALL_BODY = 64 * 1024

@@ -5,7 +5,7 @@ import sys
 
 from nexus_query.cli import main
 from nexus_query.context import RequestContext
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 
 def test_nexus_query_prints_a_table_of_hits(store, provider, capsys):

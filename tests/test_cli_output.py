@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from nexus_query.cli import build_parser, format_hits
 from nexus_query.context import RequestContext
 from nexus_query.results import DEFAULT_MODE
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 NEXUS = os.path.join(os.path.dirname(sys.executable), "nexus")
 ACME = RequestContext("acme")

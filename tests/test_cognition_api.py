@@ -12,8 +12,7 @@ from nexus_query.api import create_app
 from nexus_query.context import RequestContext
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
-from tests.conftest import copy_home, free_port, nexus_home_at, wait_for_port
-from tests.test_cognition_bricks import ingest_fixture
+from tests.helpers import copy_home, free_port, ingest_fixture, nexus_home_at, wait_for_port
 
 ACME = RequestContext("acme")
 ACME_KEY, GLOBEX_KEY = {"Authorization": "Bearer acme-demo-key"}, {"Authorization": "Bearer globex-demo-key"}

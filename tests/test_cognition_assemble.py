@@ -20,8 +20,7 @@ from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.store import SpaceStore
-from tests.conftest import copy_home, load_texts, nexus_home_at
-from tests.test_cognition_bricks import ingest_fixture, unchunked_bricks
+from tests.helpers import copy_home, ingest_fixture, load_texts, nexus_home_at, unchunked_bricks
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 RETURNS = "conversations/chatgpt/conv-gpt-returns.json"
@@ -199,7 +198,8 @@ def test_read_only_assembly_leaves_the_index_version_unchanged(acme_space, provi
 
 def test_no_truncation_excerpts_hold_the_whole_conversation_with_every_block_in_full(acme_space, provider):
     payload = run(acme_space, provider, "seam tape peeling on panel 17 warranty photograph", k=2).artifact["payload"]
-    [excerpt] = [e for e in payload["raw_excerpts"] if e["source_file"] == "conversations/canonical/canon-warranty.json"]
+    [excerpt] = [e for e in payload["raw_excerpts"]
+                 if e["source_file"] == "conversations/canonical/canon-warranty.json"]
     source = json.loads(landing_zone(ACME).files.read_bytes(excerpt["source_file"]))
     assert excerpt["conversation"] == source["messages"]  # every message, cited or not
     assert len(excerpt["conversation"][1]["blocks"][1]["text"]) == 4781  # the long block, unsplit
@@ -241,7 +241,8 @@ def test_a_source_path_outside_the_tenants_store_is_refused(acme_space, provider
     secret = "conversations/canonical/globex-secret.json"
     globex_files.write_bytes_atomic(
         json.dumps({"conversation_id": "globex-secret", "messages": [{"message_id": "g1", "role": "user",
-                    "created_at": None, "blocks": [{"index": 0, "text": "Globex tent refund margin is 41%."}]}]}).encode(),
+                    "created_at": None,
+                    "blocks": [{"index": 0, "text": "Globex tent refund margin is 41%."}]}]}).encode(),
         secret)
     for outside in (globex_files.path(secret), f"../../globex/default/{secret}", f"file://{globex_files.path(secret)}"):
         with pytest.raises(SourceUnavailable, match="refused"):
@@ -306,7 +307,8 @@ def test_an_artifact_from_a_branched_conversation_holds_every_branch_and_names_t
     assert excerpt["conversation"] == source["messages"]
 
 
-def test_a_branched_artifact_hashes_the_same_when_assembled_again_from_a_fresh_store_and_a_reimport(shapes_space, provider):
+def test_a_branched_artifact_hashes_the_same_when_assembled_again_from_a_fresh_store_and_a_reimport(shapes_space,
+                                                                                                    provider):
     first = run(shapes_space, provider, BRANCH_TOPIC).artifact
     files = landing_zone(ACME).files
     files.fs.rm(files.path("artifacts"), recursive=True)

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from nexus_pipelines.common.load import upsert_records
-from nexus_pipelines.ingest.chunking import Chunker
-from nexus_pipelines.ingest.pipeline import ChunkStats, chunk_batches, chunk_records
 from nexus_pipelines.ingest.sources import LandingReader
 from nexus_query.cognition.bricks import (
     block_documents,
@@ -23,39 +20,10 @@ from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
-from nexus_query.store import Record, SpaceStore
-from tests.conftest import copy_home, load_texts, nexus_home_at
+from nexus_query.store import SpaceStore
+from tests.helpers import CONVERSATIONS, bricks_of, copy_home, ingest_fixture, land, load_texts, nexus_home_at
 
-FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 ACME = RequestContext("acme")
-
-
-def land(ctx: RequestContext, name: str, data: bytes | None = None, space_id: str = "main") -> str:
-    """Drop an export where ingestion reads chat exports (as `nexus cognition import` does)."""
-    path = f"landing/{space_id}/files/conversations/{name}"
-    landing_zone(ctx).files.write_bytes_atomic(data if data is not None else (FIXTURES / name).read_bytes(), path)
-    return path
-
-
-def bricks_of(provider, ctx: RequestContext, space_id: str = "main") -> tuple[list[Record], LandingReader]:
-    """The ingest pipeline's steps without Dagster: the landing zone's documents, chunked."""
-    reader = LandingReader(landing_zone(ctx), space_id)
-    chunks = chunk_batches(reader.batches(), Chunker.for_provider(provider), ChunkStats())
-    return [r for batch in chunks for r in chunk_records(batch)], reader
-
-
-def ingest_fixture(store, provider, ctx: RequestContext, *names: str, space_id: str = "main") -> list[Record]:
-    """Land exports and ingest the space's landing zone: sources stored, bricks embedded and upserted."""
-    for name in names:
-        land(ctx, name, space_id=space_id)
-    records, _ = bricks_of(provider, ctx, space_id)
-    upsert_records(store.open_or_create(ctx, space_id, provider.info), ctx, records, provider)
-    return records
-
-
-def unchunked_bricks(conversation, source_file: str) -> list[Record]:
-    """Rows placed by hand for a conversation of short blocks (each block is one chunk)."""
-    return [Record(text=d.text, source=d.doc_id, metadata=d.metadata) for d in block_documents(conversation, source_file)]
 
 
 def test_every_content_block_becomes_a_brick_carrying_its_citation_metadata(nexus_home, provider):
@@ -76,15 +44,16 @@ def test_every_content_block_becomes_a_brick_carrying_its_citation_metadata(nexu
 def test_a_long_block_becomes_several_bricks_that_share_its_block_index_and_cover_it(nexus_home, provider):
     land(ACME, "canonical_conversations.json")
     records, _ = bricks_of(provider, ACME)
-    warranty = {c.conversation_id: c for c in
-                parse_export((FIXTURES / "canonical_conversations.json").read_bytes()).conversations}["canon-warranty"]
+    export = parse_export((CONVERSATIONS / "canonical_conversations.json").read_bytes())
+    warranty = {c.conversation_id: c for c in export.conversations}["canon-warranty"]
     long_text = warranty.messages[1].blocks[1].text
     parts = sorted((r for r in records if r.metadata.get("message_id") == "w-2" and r.metadata["block_index"] == 2),
                    key=lambda r: r.char_start)
     assert len(parts) >= 4
     assert all(long_text[p.char_start:p.char_end] == p.text for p in parts)
     assert parts[0].char_start == 0 and parts[-1].char_end == len(long_text)
-    assert all(a.char_end >= b.char_start for a, b in zip(parts, parts[1:]))  # no gap: every word is in a brick
+    # no gap: every word is in a brick
+    assert all(a.char_end >= b.char_start for a, b in zip(parts, parts[1:], strict=False))
 
 
 def test_empty_conversations_make_no_source_file_and_no_bricks(nexus_home):
@@ -98,10 +67,11 @@ def test_empty_conversations_make_no_source_file_and_no_bricks(nexus_home):
 
 def test_the_latest_landed_version_of_a_conversation_wins(nexus_home):
     files = landing_zone(ACME).files
-    older = json.loads((FIXTURES / "canonical_conversations.json").read_bytes())
+    older = json.loads((CONVERSATIONS / "canonical_conversations.json").read_bytes())
     newer = json.loads(json.dumps(older))
     newer["conversations"][1]["messages"][1]["blocks"][0]["text"] = "Standard shipping to Alaska now takes 5 days."
-    paths = [land(ACME, "20240101-a.json", json.dumps(older).encode()), land(ACME, "20240201-b.json", json.dumps(newer).encode())]
+    paths = [land(ACME, "20240101-a.json", json.dumps(older).encode()),
+             land(ACME, "20240201-b.json", json.dumps(newer).encode())]
     landed = landed_conversations(files, paths)
     texts = {d.doc_id: d.text for d in landed.documents}
     assert texts["conversations/canonical/canon-shipping.json#s-2#0"] == "Standard shipping to Alaska now takes 5 days."
@@ -120,9 +90,10 @@ def test_a_landed_file_that_is_not_an_export_is_reported_and_the_others_still_lo
 
 def test_importing_keeps_the_original_and_lands_it_where_ingestion_reads_chat_exports(nexus_home):
     files = landing_zone(ACME).files
-    data = (FIXTURES / "chatgpt_conversations.json").read_bytes()
+    data = (CONVERSATIONS / "chatgpt_conversations.json").read_bytes()
     summary = import_export(files, "main", "conversations.json", data)
-    assert (summary["conversations"], summary["empty_conversations"], summary["messages"], summary["blocks"]) == (2, 1, 13, 16)
+    assert (summary["conversations"], summary["empty_conversations"], summary["messages"],
+            summary["blocks"]) == (2, 1, 13, 16)
     assert summary["landed"].startswith("landing/main/files/conversations/")
     assert files.read_bytes(summary["landed"]) == data == files.read_bytes(summary["archived"])
     later = import_export(files, "main", "conversations.json", data)
@@ -133,14 +104,14 @@ def test_every_message_of_every_branch_becomes_bricks_with_its_citation(nexus_ho
     land(ACME, "chatgpt_content_shapes.json")
     records, _ = bricks_of(provider, ACME)
     cited = {(r.metadata["message_id"], r.metadata["block_index"]) for r in records}
-    conversation = parse_export((FIXTURES / "chatgpt_content_shapes.json").read_bytes()).conversations[0]
+    conversation = parse_export((CONVERSATIONS / "chatgpt_content_shapes.json").read_bytes()).conversations[0]
     assert cited == {(m.message_id, b.index) for m in conversation.messages for b in m.blocks}
     assert {"u2a", "a7a", "a7b"} <= {m for m, _ in cited}  # the alternates are recallable too
 
 
 def test_land_export_receipt_carries_the_exports_counts_and_is_what_import_export_prints(nexus_home):
     files = landing_zone(ACME).files
-    data = (FIXTURES / "chatgpt_content_shapes.json").read_bytes()
+    data = (CONVERSATIONS / "chatgpt_content_shapes.json").read_bytes()
     receipt = land_export(files, "main", "conversations.json", data)
     assert receipt.counts == parse_export(data).counts()
     assert receipt.counts.alternate_messages == 3  # the edited and regenerated branches
@@ -151,7 +122,8 @@ def test_land_export_receipt_carries_the_exports_counts_and_is_what_import_expor
 
 def test_importing_records_a_queued_task_named_in_the_landed_file(nexus_home):
     files = landing_zone(ACME).files
-    summary = import_export(files, "main", "conversations.json", (FIXTURES / "claude_conversations.json").read_bytes())
+    summary = import_export(files, "main", "conversations.json",
+                            (CONVERSATIONS / "claude_conversations.json").read_bytes())
     task = landing_zone(ACME).read_task(summary["task_id"])
     assert (task.status, task.kind, task.counts) == ("queued", "cognition_import",
                                                       {"conversations": 2, "messages": 4, "blocks": 9})
@@ -170,7 +142,8 @@ def test_importing_a_file_that_is_not_an_export_writes_nothing(nexus_home):
 
 def test_importing_into_the_global_space_is_refused(nexus_home):
     with pytest.raises(GlobalSpaceReadOnly):
-        import_export(landing_zone(ACME).files, "global", "c.json", (FIXTURES / "canonical_conversations.json").read_bytes())
+        import_export(landing_zone(ACME).files, "global", "c.json",
+                      (CONVERSATIONS / "canonical_conversations.json").read_bytes())
 
 
 def test_unchanged_sources_are_not_rewritten_when_ingestion_runs_again(nexus_home):

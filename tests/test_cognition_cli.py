@@ -8,7 +8,7 @@ from nexus_query.cli import main
 from nexus_query.cognition.recall import recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
-from tests.test_cognition_bricks import ingest_fixture
+from tests.helpers import ingest_fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conversations"
 ACME = RequestContext("acme")
@@ -31,7 +31,8 @@ def test_parse_prints_one_canonical_conversation_per_line_with_every_branch_and_
         "gpt-shapes", "chatgpt", "a8")
     messages = {m["message_id"]: m for m in conversation["messages"]}
     assert messages["a7b"]["parent_id"] == "u2b" and messages["a7c"]["parent_id"] == "u2b"  # both regenerations
-    assert messages["a2"]["blocks"] == [{"index": 0, "text": "[thinking]\nThe photo shows peeling tape along the ridge line."}]
+    assert messages["a2"]["blocks"] == [
+        {"index": 0, "text": "[thinking]\nThe photo shows peeling tape along the ridge line."}]
     assert "1 conversations, 20 messages (3 on alternate branches), 29 blocks" in captured.err
 
 

@@ -11,7 +11,7 @@ from nexus_query.cognition.bricks import import_export
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
-from tests.test_cognition_bricks import FIXTURES
+from tests.helpers import CONVERSATIONS
 
 ACME = RequestContext("acme")
 PARTITION = "acme.default.main"
@@ -45,7 +45,7 @@ def assemble_run(instance, topics=TOPICS, partition=PARTITION):
 
 def test_imported_exports_become_bricks_in_the_ingest_job_and_the_asset_assembles_stored_artifacts(instance):
     files = landing_zone(ACME).files
-    tasks = [import_export(files, "main", name, (FIXTURES / name).read_bytes())["task_id"]
+    tasks = [import_export(files, "main", name, (CONVERSATIONS / name).read_bytes())["task_id"]
              for name in ("claude_conversations.json", "chatgpt_conversations.json")]
     ingested = ingest(instance)  # as the landing sensor starts it: no task tag on the run
     assert ingested["raw_docs"]["conversation_blocks"] == 9 + 16  # every branch's blocks

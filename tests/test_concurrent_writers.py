@@ -14,7 +14,7 @@ from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
 from nexus_query.store import Record, SpaceStore, build_rows
 from nexus_query.store.space import is_commit_conflict
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 ACME = RequestContext("acme")
 WRITERS = 4
@@ -37,7 +37,7 @@ def writer_records(writer: int, batch: int) -> list[Record]:
 def write_batches(folder: Path, provider, writers: int) -> list[list[Path]]:
     """Each writer's batches as Parquet rows built with the real model (the workers never load it)."""
     texts = sorted({r.text for w in range(writers) for b in range(BATCHES) for r in writer_records(w, b)})
-    vectors = dict(zip(texts, provider.embed(texts)))
+    vectors = dict(zip(texts, provider.embed(texts), strict=True))
     paths = []
     for w in range(writers):
         paths.append([])
@@ -76,7 +76,8 @@ def assert_every_row_once(writers: int, results: list[list[tuple[int, int, int, 
     # Each row was inserted by exactly one writer: the counts agree with the table.
     assert sum(r[0] for rs in results for r in rs) == len(ids)
     assert all(attempts >= 1 and conflicts == attempts - 1 for rs in results for _, _, attempts, conflicts in rs)
-    contested = [m for m, s in zip(table.column("metadata").to_pylist(), table.column("source").to_pylist())
+    contested = [m for m, s in zip(table.column("metadata").to_pylist(), table.column("source").to_pylist(),
+                                   strict=True)
                  if s.startswith("contested-")]
     assert len(contested) == CONTESTED and all('"writer":' in m for m in contested)
 

@@ -186,7 +186,8 @@ def shapes(name: str, conversation_id: str):
 
 def test_chatgpt_every_content_shape_keeps_its_text_under_a_label():
     _, blocks = shapes("chatgpt_content_shapes.json", "gpt-shapes")
-    assert blocks["ctx"] == ["[user_profile]\nI manage the Boulder store.", "[user_instructions]\nAnswer in metric units."]
+    assert blocks["ctx"] == ["[user_profile]\nI manage the Boulder store.",
+                             "[user_instructions]\nAnswer in metric units."]
     assert blocks["u1"] == [
         "[image: file-service://file-TentPhoto1 1536x1024]",
         "[image: https://example.com/rainfly.png]",
@@ -202,13 +203,16 @@ def test_chatgpt_every_content_shape_keeps_its_text_under_a_label():
     assert blocks["a4"] == ["[code: python]\ndays = (date(2025,1,1) - date(2023,6,1)).days\nprint(days)"]  # in parts
     assert blocks["t1"] == ["[execution_output]\n580"]  # in parts
     assert blocks["a5"] == ['[code: unknown]\nsearch("seam warranty acme")']  # in text
-    assert blocks["t2"] == ["[browsing]\n# Acme seam warranty\nTwo years on seam tape.", "[browsing]\nAcme warranty page"]
+    assert blocks["t2"] == ["[browsing]\n# Acme seam warranty\nTwo years on seam tape.",
+                            "[browsing]\nAcme warranty page"]
     assert blocks["t3"] == ["[quote: Acme warranty https://acme.example/warranty acme.example]\n"
                             "Seam tape is warranted for two years from purchase."]  # in parts
-    assert blocks["t4"] == ["[quote: Tent care https://acme.example/care acme.example]\nDry the tent fully before storage."]
+    assert blocks["t4"] == [
+        "[quote: Tent care https://acme.example/care acme.example]\nDry the tent fully before storage."]
     assert blocks["t5"] == ["[system_error: ToolTimeout]\nThe browsing tool timed out after 30 seconds."]
-    assert blocks["t6"] == ["[webpage: Returns https://acme.example/returns acme.example]\nReturns are accepted within 60 days.",
-                            "[webpage: Returns https://acme.example/returns acme.example]\n60-day returns"]
+    assert blocks["t6"] == [
+        "[webpage: Returns https://acme.example/returns acme.example]\nReturns are accepted within 60 days.",
+        "[webpage: Returns https://acme.example/returns acme.example]\n60-day returns"]
     unknown = blocks["a8"][0]
     assert unknown.startswith("[canvas_document] ") and json.loads(unknown.split(" ", 1)[1]) == {
         "title": "Warranty note", "body": "Replaced under seam warranty (580 days)."}
@@ -308,14 +312,16 @@ def test_chatgpt_thought_summaries_given_as_lists_of_items_read_as_text():
 
 def test_generated_image_metadata_keeps_its_words_but_not_its_ids_or_serialization_labels():
     part = {"content_type": "image_asset_pointer", "asset_pointer": "sediment://file_1", "width": 1024, "height": 1536,
-            "size_bytes": 3, "metadata": {"dalle": {"gen_id": "g-1", "prompt": "", "serialization_title": "DALL-E generation metadata"},
+            "size_bytes": 3, "metadata": {"dalle": {"gen_id": "g-1", "prompt": "",
+                                                    "serialization_title": "DALL-E generation metadata"},
                                           "generation": {"gen_id": "g-1", "orientation": "portrait",
                                                          "serialization_title": "Image Generation metadata"}}}
     export = [{"conversation_id": "c", "mapping": {"n": {"id": "n", "parent": None, "children": [], "message": {
         "id": "n", "author": {"role": "tool"}, "content": {"content_type": "multimodal_text", "parts": [part]}}}}}]
     [conversation] = parse_export(json.dumps(export)).conversations
-    assert texts(conversation) == ["[image: sediment://file_1 1024x1536]",
-                                   '[image_asset_pointer fields] {"metadata":{"generation":{"orientation":"portrait"}}}']
+    assert texts(conversation) == [
+        "[image: sediment://file_1 1024x1536]",
+        '[image_asset_pointer fields] {"metadata":{"generation":{"orientation":"portrait"}}}']
 
 
 def test_a_claude_export_that_repeats_a_uuid_keeps_both_messages():

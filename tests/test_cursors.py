@@ -14,7 +14,7 @@ from nexus_query.cursors import CursorSigner, CursorState, signer_for
 from nexus_query.errors import CursorInvalid
 from nexus_query.query import query
 from nexus_query.store import Record, SpaceStore, build_rows
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 TENTS = {f"tent-{i}": f"Tent model {i} sleeps {i % 4 + 1} people and packs down small." for i in range(12)}

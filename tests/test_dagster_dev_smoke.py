@@ -6,17 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, free_port, wait_for_port
 
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
-from tests.process_guard import describe, is_running, process_tree, stop_tree
+from tests.helpers import REPO, free_port, poll, stop, wait_for_port
+from tests.process_guard import describe, is_running, process_tree
 
 BIN = Path(sys.executable).parent
 LOCATION = {"repositoryLocationName": "nexus", "repositoryName": "__repository__"}
@@ -37,21 +36,6 @@ def graphql(http: httpx.Client, query: str, **variables) -> dict:
     return body["data"]
 
 
-def poll(what, attempts: int, pause: float = 1.0):
-    """Call ``what`` until it returns something truthy, at most ``attempts`` times."""
-    for _ in range(attempts):
-        found = what()
-        if found:
-            return found
-        time.sleep(pause)
-    raise AssertionError(f"gave up after {attempts} attempts")
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """dagster dev starts the webserver, the daemon and code servers: end the whole tree, group first."""
-    stop_tree(proc)
-
-
 @pytest.mark.slow
 def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materialization(nexus_home, tmp_path):
     dagster_home = tmp_path / "dagster-home"
@@ -66,13 +50,17 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
     try:
         wait_for_port(port, proc, attempts=1800)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            loaded = lambda: graphql(http, """{ workspaceOrError { ... on Workspace { locationEntries {  # noqa: E731
-                name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
+            def loaded() -> dict:
+                return graphql(http, """{ workspaceOrError { ... on Workspace { locationEntries {
+                    name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
+
             entries = poll(lambda: [e for e in loaded()["workspaceOrError"]["locationEntries"]
                                     if e["loadStatus"] == "LOADED"], attempts=180)
-            assert entries[0]["name"] == "nexus" and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            assert entries[0]["name"] == "nexus"
+            assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
 
-            nodes = graphql(http, "{ assetNodes { assetKey { path } groupName isPartitioned dependencyKeys { path } } }")
+            nodes = graphql(http,
+                            "{ assetNodes { assetKey { path } groupName isPartitioned dependencyKeys { path } } }")
             graph = {n["assetKey"]["path"][-1]: n for n in nodes["assetNodes"]}
             for asset, upstream in INGEST.items():
                 assert graph[asset]["groupName"] == "ingest" and graph[asset]["isPartitioned"]
@@ -133,7 +121,7 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
         assert SpaceStore().open(RequestContext("acme"), "main").count() == SECTIONS
     finally:
         started = process_tree(proc.pid)  # dagster dev, its webserver, daemon and code servers
-        stop_group(proc)
+        stop(proc)
         log.close()
     assert len(started) > 1, "dagster dev started no processes of its own"
     assert [describe(p) for p in started if is_running(p)] == []  # children of children included

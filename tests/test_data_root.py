@@ -9,7 +9,7 @@ from nexus_query import connect
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.errors import SpaceNotFound
-from tests.conftest import REPO, load_texts
+from tests.helpers import REPO, load_texts
 
 ACME = RequestContext("acme")
 

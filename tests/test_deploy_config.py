@@ -16,7 +16,7 @@ from dagster._core.workspace.config_schema import process_workspace_config
 from nexus_query.config import RESOURCE_KINDS, load_config
 from nexus_query.errors import ConfigError
 from nexus_query.routing import RoutingRegistry, hash_api_key
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy"
 SECRET_KEYS = {"password", "secret", "secret_access_key", "api_key", "sha256", "postgresqlpassword"}
@@ -63,7 +63,8 @@ def test_production_instance_loads_postgres_storage_s3_compute_logs_and_the_ecs_
 def test_the_instance_refuses_to_load_without_its_secret(dagster_env, monkeypatch):
     monkeypatch.delenv("DAGSTER_PG_PASSWORD")
     with pytest.raises(dg.DagsterInvalidConfigError, match="DAGSTER_PG_PASSWORD"):
-        InstanceRef.from_dir(str(DEPLOY)).storage  # the config is resolved before any connection
+        # the config is resolved before any connection
+        InstanceRef.from_dir(str(DEPLOY)).storage  # noqa: B018 (the access is the test)
 
 
 def test_production_workspace_reaches_the_code_location_over_grpc(monkeypatch):

@@ -11,7 +11,6 @@ import boto3
 import dagster as dg
 import pytest
 import yaml
-from test_sensor_landing import tick
 
 from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.ingest.sensors import INBOX_OVERLAP_SECONDS, InboxCursor, scan_inbox
@@ -22,6 +21,7 @@ from nexus_query.context import RequestContext
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for
 from nexus_query.landing import LandingZone, landing_zone
 from nexus_query.routing import RoutingRegistry
+from tests.helpers import tick
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 ITEM = [{"type": "text", "content": "Tents are waterproof."}]
@@ -144,9 +144,9 @@ def test_batches_landed_while_the_sensor_ticks_are_each_found_exactly_once(insta
 
 def test_a_tick_handles_at_most_its_share_of_entries_and_the_next_ones_take_the_rest(nexus_home):
     landed = [landing_zone(ACME).land_batch(f"s{i}", ITEM).task_id for i in range(5)]
-    cursor, requested = InboxCursor(), []
-    for _ in range(4):
-        requested.append([r.run_key for r in scan_inbox(NexusResource(), inbox(), cursor, max_entries=2).requests])
+    cursor = InboxCursor()
+    requested = [[r.run_key for r in scan_inbox(NexusResource(), inbox(), cursor, max_entries=2).requests]
+                 for _ in range(4)]
     assert [len(r) for r in requested] == [2, 2, 1, 0]
     assert sorted(sum(requested, [])) == sorted(landed)
 

@@ -21,7 +21,7 @@ from nexus_query.errors import EmbedderMismatch  # noqa: E402
 from nexus_query.query import query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
-from tests.conftest import load_texts  # noqa: E402
+from tests.helpers import load_texts  # noqa: E402
 
 ACME = RequestContext("acme")
 TEXTS = [

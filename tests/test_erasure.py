@@ -25,19 +25,10 @@ from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
 from nexus_query.store.lance_indexes import ensure_indexes
+from tests.helpers import CANARY, NOTE, OTHER, PARTITION, files_with, lance_versions_with
 
 ACME = RequestContext("acme")
-PARTITION = "acme.default.main"
-# Lower case: the full-text index stores tokens lower-cased, so the byte scan finds it there too.
-CANARY = "zqxv7canarytoken"
 CONVERSATION_SOURCE = "conversations/canonical/canary-chat.json"
-
-NOTE = f"""# Warehouse access
-
-The loading dock door code for the night shift is {CANARY}; change it after every audit.
-"""
-OTHER = "Tents are returned dry and packed in their stuff sack, within sixty days, with the receipt."
-
 
 def chat_export() -> bytes:
     canary_chat = {"conversation_id": "canary-chat", "title": "Dock door code", "messages": [
@@ -97,26 +88,6 @@ def erase(instance, names, scope="sources") -> dict:
     receipt = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
     assert landing_zone(ACME).read_task(task.task_id).status == "succeeded"
     return receipt
-
-
-def files_with(root: Path, needle: bytes) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
-def lance_versions_with(root: Path, needle: str) -> list[str]:
-    """Every version of every Lance dataset under ``root``, read through Lance (compressed pages
-    included), whose text holds ``needle``."""
-    found = []
-    for dataset in root.rglob("*.lance"):
-        if not dataset.is_dir():
-            continue
-        table = lancedb.connect(str(dataset.parent)).open_table(dataset.name[:-len(".lance")])
-        for version in table.list_versions():
-            table.checkout(version["version"])
-            texts = table.to_arrow().column("text").to_pylist()
-            if any(needle in t for t in texts):
-                found.append(f"{dataset}@{version['version']}")
-    return found
 
 
 def test_a_canary_ingested_mapped_and_quoted_leaves_no_byte_anywhere_after_erasure(instance, nexus_home, dagster_home):

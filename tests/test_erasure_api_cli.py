@@ -20,7 +20,7 @@ from nexus_query.api.server import background_server
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
-from tests.test_erasure import ACME, CANARY, NOTE, OTHER, PARTITION, files_with, lance_versions_with
+from tests.helpers import ACME, CANARY, NOTE, OTHER, PARTITION, files_with, lance_versions_with
 
 KEY = {"Authorization": "Bearer acme-demo-key"}
 
@@ -84,7 +84,8 @@ def test_delete_space_erases_the_table_and_every_file_of_the_space(instance, cli
     task = client.get(f"/nexus/tasks/{answer.json()['task_id']}").json()
     assert task["status"] == "succeeded" and task["counts"]["rows_deleted"] == 2
     assert not SpaceStore().exists(ACME, "main")
-    assert client.post("/nexus/spaces/main/query", json={"q": "tent"}).json()["error"]["code"] == "nexus.space_not_found"
+    refused = client.post("/nexus/spaces/main/query", json={"q": "tent"}).json()
+    assert refused["error"]["code"] == "nexus.space_not_found"
     assert files_with(nexus_home, CANARY.encode()) == [] and lance_versions_with(nexus_home, CANARY) == []
 
 

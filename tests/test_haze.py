@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 from sklearn.neighbors import KNeighborsClassifier
-from test_haze_corpus import DISTINCTIVE, load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.haze.clusters import cluster_keywords, cluster_points
 from nexus_pipelines.haze.plot import plot_snapshot
@@ -22,6 +21,7 @@ from nexus_query.errors import MissingRoute
 from nexus_query.haze import POINT_COLUMNS, HazeSnapshotNotFound, HazeStore, SnapshotInfo, open_snapshot
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore, row_id
+from tests.helpers import DISTINCTIVE, load_topics
 
 ACME = RequestContext("acme")
 

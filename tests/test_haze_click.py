@@ -10,14 +10,13 @@ import time
 
 import httpx
 import pytest
-from test_haze_html import CHROMIUM_FLAGS, chromium
 from websockets.sync.client import connect as websocket
 
 from nexus_pipelines.haze.html_map import CONVERSATION_KIND, HOVER_CHARS
 from nexus_pipelines.haze.projection import project_space
 from nexus_query.context import RequestContext
 from nexus_query.haze import HazeStore
-from tests.conftest import free_port, load_texts, stop
+from tests.helpers import CHROMIUM_FLAGS, chromium, free_port, load_texts, stop
 
 ACME = RequestContext("acme")
 LONG = ("The Embercore stove of batch EC-2312 must go back to the store: its valve can stick open, so stop using "

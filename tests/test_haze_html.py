@@ -4,30 +4,18 @@ point; colour-by and search work from the page's own controls (set through the a
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 from matplotlib.image import imread
-from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.haze.projection import project_space
 from nexus_query.context import RequestContext
 from nexus_query.haze import HazeStore
+from tests.helpers import CHROMIUM_FLAGS, chromium, load_topics
 
 ACME = RequestContext("acme")
 pytestmark = pytest.mark.slow  # every test starts headless Chromium
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,800"]
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("Chromium is needed for the HTML map tests: `make test` installs it (apt-get install chromium)")
-    return found
-
-
 def browse(url: str, profile, *extra: str) -> str:
     result = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
                             capture_output=True, text=True, timeout=120)

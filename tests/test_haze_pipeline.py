@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from test_haze_corpus import load_topics, topic_corpus  # noqa: F401 (fixture)
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
@@ -25,6 +24,7 @@ from nexus_query.landing import landing_zone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import Record, build_rows
+from tests.helpers import load_topics
 
 ACME = RequestContext("acme")
 PARTITION = "acme.default.main"

@@ -46,7 +46,8 @@ def test_ingest_lands_a_folder_as_one_queued_task_and_prints_its_id(nexus_home, 
     batch = zone.read_batch("notes", task_id)
     assert sorted(i["type"] for i in batch["items"]) == ["image", "text", "text"]
     image = next(i for i in batch["items"] if i["type"] == "image")
-    assert image["content"] == "a green dome tent" and zone.files.read_bytes(image["blob_path"]) == b"\x89PNG not really"
+    assert image["content"] == "a green dome tent"
+    assert zone.files.read_bytes(image["blob_path"]) == b"\x89PNG not really"
     assert batch["files"][0].startswith("landing/notes/files/conversations/")
     assert "notes.bin" in err and "skipped" in err
 

@@ -30,7 +30,8 @@ def test_a_re_sent_document_keeps_its_latest_version_and_files_yield_to_batches(
 def test_bad_dropped_files_and_lines_are_skipped_and_reported_while_good_ones_load(nexus_home):
     zone = landing_zone(ACME)
     put = lambda name, data: zone.files.write_bytes_atomic(data, "landing", "main", "files", name)  # noqa: E731
-    put("items.jsonl", b'{"id": "good", "type": "text", "content": "fine"}\nnot json\n{"type": "text", "content": " "}\n')
+    put("items.jsonl",
+        b'{"id": "good", "type": "text", "content": "fine"}\nnot json\n{"type": "text", "content": " "}\n')
     put("latin1.txt", "caf\xe9".encode("latin-1"))
     put("empty.md", b"   \n")
     put("export.json", b'{"conversations": []}')

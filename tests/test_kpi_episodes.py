@@ -8,7 +8,7 @@ from nexus_query.kpi import MetricSpec, analyse_series, facts_for_series
 from nexus_query.kpi.source import Series
 from nexus_query.kpi.stats import alarm_z
 from nexus_query.kpi.windows import HOUR, from_datetime
-from tests.test_kpi_facts import END, READINGS_PER_HOUR, noisy, series
+from tests.helpers import END, READINGS_PER_HOUR, noisy, series
 
 ANOMALY_TYPES = {"outside_band", "new_extreme", "threshold_breach", "spike"}
 LATENCY = MetricSpec("checkout_latency_p95", label="p95 latency of checkout", unit="ms", direction="down_is_good")

@@ -15,28 +15,14 @@ from nexus_query.kpi import Catalogue, MetricSpec, Series, analyse_series, facts
 from nexus_query.kpi.source import normalize, parse_table, split_series
 from nexus_query.kpi.windows import choose_window, from_datetime, parse_window
 from nexus_query.kpi.wording import format_number
+from tests.helpers import END, READINGS_PER_HOUR, noisy, series
 
-END = datetime(2026, 11, 16, 14, tzinfo=UTC)  # end of the last complete hour
-READINGS_PER_HOUR = 12
 # No seasonality: the recent level is the baseline, so two days of history are enough to judge a window
 # (with the default ``auto`` a sub-daily series first needs days to tell a daily rhythm from an anomaly).
 LATENCY = MetricSpec("checkout_latency_p95", label="p95 latency of checkout", unit="ms",
                      direction="down_is_good", window="1h", seasonality="none")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "acme" / "kpi"
 CAUSAL = re.compile(r"\b(because|due to|caused|causes|driven by|as a result|owing to|led to|thanks to)\b", re.I)
-
-
-def series(values, *, minutes: int = 5, end: datetime = END, metric: str = "checkout_latency_p95") -> Series:
-    """Readings every ``minutes`` minutes, the last one ``minutes`` before ``end``."""
-    values = np.asarray(values, dtype=float)
-    start = end - timedelta(minutes=minutes * values.size)
-    stamps = np.array([from_datetime(start + timedelta(minutes=minutes * i)) for i in range(values.size)])
-    return Series(metric, (), stamps, values)
-
-
-def noisy(hours: int = 48, level: float = 180.0, noise: float = 0.02, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return level * (1 + noise * rng.standard_normal(hours * READINGS_PER_HOUR))
 
 
 def alternating(hours: int, low: float, high: float) -> np.ndarray:

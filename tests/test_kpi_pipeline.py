@@ -22,7 +22,7 @@ from nexus_query.kpi.source import source_version
 from nexus_query.paths import TenantFiles
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "acme" / "kpi"

@@ -20,7 +20,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
 from nexus_query.store.lance_indexes import has_fts_index
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 DAY = 86_400

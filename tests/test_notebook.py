@@ -12,7 +12,7 @@ from nexus_pipelines.definitions import defs
 from nexus_pipelines.demo import QUIET, land_examples
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 NOTEBOOK = REPO / "examples" / "analyst.ipynb"
 SUBSET = {SpaceKey("acme", "default", "main"): ["acme/returns.jsonl", "acme/products.jsonl"],

@@ -41,7 +41,8 @@ def test_tenant_files_stay_under_the_tenant_root(tmp_path):
     assert acme.relative("file://" + own) == "media/cat.png"
     assert acme.relative("media/cat.png") == "media/cat.png"
     globex_file = globex.write_bytes_atomic(b"secret", "media", "plan.txt")
-    for reference in (globex_file, "file://" + globex_file, f"{tmp_path}/blobs/acme/default/../../globex/default/media/plan.txt",
+    for reference in (globex_file, "file://" + globex_file,
+                      f"{tmp_path}/blobs/acme/default/../../globex/default/media/plan.txt",
                       "s3://bucket/acme/default/media/cat.png"):
         with pytest.raises(Forbidden):
             acme.relative(reference)

@@ -5,13 +5,13 @@ import os
 import dagster as dg
 import httpx
 import pytest
-from conftest import start_nexus_serve, stop
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.ingest.sensors import landing_sensor
 from nexus_pipelines.resources import NexusResource
 from nexus_query.context import RequestContext
 from nexus_query.query import query
+from tests.helpers import start_nexus_serve, stop
 
 ACME_KEY = {"Authorization": "Bearer acme-demo-key"}
 

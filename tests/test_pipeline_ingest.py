@@ -109,7 +109,8 @@ def test_changing_one_document_re_embeds_only_its_chunks(instance, provider):
     smaller = materialize(instance, chunks={"max_tokens": 16, "overlap_tokens": 4})  # other chunker: cut afresh
     assert smaller["chunks"]["reused_documents"] == 0 and smaller["chunks"]["chunks"] > second["chunks"]["chunks"]
     runbook = [r for r in rows() if r["source"] == "returns-runbook.md"]
-    assert len(runbook) == smaller["chunks"]["chunks"] - 1 and all(r["char_end"] - r["char_start"] < 120 for r in runbook)
+    assert len(runbook) == smaller["chunks"]["chunks"] - 1
+    assert all(r["char_end"] - r["char_start"] < 120 for r in runbook)
 
 
 def test_a_removed_source_loses_its_rows_and_a_shorter_document_its_tail_chunks(instance, provider):
@@ -145,8 +146,8 @@ def test_images_are_media_refs_embedded_from_caption_alt_text_and_metadata(insta
                                       "alt_text": "red tent", "metadata": {"board": "camping"}}))
     zone = landing_zone(ACME)
     zone.files.write_bytes_atomic(b"\x89PNG", "media", "stove.png")
-    zone.land_batch("main", [{"type": "image", "blob_path": "media/stove.png", "content": "A camping stove boiling water",
-                              "metadata": {"source": "pinterest"}}])
+    zone.land_batch("main", [{"type": "image", "blob_path": "media/stove.png",
+                              "content": "A camping stove boiling water", "metadata": {"source": "pinterest"}}])
     materialize(instance)
     images = {r["source"]: r for r in rows()}
     tent, stove = images["tent.png"], next(r for s, r in images.items() if s != "tent.png")

@@ -8,7 +8,7 @@ import sys
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings.local import resolve_model_path
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 TEXTS = {"tents": "Return a tent within 60 days with its receipt.",

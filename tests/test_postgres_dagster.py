@@ -23,13 +23,12 @@ import yaml
 
 # Private on purpose: a tick's status has no public type, and the scheduler below runs as its daemon does.
 from dagster._core.scheduler.instigation import TickStatus
-from test_dagster_dev_smoke import poll, stop_group
 
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.store import SpaceStore
-from tests.conftest import REPO, free_port
+from tests.helpers import REPO, free_port, poll, stop
 from tests.process_guard import describe, is_running, process_tree
 
 PG_SYSTEM_USER = "nexus-pg"  # initdb refuses to run as root
@@ -163,7 +162,8 @@ def _runs(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus) -
 
 
 def _failed_runs(instance: dg.DagsterInstance) -> list[str]:
-    return [f"{r.job_name}: {r.run_id}" for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))]
+    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+    return [f"{r.job_name}: {r.run_id}" for r in failed]
 
 
 def tick_schedules(instance: dg.DagsterInstance, *clock: datetime) -> None:
@@ -230,7 +230,7 @@ def test_daemon_on_postgres_dequeues_runs_launches_ingest_from_the_landing_senso
             assert next_tick.isoformat() in str(kpi.run_config)
     finally:
         started = process_tree(daemon.pid)  # the daemon, its code server and any run worker
-        stop_group(daemon)
+        stop(daemon)
     assert [describe(p) for p in started if is_running(p)] == []  # the code server too, not only the daemon
 
 

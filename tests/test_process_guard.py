@@ -5,7 +5,7 @@ from pathlib import Path
 
 import psutil
 
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 
 # A process that starts a grandchild in a session of its own, writes the grandchild's pid, and stays alive
 # (as `dagster-daemon` does with its code server) or exits at once (the grandchild is then an orphan).
@@ -21,14 +21,14 @@ if sys.argv[2] == "stay":
 def inner_session(pytester, test_body: str):
     pytester.makeconftest(f"""
 import sys
-sys.path.insert(0, {str(TESTS)!r})
-from process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401
+sys.path.insert(0, {str(REPO)!r})
+from tests.process_guard import pytest_sessionfinish, pytest_sessionstart, stop_tree  # noqa: F401
 """)
     pytester.makepyfile(spawner=SPAWNER)
     pytester.makepyfile(test_inner=f"""
 import subprocess, sys, time
 from pathlib import Path
-from process_guard import stop_tree
+from tests.process_guard import stop_tree
 
 def grandchild(pid_file):
     while not pid_file.exists() or not pid_file.read_text():
@@ -88,3 +88,4 @@ def test_spawns_a_worker_and_joins_it():
 """)
     result.assert_outcomes(passed=1)
     assert result.ret == 0, result.stdout.str()
+

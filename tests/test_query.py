@@ -16,7 +16,7 @@ from nexus_query.store import Record, SpaceStore, build_rows
 from nexus_query.store.filters import Condition
 from nexus_query.store.lance_indexes import ensure_indexes
 from nexus_query.store.snapshots import SnapshotCache, snapshot_cache
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 STOVES = {

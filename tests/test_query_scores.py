@@ -27,7 +27,7 @@ from nexus_query.scoring import (
 from nexus_query.store import Record, build_rows
 from nexus_query.store.lance_indexes import ensure_indexes
 from nexus_query.store.snapshots import snapshot_cache
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 ACME = RequestContext("acme")
 GEAR = {

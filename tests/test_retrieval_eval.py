@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "beir_tiny"
 

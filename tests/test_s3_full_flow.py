@@ -12,7 +12,6 @@ import dagster as dg
 import httpx
 import pytest
 import yaml
-from test_sensor_landing import tick
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.demo import EXAMPLES, land_examples
@@ -26,6 +25,7 @@ from nexus_query.cognition.bricks import import_export
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
+from tests.helpers import tick
 
 ACME = RequestContext("acme")
 ACME_KEY = {"Authorization": "Bearer acme-demo-key"}

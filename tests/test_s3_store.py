@@ -5,7 +5,7 @@ from nexus_query.paths import TenantFiles
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import Record, SpaceStore, build_rows
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 

@@ -6,7 +6,7 @@ import pytest
 
 from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.ingest.sensors import ingest_failure_sensor, landing_sensor
+from nexus_pipelines.ingest.sensors import ingest_failure_sensor
 from nexus_pipelines.ingest.sweep import landing_sweep_sensor
 from nexus_pipelines.partitions import TENANT_TAG, SpaceKey
 from nexus_pipelines.resources import NexusResource
@@ -14,6 +14,7 @@ from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
 from nexus_query.landing import landing_zone
 from nexus_query.store import Record, SpaceStore, build_rows
+from tests.helpers import tick
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 JOB = defs.resolve_job_def("ingest_space")
@@ -23,15 +24,6 @@ JOB = defs.resolve_job_def("ingest_space")
 def instance(nexus_home):
     with dg.DagsterInstance.ephemeral() as instance:
         yield instance
-
-
-def tick(instance, cursor: str | None = None, sensor=landing_sensor) -> dg.SensorResult:
-    """One evaluation of a landing sensor; its partition additions are applied as the daemon would."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"nexus": NexusResource()})
-    result = sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def test_a_landed_batch_adds_its_space_and_requests_one_run_keyed_by_the_batch(instance):

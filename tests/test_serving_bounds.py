@@ -11,7 +11,7 @@ from nexus_query.query import query
 from nexus_query.store import SpaceStore
 from nexus_query.store.snapshots import snapshot_cache
 from nexus_query.store.space import apply_serving_limits, open_databases
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from nexus_query.store import snapshot_scan
 from nexus_query.store.filters import Condition
 from nexus_query.store.snapshot_scan import QuantizedVectors, exact_top, quantize_query, scan_threads
 from nexus_query.store.snapshots import SnapshotCache
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
 

@@ -6,7 +6,7 @@ from nexus_query.embeddings import EmbedderInfo
 from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, SpaceNotFound
 from nexus_query.query import query
 from nexus_query.store import Record, build_rows
-from tests.conftest import load_texts
+from tests.helpers import load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 DOCS = {
@@ -64,7 +64,7 @@ def test_space_refuses_vectors_of_another_embedder(store, provider):
 
 
 def test_embedder_is_recorded_in_the_space(store, provider):
-    space = load_texts(store, provider, ACME, "main", DOCS)
+    load_texts(store, provider, ACME, "main", DOCS)
     reopened = store.open(ACME, "main")
     assert reopened.embedder == provider.info == EmbedderInfo("all-MiniLM-L6-v2", 384, "local")
 
