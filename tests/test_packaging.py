@@ -1,22 +1,25 @@
+import ast
 import subprocess
 import sys
 import textwrap
 
 
-def test_importing_nexus_query_leaves_dagster_and_torch_unimported():
-    code = ("import sys, nexus_query, nexus_query.cli, nexus_query.store, nexus_query.query;"
-            "bad = [m for m in ('dagster', 'torch', 'sentence_transformers') if m in sys.modules];"
-            "print(bad); sys.exit(1 if bad else 0)")
+def loaded_by(modules: tuple[str, ...], unwanted: tuple[str, ...]) -> list[str]:
+    """The ``unwanted`` modules that importing ``modules`` loads, in a fresh interpreter."""
+    code = f"import sys, {', '.join(modules)}; print([m for m in {unwanted!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    return ast.literal_eval(result.stdout.strip())
+
+
+def test_importing_nexus_query_leaves_dagster_and_torch_unimported():
+    modules = ("nexus_query", "nexus_query.cli", "nexus_query.store", "nexus_query.query")
+    assert loaded_by(modules, ("dagster", "torch", "sentence_transformers")) == []
 
 
 def test_the_haze_reader_imports_no_plotting_or_projection_library():
-    code = ("import sys, nexus_query.haze, nexus_query.client, nexus_query.api.haze;"
-            "bad = [m for m in ('matplotlib', 'umap', 'sklearn', 'dagster', 'nexus_pipelines') if m in sys.modules];"
-            "print(bad); sys.exit(1 if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    modules = ("nexus_query.haze", "nexus_query.client", "nexus_query.api.haze")
+    assert loaded_by(modules, ("matplotlib", "umap", "sklearn", "dagster", "nexus_pipelines")) == []
 
 
 # A fresh interpreter in which the local-model extra's packages cannot be imported, as in an install
