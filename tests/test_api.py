@@ -8,7 +8,10 @@ import subprocess
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from nexus_query.api.cognition import AssembleRequest
+from nexus_query.api.models import QueryRequest, TextItem
 from nexus_query.config import load_config
 from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
@@ -175,3 +178,17 @@ def test_nexus_serve_runs_the_api_on_loopback(tmp_path, provider):
             assert len(hits) == 2 and all(h["source"].startswith("acme-") for h in hits)
     finally:
         stop(proc)
+
+
+# White space to Python (what handlers strip), to Rust regex (pydantic, the server) or to ECMA regex (the
+# schema's readers: clients, schemathesis), plus one character of text inside white space.
+BLANK_TO_SOMEONE = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\ufeff"]
+
+
+@pytest.mark.parametrize("model, field", [(QueryRequest, "q"), (AssembleRequest, "topic"), (TextItem, "content")])
+def test_text_blank_to_any_reader_is_refused_by_the_schema_and_text_with_words_is_not(model, field):
+    base = {"type": "text"} if model is TextItem else {}
+    for blank in BLANK_TO_SOMEONE:
+        with pytest.raises(ValidationError):
+            model(**base, **{field: f"{blank} {blank}"})
+    assert getattr(model(**base, **{field: "\u3000tent\ufeff"}), field).strip("\u3000\ufeff") == "tent"

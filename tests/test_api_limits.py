@@ -105,7 +105,7 @@ def test_the_openapi_document_declares_ids_bounds_and_limits(api):  # noqa: F811
     schemas = spec["components"]["schemas"]
     top_k = schemas["QueryRequest"]["properties"]["top_k"]
     assert (top_k["type"], top_k["minimum"], top_k["maximum"]) == ("integer", 1, 1000)
-    assert schemas["QueryRequest"]["properties"]["q"]["pattern"] == r"\S"
+    assert schemas["QueryRequest"]["properties"]["q"]["pattern"] == r"[^\s\x1c-\x1f\u0085\ufeff]"
     assert schemas["IngestRequest"]["properties"]["items"]["maxItems"] == 1000
     assert schemas["TextItem"]["properties"]["id"]["anyOf"][0]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,62}$"
     filters = schemas["QueryRequest"]["properties"]["filters"]["anyOf"][0]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_query.api.auth import caller
-from nexus_query.api.models import WholeNumber
+from nexus_query.api.models import NOT_BLANK, WholeNumber
 from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
 from nexus_query.context import RequestContext
@@ -22,7 +22,7 @@ class AssembleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"topic": "refund for a tent returned with mildew", "k": 15}]})
 
-    topic: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="what the artifact is about")
+    topic: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK, description="what the artifact is about")
     k: WholeNumber = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
 
 

@@ -19,7 +19,10 @@ from nexus_query.scoring import SUGGESTED_MIN_SCORE
 from nexus_query.store.filters import MAX_FILTER_KEYS, MAX_FILTER_VALUES
 
 ID_REGEX = f"^{ID_PATTERN.pattern}$"
-NOT_BLANK = r"\S"  # at least one character that is not white space
+# At least one character that is white space to none of the readers of this pattern: Python's str.strip()
+# (the handlers), pydantic's Rust regex (the server) and ECMA regex (clients and schema fuzzers) disagree
+# on U+001C-U+001F, U+0085 and U+FEFF, so a bare \S let a request valid by the schema fail in a handler.
+NOT_BLANK = r"[^\s\x1c-\x1f\u0085\ufeff]"
 CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed one may still be 410
 BLOB_PATH_REGEX = r"^[^\x00\\]+$"
 
