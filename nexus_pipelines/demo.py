@@ -19,7 +19,7 @@ from nexus_pipelines.common.in_process import asset_metadata, dagster_instance
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.ingest.requests import files_request, space_files
 from nexus_pipelines.ingest.run_in_process import QUIET, ingest_space_in_process
-from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tags_for_partition
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect
 from nexus_query.cognition import ArtifactStore
@@ -62,7 +62,7 @@ def land_examples(files: TenantFiles, space_id: str, folder: Path) -> int:
 
 def show_acme_extras(instance: dg.DagsterInstance) -> None:
     """KPI facts, the HAZE map and a cognition artifact of acme's space, each from its own Dagster job."""
-    tags = tags_for_partition(ACME.partition_key)
+    tags = ACME.run_tags
     ctx = ACME.context(nexus.environment)
     defs.resolve_job_def("kpi_facts_job").execute_in_process(
         partition_key=ACME.partition_key, instance=instance, tags=tags,

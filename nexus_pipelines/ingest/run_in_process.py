@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
 from nexus_pipelines.common.tasks import TASK_TAG
-from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tags_for_partition
+from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INGEST_JOB = "ingest_space"
@@ -54,7 +54,7 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
     job = defs.resolve_job_def(INGEST_JOB)
     if not instance.has_dynamic_partition(TENANT_SPACES, key.partition_key):
         instance.add_dynamic_partitions(TENANT_SPACES, [key.partition_key])
-    run_tags = {**tags_for_partition(key.partition_key), **(tags or {})}
+    run_tags = {**key.run_tags, **(tags or {})}
     if task_id:
         run_tags[TASK_TAG] = task_id
     run_id = str(uuid.uuid4())

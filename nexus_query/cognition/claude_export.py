@@ -59,8 +59,7 @@ def claude_conversation(conv: Mapping[str, Any], where: str) -> Conversation:
 def claude_texts(message: Mapping[str, Any]) -> list[str]:
     """The texts of one Claude message: its ``content`` blocks (and ``text`` when it says more than
     their text blocks, or in older exports that have no blocks), then attachments and files."""
-    content = message.get("content")
-    blocks = content if isinstance(content, list) else ([] if content is None else [content])
+    blocks = listed(message.get("content"))
     texts = [t for item in blocks for t in _claude_block(item)]
     text = message.get("text")
     if has_text(text):
