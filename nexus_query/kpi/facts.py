@@ -62,12 +62,13 @@ from typing import Any
 import numpy as np
 
 from nexus_query.kpi.catalogue import Catalogue, MetricSpec
-from nexus_query.kpi.episode_facts import EpisodeFacts
+from nexus_query.kpi.episode_facts import EpisodeFacts, stopped_at
 from nexus_query.kpi.episodes import MIN_COVERAGE, Judge
 from nexus_query.kpi.fact import EPISODE_TYPES, FACT_TYPES, Fact
 from nexus_query.kpi.report import SeriesReport
 from nexus_query.kpi.source import Series
-from nexus_query.kpi.stats import aggregate
+from nexus_query.kpi.stats import CALIBRATION, Calibration, aggregate
+from nexus_query.kpi.status import status_fact
 from nexus_query.kpi.windows import (
     DAY,
     choose_window,
@@ -83,7 +84,8 @@ REEMIT = DAY  # a latest-window run also re-says episodes closed this recently (
 
 
 def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", history: bool = False,
-                   as_of: datetime | None = None, since: datetime | None = None) -> SeriesReport:
+                   as_of: datetime | None = None, since: datetime | None = None,
+                   calibration: Calibration = CALIBRATION) -> SeriesReport:
     """Facts of the latest complete window (or, with ``history``, one per episode and descriptive fact
     over every complete window that starts at ``since`` or later, each window judged only on what came
     before it). ``as_of`` is the check time: readings after it are ignored, and a series with no reading
@@ -112,10 +114,11 @@ def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", h
     counts = np.diff(bounds)
     values = np.array([aggregate(vals[bounds[i]:bounds[i + 1]], spec.aggregation) if counts[i] >= required
                        else np.nan for i in range(starts.size)])
-    report = SeriesReport(series, spec, window, lag, expected, required, starts, counts, values)
-    judge = Judge(report, tenant, ts, vals, bounds)
+    report = SeriesReport(series, spec, window, lag, expected, required, starts, counts, values,
+                          last_reading_us=int(ts[-1]))
+    judge = Judge(report, tenant, ts, vals, bounds, calibration)
     found = judge.run()
-    say = EpisodeFacts(judge)
+    say = EpisodeFacts(judge, stopped_at(judge, as_of_us) if as_of_us is not None else None)
     said = found.facts + [(e.shown, say.fact(e)) for e in found.episodes]
     first_judged = int(np.searchsorted(starts, from_datetime(since))) if since is not None else 0
     latest = starts.size - 1
@@ -128,6 +131,8 @@ def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", h
         kept = [fact for checked, fact in said
                 if checked == latest or (fact.type in EPISODE_TYPES and checked > recent and checked >= first_judged)]
     report.lag = judge.lag_at(latest)
+    status = status_fact(judge)
+    kept += [status] if status is not None else []
     report.facts = sorted(kept, key=lambda f: (f.window_start, FACT_TYPES.index(f.type)))
     if as_of_us is not None:
         report.stale_checked = True
@@ -141,7 +146,7 @@ def facts_for_series(series: Series, spec: MetricSpec, **kwargs: Any) -> list[Fa
 
 def analyse_source(series: Iterable[Series], catalogue: Catalogue, *, tenant: str, history: bool = False,
                    as_of: datetime | None = None, since: datetime | None = None,
-                   ) -> tuple[list[SeriesReport], list[str]]:
+                   calibration: Calibration = CALIBRATION) -> tuple[list[SeriesReport], list[str]]:
     """Reports for every catalogued series, and the names of metrics the catalogue does not list."""
     reports, uncatalogued = [], set()
     for one in series:
@@ -149,5 +154,6 @@ def analyse_source(series: Iterable[Series], catalogue: Catalogue, *, tenant: st
         if spec is None:
             uncatalogued.add(one.metric)
             continue
-        reports.append(analyse_series(one, spec, tenant=tenant, history=history, as_of=as_of, since=since))
+        reports.append(analyse_series(one, spec, tenant=tenant, history=history, as_of=as_of, since=since,
+                                      calibration=calibration))
     return reports, sorted(uncatalogued)
