@@ -11,6 +11,7 @@ from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
+from nexus_pipelines.pictures import markdown_text
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
@@ -115,7 +116,7 @@ def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, 
     by_type = Counter(f.type for f in facts)
     table = "\n".join(["| type | since | until | fact |", "|---|---|---|---|",
                        *[f"| {f.type} | {f.episode_start or f.window_start} | "
-                         f"{f.episode_end or ('ongoing' if f.episode_start else f.window_end)} | {f.text} |"
+                         f"{f.episode_end or ('open' if f.episode_start else f.window_end)} | {markdown_text(f.text)} |"
                          for f in facts]])
     return {
         "status": "refreshed",
