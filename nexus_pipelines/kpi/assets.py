@@ -15,6 +15,7 @@ from nexus_pipelines.pictures import markdown_text
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
+from nexus_query.kpi.landing import settle_landed
 from nexus_query.kpi.retirement import kpi_rows
 from nexus_query.kpi.source import source_version
 
@@ -80,7 +81,7 @@ def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
 
     def refresh(partition_key: str) -> PartitionDone[int]:
-        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now)
+        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now, run_id=context.run_id)
         facts = int(metadata.get("facts", 0))
         return PartitionDone(facts, metadata, f"{facts} fact(s)")
 
@@ -94,8 +95,9 @@ def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
                                 check_results=[check])
 
 
-def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime) -> dict:
-    """Refresh one space's facts; returns the materialization metadata for its partition."""
+def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime, run_id: str) -> dict:
+    """Refresh one space's facts, then settle the measurement tasks whose files it read; returns the
+    materialization metadata for its partition."""
     key = SpaceKey.parse(partition_key)
     if key.is_global:
         return {"status": "skipped", "reason": "the global space has no KPI source", "facts": 0}
@@ -108,7 +110,8 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     result = refresh_facts(space, ctx, source, provider, history=history, now=now)
     charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
     charts = charts_metadata(nexus.files(key, "nexus_projection_store"), key.space_id, charted)
-    return partition_metadata(result, source.version, len(kpi_rows(space)), charts)
+    settled = settle_landed(nexus.files(key), key.space_id, source.files, run_id)
+    return {**partition_metadata(result, source.version, len(kpi_rows(space)), charts), "tasks_settled": len(settled)}
 
 
 def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, charts: dict) -> dict:
