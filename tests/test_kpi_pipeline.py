@@ -302,3 +302,16 @@ def test_the_kpi_source_reads_from_s3_and_its_fingerprint_follows_the_files(s3_c
                                             {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
     assert source_version(files(ACME), "main") != source.version
     assert read_source(files(GLOBEX), "main") is None and source_version(files(GLOBEX), "main") is None
+
+
+def test_a_refresh_weeks_after_the_data_ends_claims_nothing_ongoing(store, provider):
+    put_source()
+    space, result = refresh(store, provider, now=CHECK + timedelta(days=21))  # `make dev` after `make demo`
+    episodes = [f for f in result.facts if f.episode_start is not None]
+    assert episodes and all(f.episode_end is not None for f in episodes)
+    assert {f.type for f in result.facts} >= {"status", "stale_data"}
+    for fact in result.facts:
+        assert not {"ongoing", "now", "currently"} & set(fact.text.replace(",", " ").split())
+        assert "has been" not in fact.text
+        assert fact.metadata["as_of"] <= "2026-11-16T14:00:00Z"
+    assert any("ended with the data at 2026-11-16 13:55 UTC" in text for _, text in stored_facts(space))
