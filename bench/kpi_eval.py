@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- cross-validation over the folders ------------------------------------------------------------------
 
-GRID = tuple(Calibration(false_alarms_per_month=b, continue_p=p) for b in (0.5, 1.0, 2.0, 4.0, 8.0)
-             for p in (0.05, 0.2))
+BUDGETS = (0.01, 0.02, 0.05, 0.15, 0.5, 1.0, 2.0, 4.0, 8.0)  # false episodes a series-month
+GRID = tuple(Calibration(false_alarms_per_month=b, continue_p=p) for b in BUDGETS for p in (0.05, 0.2))
 MAX_CLAIMS_PER_DAY = 0.5
 
 

@@ -116,9 +116,10 @@ def test_a_gap_is_one_missing_data_episode():
 
 
 def test_the_false_alarm_threshold_follows_the_windows_checked_in_a_month():
-    # 720 hourly windows a month, the default budget of 8 false alarms: p = 0.011, Laplace tails
-    assert 3.1 < alarm_z(HOUR) < 3.3
+    # 720 hourly windows a month, the default budget of 0.05 false alarms: p = 6.9e-5, Laplace tails
+    assert 6.7 < alarm_z(HOUR) < 6.9
     assert 5.0 < alarm_z(HOUR, Calibration(false_alarms_per_month=0.5)) < 5.3  # p = 6.9e-4
+    assert alarm_z(HOUR, Calibration(false_alarms_per_month=30)) == 3.0  # never under three robust sigmas
     assert alarm_z(6 * HOUR) < alarm_z(HOUR) < alarm_z(timedelta(minutes=5))
     rng = np.random.default_rng(17)
     heavy = 100 + 5 * rng.standard_t(3, 30 * 24 * READINGS_PER_HOUR)  # a month of heavy-tailed noise

@@ -33,7 +33,7 @@ class Calibration:
     ``false_alarms_per_month``: the expected false episodes a series-month (the Bonferroni budget behind the
     alarm z); ``continue_p``: an episode lasts while its windows stay this unlikely (Laplace) on the same side."""
 
-    false_alarms_per_month: float = 8.0
+    false_alarms_per_month: float = 0.05
     continue_p: float = 0.05
 
     @property
