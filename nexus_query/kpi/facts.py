@@ -1,4 +1,5 @@
-"""The KPI fact worker: typed, exact, few, and calibrated so that a quiet series says nothing.
+"""The KPI fact worker: typed, exact, few, calibrated so that a quiet series claims nothing, and with one
+status per series so that it still answers "how is …?".
 
 Each series is cut into complete windows (the catalogue's length, or one chosen from the sampling) and
 every window is judged only on the windows before it, against a baseline that knows the series:
@@ -13,14 +14,14 @@ every window is judged only on the windows before it, against a baseline that kn
   (the median and MAD ignore excursions shorter than half that history, so an episode does not widen
   its own band).
 * **A false-alarm budget.** An episode opens when |z| exceeds the quantile that a residual passes with
-  probability ``FALSE_ALARMS_PER_MONTH / windows per month`` (Bonferroni over the windows checked in a
+  probability ``false_alarms_per_month / windows per month`` (Bonferroni over the windows checked in a
   month), under Laplace tails: real KPI residuals have exponential, not Gaussian, tails, and P(|X| > z) =
-  exp(-z·√2) says so (5.1 for hourly windows, 3.9 for 6-hour ones, 2.9 for days). The budget is 0.5
-  expected false episodes a series-month, so that by Poisson two or more in a month happen 9% of the
-  time: "at most about one". An episode continues while |z| stays above 2.1 (p < 0.05) on the same side,
-  and never opens for a move smaller than ``min_change_pct`` of the baseline. With too little history
-  (``MIN_HISTORY`` residuals, a day at least, and for sub-daily windows the days a daily rhythm needs)
-  nothing is said.
+  exp(-z·√2) says so. The budget and how long an episode lasts (``Calibration`` in ``stats``) are chosen
+  by cross-validation over the development set's folders (``bench/kpi_eval.py --folds``): 0.05 nominal
+  false episodes a series-month (z 6.8 for hourly windows, 5.5 for 6-hour ones, at least 3); an episode
+  continues while |z| stays above 2.1 (p < 0.05) on the same side, and never opens for a move smaller
+  than ``min_change_pct`` of the baseline. A window is judged once ``MIN_HISTORY`` (12) windows came
+  before it, on the recent level; seasonal baselines join once the data holds their days.
 * **Episodes, not windows.** A condition that holds over consecutive windows is one fact whose id is
   (tenant, series, type, onset): updated while it lasts, closed when it ends, ``episode_start``,
   ``episode_end``, its peak and duration in the metadata. ``window_start``/``window_end`` name the window
@@ -39,7 +40,9 @@ every window is judged only on the windows before it, against a baseline that kn
 ``trend``           six comparable windows moving one way (Kendall tau >= 0.8), at least
                     ``min_change_pct`` overall and beyond the usual variation, not carried by one step;
                     at most one a day per series
-``stale_data``      (with a check time) no reading in the latest complete window of the clock
+``stale_data``      (with a check time) no reading in the latest complete window of the clock; an episode
+                    still open then closes at the last reading ("ended with the data at …")
+``status``          one per series, always (``status``): the latest window, its changes, its usual range
 ==================  ==========================================================================
 
 Sentences state numbers with units, never causes; rising is called better or worse by the metric's
