@@ -1,6 +1,7 @@
 """Compose the recall development set from the hand-written storylines in ``storylines.py``.
 
     python bench/data/conversations/generate.py            # rewrites conv_*.json beside this file
+    python bench/data/conversations/generate.py --out DIR  # writes them to DIR instead
 
 Deterministic (one seed per conversation): the committed files are what this script writes. Each
 conversation is two speakers chatting over 12-16 dated sessions; each speaker owns several storylines
@@ -9,6 +10,7 @@ whose beats fall in different sessions, surrounded by small talk and distractor 
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -140,7 +142,7 @@ def build_conversation(index: int) -> dict[str, Any]:
                 evidence_ids[key] = turn_id
         sessions_out.append({"session_id": session_id, "date": dates[s], "turns": turns})
     turn_text = {t["id"]: t["text"] for session in sessions_out for t in session["turns"]}
-    questions = []
+    questions, problems = [], []
     for pos, (story, values, sessions, _me) in enumerate(instances):
         dated = values | {f"date{b}": day_month_year(dates[s]) for b, s in enumerate(sessions)}
         for category, beats, phrasings, answer in story["questions"]:
@@ -150,27 +152,27 @@ def build_conversation(index: int) -> dict[str, Any]:
                 shared = shared_words(content_words(text, set(speakers)), set().union(
                     *(content_words(turn_text[e], set(speakers)) for e in evidence)))
                 if shared:
-                    PROBLEMS.append(f"paraphrased question shares {sorted(shared)} with its evidence: {text!r}")
+                    problems.append(f"paraphrased question shares {sorted(shared)} with its evidence: {text!r}")
             questions.append({"id": f"conv{index + 1:02d}-q{len(questions) + 1:03d}", "question": text,
                               "category": category, "evidence": evidence, "answer": answer.format(**dated),
                               "storyline": story["key"]})
+    if problems:
+        raise ValueError("\n".join(problems))
     return {"conversation_id": f"conv{index + 1:02d}", "speakers": speakers, "sessions": sessions_out,
             "questions": questions}
 
 
-PROBLEMS: list[str] = []
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="write the recall development set")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write conv_*.json to (default: here)")
+    out = parser.parse_args(argv).out
     for index in range(CONVERSATIONS):
         conversation = build_conversation(index)
-        path = HERE / f"conv_{index + 1:02d}.json"
+        path = out / f"conv_{index + 1:02d}.json"
         path.write_text(json.dumps(conversation, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         turns = sum(len(s["turns"]) for s in conversation["sessions"])
         print(f"{path.name}: {len(conversation['sessions'])} sessions, {turns} turns, "
               f"{len(conversation['questions'])} questions")
-    if PROBLEMS:
-        sys.exit("\n".join(PROBLEMS))
 
 
 if __name__ == "__main__":
