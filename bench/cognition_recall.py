@@ -14,9 +14,11 @@ imported into a space of its own with ``nexus cognition import FILE --key acme-d
 
 - ``assemble_topic`` (nexus_query.cognition) with k = 5 and 15: the turns it recalled are the message
   ids of its excerpts' ``coverage.spans``, its sessions are the excerpts' conversations;
-- dense: the same embedding model, one vector per turn (``speaker: text``), cosine top k in numpy;
+- dense: the same embedding model, one vector per turn, cosine top k in numpy;
 - BM25: LanceDB's own full-text index (its default tokenizer) over the same turn texts;
-- RRF: equal-weight reciprocal rank fusion of the two baselines, each ranked 100 deep, k = 60.
+- RRF: equal-weight reciprocal rank fusion of the two baselines, each ranked 100 deep, k = 60;
+
+each baseline twice: over the turn's words alone, and over ``speaker: words``.
 
 Per k it prints, for each method, turn recall (mean share of a question's evidence turns in its top k),
 all-evidence-found rate and session recall (mean share of the evidence sessions among the top k's
@@ -39,7 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,9 +55,18 @@ KS = (5, 15)
 DEPTH = 100  # how deep each baseline ranks before fusion
 RRF_K = 60
 CATEGORIES = ("single-hop", "multi-hop", "temporal", "paraphrased")
-METHODS = ("assemble_topic", "dense", "bm25", "rrf")
-LABELS = {"assemble_topic": "assemble_topic", "dense": "dense, same model, one vector per turn",
-          "bm25": "LanceDB BM25 over the turns", "rrf": "RRF of dense + BM25 (100 deep, k = 60)"}
+# What a baseline indexes for a turn: its words alone, or its speaker's name before them (a question
+# names the speaker, the turn's words do not). Both are measured: on the development set dense ranks far
+# better on the words alone, BM25 a little better with the name.
+TurnText = Literal["text", "speaker"]
+TURN_TEXTS: tuple[TurnText, ...] = ("text", "speaker")
+BASELINES = ("dense", "bm25", "rrf")
+METHODS = ("assemble_topic", *(f"{b}/{t}" for t in TURN_TEXTS for b in BASELINES))
+_INDEXED = {"text": "turn text", "speaker": "speaker: turn text"}
+LABELS = {"assemble_topic": "assemble_topic",
+          **{f"dense/{t}": f"dense, same model, one vector per turn ({_INDEXED[t]})" for t in TURN_TEXTS},
+          **{f"bm25/{t}": f"LanceDB BM25 over the turns ({_INDEXED[t]})" for t in TURN_TEXTS},
+          **{f"rrf/{t}": f"RRF of dense + BM25 (100 deep, k = 60) ({_INDEXED[t]})" for t in TURN_TEXTS}}
 SMOKE_PER_CATEGORY = 2
 DATA = REPO / "bench" / "data" / "conversations"
 
@@ -116,9 +127,9 @@ def smoke_subset(conversation: Conversation) -> Conversation:
     return Conversation(conversation.cid, conversation.speakers, kept, asked)
 
 
-def turn_text(turn: dict[str, Any]) -> str:
-    """What the baselines index for a turn: its speaker and its words."""
-    return f"{turn['speaker']}: {turn['text']}"
+def turn_text(turn: dict[str, Any], indexed: TurnText) -> str:
+    """What a baseline indexes for a turn: its words, or ``speaker: words``."""
+    return f"{turn['speaker']}: {turn['text']}" if indexed == "speaker" else turn["text"]
 
 
 def canonical_export(conversation: Conversation) -> dict[str, Any]:
@@ -151,9 +162,9 @@ def import_all(conversations: Sequence[Conversation], exports: Path) -> list[flo
     return seconds
 
 
-def dense_rankings(conversation: Conversation, provider: Any) -> dict[str, list[str]]:
+def dense_rankings(conversation: Conversation, provider: Any, indexed: TurnText) -> dict[str, list[str]]:
     """Turn ids by cosine similarity to each question, best first (ties by turn order)."""
-    turns = np.asarray(provider.embed([turn_text(t) for t in conversation.turns]), dtype=np.float32)
+    turns = np.asarray(provider.embed([turn_text(t, indexed) for t in conversation.turns]), dtype=np.float32)
     asked = np.asarray(provider.embed([q.text for q in conversation.questions]), dtype=np.float32)
     turns /= np.linalg.norm(turns, axis=1, keepdims=True)
     asked /= np.linalg.norm(asked, axis=1, keepdims=True)
@@ -162,15 +173,15 @@ def dense_rankings(conversation: Conversation, provider: Any) -> dict[str, list[
             for q, v in zip(conversation.questions, asked, strict=True)}
 
 
-def bm25_rankings(conversation: Conversation, folder: Path) -> dict[str, list[str]]:
+def bm25_rankings(conversation: Conversation, folder: Path, indexed: TurnText) -> dict[str, list[str]]:
     """Turn ids by LanceDB's own BM25 (its full-text index with default settings), best first."""
     import lancedb
     import pyarrow as pa
     from lancedb.index import FTS
 
-    db = lancedb.connect(folder / conversation.cid)
+    db = lancedb.connect(folder / f"{conversation.cid}-{indexed}")
     table = db.create_table("turns", pa.table({"id": [t["id"] for t in conversation.turns],
-                                               "text": [turn_text(t) for t in conversation.turns]}))
+                                               "text": [turn_text(t, indexed) for t in conversation.turns]}))
     table.create_index("text", config=FTS())  # LanceDB's defaults: stemmed, stop words removed, folded
     return {q.qid: [row["id"] for row in table.search(q.text, query_type="fts").select(["id", "_score"])
                     .limit(DEPTH).to_list()]
@@ -200,6 +211,7 @@ class Assembled:
 
     retrieved: Retrieved
     size: int  # bytes of the artifact as JSON
+    turns: int  # turns it recalled (at most k: recall cuts below its minimum score)
     seconds: float
     dated: bool  # every evidence session's date is an excerpt's created_at
 
@@ -229,7 +241,8 @@ def assemble_answers(conversation: Conversation, k: int, ctx: Any, store: Any, p
         dated = all(s in by_session and excerpt_date_matches(by_session[s], conversation.session_date(s))
                     for s in needed)
         answers[q.qid] = Assembled(Retrieved(frozenset(turns), frozenset(by_session)),
-                                   len(json.dumps(artifact, ensure_ascii=False).encode()), seconds, dated)
+                                   len(json.dumps(artifact, ensure_ascii=False).encode()), len(turns), seconds,
+                                   dated)
     return answers
 
 
@@ -295,11 +308,12 @@ def report(conversations: Sequence[Conversation], found: dict[int, dict[str, dic
         sizes = [a.size / 1024 for a in answers]
         ms = [a.seconds * 1000 for a in answers]
         dated = sum(a.dated for a in answers)
-        rows.append([str(k), f"{statistics.mean(sizes):.1f}", f"{max(sizes):.1f}", f"{statistics.median(ms):.0f}",
-                     f"{_p95(ms):.0f}", f"{dated}/{len(answers)} ({'yes' if dated == len(answers) else 'no'})"])
+        rows.append([str(k), f"{statistics.mean(a.turns for a in answers):.1f}", f"{statistics.mean(sizes):.1f}",
+                     f"{max(sizes):.1f}", f"{statistics.median(ms):.0f}", f"{_p95(ms):.0f}",
+                     f"{dated}/{len(answers)} ({'yes' if dated == len(answers) else 'no'})"])
     out.append(table("## assemble_topic: artifact size, time per call, dates",
-                     ["k", "artifact KiB (mean)", "artifact KiB (max)", "assemble ms (p50)", "assemble ms (p95)",
-                      "artifacts carrying every evidence session's date (all?)"], rows))
+                     ["k", "turns recalled (mean)", "artifact KiB (mean)", "artifact KiB (max)", "assemble ms (p50)",
+                      "assemble ms (p95)", "artifacts carrying every evidence session's date (all?)"], rows))
     return "\n".join(out)
 
 
@@ -338,16 +352,19 @@ def main(argv: list[str] | None = None) -> int:
         for conversation in conversations:
             # the space's first read (opening the table, its snapshot) is not part of any timed call
             recall_bricks_readonly(ctx, conversation.space_id, "warm up", 1, store=store, provider=provider)
-            dense = dense_rankings(conversation, provider)
-            bm25 = bm25_rankings(conversation, root / "bm25")
+            ranked: dict[str, dict[str, list[str]]] = {}
+            for indexed in TURN_TEXTS:
+                dense = dense_rankings(conversation, provider, indexed)
+                bm25 = bm25_rankings(conversation, root / "bm25", indexed)
+                ranked |= {f"dense/{indexed}": dense, f"bm25/{indexed}": bm25,
+                           f"rrf/{indexed}": {q.qid: rrf(dense[q.qid], bm25[q.qid]) for q in conversation.questions}}
             for k in KS:
                 answers = assemble_answers(conversation, k, ctx, store, provider)
                 assembled[k].update(answers)
                 for q in conversation.questions:
                     found[k]["assemble_topic"][q.qid] = answers[q.qid].retrieved
-                    found[k]["dense"][q.qid] = top(conversation, dense[q.qid], k)
-                    found[k]["bm25"][q.qid] = top(conversation, bm25[q.qid], k)
-                    found[k]["rrf"][q.qid] = top(conversation, rrf(dense[q.qid], bm25[q.qid]), k)
+                    for method, ranking in ranked.items():
+                        found[k][method][q.qid] = top(conversation, ranking[q.qid], k)
             print(f"measured {conversation.cid}: {len(conversation.questions)} questions", flush=True)
         print()
         print(report(conversations, found, assembled, import_seconds))

@@ -102,6 +102,17 @@ def test_smoke_asks_two_questions_of_each_category_of_only_the_sessions_holding_
     assert len(smoke.sessions) < len(full.sessions)
 
 
+def test_baselines_index_a_turns_words_alone_or_after_its_speakers_name(tmp_path):
+    cr = bench()
+    turns = [{"id": "t1", "speaker": "Priya", "text": "The lease ends in March."},
+             {"id": "t2", "speaker": "Marco", "text": "My lease is fine."}]
+    conv = cr.Conversation("c1", ["Priya", "Marco"], [{"session_id": "s1", "date": "2024-01-01T00:00:00Z",
+                                                       "turns": turns}],
+                           [cr.Question("q1", "Priya", "single-hop", ("t1",))])
+    assert cr.bm25_rankings(conv, tmp_path, "speaker") == {"q1": ["t1"]}
+    assert cr.bm25_rankings(conv, tmp_path, "text") == {"q1": []}
+
+
 def test_rrf_sums_reciprocal_ranks_with_equal_weight():
     cr = bench()
     # a: 1/61 + 1/63, b: 1/62 + 1/61, c: 1/63, d: 1/62
@@ -124,6 +135,7 @@ def test_scores_are_turn_recall_all_found_and_session_recall_per_question():
 
 @pytest.mark.slow
 def test_smoke_imports_through_the_cli_and_prints_every_table(tmp_path):
+    cr = bench()
     result = subprocess.run([sys.executable, str(REPO / "bench" / "cognition_recall.py"), "--smoke"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -134,15 +146,16 @@ def test_smoke_imports_through_the_cli_and_prints_every_table(tmp_path):
         block = out.split(f"## k = {k}: recall of the evidence turns")[1]
         overall = block.split("###")[0]
         assert "| method | turn recall | all evidence found | session recall |" in overall
-        for label in ("assemble_topic", "dense, same model", "LanceDB BM25", "RRF of dense + BM25"):
-            assert re.search(rf"\| {re.escape(label)}[^|]* \| {number} \| {number} \| {number} \|", overall), label
+        for method in cr.METHODS:
+            row = rf"^\| {re.escape(cr.LABELS[method])} \| {number} \| {number} \| {number} \|$"
+            assert re.search(row, overall, flags=re.M), method
         per_category = block.split(f"### k = {k}: turn recall per category")[1].split("##")[0]
         assert "| method | single-hop (2) | multi-hop (2) | temporal (2) | paraphrased (2) |" in per_category
         assert len(re.findall(rf"^\| [^|]+ \| {number} \| {number} \| {number} \| {number} \|$", per_category,
-                              flags=re.M)) == 4
+                              flags=re.M)) == len(cr.METHODS)
         per_conversation = block.split(f"### k = {k}: turn recall per conversation")[1].split("##")[0]
         assert "| method | conv01 (8) |" in per_conversation
-        assert len(re.findall(rf"^\| [^|]+ \| {number} \|$", per_conversation, flags=re.M)) == 4
+        assert len(re.findall(rf"^\| [^|]+ \| {number} \|$", per_conversation, flags=re.M)) == len(cr.METHODS)
     cost = out.split("## assemble_topic: artifact size, time per call, dates")[1]
-    assert len(re.findall(r"^\| (5|15) \| [\d.]+ \| [\d.]+ \| \d+ \| \d+ \| \d+/8 \((yes|no)\) \|$", cost,
+    assert len(re.findall(r"^\| (5|15) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \| \d+ \| \d+/8 \((yes|no)\) \|$", cost,
                           flags=re.M)) == 2
