@@ -1,0 +1,132 @@
+"""The fast path and the claim: a small batch is queryable when ``land_and_wait`` returns, recorded in
+Dagster as a ``space_table`` materialization, and the next run finds nothing left to do; a claimed
+request is never started by a sensor; a process killed at any step of a fast write loses and
+duplicates nothing once the claim lapses and the pipeline picks the batch up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nexus_pipelines.ingest.fast import land_and_wait
+from nexus_pipelines.ingest.requests import run_key_if_queued
+from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
+from nexus_pipelines.partitions import SpaceKey
+from nexus_query.claims import Claims, new_owner
+from nexus_query.landing import landing_zone
+from nexus_query.query import query
+from nexus_query.store import SpaceStore
+from tests.helpers import ACME, REPO
+
+KEY = SpaceKey("acme", "default", "notes")
+
+
+@pytest.fixture
+def dagster_home(nexus_home, tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def test_a_claim_has_one_holder_until_it_is_released_or_its_lease_lapses(nexus_home):
+    claims = Claims(landing_zone(ACME).files, lease_seconds=0.5)
+    first, second = new_owner("a"), new_owner("b")
+    held = claims.acquire("batch-1", first)
+    assert held is not None and held.generation == 1
+    assert claims.acquire("batch-1", second) is None
+    assert claims.held_by_other("batch-1", second) and not claims.held_by_other("batch-1", first)
+    time.sleep(0.6)  # the holder died: nobody renewed
+    taken = claims.acquire("batch-1", second)
+    assert taken is not None and taken.generation == 2 and taken.owner == second
+    claims.release(taken)
+    assert not claims.held_by_other("batch-1", first)
+    assert claims.current("never-claimed") is None
+
+
+def test_a_held_claim_is_renewed_while_its_holder_works(nexus_home):
+    claims = Claims(landing_zone(ACME).files, lease_seconds=0.6)
+    with claims.hold(claims.acquire("batch-2", new_owner("a"))):
+        time.sleep(1.5)  # longer than the lease: only renewal keeps it
+        assert claims.held_by_other("batch-2", new_owner("b"))
+    assert not claims.held_by_other("batch-2", new_owner("b"))
+
+
+def test_sensors_start_no_run_for_a_batch_someone_holds(nexus_home):
+    zone = landing_zone(ACME)
+    claims = Claims(zone.files)
+    claim = claims.acquire("0" * 32, new_owner("serve"))
+    task = zone.land_batch("notes", [{"type": "text", "content": "held"}], batch_id=claim.request_id)
+    assert run_key_if_queued(zone, "notes", task.task_id) is None
+    claims.release(claim)  # released with its task still queued (its holder failed to finish): a run takes it
+    assert run_key_if_queued(zone, "notes", task.task_id) == task.task_id
+
+
+@pytest.mark.slow
+def test_land_and_wait_returns_queryable_recorded_in_dagster_and_leaves_the_next_run_nothing(dagster_home,
+                                                                                          provider):
+    items = [{"type": "text", "content": "The Ridgeline stove weighs 2.1 kg with its pot.",
+              "metadata": {"source": "Résumé draft's stove.md"}}]
+    landed = land_and_wait(ACME, "notes", items)
+    assert landed.path == "fast" and landed.task.status == "succeeded"
+    assert landed.counts["rows_added"] == 1
+    hits = query(ACME, "notes", "how heavy is the stove?", top_k=1).hits
+    assert "2.1 kg" in hits[0].content
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("space_table"), asset_partitions=[KEY.partition_key]),
+            limit=5).records
+        (record,) = records
+        metadata = record.asset_materialization.metadata
+        assert metadata["task_id"].value == landed.task.task_id and metadata["rows_added"].value == 1
+        run = ingest_space_in_process(KEY, instance=instance, progress=False)
+    assert run.success
+    assert (run.table["rows_added"], run.table["rows_updated"], run.table["rows_deleted"]) == (0, 0, 0)
+    assert SpaceStore().open(ACME, "notes").count() == 1
+
+
+KILLER = """
+import os, signal, sys
+import nexus_query.claims as claims
+claims.LEASE_SECONDS = 1.0
+import nexus_pipelines.ingest.fast as fast
+from nexus_query.context import RequestContext
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+step = sys.argv[1]
+if step == "before_write":
+    fast.upsert_records = die
+else:
+    fast.record_materialization = die
+fast.land_and_wait(RequestContext("acme"), "notes", [{"type": "text", "content": "Canary 7f3a: killed mid-write."}])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["before_write", "after_write"])
+def test_a_fast_writer_killed_at_any_step_loses_and_duplicates_nothing(dagster_home, provider, step):
+    proc = subprocess.run([sys.executable, "-c", KILLER, step], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          cwd=REPO, capture_output=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    zone = landing_zone(ACME)
+    (batch_id,) = zone.batch_ids("notes")
+    assert zone.read_task(batch_id).status == "queued"  # never succeeded without its rows
+    time.sleep(1.2)  # the dead holder's lease lapses
+    assert run_key_if_queued(zone, "notes", batch_id) == batch_id  # what the sensors now start
+    with dg.DagsterInstance.get() as instance:
+        run = ingest_space_in_process(KEY, instance=instance, task_id=batch_id, progress=False)
+    assert run.success and zone.read_task(batch_id).status == "succeeded"
+    space = SpaceStore().open(ACME, "notes")
+    assert space.count() == 1
+    assert run.table["rows_added"] == (1 if step == "before_write" else 0)
+    assert "Canary 7f3a" in query(ACME, "notes", "killed mid-write", top_k=1).hits[0].content
