@@ -88,16 +88,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("the landing sensor starts its run (`make dev`), or run again with --wait", file=sys.stderr)
         return 0
     try:
-        from nexus_pipelines.ingest.fast import claimed, ingest_claimed
+        from nexus_pipelines.ingest.fast import land_and_wait
     except ImportError:
         raise SystemExit("--wait ingests here and needs the pipelines extra: pip install 'nexus[pipelines]'") from None
     zone = landing_zone(ctx, registry)
-    # Claimed before it lands: a running daemon's sensors leave the batch to this command.
-    with claimed(zone) as holding:
-        landed = land_files(zone, args.space, args.paths, batch_id=holding.claim.request_id)
+
+    def land(batch_id: str):  # -> nexus_query.landing.Task; landed under the id land_and_wait claimed
+        landed = land_files(zone, args.space, args.paths, batch_id=batch_id)
         _print_landed(landed, args.space)
-        outcome = ingest_claimed(ctx, args.space, landed.task.task_id, holding, registry=registry,
-                                 progress=not args.json)
+        return landed.task
+
+    outcome = land_and_wait(ctx, args.space, land=land, registry=registry, progress=not args.json)
     task, table = outcome.task, dict(outcome.counts)
     if args.json:
         print(json.dumps({"task": task.to_dict(), "run": {"run_id": outcome.run_id, "path": outcome.path,

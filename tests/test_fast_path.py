@@ -15,15 +15,24 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nexus_pipelines.erasure.assets import erasure_request_sensor
 from nexus_pipelines.ingest.fast import land_and_wait
-from nexus_pipelines.ingest.requests import run_key_if_queued
+from nexus_pipelines.ingest.requests import (
+    files_claim_id,
+    files_request,
+    record_files_seen,
+    run_key_if_queued,
+    space_files,
+)
 from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.partitions import SpaceKey
+from nexus_pipelines.resources import NexusResource
 from nexus_query.claims import Claims, new_owner
+from nexus_query.erasure import request_erasure
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from tests.helpers import ACME, REPO
+from tests.helpers import ACME, REPO, land
 
 KEY = SpaceKey("acme", "default", "notes")
 
@@ -68,6 +77,34 @@ def test_sensors_start_no_run_for_a_batch_someone_holds(nexus_home):
     assert run_key_if_queued(zone, "notes", task.task_id) is None
     claims.release(claim)  # released with its task still queued (its holder failed to finish): a run takes it
     assert run_key_if_queued(zone, "notes", task.task_id) == task.task_id
+
+
+def test_the_erasure_sensor_leaves_a_claimed_request_to_its_holder_and_takes_it_once_the_claim_is_gone(nexus_home):
+    claims = Claims(landing_zone(ACME).files)
+    claim = claims.acquire("e" * 32, new_owner("erase"))
+    request_erasure(ACME, "notes", "sources", ["note.md"], task_id=claim.request_id)  # as `nexus erase --wait`
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"nexus": NexusResource()})
+        assert erasure_request_sensor(context).run_requests == []
+        claims.release(claim)  # its holder stopped without finishing: the daemon runs it, once
+        context = dg.build_sensor_context(instance=instance, resources={"nexus": NexusResource()})
+        assert [r.run_key for r in erasure_request_sensor(context).run_requests] == [f"erase:{claim.request_id}"]
+
+
+def test_an_import_under_claim_gets_no_sensor_run_and_a_dead_importers_files_get_one(nexus_home):
+    zone = landing_zone(ACME)
+    claims = Claims(zone.files)
+    claim = claims.acquire(files_claim_id("notes"), new_owner("import"))
+    land(ACME, "chat.json", b"[]", space_id="notes")
+    assert files_request(zone, KEY, space_files(zone, "notes")) is None  # the importer reads them
+    record_files_seen(zone, "notes")  # what import_and_wait does once its ingest succeeded
+    claims.release(claim)
+    assert files_request(zone, KEY, space_files(zone, "notes")) is None  # nothing left for a second run
+    claim = claims.acquire(files_claim_id("notes"), new_owner("import"))
+    land(ACME, "later.json", b"[]", space_id="notes")
+    claims.release(claim)  # the importer died before ingesting: the sensors take the files, once
+    assert files_request(zone, KEY, space_files(zone, "notes")) is not None
+    assert files_request(zone, KEY, space_files(zone, "notes")) is None
 
 
 @pytest.mark.slow

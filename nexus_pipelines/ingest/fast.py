@@ -30,7 +30,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -100,20 +100,23 @@ class ClaimHeld(Exception):
         self.request_id = request_id
 
 
-def land_and_wait(ctx: RequestContext, space_id: str, items: Sequence[Mapping[str, Any]], *,
-                  registry: RoutingRegistry | None = None, instance: dg.DagsterInstance | None = None,
-                  progress: bool = False) -> Landed:
-    """Land ``items`` (the ingest API's items) in ``space_id`` as one batch and return once they are
-    queryable (task ``succeeded``) or the task failed: the one call for "store this and let me find it".
+def land_and_wait(ctx: RequestContext, space_id: str, items: Sequence[Mapping[str, Any]] = (), *,
+                  land: Callable[[str], Task] | None = None, registry: RoutingRegistry | None = None,
+                  instance: dg.DagsterInstance | None = None, progress: bool = False) -> Landed:
+    """Land one batch in ``space_id`` and return once it is queryable (task ``succeeded``) or its task
+    failed: the one call for "store this and let me find it" (``nexus ingest --wait``, the agents' store).
 
-    Small batches are embedded and upserted here with the process's warm model and recorded in Dagster
-    (``instance``: the one at ``$DAGSTER_HOME``, else ephemeral) as a ``space_table`` materialization of
-    the space; larger ones run the space's pipeline here. Either way the batch is claimed before it is
-    published, so a running daemon never runs it too. Bad items raise as ``LandingZone.land_batch``
-    does, before anything is stored."""
+    The batch is ``items`` (the ingest API's items), or whatever ``land(batch_id)`` lands under the id it
+    is given (``nexus ingest`` lands files that way) and returns the task of. Either way the id is
+    claimed before anything is published, so a running daemon never runs the batch too. Small batches
+    are embedded and upserted here with the process's warm model and recorded in Dagster (``instance``:
+    the one at ``$DAGSTER_HOME``, else ephemeral) as a ``space_table`` materialization of the space;
+    larger ones run the space's pipeline here. Bad items raise as ``LandingZone.land_batch`` does,
+    before anything is stored."""
     zone = landing_zone(ctx, registry)
     with claimed(zone) as holding:
-        task = zone.land_batch(space_id, items, batch_id=holding.claim.request_id)
+        batch_id = holding.claim.request_id
+        task = land(batch_id) if land is not None else zone.land_batch(space_id, items, batch_id=batch_id)
         return ingest_claimed(ctx, space_id, task.task_id, holding, registry=registry, instance=instance,
                               progress=progress)
 
