@@ -157,13 +157,15 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
 
 def warm_query_path(registry: RoutingRegistry) -> None:
-    """Load the configured embedding model and run it once, and compile the snapshot scan kernels: the
-    first query of the process then costs what a warm one does."""
+    """Load the configured embedding model and run it once, compile the snapshot scan kernels and start
+    the process's LanceDB session: the first query of the process then costs what a warm one does."""
     from nexus_query.embeddings import get_provider
     from nexus_query.store import snapshot_scan
+    from nexus_query.store.space import lance_session
 
     get_provider(registry.config).embed(["warm up"])
     snapshot_scan.warm()
+    lance_session()
 
 
 def _is_json_request(request: Request) -> bool:
