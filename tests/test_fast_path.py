@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import dagster as dg
 import pytest
 
 from nexus_pipelines.erasure.assets import erasure_request_sensor
-from nexus_pipelines.ingest.fast import land_and_wait
+from nexus_pipelines.ingest.fast import ClaimHeld, claimed, land_and_wait
 from nexus_pipelines.ingest.requests import (
     files_claim_id,
     files_request,
@@ -67,6 +68,20 @@ def test_a_held_claim_is_renewed_while_its_holder_works(nexus_home):
         time.sleep(1.5)  # longer than the lease: only renewal keeps it
         assert claims.held_by_other("batch-2", new_owner("b"))
     assert not claims.held_by_other("batch-2", new_owner("b"))
+
+
+def test_a_second_claimant_waits_for_the_holder_to_finish_or_gives_up_after_its_bound(nexus_home):
+    zone = landing_zone(ACME)
+    claims = Claims(zone.files)
+    first = claims.acquire("files-import", new_owner("import"))
+    with pytest.raises(ClaimHeld):
+        with claimed(zone, "files-import", role="import"):
+            pass
+    releaser = threading.Timer(0.5, claims.release, [first])
+    releaser.start()
+    with claimed(zone, "files-import", role="import", wait=60) as holding:
+        assert holding.claim.generation == 2  # taken only once the first holder let go
+    releaser.join()
 
 
 def test_sensors_start_no_run_for_a_batch_someone_holds(nexus_home):

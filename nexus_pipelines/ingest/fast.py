@@ -58,18 +58,18 @@ from nexus_query.store.filters import sql_string
 
 FAST_MAX_ITEMS = 64  # batches up to this many items are ingested in process; larger ones by a pipeline run
 FAST_MAX_CHARS = 400_000  # ... and up to this much text
-WAIT_POLL_SECONDS = 0.2
-SETTLED = ("succeeded", "failed", "cancelled")
+CLAIM_POLL_SECONDS = 0.2
+IMPORT_CLAIM_WAIT_SECONDS = 900.0  # how long a --wait import waits for another importer of the space
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Landed:
     """How a request ended: its task as it is now, and how it was run (``fast``: in this process without
-    a run; ``run``: a pipeline run in this process; ``waited``: someone else held it and this waited)."""
+    a run; ``run``: a pipeline run in this process)."""
 
     task: Task
-    path: Literal["fast", "run", "waited"]
+    path: Literal["fast", "run"]
     run_id: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -80,20 +80,25 @@ class Landed:
 
 
 @contextlib.contextmanager
-def claimed(zone: LandingZone, request_id: str | None = None, role: str = "wait") -> Iterator[Holding]:
+def claimed(zone: LandingZone, request_id: str | None = None, role: str = "wait",
+            wait: float = 0.0) -> Iterator[Holding]:
     """Hold a claim on ``request_id`` (a fresh id when None: claim it before landing anything under it)
-    for the ``with`` block. ``ClaimHeld`` when someone else holds it."""
+    for the ``with`` block. While someone else holds it, wait up to ``wait`` seconds for them to finish
+    (or their lease to lapse); ``ClaimHeld`` after that."""
     claims = Claims(zone.files)
     request_id = request_id or uuid.uuid4().hex
-    claim = claims.acquire(request_id, new_owner(role))
-    if claim is None:
-        raise ClaimHeld(request_id)
+    owner = new_owner(role)
+    deadline = time.monotonic() + wait
+    while (claim := claims.acquire(request_id, owner)) is None:
+        if time.monotonic() >= deadline:
+            raise ClaimHeld(request_id)
+        time.sleep(CLAIM_POLL_SECONDS)
     with claims.hold(claim) as holding:
         yield holding
 
 
 class ClaimHeld(Exception):
-    """Someone else is running the request; wait for its task instead (``wait_for_task``)."""
+    """Someone else holds the request's claim and did not let go in time."""
 
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request {request_id} is held by another runner")
@@ -220,9 +225,10 @@ def _run_pipeline(zone: LandingZone, key: SpaceKey, task_id: str, holding: Holdi
 def import_and_wait(ctx: RequestContext, space_id: str, land: Any, *, registry: RoutingRegistry | None = None,
                     instance: dg.DagsterInstance | None = None) -> tuple[Any, Landed]:
     """A conversation import (``land()`` lands it and returns its ``ImportReceipt``) ingested now: the
-    space's dropped files are claimed first, so the sensors start no run for them meanwhile."""
+    space's dropped files are claimed first, so the sensors start no run for them meanwhile (a second
+    ``--wait`` import into the same space waits for the first to finish)."""
     zone = landing_zone(ctx, registry)
-    with claimed(zone, files_claim_id(space_id), role="import") as holding:
+    with claimed(zone, files_claim_id(space_id), role="import", wait=IMPORT_CLAIM_WAIT_SECONDS) as holding:
         receipt = land()
         return receipt, ingest_claimed(ctx, space_id, receipt.task_id, holding, registry=registry,
                                        instance=instance, exports=[receipt.landed])
@@ -272,12 +278,3 @@ def server_fast_lane() -> ServerFastLane | None:
         return None
     return ServerFastLane(dg.DagsterInstance.get())
 
-
-def wait_for_task(zone: LandingZone, task_id: str, timeout: float) -> Task:
-    """The task once it is settled, or as it is when ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    task = zone.read_task(task_id)
-    while task.status not in SETTLED and time.monotonic() < deadline:
-        time.sleep(WAIT_POLL_SECONDS)
-        task = zone.read_task(task_id)
-    return task
