@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 
 from nexus_pipelines.erasure.assets import erasure_request_sensor
@@ -33,7 +34,8 @@ from nexus_query.erasure import request_erasure
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.store import SpaceStore
-from tests.helpers import ACME, REPO, land
+from tests.helpers import ACME, ACME_KEY, REPO, auth, land, poll, start_nexus_serve
+from tests.process_guard import process_tree
 
 KEY = SpaceKey("acme", "default", "notes")
 
@@ -201,3 +203,26 @@ def test_a_warm_serving_app_has_loaded_the_model_and_compiled_the_scan_before_it
                           cwd=REPO, capture_output=True, timeout=600, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["1", "True"]
+
+
+@pytest.mark.slow
+def test_nexus_serve_killed_right_after_accepting_a_batch_loses_and_duplicates_nothing(dagster_home, provider):
+    proc, port = start_nexus_serve({**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{port}/nexus/spaces/notes/ingest", headers=auth(ACME_KEY), timeout=60,
+                            json={"items": [{"type": "text", "content": "Canary 9c1d: the server died here."}]})
+    finally:
+        for process in process_tree(proc.pid):  # a crash: no shutdown, the writer thread dies wherever it is
+            process.kill()
+        proc.wait()
+    assert answer.status_code == 202
+    task_id = answer.json()["task_id"]
+    zone = landing_zone(ACME)
+    if zone.read_task(task_id).status != "succeeded":  # it died before settling: the task waits, still queued
+        assert zone.read_task(task_id).status == "queued"
+        assert poll(lambda: run_key_if_queued(zone, "notes", task_id), attempts=90) == task_id  # lease lapsed
+    with dg.DagsterInstance.get() as instance:  # what the sweep's run does (for a settled task: nothing)
+        run = ingest_space_in_process(KEY, instance=instance, progress=False)
+    assert run.success and zone.read_task(task_id).status == "succeeded"
+    assert SpaceStore().open(ACME, "notes").count() == 1
+    assert "Canary 9c1d" in query(ACME, "notes", "where did the server die?", top_k=1).hits[0].content
