@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -226,3 +227,18 @@ def test_nexus_serve_killed_right_after_accepting_a_batch_loses_and_duplicates_n
     assert run.success and zone.read_task(task_id).status == "succeeded"
     assert SpaceStore().open(ACME, "notes").count() == 1
     assert "Canary 9c1d" in query(ACME, "notes", "where did the server die?", top_k=1).hits[0].content
+
+
+@pytest.mark.slow
+def test_a_fast_write_beside_a_pipeline_run_of_the_same_space_keeps_every_row_once(dagster_home, provider):
+    zone = landing_zone(ACME)
+    queued = zone.land_batch("notes", [{"type": "text", "content": f"Run note {i}: the tent pegs are steel."}
+                                       for i in range(8)])
+    with dg.DagsterInstance.get() as instance, ThreadPoolExecutor(1) as pool:
+        run = pool.submit(ingest_space_in_process, KEY, instance=instance, progress=False)
+        landed = land_and_wait(ACME, "notes", [{"type": "text", "content": "Fast note: the stove is titanium."}],
+                               instance=instance)
+        assert run.result().success and landed.succeeded
+    assert zone.read_task(queued.task_id).status == "succeeded"
+    ids = SpaceStore().open(ACME, "notes").table.to_arrow().column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 9
