@@ -78,19 +78,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 0
     try:
         from nexus_pipelines.common.in_process import dagster_instance
-        from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
         from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
         from nexus_pipelines.partitions import SpaceKey
     except ImportError:
         raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: "
                          "pip install 'nexus[pipelines]'") from None
-    zone = landing_zone(ctx, registry)
-    with dagster_instance() as instance:
+    with dagster_instance() as instance:  # a failed run settles its tasks itself
         outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance,
                                           task_id=landed.task.task_id, progress=not args.json)
-        if not outcome.success:  # what ingest_failure_sensor does for a daemon's run
-            fail_run_tasks(zone, instance, outcome.run_id, {TASK_TAG: landed.task.task_id},
-                           outcome.error or "the ingest run failed", logging.getLogger("nexus"))
     task = landing_zone(ctx, registry).read_task(landed.task.task_id)
     table = outcome.table
     if args.json:

@@ -32,6 +32,7 @@ from nexus_query.paths import TenantFiles
 GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a tenant space
 MAX_ITEMS_PER_BATCH = 1000
 MAX_CONTENT_CHARS = 1_000_000
+MAX_TASK_PROBLEMS = 50  # problems a task keeps (the run's log has them all)
 INGEST_TYPES = ("text", "image")
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Task:
     error: str | None = None
     run_id: str | None = None
     attempts: int = 1  # how often the batch was landed: 1, plus one per retry
+    problems: list[str] = field(default_factory=list)  # what the run that settled it skipped (refused files)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -212,12 +214,15 @@ class LandingZone:
             return task
 
     def update_task(self, task_id: str, status: TaskStatus, *, counts: Mapping[str, int] | None = None,
-                    error: str | None = None, run_id: str | None = None) -> Task:
+                    error: str | None = None, run_id: str | None = None,
+                    problems: Sequence[str] | None = None) -> Task:
         task = self.read_task(task_id)
         task.status, task.updated_at = status, now_iso()
         task.counts.update(counts or {})
         task.error = error if status == "failed" else None
         task.run_id = run_id or task.run_id
+        if problems is not None:
+            task.problems = list(problems)[:MAX_TASK_PROBLEMS]
         self.write_task(task)
         return task
 
@@ -230,21 +235,23 @@ class LandingZone:
             self.update_task(task_id, "running", run_id=run_id)
         return True
 
-    def settle_task(self, task_id: str, run_id: str, counts: Mapping[str, int] | None = None) -> bool:
-        """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was."""
+    def settle_task(self, task_id: str, run_id: str, counts: Mapping[str, int] | None = None, *,
+                    problems: Sequence[str] = ()) -> bool:
+        """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was;
+        ``problems``: what the run skipped (files whose names it refused, lines it could not read)."""
         task = self.read_task(task_id)
         if task.status == "succeeded":
             return False
-        self.update_task(task_id, "succeeded", counts=counts, run_id=run_id)
+        self.update_task(task_id, "succeeded", counts=counts, run_id=run_id, problems=problems)
         return True
 
-    def fail_task(self, task_id: str, run_id: str, error: str) -> bool:
+    def fail_task(self, task_id: str, run_id: str, error: str, *, problems: Sequence[str] = ()) -> bool:
         """``run_id`` failed: its tasks that no other run took over or finished are ``failed`` with the
         root error."""
         task = self.read_task(task_id)
         if task.status == "succeeded" or task.run_id not in (None, run_id):
             return False
-        self.update_task(task_id, "failed", error=error, run_id=run_id)
+        self.update_task(task_id, "failed", error=error, run_id=run_id, problems=problems)
         return True
 
     def retry_task(self, task_id: str) -> Task:

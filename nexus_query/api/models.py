@@ -193,6 +193,9 @@ class TaskModel(BaseModel):
     error: str | None = None
     run_id: str | None = None
     attempts: int = Field(1, description="how often the task was landed (1 + retries)")
+    problems: list[str] = Field(default_factory=list,
+                                description="what the run that settled the task skipped: files whose names "
+                                            "it refused, lines it could not read; the rest was ingested")
 
 
 class TaskPage(BaseModel):
