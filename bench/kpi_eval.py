@@ -172,7 +172,8 @@ def smoke_nab(root: Path) -> Path:
         (root / "data" / folder).mkdir(parents=True)
         (root / "data" / name).write_text("timestamp,value\n" + "".join(
             f"{t:%Y-%m-%d %H:%M:%S},{v}\n" for t, v in zip(times, values, strict=True)))
-        windows[name] = [[f"{times[490]:%Y-%m-%d %H:%M:%S}.000000", f"{times[520]:%Y-%m-%d %H:%M:%S}.000000"]] if step else []
+        window = [f"{times[i]:%Y-%m-%d %H:%M:%S}.000000" for i in (490, 520)]
+        windows[name] = [window] if step else []
     (root / "labels").mkdir()
     (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
     return root

@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-examples", type=Path, metavar="DIR", help="write a BEIR set from examples/data")
     parser.add_argument("--groups", metavar="A,B", help="also measure how the top score separates in-domain "
                         "from out-of-domain queries between these id groups (e.g. acme,globex)")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works (the example set, with --beir: that set)")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works "
+                        "(the example set, with --beir: that set)")
     args = parser.parse_args(argv)
     if args.smoke and not args.beir and not args.write_examples:
         args.beir = Path(tempfile.mkdtemp(prefix="nexus-beir-smoke-"))

@@ -6,9 +6,9 @@ beyond the configured limit):
   checks its body itself, off the serving process), ``api.max_json_body_bytes`` (1 MiB) for every other
   route, so a 30 MiB body to a query costs the server 1 MiB of reading and no parsing. A body is answered
   413 as soon as it is known to be over: a declared ``Content-Length`` before any of it is read (and the
-  connection closed when it declares more than ``DRAIN_FACTOR`` times the limit). It answers 400 ``nexus.invalid_json`` for a JSON body that is not UTF-8, not JSON, uses
-  NaN/Infinity or nests deeper than ``MAX_JSON_DEPTH``; the framework then reads the same bytes again,
-  from memory.
+  connection closed when it declares more than ``DRAIN_FACTOR`` times the limit). It answers 400
+  ``nexus.invalid_json`` for a JSON body that is not UTF-8, not JSON, uses NaN/Infinity or nests deeper
+  than ``MAX_JSON_DEPTH``; the framework then reads the same bytes again, from memory.
 - ``RateLimitMiddleware`` gives every API key a token bucket of ``requests_per_minute`` (the key's own,
   else ``api.requests_per_minute``) and answers 429 with ``Retry-After`` when it is empty.
 """
