@@ -111,3 +111,21 @@ def test_a_body_within_1_mib_still_reaches_the_query(api):
     response = client.post("/nexus/spaces/main/query", headers=auth(ACME_KEY),
                            json={"q": "tent " * 1000, "top_k": 2})
     assert response.status_code == 200, response.text
+
+
+def test_an_artifact_id_is_read_in_either_case(api):
+    client, _, _ = api
+    made = client.post("/nexus/spaces/main/cognition/assemble", headers=auth(ACME_KEY), json={"topic": "tents"})
+    assert made.status_code == 200, made.text
+    artifact_id = made.json()["artifact_id"]
+    upper = client.get(f"/nexus/artifacts/{artifact_id.upper()}", headers=auth(ACME_KEY))
+    assert upper.status_code == 200, upper.text
+    assert upper.json()["artifact_id"] == artifact_id
+
+
+@pytest.mark.parametrize("artifact_id", ["sha256:" + "g" * 64, "sha256:abc", "md5:" + "a" * 64])
+def test_an_artifact_id_that_breaks_the_artifact_rule_is_refused_with_that_rule(api, artifact_id):
+    client, _, _ = api
+    response = client.get(f"/nexus/artifacts/{artifact_id}", headers=auth(ACME_KEY))
+    assert_envelope(response, 400, "nexus.invalid_id")
+    assert "sha256:" in response.json()["error"]["message"]
