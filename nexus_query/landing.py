@@ -37,10 +37,18 @@ GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a t
 MAX_ITEMS_PER_BATCH = 1000
 MAX_CONTENT_CHARS = 1_000_000
 MAX_TASK_PROBLEMS = 50  # problems a task keeps (the run's log has them all)
+# About what one row holds: the chunker cuts at 256 word pieces with 32 overlapping, ~1,000 characters of
+# prose (a 200,000-character item became 199 rows).
+CHARS_PER_ROW = 1000
 INGEST_TYPES = ("text", "image")
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
 TASK_INDEX = "task-index"
 log = logging.getLogger(__name__)
+
+
+def estimated_rows(items: Sequence[Mapping[str, Any]]) -> int:
+    """Rows a batch will become: an image is one, a text one per ``CHARS_PER_ROW`` characters begun."""
+    return sum(max(1, -(-len(item.get("content") or "") // CHARS_PER_ROW)) for item in items)
 
 
 def now_iso() -> str:
@@ -114,6 +122,7 @@ class Task:
     run_id: str | None = None
     attempts: int = 1  # how often the batch was landed: 1, plus one per retry
     problems: list[str] = field(default_factory=list)  # what the run that settled it skipped (refused files)
+    estimated_rows: int | None = None  # what an ingest batch will become (``estimated_rows``): row quotas
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -158,7 +167,7 @@ class LandingZone:
         stamp = now_iso()
         counts = {"items": len(normalized), **({"files": len(attached_files)} if attached_files else {})}
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
-                    counts=counts)
+                    counts=counts, estimated_rows=estimated_rows(normalized) + len(attached_files))
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
                 "task": task.to_dict(), "items": normalized,
                 **({"files": list(attached_files)} if attached_files else {})}

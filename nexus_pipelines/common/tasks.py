@@ -20,6 +20,7 @@ import dagster as dg
 
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus
+from nexus_query.quotas import refused_for_quota
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -63,7 +64,8 @@ def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log) 
     claimed = []
     for batch_id in zone.batch_ids(space_id):
         try:
-            if zone.task_of_batch(space_id, batch_id).status != "succeeded":
+            task = zone.task_of_batch(space_id, batch_id)
+            if task.status != "succeeded" and not refused_for_quota(task):  # the reader leaves those out
                 claimed.append(batch_id)
         except (NotFound, ValueError) as exc:
             log.warning("batch %s: its task cannot be read (%s); not claimed", batch_id, exc)

@@ -37,8 +37,9 @@ from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
 from nexus_pipelines.maintenance.optimize import compact_if_fragmented, fragment_counts
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
-from nexus_query.landing import MAX_TASK_PROBLEMS
+from nexus_query.landing import INGEST_TYPES, MAX_TASK_PROBLEMS
 from nexus_query.paths import GLOBAL_TENANT_DIR
+from nexus_query.quotas import check_rows_at_write
 
 GROUP = "ingest"
 PARQUET_IO = "nexus_parquet"
@@ -138,6 +139,9 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     provider = nexus.provider
     space = nexus.open_space(key, provider.info)
     ctx = nexus.owner_context(key)
+    if not key.is_global:  # over the row quota: the run fails (its tasks with it) before writing a row
+        check_rows_at_write(nexus.registry.config.api.max_rows_per_space, space, embeddings.count_rows(),
+                            INGEST_TYPES)
     written, keep = write_batches(embeddings, space, ctx, provider)
     pruned = prune_departed(space, keep, allow_empty_source=config.allow_empty_source)
     if pruned.refused_empty_source:

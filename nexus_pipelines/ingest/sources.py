@@ -13,7 +13,8 @@ a re-sent item replaces the earlier one. ``.json`` files under ``files/conversat
 (ChatGPT, Claude or canonical conversations, ``nexus_query.cognition``): one document per content block
 of each conversation's latest version, after everything else. Other files are left alone. A file whose
 name ``nexus_query.paths`` refuses (a control character, an over-long name) is skipped and named in the
-problems; it never stops the rest of the space. Documents stream out in Arrow batches, so a space never
+problems; it never stops the rest of the space. A batch whose task the row quota refused is left out
+until it is retried (``nexus_query.quotas``). Documents stream out in Arrow batches, so a space never
 has to fit in memory.
 """
 
@@ -33,6 +34,7 @@ from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, landed_conversations,
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, validate_items
 from nexus_query.paths import segment_problem
+from nexus_query.quotas import refused_for_quota
 from nexus_query.store import canonical_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -152,6 +154,9 @@ class LandingReader:
             ids_of.append(ids)
         batches = []
         for batch_id in self.zone.batch_ids(self.space_id):
+            if refused_for_quota(self.zone.task_of_batch(self.space_id, batch_id)):
+                self.problems.append(f"batch {batch_id}: left out, refused for the row quota until retried")
+                continue
             body = self.zone.read_batch(self.space_id, batch_id)
             batches.append((body.get("received_at", ""), batch_id, [item["id"] for item in body["items"]]))
         for _, batch_id, ids in sorted(batches):

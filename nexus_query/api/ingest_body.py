@@ -1,5 +1,5 @@
 """Landing an ingest request body, start to end, as one plain function of bytes: decode and check the
-JSON, validate it against ``IngestRequest``, check the row quota, land the batch.
+JSON, validate it against ``IngestRequest``, check the quotas (``nexus_query.quotas``), land the batch.
 
 The server runs it in a worker process for large bodies (``anyio.to_process``) and in a thread for small
 ones: parsing and validating tens of megabytes holds the interpreter lock for seconds, and in the serving
@@ -18,14 +18,14 @@ from nexus_query.api.limits import read_json
 from nexus_query.api.models import IngestRequest
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
-from nexus_query.errors import InvalidJson, NexusError, QuotaExceeded, ValidationFailed
-from nexus_query.landing import landing_zone
+from nexus_query.errors import InvalidJson, NexusError, ValidationFailed
+from nexus_query.landing import estimated_rows, landing_zone
+from nexus_query.quotas import check_landing_bytes, check_rows_at_admission, record_landing
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 
 # Bodies from this size on are landed in a worker process; smaller ones in a thread of the server.
 OFFLOAD_BYTES = 1 * 2**20
-QUOTA_RETRY_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,6 @@ class Landed:
     retry_after: int | None = None
 
 
-def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, space_id: str, incoming: int) -> None:
-    """429 when the space already holds ``api.max_rows_per_space`` rows (or would with this batch)."""
-    quota = registry.config.api.max_rows_per_space
-    if quota is None:
-        return
-    store = SpaceStore(registry)
-    rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
-    if rows + incoming > quota:
-        raise QuotaExceeded(f"space {space_id!r} holds {rows} rows; its quota is {quota}",
-                            retry_after=QUOTA_RETRY_SECONDS, rows=rows, max_rows_per_space=quota)
-
-
 def _parse(body: bytes) -> IngestRequest:
     if not body:
         raise InvalidJson('the request body is empty; send {"items": [...]}')
@@ -74,11 +62,16 @@ def _parse(body: bytes) -> IngestRequest:
 def land_ingest_body(job: IngestJob) -> Landed:
     try:
         registry = RoutingRegistry(job.config) if job.config is not None else RoutingRegistry.default()
+        limits, zone = registry.config.api, landing_zone(job.ctx, registry)
+        check_landing_bytes(limits.max_landing_bytes_per_day, zone, len(job.body))
         request = _parse(job.body)
-        check_row_quota(registry, job.ctx, job.space_id, len(request.items))
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        task = landing_zone(job.ctx, registry).land_batch(job.space_id, items,
-                                                          max_items=registry.config.api.max_items_per_batch)
+        if limits.max_rows_per_space is not None:
+            store = SpaceStore(registry)
+            rows = store.open(job.ctx, job.space_id).count() if store.exists(job.ctx, job.space_id) else 0
+            check_rows_at_admission(limits.max_rows_per_space, zone, job.space_id, rows, estimated_rows(items))
+        task = zone.land_batch(job.space_id, items, max_items=limits.max_items_per_batch)
+        record_landing(zone, len(job.body))
         return Landed(task_id=task.task_id)
     except NexusError as exc:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))

@@ -196,6 +196,8 @@ class TaskModel(BaseModel):
     problems: list[str] = Field(default_factory=list,
                                 description="what the run that settled the task skipped: files whose names "
                                             "it refused, lines it could not read; the rest was ingested")
+    estimated_rows: int | None = Field(None, description="rows an ingest batch is expected to become "
+                                                         "(counted against the space's row quota while it waits)")
 
 
 class TaskPage(BaseModel):
