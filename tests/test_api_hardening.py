@@ -5,13 +5,17 @@ refused before a byte of it is read), artifact ids in either case."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import socket
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from nexus_query.api.ingest_body import WORKER_NICENESS, warm_up
 from tests.helpers import ACME_KEY, GLOBEX_KEY, assert_envelope, auth
 
 MIB = 2**20
@@ -129,3 +133,14 @@ def test_an_artifact_id_that_breaks_the_artifact_rule_is_refused_with_that_rule(
     response = client.get(f"/nexus/artifacts/{artifact_id}", headers=auth(ACME_KEY))
     assert_envelope(response, 400, "nexus.invalid_id")
     assert "sha256:" in response.json()["error"]["message"]
+
+
+def _niceness_after_warm_up() -> int:
+    warm_up()
+    return os.nice(0)
+
+
+def test_the_ingest_worker_yields_the_cpu_to_the_serving_process():
+    """A large body is parsed in a worker at a lower priority: on a busy machine queries are served first."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_niceness_after_warm_up).result() == min(19, os.nice(0) + WORKER_NICENESS)

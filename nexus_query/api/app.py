@@ -18,7 +18,7 @@ from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
-from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_ingest_body, warm_up
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_in_worker, land_ingest_body, warm_up
 from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.models import (
     ID_REGEX,
@@ -111,7 +111,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
         # does it, so other tenants' requests are not stalled meanwhile.
         if len(job.body) >= OFFLOAD_BYTES:
-            landed = await anyio.to_process.run_sync(land_ingest_body, job, limiter=ingest_workers)
+            landed = await anyio.to_process.run_sync(land_in_worker, job, limiter=ingest_workers)
         else:
             landed = await anyio.to_thread.run_sync(land_ingest_body, job)
         if landed.task_id is None:

@@ -9,6 +9,8 @@ a small ``Landed`` comes back.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from nexus_query.store import SpaceStore
 
 # Bodies from this size on are landed in a worker process; smaller ones in a thread of the server.
 OFFLOAD_BYTES = 1 * 2**20
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,20 @@ def land_ingest_body(job: IngestJob) -> Landed:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))
 
 
+def land_in_worker(job: IngestJob) -> Landed:
+    """``land_ingest_body`` in a worker process, at a lower CPU priority than the serving process."""
+    _lower_priority()
+    return land_ingest_body(job)
+
+
 def warm_up() -> bool:
     """Run in a fresh worker so its imports are done before the first large body arrives."""
+    _lower_priority()
     return True
+
+
+@functools.cache
+def _lower_priority() -> None:
+    """Once per worker: on a busy machine the scheduler then serves the other tenants' queries first, and a
+    large upload takes the CPU time they leave."""
+    os.nice(WORKER_NICENESS)
