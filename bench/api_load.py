@@ -1,8 +1,9 @@
 """Load on the HTTP API, bounded and on loopback only: requests/s and p50/p99 query latency for 1, 4 and 8
-concurrent clients, then the cross-tenant stall: one tenant's query latency while another uploads bodies
-of the maximum size (target: p99 within 2x of idle).
+concurrent clients, then the cross-tenant stall: one tenant's query latency while another sends 30 MiB
+bodies to every route that takes a body (ingest's are landed, the others' refused 413 past 1 MiB; target:
+p99 within 2x of idle).
 
-    .venv/bin/python bench/api_load.py [--docs 300] [--queries 40] [--uploads 4]
+    .venv/bin/python bench/api_load.py [--docs 300] [--queries 40] [--uploads 4] [--smoke]
 
 It builds a throwaway Nexus home (acme and globex spaces embedded with the real model), runs
 ``nexus serve`` in a subprocess on a free loopback port, and drives it from threads with httpx.
@@ -94,24 +95,41 @@ def max_size_body(limit: int) -> bytes:
     return head + b", ".join(items) + tail
 
 
-def stall(base: str, uploads: int, limit: int, queries_idle: int) -> tuple[list[float], list[float], float]:
-    """(idle query latencies of globex, its latencies while acme uploads, seconds per upload)."""
+# Every route that takes a body, and what a 30 MiB body to it is answered (ingest's: landed).
+BODY_ROUTES = {"/nexus/spaces/main/ingest": 202, "/nexus/spaces/main/query": 413,
+               "/nexus/spaces/main/cognition/assemble": 413, "/nexus/spaces/main/erase": 413,
+               "/nexus/spaces/main/haze/snapshot": 413, "/nexus/tasks/abc/retry": 413}
+
+
+def send_large(client: httpx.Client, route: str, body: bytes) -> int:
+    """The answer's status; a server that closes under a body it refused is a 413 too."""
+    try:
+        return client.post(route, content=body, headers={"Authorization": "Bearer acme-demo-key",
+                                                          "Content-Type": "application/json"}).status_code
+    except httpx.TransportError:
+        return 413
+
+
+def stall(base: str, uploads: int, limit: int, queries_idle: int, large_body: int
+          ) -> tuple[list[float], list[float], dict[str, float]]:
+    """(idle query latencies of globex, its latencies while acme sends large bodies to every route,
+    mean seconds per large body by route)."""
     with httpx.Client(base_url=base, timeout=120) as client:
         idle = [query_once(client, "globex-demo-key", i) for i in range(queries_idle)]
-    body = max_size_body(limit)
+    ingest_body = max_size_body(min(limit, large_body))
+    junk = b'{"q": "tent", "junk": "' + b"j" * large_body + b'"}'
     busy: list[float] = []
-    upload_seconds: list[float] = []
+    seconds: dict[str, list[float]] = {route: [] for route in BODY_ROUTES}
     done = threading.Event()
 
     def uploader() -> None:
         with httpx.Client(base_url=base, timeout=300) as client:
             for _ in range(uploads):
-                started = time.perf_counter()
-                response = client.post("/nexus/spaces/main/ingest", content=body,
-                                       headers={"Authorization": "Bearer acme-demo-key",
-                                                "Content-Type": "application/json"})
-                assert response.status_code == 202, response.text[:300]
-                upload_seconds.append(time.perf_counter() - started)
+                for route, expected in BODY_ROUTES.items():
+                    started = time.perf_counter()
+                    status = send_large(client, route, ingest_body if expected == 202 else junk)
+                    assert status == expected, f"{route}: {status}"
+                    seconds[route].append(time.perf_counter() - started)
         done.set()
 
     thread = threading.Thread(target=uploader)
@@ -122,15 +140,20 @@ def stall(base: str, uploads: int, limit: int, queries_idle: int) -> tuple[list[
             busy.append(query_once(client, "globex-demo-key", i))
             i += 1
     thread.join()
-    return idle, busy, statistics.mean(upload_seconds)
+    return idle, busy, {route: statistics.mean(times) for route, times in seconds.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=300, help="documents per tenant space")
     parser.add_argument("--queries", type=int, default=40, help="queries per client per round")
-    parser.add_argument("--uploads", type=int, default=4, help="maximum-size uploads during the stall test")
+    parser.add_argument("--uploads", type=int, default=4, help="rounds of 30 MiB bodies to every route while "
+                                                                  "the other tenant queries")
+    parser.add_argument("--body-mib", type=int, default=30, help="size of the large bodies")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works")
     args = parser.parse_args()
+    if args.smoke:
+        args.docs, args.queries, args.uploads, args.body_mib = 20, 3, 1, 4
     with tempfile.TemporaryDirectory(prefix="nexus-api-load-") as tmp:
         home = Path(tmp) / "home"
         print(f"building two spaces of {args.docs} documents ...", flush=True)
@@ -160,11 +183,13 @@ def main() -> int:
                 rate, latencies = concurrent_queries(base, clients, args.queries)
                 print(f"{clients:>7}  {rate:7.1f}  {percentile(latencies, 50) * 1000:7.1f}  "
                       f"{percentile(latencies, 99) * 1000:7.1f}", flush=True)
-            idle, busy, per_upload = stall(base, args.uploads, limit, queries_idle=args.queries)
+            idle, busy, per_route = stall(base, args.uploads, limit, args.queries, args.body_mib * 2**20)
             idle_p99, busy_p99 = percentile(idle, 99), percentile(busy, 99)
-            print(f"\ncross-tenant stall: globex queries while acme uploads {args.uploads} bodies of "
-                  f"{len(max_size_body(limit)) / 2**20:.1f} MiB (limit {limit / 2**20:.0f} MiB, "
-                  f"{per_upload:.2f} s each)")
+            print(f"\ncross-tenant stall: globex queries while acme sends {args.uploads} round(s) of "
+                  f"{args.body_mib} MiB bodies to {len(BODY_ROUTES)} routes (ingest limit "
+                  f"{limit / 2**20:.0f} MiB); seconds per body:")
+            for route, mean in per_route.items():
+                print(f"  {route:<40} {BODY_ROUTES[route]}  {mean:.2f} s")
             print(f"  idle: p50 {percentile(idle, 50) * 1000:.1f} ms, p99 {idle_p99 * 1000:.1f} ms "
                   f"({len(idle)} queries)")
             print(f"  busy: p50 {percentile(busy, 50) * 1000:.1f} ms, p99 {busy_p99 * 1000:.1f} ms, max "

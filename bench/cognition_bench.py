@@ -1,6 +1,6 @@
 """assemble_topic latency over a space of 2,000 conversations (k=15), model load excluded.
 
-    .venv/bin/python bench/cognition_bench.py [--conversations 2000] [--runs 40] [--rebuild]
+    .venv/bin/python bench/cognition_bench.py [--conversations 2000] [--runs 40] [--rebuild] [--smoke]
 
 Builds (once, then reuses) a tenant space under bench/results/cognition-home from synthetic ChatGPT
 and Claude exports of an outdoor-gear retailer's support and operations chats: imported as
@@ -19,6 +19,7 @@ import random
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -276,7 +277,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--k", type=int, default=15)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the space even when one exists")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works")
     args = parser.parse_args()
+    if args.smoke:  # a throwaway home: the reused full-size space is left alone
+        global HOME
+        HOME = Path(tempfile.mkdtemp(prefix="nexus-cognition-smoke-")) / "home"
+        args.conversations, args.runs, args.rebuild = 20, 3, True
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.pop("NEXUS_CONFIG", None)

@@ -1,7 +1,7 @@
 """How long one erasure takes, by space size: a space of N rows (appended in 10 writes, with a full-text
 index and 10 older versions), one document erased, verified. Random unit vectors, no model.
 
-    .venv/bin/python bench/erasure_bench.py --rows 1000 10000 50000
+    .venv/bin/python bench/erasure_bench.py --rows 1000 10000 50000 [--smoke]
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import numpy as np
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows = [200]
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as home:
             os.environ["NEXUS_HOME"] = home

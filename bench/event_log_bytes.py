@@ -4,11 +4,12 @@ Runs ``kpi_facts_job`` for ``acme.default.main`` on a fresh SQLite instance and 
 sums the serialized size of every event log entry of the run (what a Postgres event log would store) and
 of the materialization's metadata alone. Compare two checkouts by pointing PYTHONPATH at each:
 
-    PYTHONPATH=/path/to/checkout .venv/bin/python bench/event_log_bytes.py
+    PYTHONPATH=/path/to/checkout .venv/bin/python bench/event_log_bytes.py [--smoke]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -28,6 +29,9 @@ from nexus_pipelines.definitions import defs  # noqa: E402
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="the same run: one KPI run is already seconds")
+    parser.parse_args()
     demo.land_examples(demo.nexus.files(demo.ACME), "main", demo.EXAMPLES / "acme")
     with dg.DagsterInstance.local_temp(tempdir=HOME) as instance:
         instance.add_dynamic_partitions("tenant_spaces", [demo.ACME.partition_key])

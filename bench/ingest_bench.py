@@ -1,7 +1,7 @@
 """Ingest pipeline throughput against raw SentenceTransformer.encode of the same chunk texts, the cost of
 re-running an unchanged partition, and peak memory, measured side by side in one run.
 
-    .venv/bin/python bench/ingest_bench.py [--docs 2000] [--rounds 2] [--memory-docs 0]
+    .venv/bin/python bench/ingest_bench.py [--docs 2000] [--rounds 2] [--memory-docs 0] [--smoke]
 
 N synthetic short documents (an outdoor-gear retailer's support notes, 25 to 90 words; one in ten a
 longer guide of several chunks; all distinct, deterministic) land as API batches of 1,000 items in a
@@ -143,7 +143,10 @@ def main() -> int:
     parser.add_argument("--memory-docs", type=int, default=0, help="also measure peak memory over this many docs")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 ONNX Runtime embedder (needs [onnx])")
     parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works")
     args = parser.parse_args()
+    if args.smoke:
+        args.docs, args.rounds, args.memory_docs, args.no_int8 = 40, 1, 0, True
     if args.pipeline_only:
         memory_only(args.docs)
         return 0

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/kpi_eval.py ../shared/data/nab-dev [--json]
     .venv/bin/python bench/kpi_eval.py ../shared/data/nab-dev --folds
+    .venv/bin/python bench/kpi_eval.py [NAB_DIR] --smoke     # seconds: the first series only, or two synthetic ones
 
 ``NAB_DIR`` is laid out as the Numenta Anomaly Benchmark is: ``data/<folder>/<file>.csv`` (``timestamp,value``)
 and ``labels/combined_windows.json`` (``"<folder>/<file>.csv"`` → ``[[start, end], ...]``). Every series is run
@@ -33,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -201,24 +203,46 @@ def summarise(scores: list[SeriesScore]) -> dict:
     }
 
 
+def smoke_nab(root: Path) -> Path:
+    """A two-series NAB folder (two days of 5-minute readings; one with a labelled step up), for --smoke."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    windows: dict[str, list[list[str]]] = {}
+    for folder, step in ((NO_ANOMALY_FOLDER, 0.0), ("artificialWithAnomaly", 40.0)):
+        name = f"{folder}/smoke.csv"
+        times = [start + timedelta(minutes=5 * i) for i in range(576)]
+        values = [20.0 + (step if i >= 500 else 0.0) + (i % 7) * 0.1 for i in range(576)]
+        (root / "data" / folder).mkdir(parents=True)
+        (root / "data" / name).write_text("timestamp,value\n" + "".join(
+            f"{t:%Y-%m-%d %H:%M:%S},{v}\n" for t, v in zip(times, values, strict=True)))
+        window = [f"{times[i]:%Y-%m-%d %H:%M:%S}.000000" for i in (490, 520)]
+        windows[name] = [window] if step else []
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    return root
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("nab_dir",
+    parser.add_argument("nab_dir", nargs="?",
                         help="a folder laid out as NAB: data/<folder>/<file>.csv, labels/combined_windows.json")
     parser.add_argument("--json", action="store_true", help="print the summary and every series' score as JSON")
     parser.add_argument("--jobs", type=int, default=2, help="CLI runs at a time (default 2)")
     parser.add_argument("--cli-arg", action="append", default=[], help="extra argument for every CLI run")
     parser.add_argument("--folds", action="store_true",
                         help="choose the calibration by cross-validation over the folders; print each fold")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few seconds' run that proves the bench works (without NAB_DIR: two synthetic series)")
     args = parser.parse_args(argv)
-    root = Path(args.nab_dir)
+    if args.nab_dir is None and not args.smoke:
+        parser.error("NAB_DIR is required (or --smoke)")
+    root = Path(args.nab_dir) if args.nab_dir else smoke_nab(Path(tempfile.mkdtemp(prefix="nexus-kpi-smoke-")))
     labels_path = root / "labels" / "combined_windows.json"
     if not (root / "data").is_dir() or not labels_path.is_file():
         print(f"kpi_eval: {root} is not a NAB data folder: it needs data/<folder>/<file>.csv and "
               f"labels/combined_windows.json (the development set is ../shared/data/nab-dev)", file=sys.stderr)
         return 2
     labels: dict[str, list[list[str]]] = json.loads(labels_path.read_text())
-    names = sorted(n for n in labels if (root / "data" / n).is_file())
+    names = sorted(n for n in labels if (root / "data" / n).is_file())[: 2 if args.smoke else None]
     if not names:
         print(f"kpi_eval: no labelled series found under {root / 'data'}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/retrieval_eval.py --beir DIR [--mode vector|hybrid] [--groups acme,globex]
     .venv/bin/python bench/retrieval_eval.py --write-examples DIR   # a BEIR set from examples/data
+    .venv/bin/python bench/retrieval_eval.py --smoke                # that set, written to a temporary folder
 
 DIR holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
 ``qrels/test.tsv`` (``query-id``, ``corpus-id``, ``score``). The corpus is landed in a fresh temporary
@@ -240,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-examples", type=Path, metavar="DIR", help="write a BEIR set from examples/data")
     parser.add_argument("--groups", metavar="A,B", help="also measure how the top score separates in-domain "
                         "from out-of-domain queries between these id groups (e.g. acme,globex)")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works "
+                        "(the example set, with --beir: that set)")
     args = parser.parse_args(argv)
+    if args.smoke and not args.beir and not args.write_examples:
+        args.beir = Path(tempfile.mkdtemp(prefix="nexus-beir-smoke-"))
+        write_examples(args.beir)
     if args.write_examples:
         write_examples(args.write_examples)
         return 0

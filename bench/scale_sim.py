@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale_sim.py [--spaces 500 5000 20000] [--spaces-per-tenant 5] [--s3]
                                         [--s3-spaces 500 5000] [--busy 20 200] [--serve 200 1000 2000]
-                                        [--writers 1 2 4]
+                                        [--writers 1 2 4] [--smoke]
 
 For each number of spaces (local disk, then S3 on moto_server with ``--s3``), after one batch landed in
 every space (seeded in bulk in the API's own layout: task, batch and inbox entry):
@@ -486,7 +486,11 @@ def main() -> int:
     parser.add_argument("--s3", action="store_true", help="repeat the orchestration on S3 (moto_server on 127.0.0.1)")
     parser.add_argument("--s3-spaces", type=int, nargs="+", help="sizes on S3 (default: --spaces); the emulator "
                                                                  "writes ~40 objects/s on two shared cores")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds' run that proves the bench works")
     args = parser.parse_args()
+    if args.smoke:
+        args.spaces, args.busy, args.serve, args.writers, args.write_batches = [10, 20], [2], [3], [1], 2
+        args.s3 = False
     with tempfile.TemporaryDirectory(prefix="nexus-scale-") as tmp:
         home = Path(tmp)
         (home / "s3").mkdir()

@@ -132,13 +132,16 @@ class TenantRoutes:
 class ApiConfig:
     """Limits of the HTTP API (``api:`` in the config). ``None``: no limit of that kind."""
 
-    max_body_bytes: int = 32 * 2**20            # counted while the body is read; 413 beyond
+    max_body_bytes: int = 32 * 2**20            # ingest bodies, counted while read; 413 beyond
+    max_json_body_bytes: int = 2**20            # every other route's body (query, assemble, erase, ...)
     max_items_per_batch: int = 1000
     requests_per_minute: int | None = None      # per API key, unless its entry says otherwise; 429 beyond
-    max_rows_per_space: int | None = None       # rows a tenant space may hold before ingest answers 429
+    max_rows_per_space: int | None = None       # rows a tenant space may hold (and its pending batches)
+    max_landing_bytes_per_day: int | None = None  # bytes a tenant may land per UTC day; 429 beyond
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_items_per_batch", "requests_per_minute", "max_rows_per_space"):
+        for name in ("max_body_bytes", "max_json_body_bytes", "max_items_per_batch", "requests_per_minute",
+                     "max_rows_per_space", "max_landing_bytes_per_day"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"api.{name} must be a positive integer or null, got {value!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +46,15 @@ class LandedFiles:
 
 def doc_id_for(path: Path, root: Path) -> str:
     """A stable id per file (the same file ingested again replaces its document): a readable slug of its
-    path below ``root`` and a short hash of that path, within the id rule."""
-    relative = path.relative_to(root).as_posix() if path != root else path.name
+    path below ``root`` and a short hash of that path (in NFC: one id however the file system composed its
+    accents), within the id rule."""
+    relative = _nfc(path.relative_to(root).as_posix() if path != root else path.name)
     slug = re.sub(r"[^a-z0-9]+", "-", relative.lower()).strip("-")[:40] or "file"
     return f"{slug}-{hashlib.sha256(relative.encode()).hexdigest()[:10]}"
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def _expand(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -74,12 +80,12 @@ def collect(paths: Iterable[str | Path], space_id: str) -> FileBatch:
     for path, root in files:
         lower = path.name.lower()
         doc_id = doc_id_for(path, root)
-        source = path.relative_to(root).as_posix()
+        source = _nfc(path.relative_to(root).as_posix())
         if lower.endswith(TEXT_SUFFIXES):
             text = _read_text(path)
             if text.strip():
                 batch.items.append({"type": "text", "id": doc_id, "content": text,
-                                    "metadata": {"source": source, "file_name": path.name}})
+                                    "metadata": {"source": source, "file_name": _nfc(path.name)}})
             else:
                 batch.skipped.append(f"{path}: empty")
         elif lower.endswith(".jsonl"):
@@ -93,7 +99,7 @@ def collect(paths: Iterable[str | Path], space_id: str) -> FileBatch:
             sidecar = _sidecar(path)
             blob_path = f"{MEDIA_DIR}/{space_id}/{doc_id}{path.suffix.lower()}"
             batch.images.append((path, blob_path))
-            metadata = {**sidecar.metadata, "source": source, "file_name": path.name}
+            metadata = {**sidecar.metadata, "source": source, "file_name": _nfc(path.name)}
             if sidecar.alt_text:
                 metadata["alt_text"] = sidecar.alt_text
             batch.items.append({"type": "image", "id": doc_id, "blob_path": blob_path,

@@ -6,6 +6,8 @@ Layout inside the tenant's ``nexus_blob_store`` area (``{bucket}/{prefix}/{tenan
     landing/{space_id}/files/...                 files dropped in directly (.txt .md .jsonl, images
                                                  with a sidecar ``<name>.json``, chat exports)
     tasks/{task_id}.json                         a task's status, read by GET /nexus/tasks/{task_id}
+    task-index/{status}/{created}~{task_id}      an empty file per task, under its status: GET /nexus/tasks
+                                                 lists these names and reads only the page's tasks
 
 A batch's ``task_id`` is its ``batch_id``: one batch, one task. A batch carries a copy of its task as it
 was landed, so neither exists without the other (``LandingZone``). Once a batch (or a file dropped
@@ -18,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import typing
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +36,19 @@ from nexus_query.paths import TenantFiles
 GLOBAL_SPACE_ID = "global"  # reserved: names the shared global space, never a tenant space
 MAX_ITEMS_PER_BATCH = 1000
 MAX_CONTENT_CHARS = 1_000_000
+MAX_TASK_PROBLEMS = 50  # problems a task keeps (the run's log has them all)
+# About what one row holds: the chunker cuts at 256 word pieces with 32 overlapping, ~1,000 characters of
+# prose (a 200,000-character item became 199 rows).
+CHARS_PER_ROW = 1000
 INGEST_TYPES = ("text", "image")
 TaskStatus = Literal["queued", "running", "succeeded", "failed"]
+TASK_INDEX = "task-index"
 log = logging.getLogger(__name__)
+
+
+def estimated_rows(items: Sequence[Mapping[str, Any]]) -> int:
+    """Rows a batch will become: an image is one, a text one per ``CHARS_PER_ROW`` characters begun."""
+    return sum(max(1, -(-len(item.get("content") or "") // CHARS_PER_ROW)) for item in items)
 
 
 def now_iso() -> str:
@@ -107,6 +121,8 @@ class Task:
     error: str | None = None
     run_id: str | None = None
     attempts: int = 1  # how often the batch was landed: 1, plus one per retry
+    problems: list[str] = field(default_factory=list)  # what the run that settled it skipped (refused files)
+    estimated_rows: int | None = None  # what an ingest batch will become (``estimated_rows``): row quotas
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -154,7 +170,7 @@ class LandingZone:
         stamp = now_iso()
         counts = {"items": len(normalized), **({"files": len(attached_files)} if attached_files else {})}
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
-                    counts=counts)
+                    counts=counts, estimated_rows=estimated_rows(normalized) + len(attached_files))
         body = {"batch_id": batch_id, "task_id": batch_id, "space_id": space_id, "received_at": stamp,
                 "task": task.to_dict(), "items": normalized,
                 **({"files": list(attached_files)} if attached_files else {})}
@@ -199,6 +215,22 @@ class LandingZone:
     # -- task records --------------------------------------------------------------------------------
     def write_task(self, task: Task) -> None:
         self.files.write_bytes_atomic(json.dumps(task.to_dict()).encode(), "tasks", f"{task.task_id}.json")
+        self._index_task(task)
+
+    def _index_task(self, task: Task) -> None:
+        """The task's index entry under its status, and none under another. Written after the record: a
+        crash in between leaves a task without an entry, which the next listing indexes."""
+        name = _index_name(task)
+        self.files.write_bytes_atomic(b"", TASK_INDEX, task.status, name)
+        for state in typing.get_args(TaskStatus):
+            if state != task.status:
+                self._drop_index_entry(state, name)
+
+    def _drop_index_entry(self, state: str, name: str) -> None:
+        try:
+            self.files.fs.rm_file(self.files.path(TASK_INDEX, state, name))
+        except FileNotFoundError:
+            pass
 
     def task_of_batch(self, space_id: str, batch_id: str) -> Task:
         """The batch's task; a record lost between the batch's write and its own is written back from the
@@ -215,12 +247,15 @@ class LandingZone:
             return task
 
     def update_task(self, task_id: str, status: TaskStatus, *, counts: Mapping[str, int] | None = None,
-                    error: str | None = None, run_id: str | None = None) -> Task:
+                    error: str | None = None, run_id: str | None = None,
+                    problems: Sequence[str] | None = None) -> Task:
         task = self.read_task(task_id)
         task.status, task.updated_at = status, now_iso()
         task.counts.update(counts or {})
         task.error = error if status == "failed" else None
         task.run_id = run_id or task.run_id
+        if problems is not None:
+            task.problems = list(problems)[:MAX_TASK_PROBLEMS]
         self.write_task(task)
         return task
 
@@ -233,21 +268,23 @@ class LandingZone:
             self.update_task(task_id, "running", run_id=run_id)
         return True
 
-    def settle_task(self, task_id: str, run_id: str, counts: Mapping[str, int] | None = None) -> bool:
-        """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was."""
+    def settle_task(self, task_id: str, run_id: str, counts: Mapping[str, int] | None = None, *,
+                    problems: Sequence[str] = ()) -> bool:
+        """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was;
+        ``problems``: what the run skipped (files whose names it refused, lines it could not read)."""
         task = self.read_task(task_id)
         if task.status == "succeeded":
             return False
-        self.update_task(task_id, "succeeded", counts=counts, run_id=run_id)
+        self.update_task(task_id, "succeeded", counts=counts, run_id=run_id, problems=problems)
         return True
 
-    def fail_task(self, task_id: str, run_id: str, error: str) -> bool:
+    def fail_task(self, task_id: str, run_id: str, error: str, *, problems: Sequence[str] = ()) -> bool:
         """``run_id`` failed: its tasks that no other run took over or finished are ``failed`` with the
         root error."""
         task = self.read_task(task_id)
         if task.status == "succeeded" or task.run_id not in (None, run_id):
             return False
-        self.update_task(task_id, "failed", error=error, run_id=run_id)
+        self.update_task(task_id, "failed", error=error, run_id=run_id, problems=problems)
         return True
 
     def retry_task(self, task_id: str) -> Task:
@@ -279,20 +316,49 @@ class LandingZone:
             raise NotFound("no such task", task_id=task_id) from None
 
     def list_tasks(self, state: TaskStatus | None = None, *, offset: int = 0, limit: int = 50) -> TaskPage:
-        """The tenant's tasks, newest first, optionally only those in ``state``; a page of ``limit``."""
-        tasks = []
+        """The tenant's tasks, newest first, optionally only those in ``state``; a page of ``limit``. Reads
+        the index's names and the page's tasks, not every task (a task found without an entry, written
+        before the index or by a writer that crashed in between, is indexed here once)."""
+        entries = self._index_entries()
         for path in self.files.list("tasks"):
             name = path.rsplit("/", 1)[-1]
-            if path.count("/") == 1 and name.endswith(".json"):
+            if path.count("/") == 1 and name.endswith(".json") and name[:-5] not in entries:
                 try:
                     task = self.read_task(name[:-5])
                 except (NotFound, ValueError, TypeError):
                     continue
-                if state is None or task.status == state:
-                    tasks.append(task)
-        tasks.sort(key=lambda t: (t.created_at, t.task_id), reverse=True)
-        page = tasks[offset:offset + limit]
-        return TaskPage(page, offset + limit if offset + limit < len(tasks) else None)
+                self._index_task(task)
+                entries[task.task_id] = (_index_name(task), {task.status})
+        listed = sorted(((name, task_id, states) for task_id, (name, states) in entries.items()
+                         if state is None or state in states), reverse=True)
+        page = []
+        for name, task_id, states in listed[offset:offset + limit]:
+            try:
+                task = self.read_task(task_id)
+            except (NotFound, ValueError, TypeError):  # the record is gone: so is its entry
+                for old in states:
+                    self._drop_index_entry(old, name)
+                continue
+            if states != {task.status}:  # an entry a concurrent or interrupted writer left behind
+                self._index_task(task)
+            if state is None or task.status == state:
+                page.append(task)
+        return TaskPage(page, offset + limit if offset + limit < len(listed) else None)
+
+    def _index_entries(self) -> dict[str, tuple[str, set[str]]]:
+        """task id -> (its index entry's name, the states it is listed under)."""
+        entries: dict[str, tuple[str, set[str]]] = {}
+        for path in self.files.list(TASK_INDEX):
+            parts = path.split("/")
+            if len(parts) == 3 and "~" in parts[2]:
+                task_id = parts[2].rsplit("~", 1)[1]
+                entries.setdefault(task_id, (parts[2], set()))[1].add(parts[1])
+        return entries
+
+
+def _index_name(task: Task) -> str:
+    """``{created, digits only}~{task_id}``: names sort as tasks were created, then by id."""
+    return f"{re.sub(r'[^0-9]', '', task.created_at)}~{task.task_id}"
 
 
 def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:

@@ -11,6 +11,7 @@ import os
 import posixpath
 import re
 import tempfile
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +25,12 @@ from nexus_query.errors import Forbidden, InvalidRequest
 
 GLOBAL_TENANT_DIR = "_global"  # cannot collide with a tenant: ids never start with "_"
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_SEGMENT = re.compile(r"[A-Za-z0-9._@+=-][A-Za-z0-9 ._@+=,()-]{0,254}", re.ASCII)
+MAX_SEGMENT_BYTES = 255  # what local file systems allow for one name (UTF-8 bytes)
+# Unicode categories a name may not contain: control, format (invisible: bidi overrides, zero widths),
+# surrogate, private use, unassigned, and the line and paragraph separators; the zero-width joiners that
+# emoji sequences and some scripts spell words with are names' own.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_JOINERS = frozenset("\u200c\u200d")
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -58,16 +64,33 @@ def global_space_location(route: StoreRoute) -> SpaceLocation:
                          storage_options=route.storage.for_lance())
 
 
+def segment_problem(segment: str) -> str | None:
+    """Why ``segment`` cannot be one name of a path, or None. Names are taken as people write them (any
+    printable Unicode: spaces, quotes, accents, emoji); refused is only what can escape or confuse a path:
+    empty, ``.`` or ``..``, a separator, control and invisible characters, more than 255 UTF-8 bytes."""
+    if segment in ("", ".", ".."):
+        return f"{segment!r} is not a name"
+    if "/" in segment or "\\" in segment:
+        return "a name may not contain '/' or '\\'"
+    if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+        return f"a name may be at most {MAX_SEGMENT_BYTES} bytes (UTF-8)"
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _JOINERS for ch in segment):
+        return "a name may not contain control or invisible characters"
+    return None
+
+
 def safe_relative_path(path: str) -> str:
-    """Validate a user-supplied relative path: no scheme, no absolute path, no '..', plain segments."""
+    """Validate a user-supplied relative path: no scheme, no absolute path, no '..', every segment a name
+    ``segment_problem`` accepts. The path is returned as given (not normalized): it names a stored file."""
     if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
         raise InvalidRequest("path must be a non-empty relative path with '/' separators", path=path)
     if _SCHEME.match(path) or path.startswith("/") or path.startswith("~"):
         raise Forbidden("path must be relative to the tenant's store", path=path)
     segments = path.split("/")
     for seg in segments:
-        if seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg):
-            raise Forbidden(f"path segment {seg!r} is not allowed", path=path)
+        problem = segment_problem(seg)
+        if problem:
+            raise Forbidden(f"path segment {seg!r} is not allowed: {problem}", path=path)
     return "/".join(segments)
 
 

@@ -29,12 +29,13 @@ SMALL_BODY = 64 * 1024
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory, provider):
-    """A server with small limits: 64 KiB bodies, 5 items a batch, 12 rows a space, and a key allowed
+    """A server with small limits: 64 KiB bodies on every route, 5 items a batch, 12 rows a space, and a key allowed
     three requests a minute."""
     home = tmp_path_factory.mktemp("limits-home")
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     raw["data_root"] = str(home)
-    raw["api"] = {"max_body_bytes": SMALL_BODY, "max_items_per_batch": 5, "max_rows_per_space": 12,
+    raw["api"] = {"max_body_bytes": SMALL_BODY, "max_json_body_bytes": SMALL_BODY, "max_items_per_batch": 5,
+                  "max_rows_per_space": 12,
                   "requests_per_minute": None}
     raw["api_keys"].append({"sha256": hash_api_key(LIMITED_KEY), "tenant_id": "acme", "requests_per_minute": 3})
     registry = RoutingRegistry(NexusConfig.from_dict(raw))

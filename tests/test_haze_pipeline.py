@@ -188,3 +188,33 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
     assert dataclasses.replace(after.info.counts, rows=40, kept=30, placed=10) == after.info.counts
     moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
     assert (moved == before).all().all()
+
+
+def test_snapshot_requests_for_a_space_coalesce_into_one_waiting_run(topics_space):
+    """A fuzzer's 20 requests with every combination of options: one task, one request, one run to start."""
+    registry = RoutingRegistry.default()
+    with background_server(create_app(registry)) as base_url, \
+            httpx.Client(base_url=base_url, headers=ACME_KEY, timeout=60) as http:
+        bodies = [{}, {"refit": True}, {"method": "umap"}, {"refit": False, "method": "tsne"}, None] * 4
+        ids = {http.post("/nexus/spaces/main/haze/snapshot", json=body).json()["task_id"] for body in bodies}
+    (task_id,) = ids
+    (waiting,) = pending_requests(HazeStore.for_context(ACME))
+    assert (waiting.task_id, waiting.refit, waiting.method) == (task_id, True, "tsne")
+    with dg.instance_for_test() as instance:
+        evaluation = haze_request_sensor(dg.build_sensor_context(instance=instance,
+                                                                 resources={"nexus": NexusResource()}))
+    assert [r.run_key for r in evaluation.run_requests] == [f"haze:{task_id}"]
+
+
+def test_a_run_takes_what_joined_its_request_before_it_started_and_a_later_request_waits_anew(topics_space):
+    first = request_snapshot(ACME, "main")  # the sensor starts its run with these options ...
+    assert request_snapshot(ACME, "main", method="tsne").task_id == first.task_id  # ... then this joins
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        result = dg.materialize([haze_projection], partition_key=PARTITION, instance=instance,
+                                resources={"nexus": NexusResource()}, tags={"nexus/task_id": first.task_id})
+    assert result.success
+    metadata = result.asset_materializations_for_node("haze_projection")[0].metadata
+    assert metadata["method"].value == "tsne"
+    assert landing_zone(ACME).read_task(first.task_id).status == "succeeded"
+    assert request_snapshot(ACME, "main").task_id != first.task_id

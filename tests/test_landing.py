@@ -131,3 +131,27 @@ def test_tasks_are_listed_newest_first_by_state_in_pages(nexus_home):
     assert [t.task_id for t in zone.list_tasks("failed").tasks] == [ids[2]]
     assert zone.list_tasks().next_offset is None and len(zone.list_tasks().tasks) == 5
     assert landing_zone(GLOBEX).list_tasks().tasks == []
+
+
+def test_a_page_of_tasks_reads_only_that_page_of_task_records(nexus_home, monkeypatch):
+    zone = landing_zone(ACME)
+    ids = [zone.land_batch("main", [{"type": "text", "content": f"t{i}"}]).task_id for i in range(30)]
+    zone.fail_task(ids[0], "run-a", "boom")
+    read: list[tuple[str, ...]] = []
+    reader = zone.files.read_bytes
+    monkeypatch.setattr(zone.files, "read_bytes", lambda *parts: read.append(parts) or reader(*parts))
+    newest = sorted((zone.read_task(i) for i in ids), key=lambda t: (t.created_at, t.task_id), reverse=True)
+    read.clear()
+    page = zone.list_tasks(limit=5)
+    assert page.tasks == newest[:5] and page.next_offset == 5
+    assert len(read) == 5
+    read.clear()
+    assert [t.task_id for t in zone.list_tasks("failed").tasks] == [ids[0]] and len(read) == 1
+
+
+def test_tasks_written_before_the_index_are_indexed_on_the_first_listing(nexus_home):
+    zone = landing_zone(ACME)
+    ids = [zone.land_batch("main", [{"type": "text", "content": f"t{i}"}]).task_id for i in range(3)]
+    zone.files.fs.rm(zone.files.path("task-index"), recursive=True)
+    assert sorted(t.task_id for t in zone.list_tasks().tasks) == sorted(ids)
+    assert len(zone.files.list("task-index", "queued")) == 3

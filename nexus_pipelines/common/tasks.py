@@ -2,7 +2,8 @@
 
 An ingest run reads every batch of its space, not only the one it was started for, so the ledger follows
 the items, not the run's tag: ``raw_docs`` claims the task of every batch it reads that is not yet
-``succeeded`` (``running``, with its run id) and lists them in its materialization (``claimed_tasks``);
+``succeeded`` (``running``, with its run id) and records them in the run's event log (``claimed_tasks``,
+an observation written before it reads anything, so a run that fails at any step still names them);
 ``space_table`` settles them all ``succeeded`` with counts once the space is written and checked; a failed
 run (``ingest_failure_sensor``) marks ``failed``, with the root error, only the tasks it still holds, so
 a later run that finished them is never contradicted. A run started for a landed batch also carries the
@@ -20,6 +21,7 @@ import dagster as dg
 from nexus_query.claims import Claims
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus
+from nexus_query.quotas import refused_for_quota
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -40,16 +42,18 @@ def report_task(zone: LandingZone, tags: Mapping[str, str], status: TaskStatus, 
 
 
 def report_tasks(zone: LandingZone, task_ids: Sequence[str], status: TaskStatus, log: Log, *, run_id: str,
-                 counts: Mapping[str, int] | None = None, error: str | None = None) -> None:
-    """``running`` claims, ``succeeded`` settles, ``failed`` fails (``LandingZone``'s guarded moves)."""
+                 counts: Mapping[str, int] | None = None, error: str | None = None,
+                 problems: Sequence[str] = ()) -> None:
+    """``running`` claims, ``succeeded`` settles, ``failed`` fails (``LandingZone``'s guarded moves);
+    ``problems``: what the run skipped (files it refused), kept on the tasks it settles or fails."""
     for task_id in dict.fromkeys(task_ids):
         try:
             if status == "running":
                 zone.claim_task(task_id, run_id)
             elif status == "succeeded":
-                zone.settle_task(task_id, run_id, counts)
+                zone.settle_task(task_id, run_id, counts, problems=problems)
             elif status == "failed":
-                zone.fail_task(task_id, run_id, error or "run failed")
+                zone.fail_task(task_id, run_id, error or "run failed", problems=problems)
             else:
                 zone.update_task(task_id, status, run_id=run_id)
         except NotFound:
@@ -69,7 +73,8 @@ def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log,
         if claims.held_by_other(batch_id, claim_owner):
             continue
         try:
-            if zone.task_of_batch(space_id, batch_id).status != "succeeded":
+            task = zone.task_of_batch(space_id, batch_id)
+            if task.status != "succeeded" and not refused_for_quota(task):  # the reader leaves those out
                 claimed.append(batch_id)
         except (NotFound, ValueError) as exc:
             log.warning("batch %s: its task cannot be read (%s); not claimed", batch_id, exc)
@@ -77,16 +82,23 @@ def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log,
     return claimed
 
 
+def record_claims(context: dg.AssetExecutionContext, claimed: Sequence[str]) -> None:
+    """Write the claimed task ids into the run's event log before the step reads anything: whichever step
+    fails later, the run's failure handling finds them (``claimed_in_run``)."""
+    context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key,
+                                          metadata={CLAIMED_METADATA: dg.MetadataValue.json(list(claimed))}))
+
+
 def claimed_in_run(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The task ids ``raw_docs`` claimed in run ``run_id`` (from its materialization's metadata)."""
+    """The task ids ``raw_docs`` claimed in run ``run_id`` (the observation ``record_claims`` wrote)."""
     claimed: list[str] = []
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.asset_materialization
-        if materialization is not None and materialization.asset_key == dg.AssetKey("raw_docs"):
-            value = materialization.metadata.get(CLAIMED_METADATA)
-            if value is not None and isinstance(value.value, list):  # raw_docs writes a JSON list of ids
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
+        observation = record.asset_observation
+        if observation is not None and observation.asset_key == dg.AssetKey("raw_docs"):
+            value = observation.metadata.get(CLAIMED_METADATA)
+            if value is not None and isinstance(value.value, list):  # a JSON list of ids
                 claimed += [str(task_id) for task_id in value.value]
-    return claimed
+    return list(dict.fromkeys(claimed))
 
 
 def root_cause(error: SerializableErrorInfo) -> str:

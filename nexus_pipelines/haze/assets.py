@@ -17,7 +17,7 @@ from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, 
 from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import InvalidRequest
-from nexus_query.haze import ClusterSummary, HazeStore, finish_request, pending_requests
+from nexus_query.haze import ClusterSummary, HazeStore, finish_request, pending_requests, read_request
 from nexus_query.store import SpaceTable
 
 GROUP = "haze"
@@ -75,7 +75,12 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
     haze = haze_store(nexus, key)
     task_id = context.run.tags.get(TASK_TAG)
     try:
-        result = project_space(open_space(nexus, key), haze, key.space_id, config.params(), refit=config.refit,
+        # Read after the task is running: requests that joined this one while it waited are in it now.
+        request = read_request(haze, key.space_id, task_id) if task_id else None
+        params, refit = config.params(), config.refit or bool(request and request.refit)
+        if request is not None and request.method:
+            params = dataclasses.replace(params, method=request.method)
+        result = project_space(open_space(nexus, key), haze, key.space_id, params, refit=refit,
                                log=context.log.info)
     except Exception as exc:
         report_task(zone, context.run.tags, "failed", context.log, run_id=context.run.run_id, error=str(exc)[:2000])

@@ -19,6 +19,7 @@ from nexus_pipelines.common.tasks import (
     TASK_TAG,
     claim_landed_tasks,
     claimed_in_run,
+    record_claims,
     report_task,
     report_tasks,
 )
@@ -37,10 +38,13 @@ from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
 from nexus_pipelines.maintenance.optimize import compact_if_fragmented, fragment_counts
 from nexus_pipelines.partitions import tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.landing import INGEST_TYPES, MAX_TASK_PROBLEMS
 from nexus_query.paths import GLOBAL_TENANT_DIR
+from nexus_query.quotas import check_rows_at_write
 
 GROUP = "ingest"
 PARQUET_IO = "nexus_parquet"
+PROBLEMS = "problems"  # what raw_docs skipped, as a JSON list: the tasks the run settles keep it
 
 
 class ChunkConfig(dg.Config):
@@ -71,6 +75,7 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
     # Before reading: every batch claimed here is one the reader below reads (batches are never removed).
     claimed = claim_landed_tasks(zone, key.space_id, context.run.run_id, context.log,
                                  context.run.tags.get(CLAIM_OWNER_TAG))
+    record_claims(context, claimed)
     report_task(zone, context.run.tags, "running", context.log, run_id=context.run.run_id)
     reader = LandingReader(zone, key.space_id)
 
@@ -80,6 +85,7 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
         advance_import_tasks(zone, reader.import_tasks, "running", context.log, run_id=context.run.run_id)
         return {**reader.summary(), CLAIMED_METADATA: dg.MetadataValue.json(claimed),
                 IMPORT_TASKS: dg.MetadataValue.json(reader.import_tasks),
+                PROBLEMS: dg.MetadataValue.json(reader.problems[:MAX_TASK_PROBLEMS]),
                 "problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in reader.problems[:50]) or "none")}
 
     return ArrowStream(DOC_SCHEMA, reader.batches(), summary)
@@ -135,6 +141,9 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     provider = nexus.provider
     space = nexus.open_space(key, provider.info)
     ctx = nexus.owner_context(key)
+    if not key.is_global:  # over the row quota: the run fails (its tasks with it) before writing a row
+        check_rows_at_write(nexus.registry.config.api.max_rows_per_space, space, embeddings.count_rows(),
+                            INGEST_TYPES)
     written, keep = write_batches(embeddings, space, ctx, provider)
     pruned = prune_departed(space, keep, allow_empty_source=config.allow_empty_source)
     if pruned.refused_empty_source:
@@ -146,15 +155,17 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
               "rows_deleted": pruned.deleted, "rows_skipped": written.unchanged}
     failed = [o.name for o in outcomes if not o.passed]
     zone = nexus.landing(key)
-    imports = _upstream_metadata(context, key="raw_docs").get(IMPORT_TASKS) or []
+    read = _upstream_metadata(context, key="raw_docs")
+    imports, problems = read.get(IMPORT_TASKS) or [], read.get(PROBLEMS) or []
     # Every task whose batch this run read is settled by it, not only the one it was started for.
     tasks = claimed_in_run(context.instance, context.run.run_id) + [t for t in [context.run.tags.get(TASK_TAG)] if t]
     if failed:
         error = f"asset checks failed: {', '.join(failed)}"
-        report_tasks(zone, tasks, "failed", context.log, run_id=context.run.run_id, error=error)
+        report_tasks(zone, tasks, "failed", context.log, run_id=context.run.run_id, error=error, problems=problems)
         advance_import_tasks(zone, imports, "failed", context.log, run_id=context.run.run_id, error=error)
     else:
-        report_tasks(zone, tasks, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
+        report_tasks(zone, tasks, "succeeded", context.log, run_id=context.run.run_id, counts=counts,
+                     problems=problems)
         advance_import_tasks(zone, imports, "succeeded", context.log, run_id=context.run.run_id, counts=counts)
     return dg.MaterializeResult(
         metadata={**counts, "table_version": space.version, "compacted": compacted is not None,

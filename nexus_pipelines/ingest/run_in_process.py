@@ -4,11 +4,14 @@ command (``nexus cognition import --wait``) does for a user who has no Dagster d
 
 The run is recorded in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so ``make dev`` shows it
 afterwards), else in a throwaway in-memory one. A run started for a task (``task_id``) carries it in the
-``nexus/task_id`` tag, so the ingest assets move that task to running, then succeeded or failed.
+``nexus/task_id`` tag, so the ingest assets move that task to running, then succeeded or failed. A run
+that fails settles its tasks here, as ``ingest_failure_sensor`` does for a daemon's run: whatever step
+failed, every task it claimed is ``failed`` with the root error, none is left ``running``.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,8 +21,9 @@ import dagster as dg
 from tqdm import tqdm
 
 from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
-from nexus_pipelines.common.tasks import TASK_TAG
+from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
+from nexus_pipelines.resources import NexusResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INGEST_JOB = "ingest_space"
@@ -68,6 +72,8 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
     error = None
     if not result.success:
         error = (first_step_error(result.all_events, root=True) or "the ingest run failed").strip()
+        fail_run_tasks(NexusResource().landing(key), instance, result.run_id, run_tags, error[:2000],
+                       logging.getLogger(__name__))
     return IngestOutcome(result.run_id, result.success, asset_metadata(result), error)
 
 

@@ -4,15 +4,18 @@ What counts as a document (layout: ``nexus_query.landing``):
 
 - every item of every API batch, ``landing/{space}/batches/*.json``;
 - dropped files under ``landing/{space}/files/``: ``.txt`` and ``.md`` (one document each, id = the
-  path below ``files/``), ``.jsonl`` (one item per line, the fields of an API item), and images
+  path below ``files/``, NFC-normalized), ``.jsonl`` (one item per line, the fields of an API item), and images
   (``.png .jpg .jpeg .gif .webp``) with an optional sidecar ``<image file name>.json`` holding
   ``{"caption": ..., "alt_text": ..., "metadata": {...}}``.
 
 A document id seen twice keeps its last version: files first (by path), then batches (by arrival), so
 a re-sent item replaces the earlier one. ``.json`` files under ``files/conversations/`` are chat exports
 (ChatGPT, Claude or canonical conversations, ``nexus_query.cognition``): one document per content block
-of each conversation's latest version, after everything else. Other files are left alone. Documents
-stream out in Arrow batches, so a space never has to fit in memory.
+of each conversation's latest version, after everything else. Other files are left alone. A file whose
+name ``nexus_query.paths`` refuses (a control character, an over-long name) is skipped and named in the
+problems; it never stops the rest of the space. A batch whose task the row quota refused is left out
+until it is retried (``nexus_query.quotas``). Documents stream out in Arrow batches, so a space never
+has to fit in memory.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import pyarrow as pa
 from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, landed_conversations, landed_task_id
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import LandingZone, validate_items
+from nexus_query.paths import segment_problem
+from nexus_query.quotas import refused_for_quota
 from nexus_query.store import canonical_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -113,9 +118,21 @@ class LandingReader:
     def files_prefix(self) -> str:
         return f"landing/{self.space_id}/files/"
 
+    def _readable(self, paths: list[str]) -> list[str]:
+        """``paths`` less those whose names cannot be read as paths, each named in the problems."""
+        kept = []
+        for path in paths:
+            problem = next(filter(None, map(segment_problem, path.split("/"))), None)
+            if problem:
+                self.problems.append(f"{path!r}: file name refused ({problem}); skipped")
+                self.counts["refused_files"] += 1
+            else:
+                kept.append(path)
+        return kept
+
     def _origins(self) -> tuple[list[_Origin], dict[str, tuple[int, int]]]:
         """Every origin in precedence order, and for each document id where its last version is."""
-        files = self.zone.files.list("landing", self.space_id, "files")
+        files = self._readable(self.zone.files.list("landing", self.space_id, "files"))
         names = set(files)
         self.chat_exports = []
         origins: list[_Origin] = []
@@ -126,7 +143,7 @@ class LandingReader:
             if path.endswith(".jsonl"):
                 ids = [doc["doc_id"] for doc in self._read_jsonl(path, report=False)]
             elif self._file_format(path):
-                ids = [path[len(self.files_prefix):]]
+                ids = [self._file_doc_id(path)]
             elif path.startswith(f"{self.files_prefix}{CHAT_EXPORTS_DIR}/") and path.endswith(".json"):
                 self.chat_exports.append(path)
                 continue
@@ -137,6 +154,9 @@ class LandingReader:
             ids_of.append(ids)
         batches = []
         for batch_id in self.zone.batch_ids(self.space_id):
+            if refused_for_quota(self.zone.task_of_batch(self.space_id, batch_id)):
+                self.problems.append(f"batch {batch_id}: left out, refused for the row quota until retried")
+                continue
             body = self.zone.read_batch(self.space_id, batch_id)
             batches.append((body.get("received_at", ""), batch_id, [item["id"] for item in body["items"]]))
         for _, batch_id, ids in sorted(batches):
@@ -145,6 +165,11 @@ class LandingReader:
         last = {doc_id: (index, position)
                 for index, ids in enumerate(ids_of) for position, doc_id in enumerate(ids)}
         return origins, last
+
+    def _file_doc_id(self, path: str) -> str:
+        """A dropped file's document id: its path below ``files/``, in NFC (one id for a name however the
+        file system that wrote it composed its accents)."""
+        return unicodedata.normalize("NFC", path[len(self.files_prefix):])
 
     @staticmethod
     def _file_format(path: str) -> str | None:
@@ -160,7 +185,7 @@ class LandingReader:
             for item in self.zone.read_batch(self.space_id, origin.name)["items"]:
                 yield item_doc(item, f"batch:{origin.name}")
             return
-        path, doc_id = origin.name, origin.name[len(self.files_prefix):]
+        path, doc_id = origin.name, self._file_doc_id(origin.name)
         if path.endswith(".jsonl"):
             yield from self._read_jsonl(path)
             return

@@ -18,7 +18,7 @@ from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
-from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane, IngestJob, land_ingest_body, warm_up
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane, IngestJob, land_in_worker, land_ingest_body, warm_up
 from nexus_query.api.kpi import kpi_router
 from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.models import (
@@ -49,7 +49,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         403: "forbidden (e.g. writing the read-only global space)",
         404: "no such space, task, blob or endpoint",
         410: "cursor invalid: corrupt, forged, another tenant's or query's, expired, or its versions are gone",
-        413: "the request body is larger than api.max_body_bytes (nexus.payload_too_large)",
+        413: "the request body is larger than the route's limit: api.max_body_bytes for ingest, "
+             "api.max_json_body_bytes (1 MiB) for every other route (nexus.payload_too_large)",
         422: "request does not match the schema (no type is coerced: \"5\" is not an integer)",
         429: "too many requests for this key (nexus.rate_limited) or the space's row quota is used up "
              "(nexus.quota_exceeded); the Retry-After header says when to try again",
@@ -59,7 +60,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
 TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
-INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # reads and checks its body itself
+INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # large bodies; reads and checks its body itself
 INGEST_WORKERS = 2  # worker processes landing large bodies at once
 
 
@@ -88,7 +89,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     install_error_handlers(app)
     # Outermost last: the catch-all, then identity (401 before anything is read), the key's request
     # rate, and the body's size and JSON form, all before the framework parses it.
-    app.add_middleware(BodyGuardMiddleware, registry=current, parsed_elsewhere=[INGEST_PATH])
+    app.add_middleware(BodyGuardMiddleware, registry=current, large_bodies=[INGEST_PATH])
     app.add_middleware(RateLimitMiddleware, registry=current)
     app.add_middleware(AuthMiddleware, registry=current)
     app.add_middleware(CatchAllMiddleware)
@@ -116,7 +117,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
         # does it, so other tenants' requests are not stalled meanwhile.
         if len(job.body) >= OFFLOAD_BYTES:
-            landed = await anyio.to_process.run_sync(land_ingest_body, job, limiter=ingest_workers)
+            landed = await anyio.to_process.run_sync(land_in_worker, job, limiter=ingest_workers)
         else:
             landed = await anyio.to_thread.run_sync(land_ingest_body, job, fast_lane)
         if landed.task_id is None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nexus_query.api.auth import caller
 from nexus_query.api.models import NOT_BLANK, WholeNumber
 from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
+from nexus_query.cognition.artifacts import ARTIFACT_ID_PATTERN
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
 from nexus_query.context import RequestContext
 from nexus_query.routing import RoutingRegistry
@@ -107,7 +108,8 @@ def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any
     @router.get("/artifacts/{artifact_id}", response_model=ArtifactModel | TombstoneModel,
                 response_model_exclude_unset=True,
                 summary="A stored cognition artifact (or the tombstone of an erased one)")
-    def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>", pattern=r"^sha256:[0-9a-f]{64}$"),
+    def get_artifact(artifact_id: str = Path(description="sha256:<64 hex digits>, in either case",
+                                             pattern=ARTIFACT_ID_PATTERN),
                      ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         return ArtifactStore.for_context(ctx, current()).get(artifact_id)
 

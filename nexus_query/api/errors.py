@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nexus_query.cognition.artifacts import ARTIFACT_ID_RULE
 from nexus_query.context import ID_PATTERN
 from nexus_query.errors import (
     InvalidFilter,
@@ -41,6 +42,8 @@ def _validation_error(exc: RequestValidationError) -> NexusError:
     if any(p["type"] == "json_invalid" for p in problems):
         return InvalidJson("request body is not valid JSON", errors=problems)
     ids = [p["loc"][1] for p in problems if p["loc"][:1] == ["path"] and len(p["loc"]) > 1]
+    if ids == ["artifact_id"]:  # the one path id with a rule of its own
+        return InvalidId(ARTIFACT_ID_RULE, field="artifact_id")
     if ids and len(ids) == len(problems):  # a path id that breaks the id rule: the same answer as everywhere
         return InvalidId(f"{ids[0]} must match {ID_PATTERN.pattern} (lowercase ASCII letters, digits, '_' or '-')",
                          field=ids[0])

@@ -1,5 +1,5 @@
 """Landing an ingest request body, start to end, as one plain function of bytes: decode and check the
-JSON, validate it against ``IngestRequest``, check the row quota, land the batch.
+JSON, validate it against ``IngestRequest``, check the quotas (``nexus_query.quotas``), land the batch.
 
 The server runs it in a worker process for large bodies (``anyio.to_process``) and in a thread for small
 ones: parsing and validating tens of megabytes holds the interpreter lock for seconds, and in the serving
@@ -9,6 +9,8 @@ a small ``Landed`` comes back.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,14 +21,15 @@ from nexus_query.api.limits import read_json
 from nexus_query.api.models import IngestRequest
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
-from nexus_query.errors import InvalidJson, NexusError, QuotaExceeded, ValidationFailed
-from nexus_query.landing import Task, landing_zone
+from nexus_query.errors import InvalidJson, NexusError, ValidationFailed
+from nexus_query.landing import Task, estimated_rows, landing_zone
+from nexus_query.quotas import check_landing_bytes, check_rows_at_admission, record_landing
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 
 # Bodies from this size on are landed in a worker process; smaller ones in a thread of the server.
 OFFLOAD_BYTES = 1 * 2**20
-QUOTA_RETRY_SECONDS = 3600
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -46,18 +49,6 @@ class Landed:
     status: int = 202
     envelope: dict[str, Any] | None = None
     retry_after: int | None = None
-
-
-def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, space_id: str, incoming: int) -> None:
-    """429 when the space already holds ``api.max_rows_per_space`` rows (or would with this batch)."""
-    quota = registry.config.api.max_rows_per_space
-    if quota is None:
-        return
-    store = SpaceStore(registry)
-    rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
-    if rows + incoming > quota:
-        raise QuotaExceeded(f"space {space_id!r} holds {rows} rows; its quota is {quota}",
-                            retry_after=QUOTA_RETRY_SECONDS, rows=rows, max_rows_per_space=quota)
 
 
 def _parse(body: bytes) -> IngestRequest:
@@ -84,18 +75,38 @@ class FastLane(Protocol):
 def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Landed:
     try:
         registry = RoutingRegistry(job.config) if job.config is not None else RoutingRegistry.default()
+        limits, zone = registry.config.api, landing_zone(job.ctx, registry)
+        check_landing_bytes(limits.max_landing_bytes_per_day, zone, len(job.body))
         request = _parse(job.body)
-        check_row_quota(registry, job.ctx, job.space_id, len(request.items))
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        max_items = registry.config.api.max_items_per_batch
+        if limits.max_rows_per_space is not None:
+            store = SpaceStore(registry)
+            rows = store.open(job.ctx, job.space_id).count() if store.exists(job.ctx, job.space_id) else 0
+            check_rows_at_admission(limits.max_rows_per_space, zone, job.space_id, rows, estimated_rows(items))
+        max_items = limits.max_items_per_batch
         task = fast_lane.land(job.ctx, job.space_id, items, registry, max_items) if fast_lane else None
         if task is None:
-            task = landing_zone(job.ctx, registry).land_batch(job.space_id, items, max_items=max_items)
+            task = zone.land_batch(job.space_id, items, max_items=max_items)
+        record_landing(zone, len(job.body))
         return Landed(task_id=task.task_id)
     except NexusError as exc:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))
 
 
+def land_in_worker(job: IngestJob) -> Landed:
+    """``land_ingest_body`` in a worker process, at a lower CPU priority than the serving process."""
+    _lower_priority()
+    return land_ingest_body(job)
+
+
 def warm_up() -> bool:
     """Run in a fresh worker so its imports are done before the first large body arrives."""
+    _lower_priority()
     return True
+
+
+@functools.cache
+def _lower_priority() -> None:
+    """Once per worker: on a busy machine the scheduler then serves the other tenants' queries first, and a
+    large upload takes the CPU time they leave."""
+    os.nice(WORKER_NICENESS)

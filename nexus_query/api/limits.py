@@ -1,11 +1,14 @@
 """Bounded requests and fair tenants, as pure ASGI middleware (no per-request task, nothing buffered
 beyond the configured limit):
 
-- ``BodyGuardMiddleware`` counts a body while it is read and answers 413 past ``api.max_body_bytes``
-  (a declared ``Content-Length`` over the limit is answered before any of it is kept), and answers 400
+- ``BodyGuardMiddleware`` counts a body while it is read and answers 413 past the route's limit:
+  ``api.max_body_bytes`` for the routes that take large bodies (``large_bodies``: ingest, which reads and
+  checks its body itself, off the serving process), ``api.max_json_body_bytes`` (1 MiB) for every other
+  route, so a 30 MiB body to a query costs the server 1 MiB of reading and no parsing. A body is answered
+  413 as soon as it is known to be over: a declared ``Content-Length`` before any of it is read (and the
+  connection closed when it declares more than ``DRAIN_FACTOR`` times the limit). It answers 400
   ``nexus.invalid_json`` for a JSON body that is not UTF-8, not JSON, uses NaN/Infinity or nests deeper
-  than ``MAX_JSON_DEPTH``. The framework then reads the same bytes again, from memory. Routes that read
-  and check their body themselves (``parsed_elsewhere``: ingest, off the serving process) are passed on.
+  than ``MAX_JSON_DEPTH``; the framework then reads the same bytes again, from memory.
 - ``RateLimitMiddleware`` gives every API key a token bucket of ``requests_per_minute`` (the key's own,
   else ``api.requests_per_minute``) and answers 429 with ``Retry-After`` when it is empty.
 """
@@ -29,8 +32,9 @@ from nexus_query.errors import InvalidJson, NexusError, PayloadTooLarge, RateLim
 from nexus_query.routing import RoutingRegistry
 
 MAX_JSON_DEPTH = 64
-# A body over the limit is read on (and dropped) up to this multiple of the limit, so the client that
-# sent it can read the 413; past that the connection is closed under it.
+# A body over the limit is answered 413 at once. The server (uvicorn) then reads on and drops the rest, so
+# a client still sending can read the answer, unless it declared more than this multiple of the limit: that
+# connection is closed under it.
 DRAIN_FACTOR = 4
 # Bodies below this are checked on the event loop; larger ones in a worker thread.
 INLINE_CHECK_BYTES = 256 * 1024
@@ -98,21 +102,22 @@ async def _send_error(scope: Scope, receive: Receive, send: Send, error: NexusEr
 
 class BodyGuardMiddleware:
     def __init__(self, app: ASGIApp, registry: Callable[[], RoutingRegistry],
-                 parsed_elsewhere: Sequence[re.Pattern[str]] = ()) -> None:
+                 large_bodies: Sequence[re.Pattern[str]] = ()) -> None:
         self.app = app
         self.registry = registry
-        self.parsed_elsewhere = list(parsed_elsewhere)
+        self.large_bodies = list(large_bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.registry().config.api.max_body_bytes
+        large = any(p.match(scope["path"]) for p in self.large_bodies)
+        api = self.registry().config.api
+        limit = api.max_body_bytes if large else api.max_json_body_bytes
         too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes", max_body_bytes=limit)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            drained = await self._drain(receive, limit * DRAIN_FACTOR)
-            await _send_error(scope, receive, send, too_large, close=not drained)
+            await _send_error(scope, receive, send, too_large, close=declared > limit * DRAIN_FACTOR)
             return
         chunks: list[bytes] = []
         size = 0
@@ -124,34 +129,20 @@ class BodyGuardMiddleware:
             size += len(chunk)
             if size > limit:
                 chunks.clear()
-                drained = message.get("more_body", False) is False or await self._drain(
-                    receive, limit * DRAIN_FACTOR - size)
-                await _send_error(scope, receive, send, too_large, close=not drained)
+                await _send_error(scope, receive, send, too_large)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         chunks.clear()
-        if body and _is_json(scope) and not any(p.match(scope["path"]) for p in self.parsed_elsewhere):
+        if body and _is_json(scope) and not large:
             problem = (json_problem(body) if len(body) < INLINE_CHECK_BYTES
                        else await anyio.to_thread.run_sync(json_problem, body))
             if problem:
                 await _send_error(scope, receive, send, InvalidJson(problem))
                 return
         await self.app(scope, _replay(body, receive), send)
-
-    @staticmethod
-    async def _drain(receive: Receive, budget: int) -> bool:
-        """Read and drop the rest of a body, at most ``budget`` bytes; True when it was read to its end."""
-        while budget > 0:
-            message = await receive()
-            if message["type"] != "http.request":
-                return False
-            budget -= len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return True
-        return False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

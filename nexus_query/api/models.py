@@ -23,7 +23,6 @@ ID_REGEX = f"^{ID_PATTERN.pattern}$"
 # (the handlers), pydantic's Rust regex (the server) and ECMA regex (clients and schema fuzzers) disagree
 # on U+001C-U+001F, U+0085 and U+FEFF, so a bare \S let a request valid by the schema fail in a handler.
 NOT_BLANK = r"[^\s\x1c-\x1f\u0085\ufeff]"
-CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed one may still be 410
 BLOB_PATH_REGEX = r"^[^\x00\\]+$"
 
 
@@ -102,8 +101,11 @@ class QueryRequest(BaseModel):
                     'object {"key": {"$eq"|"$ne": v}}, {"$in"|"$nin": [v, ...]}, {"$exists": bool}')
     top_k: WholeNumber = Field(10, ge=1, le=MAX_TOP_K)
     include_global: bool = Field(False, description="merge hits from the shared, read-only global space")
-    cursor: str | None = Field(None, min_length=1, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_REGEX,
-                               description="next_cursor of the previous page, with the same query")
+    # A bounded string and nothing more: any cursor that cannot be decoded, verified or matched to the
+    # request is the contract's 410 nexus.cursor_invalid, never a 422 (the seed's rule).
+    cursor: str | None = Field(None, min_length=1, max_length=MAX_CURSOR_CHARS,
+                               description="next_cursor of the previous page, with the same query; a cursor "
+                                           "that is corrupt, forged, expired or another query's is 410")
     mode: Literal["vector", "hybrid"] | None = Field(None, description="ranking; default: the measured best")
     min_score: float | None = Field(
         None, ge=0.0, le=1.0,
@@ -191,6 +193,11 @@ class TaskModel(BaseModel):
     error: str | None = None
     run_id: str | None = None
     attempts: int = Field(1, description="how often the task was landed (1 + retries)")
+    problems: list[str] = Field(default_factory=list,
+                                description="what the run that settled the task skipped: files whose names "
+                                            "it refused, lines it could not read; the rest was ingested")
+    estimated_rows: int | None = Field(None, description="rows an ingest batch is expected to become "
+                                                         "(counted against the space's row quota while it waits)")
 
 
 class TaskPage(BaseModel):

@@ -35,6 +35,8 @@ ARTIFACTS_DIR = "artifacts"
 INDEX_DIR = "artifact-index"
 ERASED = "ERASED"
 _ARTIFACT_ID = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
+ARTIFACT_ID_PATTERN = r"^[sS][hH][aA]256:[0-9a-fA-F]{64}$"  # what the API takes: either case (see artifact_hex)
+ARTIFACT_ID_RULE = "artifact_id must be 'sha256:' followed by 64 hex digits"
 
 
 class ArtifactCorrupt(NexusError):
@@ -50,9 +52,11 @@ def artifact_id_for(payload: Mapping[str, Any]) -> str:
 
 
 def artifact_hex(artifact_id: object) -> str:
-    match = _ARTIFACT_ID.fullmatch(artifact_id) if isinstance(artifact_id, str) else None
+    """The artifact's 64 hex digits, lowercase. An id is read in either case (``SHA256:ABC…`` is the same
+    digest as ``sha256:abc…``, and people copy ids through tools that change case); stored ids are lowercase."""
+    match = _ARTIFACT_ID.fullmatch(artifact_id.lower()) if isinstance(artifact_id, str) else None
     if match is None:
-        raise InvalidId("artifact_id must be 'sha256:' followed by 64 lowercase hex digits", field="artifact_id")
+        raise InvalidId(ARTIFACT_ID_RULE, field="artifact_id")
     return match.group(1)
 
 
@@ -171,6 +175,7 @@ class ArtifactStore:
 
     def get(self, artifact_id: str) -> dict[str, Any]:
         digest = artifact_hex(artifact_id)
+        artifact_id = f"sha256:{digest}"
         try:
             artifact = json.loads(self.files.read_bytes(ARTIFACTS_DIR, f"{digest}.json"))
         except FileNotFoundError:

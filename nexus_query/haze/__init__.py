@@ -32,11 +32,13 @@ from nexus_query.haze.requests import (
     ReprojectionRequest,
     finish_request,
     pending_requests,
+    read_request,
     request_snapshot,
 )
 
 __all__ = [
     "METHODS", "POINTS_SCHEMA", "POINT_COLUMNS", "SNAPSHOT_TASK_KIND", "TEXT_PREVIEW_CHARS", "Bounds",
     "ClusterSummary", "HazeSnapshot", "HazeSnapshotNotFound", "HazeStore", "Method", "ReprojectionRequest",
-    "SnapshotCounts", "SnapshotInfo", "finish_request", "open_snapshot", "pending_requests", "request_snapshot",
+    "SnapshotCounts", "SnapshotInfo", "finish_request", "open_snapshot", "pending_requests", "read_request",
+    "request_snapshot",
 ]
