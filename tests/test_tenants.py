@@ -159,3 +159,11 @@ def test_tasks_list_prints_a_header_and_each_task_kind(nexus_home, capsys):
     assert header.split()[:4] == ["task", "kind", "state", "space"]
     assert row.split()[1:4] == ["ingest", "queued", "main"]
 
+
+
+def test_a_semicolon_csv_is_one_error_line_naming_the_line_and_the_separator(tmp_path, capsys):
+    day = tmp_path / "p95 latency; März.csv"
+    day.write_text("timestamp;value\n2026-11-16T13:00:00Z;180,5\n2026-11-16T13:01:00Z;181,0\n")
+    assert main(["kpi", "facts", str(day), "--metric", "p95_latency"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2 has 2 field(s) where the header has 1" in err and "uses ';'" in err
