@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -15,7 +18,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import MissingRoute
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry, hash_api_key
-from tests.helpers import load_texts
+from tests.helpers import free_port, load_texts
 
 
 def add_tenant(*args: str) -> None:
@@ -167,3 +170,39 @@ def test_a_semicolon_csv_is_one_error_line_naming_the_line_and_the_separator(tmp
     assert main(["kpi", "facts", str(day), "--metric", "p95_latency"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "line 2 has 2 field(s) where the header has 1" in err and "uses ';'" in err
+
+
+def in_fresh_interpreter(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
+
+
+def test_a_query_with_nexus_url_asks_the_running_server_and_loads_no_store_or_model(api):
+    _, _, base_url = api
+    done = in_fresh_interpreter(
+        "import sys; from nexus_query.cli import main; rc = main(['query', '--json', 'return a tent']); "
+        "heavy = sorted({'lancedb', 'pyarrow', 'torch', 'sentence_transformers', 'polars'} & set(sys.modules)); "
+        "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)",
+        {"NEXUS_URL": base_url, "NEXUS_API_KEY": "acme-demo-key"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hits"][0]["source"].startswith("acme-")
+    assert "HEAVY []" in done.stderr
+
+
+def test_with_nexus_url_a_refused_query_is_the_servers_error_line_and_a_dead_url_says_what_to_do(api, capsys,
+                                                                                                monkeypatch):
+    _, _, base_url = api
+    monkeypatch.setenv("NEXUS_URL", base_url)
+    assert main(["query", "--key", "acme-demo-key", "--space", "nosuch", "tent"]) == 2
+    assert capsys.readouterr().err.startswith("error nexus.space_not_found (404): ")
+    monkeypatch.setenv("NEXUS_URL", f"http://127.0.0.1:{free_port()}")
+    assert main(["query", "--key", "acme-demo-key", "tent"]) == 2
+    assert "does not answer" in capsys.readouterr().err
+
+
+def test_commands_that_need_no_store_start_without_lancedb_or_dagster(nexus_home):
+    done = in_fresh_interpreter(
+        "import sys; from nexus_query.cli import main; main(['tenants', 'list']); main(['keys', 'hash', 'k']); "
+        "print('HEAVY', sorted({'lancedb', 'pyarrow', 'torch', 'dagster', 'polars'} & set(sys.modules)))",
+        {"NEXUS_HOME": str(nexus_home)})
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout and " acme " in done.stdout
