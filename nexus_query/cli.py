@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import logging
@@ -47,16 +46,16 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.filter:
         kwargs["filters"] = _parse_filters(args.filter)
     result = query(ctx, args.space, args.text, **kwargs)
-    _print_result(result.hits, result.next_cursor, args.json)
+    _print_result(result.to_dicts(), result.next_cursor, args.json)
     return 0
 
 
-def _print_result(hits: Sequence, next_cursor: str | None, as_json: bool) -> None:
+def _print_result(hits: list[dict], next_cursor: str | None, as_json: bool) -> None:
+    """One page of hits, as dicts (a local result's ``to_dicts()`` or the server's JSON)."""
     if as_json:
-        print(json.dumps({"hits": [dataclasses.asdict(h) if dataclasses.is_dataclass(h) else h for h in hits],
-                          "next_cursor": next_cursor}, indent=2))
+        print(json.dumps({"hits": hits, "next_cursor": next_cursor}, indent=2))
         return
-    print(format_hits([SimpleNamespace(**h) if isinstance(h, dict) else h for h in hits]))
+    print(format_hits([SimpleNamespace(**h) for h in hits]))
     if next_cursor:
         print(f"\nnext page: add --cursor {next_cursor}")
 
