@@ -9,6 +9,7 @@ it is set (so ``make dev`` shows the runs afterwards), else in a throwaway in-me
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -124,7 +125,18 @@ def main() -> int:
         nx = connect(api_key=api_key)
         print(f"\n{nx!r}  query: {text!r}")
         print(format_hits(nx.query("main", text, top_k=5).hits))
+    print(next_steps(nexus.registry.config.data_root, os.environ.get("DAGSTER_HOME")))
     return 0
+
+
+def next_steps(data_root: Path, dagster_home: str | None) -> str:
+    """Where the demo's data lives and what to run next, so a first-time user is not left guessing."""
+    runs = f"Dagster runs: {dagster_home}" if dagster_home else "Dagster runs: not kept (set DAGSTER_HOME)"
+    return (f"\nThe demo's data lives in {data_root} ({runs}).\nNext:\n"
+            "  make dev                                   # Dagster UI + daemon: the sensors keep every space fresh\n"
+            "  .venv/bin/nexus query --key acme-demo-key 'how do I return a tent?'\n"
+            "  .venv/bin/nexus serve                      # the map: GET /nexus/spaces/main/haze/map (Bearer key)\n"
+            "  .venv/bin/nexus tenants add NAME && .venv/bin/nexus keys create --tenant NAME   # your own data")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 from nexus_query.errors import NexusError
 from nexus_query.scoring import SUGGESTED_MIN_SCORE
+
+KEY_ENV_VAR = "NEXUS_API_KEY"
+URL_ENV_VAR = "NEXUS_URL"  # a running `nexus serve`: `nexus query` asks it instead of loading the model here
 
 
 def _parse_filters(pairs: Sequence[str]) -> dict[str, object]:
@@ -29,6 +34,9 @@ def _parse_filters(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    url = os.environ.get(URL_ENV_VAR)
+    if url:
+        return _query_over_http(url, args)
     from nexus_query.query import query
     from nexus_query.routing import RoutingRegistry
 
@@ -38,12 +46,51 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.filter:
         kwargs["filters"] = _parse_filters(args.filter)
     result = query(ctx, args.space, args.text, **kwargs)
-    if args.json:
-        print(json.dumps({"hits": result.to_dicts(), "next_cursor": result.next_cursor}, indent=2))
-    else:
-        print(format_hits(result.hits))
-        if result.next_cursor:
-            print(f"\nnext page: add --cursor {result.next_cursor}")
+    _print_result(result.to_dicts(), result.next_cursor, args.json)
+    return 0
+
+
+def _print_result(hits: list[dict], next_cursor: str | None, as_json: bool) -> None:
+    """One page of hits, as dicts (a local result's ``to_dicts()`` or the server's JSON)."""
+    if as_json:
+        print(json.dumps({"hits": hits, "next_cursor": next_cursor}, indent=2))
+        return
+    print(format_hits([SimpleNamespace(**h) for h in hits]))
+    if next_cursor:
+        print(f"\nnext page: add --cursor {next_cursor}")
+
+
+def _query_over_http(url: str, args: argparse.Namespace) -> int:
+    """The same query asked of the ``nexus serve`` at ``url`` (its warm model and caches answer in
+    milliseconds); only the standard library is imported on this path."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    body = {"q": args.text, "top_k": args.top_k, "include_global": args.include_global, "cursor": args.cursor,
+            "mode": args.mode, "min_score": args.min_score, "filters": _parse_filters(args.filter) or None}
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/nexus/spaces/{quote(args.space, safe='')}/query",
+        data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
+        headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            page = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            envelope = json.load(exc)
+            error = envelope["error"]
+        except (ValueError, KeyError, TypeError):
+            print(f"error: {URL_ENV_VAR} {url} answered {exc.code} {exc.reason}", file=sys.stderr)
+            return 2
+        print(json.dumps(envelope) if args.json else f"error {error['code']} ({exc.code}): {error['message']}",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {URL_ENV_VAR}={url} does not answer ({exc}); start `nexus serve` or unset {URL_ENV_VAR}",
+              file=sys.stderr)
+        return 2
+    _print_result(page["hits"], page.get("next_cursor"), args.json)
     return 0
 
 
@@ -133,9 +180,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"tasks": [t.to_dict() for t in page.tasks], "next_offset": page.next_offset}, indent=2))
             return 0
-        for t in page.tasks:
-            error = f"  {t.error.splitlines()[0][:60]}" if t.error else ""
-            print(f"{t.task_id}  {t.status:<9}  {t.space_id:<12}  {t.created_at}  attempts {t.attempts}{error}")
+        print(format_tasks(page.tasks))
         if page.next_offset is not None:
             print(f"more: add --offset {page.next_offset}")
         return 0
@@ -146,6 +191,19 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         task = zone.read_task(args.task_id)
     print(json.dumps(task.to_dict(), indent=2))
     return 0
+
+
+def format_tasks(tasks: Sequence) -> str:
+    """A header, then one line per task: id, kind, state, space, when, attempts and the error's first line."""
+    if not tasks:
+        return "(no tasks)"
+    id_width = max(len("task"), *(len(t.task_id) for t in tasks))
+    lines = [f"{'task':<{id_width}}  {'kind':<9}  {'state':<9}  {'space':<12}  {'created':<25}  attempts  error"]
+    for t in tasks:
+        error = t.error.splitlines()[0][:60] if t.error else ""
+        lines.append(f"{t.task_id:<{id_width}}  {t.kind:<9}  {t.status:<9}  {t.space_id:<12}  {t.created_at:<25}  "
+                     f"{t.attempts:>8}  {error}".rstrip())
+    return "\n".join(lines)
 
 
 SOURCE_WIDTH = (18, 64)  # the source column grows with the longest source, up to 64 characters
@@ -178,6 +236,35 @@ def cmd_keys_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tenants(args: argparse.Namespace) -> int:
+    from nexus_query import config_edit
+
+    if args.tenants_command == "add":
+        added = config_edit.add_tenant(args.name, store_uri=args.store, environment=args.environment)
+        started = " (started from the shipped default)" if added.started else ""
+        print(f"tenant {added.tenant_id!r} added to environment {added.environment!r} in {added.path}{started}")
+        print(f"next: nexus keys create --tenant {added.tenant_id}"
+              + (f" --environment {added.environment}" if added.environment != "dev" else ""))
+        return 0
+    path, tenants = config_edit.list_tenants()
+    print(f"config: {path}")
+    print(f"{'environment':<12}  {'tenant':<20}  {'keys':>4}  vector store")
+    for t in tenants:
+        print(f"{t.environment:<12}  {t.tenant_id:<20}  {t.keys:>4}  {t.store_uri or '(none: missing_route)'}")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from nexus_query.config_edit import create_key
+
+    made = create_key(args.tenant, project_id=args.project, environment=args.environment)
+    print(f"API key for tenant {made.tenant_id!r} (project {made.project_id!r}, environment {made.environment!r}); "
+          f"only its hash is stored, in {made.path}. Shown once: keep it (e.g. export {KEY_ENV_VAR}=...):",
+          file=sys.stderr)
+    print(made.key)
+    return 0
+
+
 def _default_mode() -> str:
     from nexus_query.results import DEFAULT_MODE
 
@@ -207,7 +294,7 @@ def error_line(exc: NexusError) -> str:
     return f"error {exc.code} ({exc.status}): {exc}" + (f" [{extra}]" if extra else "")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description="Query and operate Nexus spaces.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show library output (model loading progress, warnings)")
@@ -267,25 +354,63 @@ def build_parser() -> argparse.ArgumentParser:
     h = keys.add_parser("hash", help="print the SHA-256 to put in the config's api_keys")
     h.add_argument("key")
     h.set_defaults(func=cmd_keys_hash)
+    create = keys.add_parser("create", help="make a new API key for a tenant: print it once, store only its hash")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--project", default="default")
+    create.add_argument("--environment", default="dev")
+    create.set_defaults(func=cmd_keys_create)
 
-    from nexus_query.cognition.cli import add_cognition_parser
+    tenants_cmd = sub.add_parser("tenants", help="tenants of the config file in use: add, list")
+    tenants_sub = tenants_cmd.add_subparsers(dest="tenants_command", required=True)
+    add = tenants_sub.add_parser("add", help="route a new tenant (edits the config in use in place; with none, "
+                                             "starts config.yaml in the data root from the shipped default)")
+    add.add_argument("name", help="tenant id (lowercase letters, digits, '-', '_')")
+    add.add_argument("--store", metavar="URI",
+                     help="its vector store, a LanceDB root (folder or s3://bucket/prefix); default: the environment's")
+    add.add_argument("--environment", default="dev")
+    tenants_sub.add_parser("list", help="every tenant, its key count and vector store")
+    tenants_cmd.set_defaults(func=cmd_tenants)
 
-    add_cognition_parser(sub)
-
-    from nexus_query.kpi.cli import add_kpi_parser
-
-    add_kpi_parser(sub)
-
-    from nexus_query.erasure.cli import add_erase_parser
-
-    add_erase_parser(sub)
+    wanted = _command_of(argv)
+    if wanted not in sub.choices:  # a command of its own module, or help: every parser is built
+        for module, adder in HEAVY_COMMANDS.values():
+            getattr(importlib.import_module(module), adder)(sub)
+    _keys_from_environment(parser)
     return parser
 
 
+# Commands whose packages import LanceDB and Arrow as they load: their parsers are built only when one of
+# them (or help) is asked for, so `nexus query` and friends start without paying for them.
+HEAVY_COMMANDS = {"cognition": ("nexus_query.cognition.cli", "add_cognition_parser"),
+                  "kpi": ("nexus_query.kpi.cli", "add_kpi_parser"),
+                  "erase": ("nexus_query.erasure.cli", "add_erase_parser")}
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    return words[0] if words else None
+
+
+def _keys_from_environment(parser: argparse.ArgumentParser) -> None:
+    """Every command's ``--key`` defaults to ``$NEXUS_API_KEY``, so a shell sets the key once."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in {id(p): p for p in action.choices.values()}.values():
+                _keys_from_environment(child)
+        elif action.dest == "key" and action.option_strings:
+            action.required = False
+            action.default = os.environ.get(KEY_ENV_VAR) or None
+            action.help = f"{action.help or 'API key'} (default: ${KEY_ENV_VAR})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if not args.verbose:
         quiet_libraries()
+    if "key" in vars(args) and args.key is None and args.func is not cmd_keys_hash:
+        print(f"error: no API key: pass --key or set {KEY_ENV_VAR}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except NexusError as exc:

@@ -6,6 +6,7 @@ file serves a laptop and a deployment that injects secrets through the environme
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -332,9 +333,27 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) ->
     )
 
 
+def own_config_path() -> Path:
+    """``config.yaml`` in the data root (``NEXUS_HOME``, else ``default_data_root()``): where
+    ``nexus tenants add`` starts a config when none is in use yet."""
+    home = os.environ.get(HOME_ENV_VAR)
+    root = Path(home).expanduser().absolute() if home else default_data_root()
+    return root / "config.yaml"
+
+
+def config_path() -> Path:
+    """The config file in use: ``$NEXUS_CONFIG``, else the data root's ``config.yaml`` once one exists,
+    else the shipped default."""
+    named = os.environ.get(CONFIG_ENV_VAR)
+    if named:
+        return Path(named)
+    own = own_config_path()
+    return own if own.is_file() else DEFAULT_CONFIG_PATH
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> NexusConfig:
-    """Read the config named by ``path``, else ``$NEXUS_CONFIG``, else the shipped default."""
-    chosen = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    """Read the config named by ``path``, else the one in use (``config_path()``)."""
+    chosen = Path(path or config_path())
     try:
         raw = yaml.safe_load(chosen.read_text()) or {}
     except FileNotFoundError as exc:
@@ -344,11 +363,44 @@ def load_config(path: str | os.PathLike[str] | None = None) -> NexusConfig:
     return NexusConfig.from_dict(raw, source=str(chosen), base_dir=chosen.resolve().parent)
 
 
+Stamp = tuple[int, int, int] | None  # (inode, mtime_ns, size) of the file; None when it cannot be read
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 @lru_cache(maxsize=1)
-def _cached_default(config_path: str | None, nexus_home: str | None) -> NexusConfig:
-    return load_config(config_path)
+def _cached_default(config_path: str, nexus_home: str | None, stamp: Stamp) -> NexusConfig | ConfigError:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:  # cached too: a broken file is parsed once per change, not per call
+        return exc
+
+
+_last_good: dict[str, NexusConfig] = {}  # per config file: the config served while a change is broken
+_reported: dict[str, str] = {}  # per config file: the error already logged
 
 
 def default_config() -> NexusConfig:
-    """The process-wide config; re-read when ``NEXUS_CONFIG`` or ``NEXUS_HOME`` change (tests do)."""
-    return _cached_default(os.environ.get(CONFIG_ENV_VAR), os.environ.get("NEXUS_HOME"))
+    """The process-wide config, re-read when its file changes (a stat per call) or ``NEXUS_CONFIG`` /
+    ``NEXUS_HOME`` change, so a running server, code location or MCP server serves an edited config
+    without a restart. A changed file that does not load keeps the last good config and logs why."""
+    path = config_path()
+    found = _cached_default(str(path), os.environ.get(HOME_ENV_VAR), _stamp(path))
+    if isinstance(found, NexusConfig):
+        _last_good[str(path)] = found
+        return found
+    good = _last_good.get(str(path))
+    if good is None:
+        raise found
+    if _reported.get(str(path)) != str(found):
+        _reported[str(path)] = str(found)
+        logging.getLogger("nexus").error("config %s changed but does not load, so the last good one stays "
+                                         "in use: %s", path, found)
+    return good
+

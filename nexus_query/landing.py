@@ -29,7 +29,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from nexus_query.context import RequestContext, validate_id
-from nexus_query.errors import BlobNotFound, GlobalSpaceReadOnly, InvalidRequest, NotFound, TaskNotRetryable
+from nexus_query.errors import (
+    BlobNotFound,
+    GlobalSpaceReadOnly,
+    InvalidRequest,
+    NotFound,
+    SpaceNotFound,
+    TaskNotRetryable,
+)
 from nexus_query.inbox import EntryKind, Inbox, inbox_for
 from nexus_query.paths import TenantFiles
 
@@ -366,3 +373,18 @@ def landing_zone(ctx: RequestContext, registry=None) -> LandingZone:
 
     registry = registry or RoutingRegistry.default()
     return LandingZone(TenantFiles.for_tenant(registry.blob_route(ctx), ctx), inbox_for(registry, ctx.environment))
+
+
+def require_space(ctx: RequestContext, space_id: str, registry=None) -> None:
+    """Refuse a space that does not exist (no table, nothing landed for it) with ``space_not_found``, so a
+    request to change it (an erasure) creates nothing: no task, no request, no Dagster partition."""
+    from nexus_query.routing import RoutingRegistry
+    from nexus_query.store import SpaceStore
+
+    registry = registry or RoutingRegistry.default()
+    store = SpaceStore(registry)
+    if store.exists(ctx, space_id) or landing_zone(ctx, registry).files.exists("landing", space_id):
+        return
+    existing = store.space_ids(ctx)
+    there = f"the spaces that exist: {', '.join(existing)}" if existing else "no space exists yet"
+    raise SpaceNotFound(f"space {space_id!r} does not exist; {there}", space_id=space_id, existing_spaces=existing)

@@ -53,7 +53,9 @@ class RoutingRegistry:
         """The caller's route of ``kind``, or the 503 ``{kind}.missing_route``."""
         route = getattr(self.routes(ctx), kind)
         if route is None:
-            raise MissingRoute(kind, environment=ctx.environment)
+            raise MissingRoute(kind, f"no {kind} route is configured for tenant {ctx.tenant_id!r} in environment "
+                                     f"{ctx.environment!r} of {self.config.source}",
+                               environment=ctx.environment, tenant=ctx.tenant_id, config=self.config.source)
         return route
 
     def store_route(self, ctx: RequestContext) -> StoreRoute:

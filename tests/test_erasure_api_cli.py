@@ -128,6 +128,7 @@ def test_nexus_erase_wait_leaves_the_token_in_no_file_under_nexus_home_or_dagste
 def test_nexus_erase_without_wait_queues_the_request_and_refuses_a_missing_choice(nexus_home, capsys):
     from nexus_query.cli import main
 
+    landing_zone(ACME).land_batch("main", [{"type": "text", "content": "hello"}])
     assert main(["erase", "--key", "acme-demo-key", "--space", "main", "--doc-id", "faq-1"]) == 0
     queued = json.loads(capsys.readouterr().out)
     assert landing_zone(ACME).read_task(queued["task_id"]).status == "queued"

@@ -10,6 +10,7 @@ from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
+from nexus_pipelines.maintenance.optimize import compact_if_fragmented
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
 from nexus_pipelines.pictures import markdown_text
 from nexus_pipelines.resources import NexusResource
@@ -108,6 +109,9 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     ctx = key.context(nexus.environment)
     space = nexus.open_space(key, provider.info)
     result = refresh_facts(space, ctx, source, provider, history=history, now=now)
+    # Index the facts now, as the ingest run does its rows: else the next ingest run, with nothing new,
+    # would write a table version (and so a new map) for them.
+    compact_if_fragmented(space, nexus.registry.config.cursor.ttl_seconds)
     charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
     charts = charts_metadata(nexus.files(key, "nexus_projection_store"), key.space_id, charted)
     settled = settle_landed(nexus.files(key), key.space_id, source.files, run_id)

@@ -43,7 +43,7 @@ from nexus_query.erasure.purge import (
 from nexus_query.erasure.purge_table import drop_table, purge_rows
 from nexus_query.erasure.target import ErasureTarget, tenant_target
 from nexus_query.erasure.verify import require_erased, verify_erased
-from nexus_query.landing import LandingZone, Task, now_iso
+from nexus_query.landing import LandingZone, Task, now_iso, require_space
 from nexus_query.routing import RoutingRegistry
 
 Progress = Callable[[str], None]
@@ -68,6 +68,7 @@ def request_erasure(ctx: RequestContext, space_id: str, scope: Scope, names: Seq
     id chosen (and claimed, ``nexus_query.claims``) by a caller that runs the erasure itself."""
     target = tenant_target(ctx, space_id, registry)
     request = new_request(space_id, scope, names, reason=reason, task_id=task_id)
+    require_space(ctx, space_id, registry)  # a space that does not exist: space_not_found, nothing written
     stamp = now_iso()
     task = Task(task_id=request.task_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
                 kind=ERASURE_TASK_KIND, counts={"names": len(request.names)})

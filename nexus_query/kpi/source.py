@@ -13,6 +13,7 @@ dimension values is its own series (``checkout_latency_p95{region=eu}``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -62,13 +63,27 @@ def parse_table(data: bytes, name: str) -> pl.DataFrame:
         if name.lower().endswith(".csv"):
             return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InvalidRequest(f"could not read measurements file {name}: {exc}", path=name) from exc
+        raise InvalidRequest(f"could not read measurements file {name}: {_first_bad_row(data, name) or exc}"
+                             .splitlines()[0], path=name) from exc
     raise InvalidRequest(f"measurements must be {' or '.join(FORMATS)} files, got {name}", path=name)
 
 
 def row_name(source: str, index: int) -> str:
     """Where a reading stands, as its author sees it: the CSV line (the header is line 1), else its row."""
     return f"line {index + 2}" if source.lower().endswith(".csv") else f"row {index + 1}"
+
+
+def _first_bad_row(data: bytes, name: str) -> str | None:
+    """Where a CSV stops matching its header, in one line (polars says it over several, in its own terms)."""
+    if not name.lower().endswith(".csv"):
+        return None
+    rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
+    header = next(rows, [])
+    for row in rows:
+        if row and len(row) != len(header):
+            hint = "; fields are separated by ','" + (" (this file uses ';')" if ";" in ",".join(header) else "")
+            return f"line {rows.line_num} has {len(row)} field(s) where the header has {len(header)}{hint}"
+    return None
 
 
 def normalize(frame: pl.DataFrame, *, source: str, metric: str | None = None) -> pl.DataFrame:
