@@ -208,5 +208,6 @@ def _space_summary(space: SpaceTable, space_id: str, scope: str, haze_map: bool)
             .column("source").to_pylist() if s not in brick_sources}
     return SpaceOut(space_id=space_id, scope=scope, read_only=scope == "global", rows=space.count(),
                     documents=len(docs), kpi_facts=table.count_rows("type = 'kpi'"),
-                    conversations=len({json.loads(r["metadata"])["source_file"] for r in bricks}),
+                    conversations=len({(m["source_file"], m["conversation_id"])
+                                       for m in (json.loads(r["metadata"]) for r in bricks)}),
                     haze_map=haze_map)
