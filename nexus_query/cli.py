@@ -66,7 +66,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if args.transport == "http":
         run_http(args.host, args.port, args.log_level)
     else:
-        run_stdio()
+        run_stdio(args.log_level)
     return 0
 
 

@@ -63,7 +63,7 @@ class ForgetOut(BaseModel):
     space_id: str
     task_id: str
     status: str = Field(description="the erasure task's state: succeeded once the receipt is written")
-    receipt: dict[str, Any] | None = Field(None, description="what was removed, and the verification's verdict")
+    receipt: dict[str, Any] | None = Field(default=None, description="what was removed, and the verification's verdict")
 
 
 class SpaceOut(BaseModel):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from nexus_query.context import RequestContext
 from nexus_query.errors import MissingExtra
@@ -27,6 +29,16 @@ def _space_lock(ctx: RequestContext, space_id: str) -> threading.Lock:
     """One run at a time per space in this server (two waits on one space share the later run)."""
     with _locks_guard:
         return _space_locks.setdefault((ctx.environment, ctx.tenant_id, ctx.project_id, space_id), threading.Lock())
+
+
+def import_runners() -> None:
+    """Import the in-process runners ahead of the first wait (Dagster's import is most of a cold wait);
+    without the pipelines extra there is nothing to import and the tools say so when called."""
+    try:
+        import nexus_pipelines.erasure.inprocess  # noqa: F401
+        import nexus_pipelines.ingest.run_in_process  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _pipelines_needed(what: str) -> MissingExtra:
@@ -65,7 +77,7 @@ def ingest_and_wait(ctx: RequestContext, registry: RoutingRegistry, space_id: st
     return landing_zone(ctx, registry).read_task(task_id)
 
 
-def _logged(run, task_id: str):
+def _logged(run: Callable[[], None], task_id: str) -> Callable[[], None]:
     def logged() -> None:
         try:
             run()
@@ -74,7 +86,7 @@ def _logged(run, task_id: str):
     return logged
 
 
-def erase_and_wait(ctx: RequestContext, space_id: str, task_id: str) -> dict:
+def erase_and_wait(ctx: RequestContext, space_id: str, task_id: str) -> dict[str, Any]:
     """Run the accepted erasure ``task_id`` now; its receipt."""
     try:
         from nexus_pipelines.erasure.inprocess import erase_in_process

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -23,8 +24,9 @@ from pydantic import Field, ValidationError
 
 from nexus_query.cognition import agent_rules
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
+from nexus_query.embeddings import get_provider
 from nexus_query.errors import NexusError, NotFound, ValidationFailed
-from nexus_query.mcp import tools
+from nexus_query.mcp import pipelines, tools
 from nexus_query.mcp.auth import BearerAuth, caller_of, stdio_key
 from nexus_query.mcp.models import ArtifactOut, FindOut, ForgetOut, KpiStatusOut, SpacesOut, StoreOut
 from nexus_query.query import MAX_TOP_K
@@ -223,14 +225,29 @@ def build_server(**settings: Any) -> NexusMCP:
     return server
 
 
-def run_stdio() -> None:
+def warm_up(registry: RoutingRegistry) -> None:
+    """Load the embedding model and import the pipeline runners on a background thread as the server starts,
+    so an agent's first find or store(wait) does not pay for them."""
+    def warm() -> None:
+        try:
+            get_provider(registry.config).embed(["warm up"])
+            pipelines.import_runners()
+        except Exception:  # a tool call meets the same failure and reports it; the log keeps this one
+            log.warning("warming up failed", exc_info=True)
+
+    threading.Thread(target=warm, name="nexus-mcp-warm-up", daemon=True).start()
+
+
+def run_stdio(log_level: str = "warning") -> None:
     """Serve over stdin/stdout. stdout carries only the protocol: anything else written to it (a library's
     print) goes to stderr instead."""
-    RoutingRegistry.default().authenticate(stdio_key())  # a missing or wrong key fails now, not per call
+    registry = RoutingRegistry.default()
+    registry.authenticate(stdio_key())  # a missing or wrong key fails now, not per call
     protocol = io.TextIOWrapper(os.fdopen(os.dup(sys.stdout.fileno()), "wb"), encoding="utf-8", write_through=True)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    server = build_server()
+    server = build_server(log_level=log_level.upper())
+    warm_up(registry)
 
     async def serve() -> None:
         async with stdio_server(stdout=anyio.wrap_file(protocol)) as (read, write):
@@ -243,5 +260,6 @@ def run_http(host: str, port: int, log_level: str = "warning") -> None:
     """Serve streamable HTTP at ``/mcp``; every request needs ``Authorization: Bearer <key>``."""
     import uvicorn
 
-    server = build_server(host=host, port=port)
+    server = build_server(host=host, port=port, log_level=log_level.upper())
+    warm_up(RoutingRegistry.default())
     uvicorn.run(BearerAuth(server.streamable_http_app()), host=host, port=port, log_level=log_level)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -199,10 +199,14 @@ def spaces(caller: Caller) -> Answer:
                   SpacesOut(spaces=found))
 
 
-def _space_summary(space: SpaceTable, space_id: str, scope: str, haze_map: bool) -> SpaceOut:
+def _space_summary(space: SpaceTable, space_id: str, scope: Literal["tenant", "global"], haze_map: bool
+                   ) -> SpaceOut:
     table = space.table
-    bricks = matching_rows(table.search().where(sql_prefilter(_BRICKS)).select(["source", "metadata"]).limit(None)
-                           .to_arrow().to_pylist(), _BRICKS)
+    search = table.search()
+    superset = sql_prefilter(_BRICKS)
+    if superset is not None:
+        search = search.where(superset)
+    bricks = matching_rows(search.select(["source", "metadata"]).limit(None).to_arrow().to_pylist(), _BRICKS)
     brick_sources = {r["source"] for r in bricks}
     docs = {s for s in table.search().where("type != 'kpi'").select(["source"]).limit(None).to_arrow()
             .column("source").to_pylist() if s not in brick_sources}
