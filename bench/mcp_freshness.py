@@ -34,8 +34,9 @@ async def measure(rounds: int, env: dict[str, str]) -> tuple[float, float, list[
                                                            "wait": True})
                 found = await s.call_tool("nexus_find", {"query": f"east depot gate code {token}", "top_k": 1})
                 elapsed = time.perf_counter() - t0
-                if stored.isError or token not in found.content[0].text:
-                    raise SystemExit(f"not found after store: {stored.content[0].text[:200]}")
+                hits = (found.structuredContent or {}).get("hits") or [{}]
+                if stored.isError or token not in hits[0].get("content", ""):
+                    raise SystemExit(f"not found after store: {stored.structuredContent}")
                 return elapsed
 
             cold = await store_then_find()
