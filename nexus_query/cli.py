@@ -120,6 +120,18 @@ def _fast_lane():  # -> nexus_pipelines.ingest.fast.ServerFastLane | None
     return lane
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from nexus_query.mcp.server import run_http, run_stdio
+    except ImportError:
+        raise SystemExit("nexus mcp needs the server extra: pip install 'nexus[server]'") from None
+    if args.transport == "http":
+        run_http(args.host, args.port, args.log_level)
+    else:
+        run_stdio(args.log_level)
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Land files and folders as one task; print its id (stdout), and with --wait ingest it now."""
     from nexus_query.file_ingest import land_files
@@ -324,6 +336,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
+
+    mcp = sub.add_parser("mcp", help="serve the spaces of one API key to agents (Model Context Protocol)",
+                         description="stdio (default): the key comes from NEXUS_API_KEY. http: streamable HTTP at "
+                                     "/mcp, where every request carries 'Authorization: Bearer <key>'.")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="with --transport http (default 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="with --transport http (default 8765)")
+    mcp.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    mcp.set_defaults(func=cmd_mcp)
 
     ing = sub.add_parser("ingest", help="land files or folders in a space as one task (and ingest them: --wait)")
     ing.add_argument("paths", nargs="+", metavar="PATH",

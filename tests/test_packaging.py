@@ -22,6 +22,10 @@ def test_the_haze_reader_imports_no_plotting_or_projection_library():
     assert loaded_by(modules, ("matplotlib", "umap", "sklearn", "dagster", "nexus_pipelines")) == []
 
 
+def test_the_mcp_server_loads_the_pipelines_only_when_a_tool_runs_one():
+    assert loaded_by(("nexus_query.mcp.server",), ("dagster", "nexus_pipelines", "torch")) == []
+
+
 # A fresh interpreter in which the local-model extra's packages cannot be imported, as in an install
 # without `nexus[local-model]`: nexus_query still imports and queries' plumbing loads, and asking for the
 # local model raises MissingExtra naming the extra, for the bundled model and for a folder of weights alike.
