@@ -22,7 +22,7 @@ from nexus_query.api.models import IngestRequest
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidJson, NexusError, ValidationFailed
-from nexus_query.landing import Task, estimated_rows, landing_zone
+from nexus_query.landing import LandingZone, Task, estimated_rows, landing_zone
 from nexus_query.quotas import check_landing_bytes, check_rows_at_admission, record_landing
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
@@ -79,10 +79,7 @@ def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Lande
         check_landing_bytes(limits.max_landing_bytes_per_day, zone, len(job.body))
         request = _parse(job.body)
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        if limits.max_rows_per_space is not None:
-            store = SpaceStore(registry)
-            rows = store.open(job.ctx, job.space_id).count() if store.exists(job.ctx, job.space_id) else 0
-            check_rows_at_admission(limits.max_rows_per_space, zone, job.space_id, rows, estimated_rows(items))
+        check_row_quota(registry, job.ctx, zone, job.space_id, items)
         max_items = limits.max_items_per_batch
         task = fast_lane.land(job.ctx, job.space_id, items, registry, max_items) if fast_lane else None
         if task is None:
@@ -91,6 +88,16 @@ def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Lande
         return Landed(task_id=task.task_id)
     except NexusError as exc:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))
+
+
+def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, zone: LandingZone, space_id: str,
+                    items: Sequence[Mapping[str, Any]]) -> None:
+    """Admission under ``api.max_rows_per_space`` (HTTP ingest, the agents' store): 429 before anything lands."""
+    quota = registry.config.api.max_rows_per_space
+    if quota is not None:
+        store = SpaceStore(registry)
+        rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
+        check_rows_at_admission(quota, zone, space_id, rows, estimated_rows(items))
 
 
 def land_in_worker(job: IngestJob) -> Landed:

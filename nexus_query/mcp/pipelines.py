@@ -2,8 +2,9 @@
 ingest) and ``nexus_forget`` (the erasure), as ``nexus ingest --wait`` and ``nexus erase --wait`` do. The
 pipelines are imported when first needed (``nexus_query`` never imports dagster at import time).
 
-One place on purpose: the freshness work's "land a batch and wait until it is queryable" entry point (one
-run per batch whether a daemon or this process runs it) replaces ``ingest_and_wait``'s body alone.
+A store goes through ``nexus_pipelines.ingest.fast.land_and_wait``, as ``nexus ingest --wait`` does: the
+batch is claimed before it lands, so a running daemon never runs it too, and a small one is queryable
+within seconds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from nexus_query.context import RequestContext
@@ -36,7 +37,7 @@ def import_runners() -> None:
     without the pipelines extra there is nothing to import and the tools say so when called."""
     try:
         import nexus_pipelines.erasure.inprocess  # noqa: F401
-        import nexus_pipelines.ingest.run_in_process  # noqa: F401
+        import nexus_pipelines.ingest.fast  # noqa: F401
     except ImportError:
         pass
 
@@ -46,44 +47,40 @@ def _pipelines_needed(what: str) -> MissingExtra:
                                      "pip install 'nexus[pipelines]'")
 
 
-def ingest_and_wait(ctx: RequestContext, registry: RoutingRegistry, space_id: str, task_id: str,
+def ingest_and_wait(ctx: RequestContext, registry: RoutingRegistry, space_id: str, item: Mapping[str, Any],
                     bound_seconds: float = WAIT_BOUND_SECONDS) -> Task:
-    """Ingest the landed task now and return it once it succeeded or failed; past ``bound_seconds`` the run
-    goes on and the task is returned as it stands."""
+    """Land ``item`` as one batch and ingest it now (``land_and_wait``: claimed, so a running daemon never
+    runs it too); the task once it succeeded or failed, or as it stands past ``bound_seconds`` (the ingest
+    goes on)."""
     try:
-        from nexus_pipelines.common.in_process import dagster_instance
-        from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
-        from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
-        from nexus_pipelines.partitions import SpaceKey
+        from nexus_pipelines.ingest.fast import land_and_wait
     except ImportError:
         raise _pipelines_needed("nexus_store with wait=true") from None
+    landed: list[Task] = []
+
+    def land(batch_id: str) -> Task:
+        landed.append(landing_zone(ctx, registry).land_batch(space_id, [item], max_items=1, batch_id=batch_id))
+        return landed[0]
+
+    errors: list[Exception] = []
 
     def run() -> None:
-        with _space_lock(ctx, space_id), dagster_instance() as instance:
-            if landing_zone(ctx, registry).read_task(task_id).status == "succeeded":  # an earlier run took it
-                return
-            outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, space_id), instance=instance,
-                                              task_id=task_id, progress=False)
-            if not outcome.success:  # what ingest_failure_sensor does for a daemon's run
-                fail_run_tasks(landing_zone(ctx, registry), instance, outcome.run_id, {TASK_TAG: task_id},
-                               outcome.error or "the ingest run failed", log)
+        try:
+            land_and_wait(ctx, space_id, land=land, registry=registry)
+        except Exception as exc:  # after landing, the task's state tells the caller; the log has the details
+            errors.append(exc)
+            log.exception("storing into space %s failed", space_id)
 
-    worker = threading.Thread(target=_logged(run, task_id), name=f"nexus-ingest-{task_id}", daemon=True)
+    worker = threading.Thread(target=run, name=f"nexus-store-{space_id}", daemon=True)
     started = time.monotonic()
     worker.start()
     worker.join(bound_seconds)
+    if not landed:  # refused before anything was stored
+        raise errors[0] if errors else RuntimeError(f"the batch was not landed within {bound_seconds:.0f} s")
     if worker.is_alive():
-        log.info("task %s: still running after %.0f s; answering with its state", task_id, time.monotonic() - started)
-    return landing_zone(ctx, registry).read_task(task_id)
-
-
-def _logged(run: Callable[[], None], task_id: str) -> Callable[[], None]:
-    def logged() -> None:
-        try:
-            run()
-        except Exception:  # the task's state tells the caller; the log has the details
-            log.exception("the in-process ingest of task %s failed", task_id)
-    return logged
+        log.info("task %s: still running after %.0f s; answering with its state", landed[0].task_id,
+                 time.monotonic() - started)
+    return landing_zone(ctx, registry).read_task(landed[0].task_id)
 
 
 def erase_and_wait(ctx: RequestContext, space_id: str, task_id: str) -> dict[str, Any]:

@@ -96,10 +96,11 @@ def store_text(caller: Caller, text: str, space_id: str, *, metadata: Mapping[st
         field = str(exc.details.get("field", ""))
         exc.details["field"] = ITEM_ARGUMENTS.get(field, field)
         raise
-    check_row_quota(caller.registry, caller.ctx, space_id, 1)
-    task = zone.land_batch(space_id, [normalized], max_items=1)
+    check_row_quota(caller.registry, caller.ctx, zone, space_id, [normalized])
     if wait:
-        task = pipelines.ingest_and_wait(caller.ctx, caller.registry, space_id, task.task_id)
+        task = pipelines.ingest_and_wait(caller.ctx, caller.registry, space_id, normalized)
+    else:
+        task = zone.land_batch(space_id, [normalized], max_items=1)
     queryable = task.status == "succeeded"
     if queryable:
         said = "it is queryable now"
