@@ -52,6 +52,31 @@ def import_local_model_module(name: str) -> ModuleType:
         ) from exc
 
 
+# The LanceDB variable a space's table names its bundled model by (see store.schema): a reader sets it to
+# the offline package's folder, and a reader that does not gets the model's public name.
+MODEL_VARIABLE = "nexus_embedding_model"
+_PUBLIC_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def lancedb_model_name(model: str) -> str | None:
+    """How a table names ``model`` for LanceDB: portable for a bundled model, the folder for the user's own
+    weights, None for a model that is neither."""
+    if model in _BUNDLED:
+        return f"$var:{MODEL_VARIABLE}:{_PUBLIC_NAME}"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else None
+
+
+def register_offline_model() -> Path:
+    """Point LanceDB's model variable at the bundled weights, so plain LanceDB (``table.search("text")``)
+    embeds queries offline with the model that built the space."""
+    from lancedb.embeddings import get_registry
+
+    path = resolve_model_path("all-MiniLM-L6-v2")
+    get_registry().set_var(MODEL_VARIABLE, str(path))
+    return path
+
+
 def _set_torch_threads(threads: int) -> None:
     torch = import_local_model_module("torch")
     if threads and torch.get_num_threads() != threads:
