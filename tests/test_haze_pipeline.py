@@ -188,3 +188,14 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
     assert dataclasses.replace(after.info.counts, rows=40, kept=30, placed=10) == after.info.counts
     moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
     assert (moved == before).all().all()
+
+
+def test_map_files_get_the_mode_any_file_of_the_process_gets_not_owner_only(topics_space, tmp_path):
+    from nexus_pipelines.haze.projection import project_space
+
+    project_space(topics_space, HazeStore.for_context(ACME), "main")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what the umask gives an ordinary file (0644 under the usual 022)
+    snapshot = HazeStore.for_context(ACME).open("main")
+    for name in ("map.html", "map.png", "points.parquet"):
+        assert Path(snapshot.url(name)).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, name
