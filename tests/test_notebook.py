@@ -8,8 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from nexus_pipelines.common.in_process import QUIET
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.demo import QUIET, land_examples
+from nexus_pipelines.demo import land_examples
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from tests.helpers import REPO
