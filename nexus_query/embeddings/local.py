@@ -7,11 +7,13 @@ are imported on first use, so ``nexus_query`` imports without them, and a missin
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -108,7 +110,23 @@ def _load(path: str, device: str) -> Any:
 
     global _default_threads
     _default_threads = _default_threads or torch.get_num_threads()
-    return sentence_transformers.SentenceTransformer(path, device=device, local_files_only=True)
+    with _no_loading_bar():
+        return sentence_transformers.SentenceTransformer(path, device=device, local_files_only=True)
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar on every load (and a TqdmWarning in a notebook without
+    ipywidgets); it shows only when its verbosity asks for detail (``TRANSFORMERS_VERBOSITY=info``)."""
+    hf_logging = import_local_model_module("transformers").utils.logging
+    if hf_logging.get_verbosity() <= logging.INFO or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 class QueryEmbeddingCache:
