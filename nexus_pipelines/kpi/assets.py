@@ -8,6 +8,7 @@ from pydantic import Field
 
 from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
+from nexus_pipelines.common.freshness import KPI_FACTS_FRESHNESS
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
@@ -68,6 +69,7 @@ class KpiFactsConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs",
                                    description="every KPI source of the run's spaces could be read")],
     kinds={"lancedb", "polars"},
+    freshness_policy=KPI_FACTS_FRESHNESS,
     description="Typed facts about each catalogued metric (change, trend, episodes outside the usual band, "
                 "of threshold breaches and of missing data, stale data), one exact sentence each, embedded into "
                 "the space with type='kpi'; an episode is one fact, updated in place while it lasts. Runs may "
