@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
+from PIL import Image
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
@@ -66,12 +68,13 @@ def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(top
     assert metadata["snapshot_id"] == HazeStore.for_context(ACME).latest_snapshot_id("main")
     assert metadata["clusters"] >= 2 and metadata["seconds_total"] > 0
     thumbnail = base64.b64decode(metadata["map"].split("base64,")[1].split(")")[0])
-    assert thumbnail.startswith(b"\x89PNG\r\n\x1a\n") and len(thumbnail) < 20_000  # small, inline
-    assert metadata["map_png"].startswith("file://") and metadata["map_png"] in metadata["map"]
-    assert Path(metadata["map_png"][len("file://"):]).read_bytes().startswith(b"\x89PNG")  # the full picture
+    assert thumbnail.startswith(b"\x89PNG\r\n\x1a\n") and len(thumbnail) < 80_000  # inline, in the event log
+    assert Image.open(io.BytesIO(thumbnail)).width >= 480
+    # capability links that open with a click (tests/test_links.py follows them)
+    assert metadata["map_png"].startswith("http://127.0.0.1:8000/nexus/links/")
+    assert metadata["map_png"] in metadata["map"]  # the thumbnail opens the full picture
     assert metadata["html_map"].endswith("/map.html")
-    assert metadata["html_map_url"] == (f"http://127.0.0.1:8000/nexus/spaces/main/haze/map?"
-                                        f"snapshot={metadata['snapshot_id']}")
+    assert metadata["html_map_url"].startswith("http://127.0.0.1:8000/nexus/links/")
 
 
 def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topics_space):

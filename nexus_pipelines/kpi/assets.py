@@ -108,7 +108,8 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     space = nexus.open_space(key, provider.info)
     result = refresh_facts(space, ctx, source, provider, history=history, now=now)
     charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
-    charts = charts_metadata(nexus.files(key, "nexus_projection_store"), key.space_id, charted)
+    charts = charts_metadata(nexus.files(key, "nexus_projection_store"), nexus.picture_links(key), key.space_id,
+                             charted)
     return partition_metadata(result, source.version, len(kpi_rows(space)), charts)
 
 
