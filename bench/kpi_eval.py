@@ -1,6 +1,7 @@
 """How far to trust the KPI fact worker, measured on public series with labelled anomaly windows.
 
     .venv/bin/python bench/kpi_eval.py ../shared/data/nab-dev [--json]
+    .venv/bin/python bench/kpi_eval.py ../shared/data/nab-dev --folds
 
 ``NAB_DIR`` is laid out as the Numenta Anomaly Benchmark is: ``data/<folder>/<file>.csv`` (``timestamp,value``)
 and ``labels/combined_windows.json`` (``"<folder>/<file>.csv"`` → ``[[start, end], ...]``). Every series is run
@@ -12,8 +13,17 @@ through the CLI exactly as a user would, ``nexus kpi facts FILE --history``, and
 * window recall: labelled windows with at least one claim whose onset lies inside them, over all windows;
 * facts per series-day: facts of every kind over the summed span (first to last reading) of the series;
 * anomaly claims on the series of ``artificialNoAnomaly`` (every one is false);
-* wrong ``change`` numbers: a change fact whose ``from``/``to`` are not the aggregation of the file's readings
-  in the two windows it names, or whose percentage does not follow from them.
+* wrong numbers: a ``change`` fact whose ``from``/``to`` are not the aggregation of the file's readings in the
+  two windows it names, or whose percentage does not follow from them; a ``status`` fact whose value or
+  compared values are not the aggregation of the readings in the windows it names, or whose percentages do not
+  follow from them.
+
+``--folds`` chooses the worker's calibration (``nexus_query.kpi.stats.Calibration``: the false-alarm budget
+and how long an episode lasts) by cross-validation over the data's folders: for each folder in turn, the grid
+point with the best F1 of precision and recall on the other folders (among those with no claim on
+``artificialNoAnomaly`` and at most ``MAX_CLAIMS_PER_DAY``) is scored on the held-out folder. It prints each
+fold, the pooled held-out result (every series scored once, by the setting chosen without it) and the
+setting chosen on all folders (the code's default). It runs the worker in process, the same code as the CLI.
 """
 
 from __future__ import annotations
@@ -30,6 +40,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from nexus_query.kpi import MetricSpec, analyse_series, read_series_file
+from nexus_query.kpi.source import metric_from_path
+from nexus_query.kpi.stats import CALIBRATION, Calibration
 
 ANOMALY_TYPES = ("outside_band", "new_extreme", "threshold_breach", "spike")
 NO_ANOMALY_FOLDER = "artificialNoAnomaly"
@@ -108,17 +122,45 @@ def check_change(fact: dict, ts: np.ndarray, vals: np.ndarray) -> str | None:
     return None
 
 
-def score_series(root: Path, name: str, windows: list[list[str]], extra: list[str]) -> SeriesScore:
+def check_status(fact: dict, ts: np.ndarray, vals: np.ndarray) -> str | None:
+    """None when the status fact's value and compared values follow from the readings, else what is wrong."""
+    method, numbers = fact.get("method", {}), fact.get("numbers", {})
+    window = int(method["window"][:-1]) * UNITS[method["window"][-1]]
+    how = method.get("aggregation", "mean")
+
+    def value_at(start: datetime) -> float | None:
+        inside = (ts >= us(start)) & (ts < us(start + window))
+        return aggregate(vals[inside], how) if inside.any() else None
+
+    now = value_at(utc(fact["window_start"]))
+    if now is None or not close(numbers["value"], now):
+        return f"value {numbers['value']} but the readings give {now}"
+    for name in ("previous", "day", "week", "outside_since"):
+        if name not in numbers:
+            continue
+        then = value_at(utc(numbers[name]["window_start"]))
+        if then is None or not close(numbers[name]["value"], then):
+            return f"{name} {numbers[name]['value']} but the readings give {then}"
+        pct = numbers[name].get("percent_change")
+        if pct is not None and then != 0 and not close(pct, (now - then) / abs(then) * 100.0):
+            return f"{name} percent_change {pct} but the readings give {(now - then) / abs(then) * 100.0:.6g}"
+    return None
+
+
+def score_series(root: Path, name: str, windows: list[list[str]], extra: list[str],
+                 facts: list[dict] | None = None) -> SeriesScore:
     path = root / "data" / name
-    facts = run_cli(path, extra)
+    facts = run_cli(path, extra) if facts is None else facts
     ts, vals = read_readings(path)
     spans = [(us(utc(a)), us(utc(b))) for a, b in windows]
     claims = [f for f in facts if f["type"] in ANOMALY_TYPES]
     onsets = [us(utc(f.get("episode_start") or f["window_end"])) for f in claims]
     inside = [any(a <= t <= b for a, b in spans) for t in onsets]
     found = sum(any(a <= t <= b for t in onsets) for a, b in spans)
-    changes = [f for f in facts if f["type"] == "change"]
-    wrong = [f"{f['window_end']}: {problem}" for f in changes if (problem := check_change(f, ts, vals))]
+    changes = [f for f in facts if f["type"] in ("change", "status")]
+    checks = {"change": check_change, "status": check_status}
+    wrong = [f"{f['type']} {f['window_end']}: {problem}" for f in changes
+             if (problem := checks[f["type"]](f, ts, vals))]
     by_type: dict[str, int] = {}
     for f in facts:
         by_type[f["type"]] = by_type.get(f["type"], 0) + 1
@@ -166,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary and every series' score as JSON")
     parser.add_argument("--jobs", type=int, default=2, help="CLI runs at a time (default 2)")
     parser.add_argument("--cli-arg", action="append", default=[], help="extra argument for every CLI run")
+    parser.add_argument("--folds", action="store_true",
+                        help="choose the calibration by cross-validation over the folders; print each fold")
     args = parser.parse_args(argv)
     root = Path(args.nab_dir)
     labels_path = root / "labels" / "combined_windows.json"
@@ -178,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print(f"kpi_eval: no labelled series found under {root / 'data'}", file=sys.stderr)
         return 2
+    if args.folds:
+        return folds(root, labels, names, args.jobs)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         scores = list(pool.map(lambda n: score_series(root, n, labels[n], args.cli_arg), names))
     summary = summarise(scores)
@@ -202,8 +248,84 @@ def main(argv: list[str] | None = None) -> int:
     print(f"facts per series-day          {summary['facts_per_series_day']:.3f} "
           f"({summary['facts']} facts over {summary['series_days']} series-days)")
     print(f"claims on {NO_ANOMALY_FOLDER:<20}{summary['claims_on_no_anomaly_series']}")
-    print(f"wrong change numbers          {summary['wrong_change_numbers']} of {summary['change_facts']}")
+    print(f"wrong numbers                 {summary['wrong_change_numbers']} of {summary['change_facts']} "
+          "change and status facts")
     return 0
+
+
+# ---- cross-validation over the folders ------------------------------------------------------------------
+
+BUDGETS = (0.01, 0.02, 0.05, 0.15, 0.5, 1.0, 2.0, 4.0, 8.0)  # false episodes a series-month
+GRID = tuple(Calibration(false_alarms_per_month=b, continue_p=p) for b in BUDGETS for p in (0.05, 0.2))
+MAX_CLAIMS_PER_DAY = 0.5
+
+
+def facts_in_process(path: Path, calibration: Calibration) -> list[dict]:
+    """What ``nexus kpi facts FILE --history`` prints, with ``calibration`` instead of the default."""
+    metric = metric_from_path(str(path))
+    spec = MetricSpec(name=metric)
+    return [f.to_json() for one in read_series_file(str(path), metric=metric)
+            for f in analyse_series(one, spec, history=True, calibration=calibration).facts]
+
+
+def f1(summary: dict) -> float:
+    p, r = summary["anomaly_precision"], summary["window_recall"]
+    return 0.0 if not (p == p and r == r) or p + r == 0 else 2 * p * r / (p + r)
+
+
+def admissible(scores: list[SeriesScore]) -> bool:
+    days = sum(s.days for s in scores)
+    claims = sum(s.claims for s in scores)
+    quiet = sum(s.claims for s in scores if s.name.startswith(NO_ANOMALY_FOLDER + "/")) == 0
+    return quiet and ratio(claims, days) <= MAX_CLAIMS_PER_DAY
+
+
+def choose(by_setting: dict[Calibration, list[SeriesScore]], names: set[str]) -> Calibration:
+    """The grid point with the best F1 on ``names`` among the admissible ones (ties: the smaller budget)."""
+    ranked = []
+    for setting, scores in by_setting.items():
+        train = [s for s in scores if s.name in names]
+        ranked.append((not admissible(train), -f1(summarise(train)), setting.false_alarms_per_month,
+                       setting.continue_p, setting))
+    return min(ranked, key=lambda row: row[:4])[-1]
+
+
+def folds(root: Path, labels: dict[str, list[list[str]]], names: list[str], jobs: int) -> int:
+    def one(setting: Calibration) -> list[SeriesScore]:
+        return [score_series(root, n, labels[n], [], facts_in_process(root / "data" / n, setting)) for n in names]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        by_setting = dict(zip(GRID, pool.map(one, GRID), strict=True))
+    folders = sorted({n.split("/")[0] for n in names})
+    held_out: list[SeriesScore] = []
+    print(f"{'held-out folder':<24} {'chosen on the other three':<40} {'precision':>16} {'recall':>14} "
+          f"{'claims/day':>10}")
+    for folder in folders:
+        train = {n for n in names if not n.startswith(folder + "/")}
+        setting = choose(by_setting, train)
+        test = [s for s in by_setting[setting] if s.name.startswith(folder + "/")]
+        held_out += test
+        t = summarise(test)
+        print(f"{folder:<24} {describe(setting):<40} "
+              f"{t['anomaly_precision']:>6.3f} ({t['anomaly_claims_in_windows']:>2}/{t['anomaly_claims']:<2}) "
+              f"{t['window_recall']:>6.3f} ({t['windows_found']:>2}/{t['windows']:<2}) "
+              f"{ratio(t['anomaly_claims'], t['series_days']):>10.3f}")
+    pooled = summarise(held_out)
+    print()
+    print(f"pooled held-out: anomaly precision {pooled['anomaly_precision']:.3f} "
+          f"({pooled['anomaly_claims_in_windows']} of {pooled['anomaly_claims']}), window recall "
+          f"{pooled['window_recall']:.3f} ({pooled['windows_found']} of {pooled['windows']}), "
+          f"{ratio(pooled['anomaly_claims'], pooled['series_days']):.3f} anomaly claims per series-day, "
+          f"{pooled['claims_on_no_anomaly_series']} on {NO_ANOMALY_FOLDER}, wrong numbers "
+          f"{pooled['wrong_change_numbers']} of {pooled['change_facts']} change and status facts")
+    chosen = choose(by_setting, set(names))
+    print(f"chosen on all four folders: {describe(chosen)}"
+          f"{' (the default)' if chosen == CALIBRATION else f' (the default is {describe(CALIBRATION)})'}")
+    return 0
+
+
+def describe(setting: Calibration) -> str:
+    return f"budget {setting.false_alarms_per_month:g}/month, continue p {setting.continue_p:g}"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,16 @@ def thumbnail_png(png: bytes, width: int = THUMBNAIL_WIDTH) -> bytes:
         buffer = io.BytesIO()
         small.save(buffer, format="PNG", optimize=True)
         return buffer.getvalue()
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$])")  # with "[" escaped, "(" and "!" start no link
+
+
+def markdown_text(text: str) -> str:
+    """Tenant text (labels, units, series keys, fact sentences) as literal Markdown: every character Markdown
+    or its tables could read as syntax inside a line is backslash-escaped, and line breaks become spaces, so a
+    label cannot add a link, an image, HTML, emphasis or a table cell to the Dagster UI."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def png_markdown(png: bytes, alt: str, link: str | None = None) -> str:

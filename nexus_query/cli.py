@@ -54,8 +54,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from nexus_query.api import create_app
     except ImportError:
         raise SystemExit("nexus serve needs the server extra: pip install 'nexus[server]'") from None
-    uvicorn.run(create_app(warm_ingest_worker=True), host=args.host, port=args.port, log_level=args.log_level)
+    fast_lane = _fast_lane()
+    app = create_app(warm_ingest_worker=True, warm_serving=True, fast_lane=fast_lane)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _fast_lane():  # -> nexus_pipelines.ingest.fast.ServerFastLane | None
+    """Small batches ingested by this server within seconds, recorded in Dagster: needs the pipelines
+    extra and ``$DAGSTER_HOME`` (else batches wait for the sensors' runs, as before)."""
+    try:
+        from nexus_pipelines.ingest.fast import server_fast_lane
+    except ImportError:
+        return None
+    lane = server_fast_lane()
+    print("small batches: " + ("ingested by this server (fast path), recorded in $DAGSTER_HOME" if lane else
+                               "left to the Dagster sensors (set DAGSTER_HOME for the fast path)"), file=sys.stderr)
+    return lane
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -67,42 +82,44 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     registry = RoutingRegistry.default()
     ctx = registry.authenticate(args.key)
     registry.store_route(ctx)  # a tenant without a vector store: refused before anything lands
-    landed = land_files(landing_zone(ctx, registry), args.space, args.paths)
-    print(landed.task.task_id)
-    exports = f" and {landed.exports} chat export(s)" if landed.exports else ""
-    print(f"landed {landed.items} item(s){exports} in space {args.space!r} as one task", file=sys.stderr)
-    for skipped in landed.skipped:
-        print(f"skipped {skipped}", file=sys.stderr)
     if not args.wait:
+        landed = land_files(landing_zone(ctx, registry), args.space, args.paths)
+        _print_landed(landed, args.space)
         print("the landing sensor starts its run (`make dev`), or run again with --wait", file=sys.stderr)
         return 0
     try:
-        from nexus_pipelines.common.in_process import dagster_instance
-        from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
-        from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
-        from nexus_pipelines.partitions import SpaceKey
+        from nexus_pipelines.ingest.fast import land_and_wait
     except ImportError:
-        raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: "
-                         "pip install 'nexus[pipelines]'") from None
+        raise SystemExit("--wait ingests here and needs the pipelines extra: pip install 'nexus[pipelines]'") from None
     zone = landing_zone(ctx, registry)
-    with dagster_instance() as instance:
-        outcome = ingest_space_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance,
-                                          task_id=landed.task.task_id, progress=not args.json)
-        if not outcome.success:  # what ingest_failure_sensor does for a daemon's run
-            fail_run_tasks(zone, instance, outcome.run_id, {TASK_TAG: landed.task.task_id},
-                           outcome.error or "the ingest run failed", logging.getLogger("nexus"))
-    task = landing_zone(ctx, registry).read_task(landed.task.task_id)
-    table = outcome.table
+
+    def land(batch_id: str):  # -> nexus_query.landing.Task; landed under the id land_and_wait claimed
+        landed = land_files(zone, args.space, args.paths, batch_id=batch_id)
+        _print_landed(landed, args.space)
+        return landed.task
+
+    outcome = land_and_wait(ctx, args.space, land=land, registry=registry, progress=not args.json)
+    task, table = outcome.task, dict(outcome.counts)
     if args.json:
-        print(json.dumps({"task": task.to_dict(), "run": {"run_id": outcome.run_id, "success": outcome.success,
-                                                          "error": outcome.error, **table}}, indent=2, default=str))
-    elif outcome.success:
+        print(json.dumps({"task": task.to_dict(), "run": {"run_id": outcome.run_id, "path": outcome.path,
+                                                          "success": outcome.succeeded, "error": outcome.error,
+                                                          **table}}, indent=2, default=str))
+    elif outcome.succeeded:
         print(f"rows: {table['rows']} in the space ({table['rows_added']} added, {table['rows_updated']} updated, "
-              f"{table['rows_skipped']} unchanged, {table['rows_deleted']} deleted), run {outcome.run_id}")
+              f"{table['rows_skipped']} unchanged, {table['rows_deleted']} deleted), "
+              f"{'run ' + str(outcome.run_id) if outcome.path == 'run' else 'ingested here (fast path)'}")
     else:
-        print(f"the run failed: {outcome.error}", file=sys.stderr)
+        print(f"the ingest failed: {outcome.error}", file=sys.stderr)
     print(f"task {task.task_id}: {task.status}")
     return 0 if task.status == "succeeded" else 1
+
+
+def _print_landed(landed, space_id: str) -> None:  # landed: nexus_query.file_ingest.LandedFiles
+    print(landed.task.task_id)
+    exports = f" and {landed.exports} chat export(s)" if landed.exports else ""
+    print(f"landed {landed.items} item(s){exports} in space {space_id!r} as one task", file=sys.stderr)
+    for skipped in landed.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

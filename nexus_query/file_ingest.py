@@ -143,10 +143,11 @@ def _sidecar(path: Path) -> Sidecar:
     return Sidecar(value.get("metadata") or {}, value.get("alt_text"), value.get("caption"))
 
 
-def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) -> LandedFiles:
+def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path],
+               batch_id: str | None = None) -> LandedFiles:
     """Land ``paths`` (files and folders) in ``space_id`` as one task. Items are checked first (images
     once their copies exist, since an image item must name an existing blob), then exports and the
-    batch are written, the batch last."""
+    batch are written, the batch last. ``batch_id``: as ``LandingZone.land_batch``'s."""
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
@@ -160,5 +161,6 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) ->
     if batch.items:
         validate_items(zone.files, batch.items, max_items=len(batch.items))
     landed = [land_export(zone.files, space_id, path.name, path.read_bytes()).landed for path in batch.exports]
-    task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed)
+    task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed,
+                           batch_id=batch_id)
     return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped)

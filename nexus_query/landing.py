@@ -138,16 +138,19 @@ class LandingZone:
         self.inbox = inbox  # None: nothing is announced (system runs; the sweep still finds what landed)
 
     def land_batch(self, space_id: str, items: Sequence[Mapping[str, Any]], *,
-                   max_items: int = MAX_ITEMS_PER_BATCH, attached_files: Sequence[str] = ()) -> Task:
+                   max_items: int = MAX_ITEMS_PER_BATCH, attached_files: Sequence[str] = (),
+                   batch_id: str | None = None) -> Task:
         """Validate and durably write a batch; the returned task is ``queued`` for the pipeline.
         ``attached_files``: files already landed in the space's ``files/`` that the task stands for too
-        (the run that reads the batch reads them as well); with them, ``items`` may be empty."""
+        (the run that reads the batch reads them as well); with them, ``items`` may be empty.
+        ``batch_id``: an id chosen (and claimed, ``nexus_query.claims``) by a caller that runs the batch
+        itself, so no sensor starts a run for it; a fresh one otherwise."""
         validate_id(space_id, "space_id")
         if space_id == GLOBAL_SPACE_ID:
             raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
         items = list(items) if isinstance(items, (list, tuple)) else items
         normalized = validate_items(self.files, items, max_items=max_items) if items or not attached_files else []
-        batch_id = uuid.uuid4().hex
+        batch_id = validate_id(batch_id, "batch_id") if batch_id else uuid.uuid4().hex
         stamp = now_iso()
         counts = {"items": len(normalized), **({"files": len(attached_files)} if attached_files else {})}
         task = Task(task_id=batch_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,

@@ -68,12 +68,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def start_nexus_serve(env: dict[str, str], **popen_kwargs) -> tuple[subprocess.Popen, int]:
-    """`nexus serve` on a free loopback port, listening when this returns; the caller stops it."""
+    """`nexus serve` on a free loopback port, listening when this returns (it loads the model before it
+    listens: up to a few minutes on loaded cores); the caller stops it."""
     port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "nexus")
     proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                             env=env, **popen_kwargs)
-    wait_for_port(port, proc)
+    try:
+        wait_for_port(port, proc, attempts=3000)
+    except BaseException:
+        stop(proc)
+        raise
     return proc, port
 
 

@@ -37,8 +37,9 @@ def test_kpi_facts_prints_the_latest_windows_facts_as_json_lines(tmp_path, capsy
                  "--direction", "down_is_good", "--label", "p95 latency of checkout"]) == 0
     captured = capsys.readouterr()
     facts = lines(captured.out)
-    assert [f["type"] for f in facts] == ["change", "outside_band"]
-    change = facts[0]
+    assert [f["type"] for f in facts] == ["change", "outside_band", "status"]
+    change, status = facts[0], facts[2]
+    assert status["text"].startswith("p95 latency of checkout was ") and " the hour before" in status["text"]
     assert (change["window_start"], change["window_end"]) == ("2026-11-16T13:00:00Z", "2026-11-16T14:00:00Z")
     assert change["text"].startswith("p95 latency of checkout rose ") and " ms to " in change["text"]
     assert change["numbers"]["percent_change"] > 15 and change["points"] == {"current": 12, "previous": 12}
@@ -46,11 +47,11 @@ def test_kpi_facts_prints_the_latest_windows_facts_as_json_lines(tmp_path, capsy
     assert "window 1h (chosen from the sampling)" in captured.err
 
 
-def test_kpi_facts_with_history_backfills_every_window_and_a_flat_file_prints_nothing(tmp_path, capsys):
+def test_kpi_facts_with_history_backfills_every_window_and_a_flat_file_prints_only_its_status(tmp_path, capsys):
     values = stepped(step_hours=3)
     csv = write_csv(tmp_path / "latency.csv", values)
     assert main(["kpi", "facts", str(csv), "--metric", "latency", "--history", "--window", "1h"]) == 0
-    history = lines(capsys.readouterr().out)
+    history = [f for f in lines(capsys.readouterr().out) if f["type"] != "status"]
     assert history[0]["window_end"] == "2026-11-16T12:00:00Z" and history[0]["type"] == "change"
     assert {f["window_end"] for f in history} <= {"2026-11-16T12:00:00Z", "2026-11-16T13:00:00Z",
                                                     "2026-11-16T14:00:00Z"}
@@ -59,7 +60,9 @@ def test_kpi_facts_with_history_backfills_every_window_and_a_flat_file_prints_no
     assert {f["window_end"] for f in latest} == {"2026-11-16T14:00:00Z"}
     flat = write_csv(tmp_path / "flat.csv", [42.0] * 600)
     assert main(["kpi", "facts", str(flat), "--metric", "latency", "--history"]) == 0
-    assert capsys.readouterr().out == ""
+    (status,) = lines(capsys.readouterr().out)
+    assert status["type"] == "status" and status["window_end"] == "2026-11-16T14:00:00Z"
+    assert "about the same as the hour before (42.0)" in status["text"] and status["position"] == "within"
 
 
 def test_kpi_facts_history_prints_one_line_per_episode_and_names_a_plain_file_by_itself(tmp_path, capsys):

@@ -37,6 +37,9 @@ def files(ctx: RequestContext) -> TenantFiles:
     return TenantFiles.for_tenant(RoutingRegistry.default().blob_route(ctx), ctx)
 
 
+METRICS = ("checkout_latency_p95", "conversion_rate", "orders_per_hour")  # the bundled example's, sorted
+
+
 def put_source(ctx: RequestContext = ACME, measurements: bytes = MEASUREMENTS, catalogue: bytes = CATALOGUE,
                name: str = "measurements.csv") -> None:
     files(ctx).write_bytes_atomic(catalogue, "kpi", "main", "catalogue.yaml")
@@ -78,7 +81,9 @@ def test_refreshed_facts_are_kpi_rows_that_answer_how_is_checkout_latency(store,
         "shipping": "Standard shipping takes three working days."})
     put_source()
     space, result = refresh(store, provider)
-    assert [f.type for f in result.facts] == ["change", "outside_band"]
+    assert [f.type for f in result.facts if f.type != "status"] == ["change", "outside_band"]
+    statuses = [f for f in result.facts if f.type == "status"]  # one per series, whatever happened
+    assert sorted(f.source for f in statuses) == [f"kpi/{m}/status" for m in METRICS]
     hits = query(ACME, "main", "how is checkout latency?", top_k=3, store=store, provider=provider).hits
     assert [h.type for h in hits[:2]] == ["kpi", "kpi"]
     assert hits[0].content.startswith("p95 latency of checkout") and hits[0].metadata["unit"] == "ms"
@@ -93,7 +98,7 @@ def test_a_second_refresh_embeds_nothing_and_changes_nothing(store, provider):
     before = stored_facts(space)
     _, again = refresh(store, provider)
     assert (again.stats.embedded, again.stats.inserted, again.stats.updated, again.stats.deleted) == (0, 0, 0, 0)
-    assert stored_facts(space) == before and len(before) == 2
+    assert stored_facts(space) == before and len(before) == 2 + len(METRICS)  # and a status per series
 
 
 def test_facts_that_no_longer_hold_for_a_judged_window_are_removed(store, provider):
@@ -104,8 +109,8 @@ def test_facts_that_no_longer_hold_for_a_judged_window_are_removed(store, provid
     flat += [f"2026-11-16T13:{m:02d}:00Z,checkout_latency_p95,181.0,ms" for m in range(0, 60, 5)]
     put_source(measurements=("\n".join(flat) + "\n").encode())  # late correction: the step was a glitch
     _, result = refresh(store, provider)
-    assert result.facts == [] and result.retired["superseded"] == 2
-    assert stored_facts(space) == []
+    assert [f.type for f in result.facts] == ["status"] * len(METRICS) and result.retired["superseded"] == 2
+    assert [s for s, _ in stored_facts(space)] == [f"kpi/{m}/status" for m in METRICS]  # updated in place
 
 
 def test_a_stale_fact_appears_when_readings_stop_and_goes_when_they_resume(store, provider):
@@ -130,12 +135,13 @@ def test_a_history_run_backfills_every_window_and_retention_drops_old_ones(store
     put_source()
     space, result = refresh(store, provider, history=True)
     # one fact per episode: the latency step and the conversion dip (each with its change), the orders gap
-    assert {f.type for f in result.facts} == {"change", "outside_band", "missing_data"} and len(result.facts) == 5
-    assert len(stored_facts(space)) == 5
+    assert {f.type for f in result.facts} == {"change", "outside_band", "missing_data", "status"}
+    assert len(result.facts) == 5 + len(METRICS) and len(stored_facts(space)) == 5 + len(METRICS)
     put_source(catalogue=CATALOGUE.replace(b"retention_days: 90", b"retention_days: 2"))
     _, again = refresh(store, provider, history=True)
     assert again.retired["expired"] == 3
-    assert {s for s, _ in stored_facts(space)} == {"kpi/checkout_latency_p95/2026-11-16T13:00:00Z"}
+    assert {s for s, _ in stored_facts(space)} == {"kpi/checkout_latency_p95/2026-11-16T13:00:00Z",
+                                                   *[f"kpi/{m}/status" for m in METRICS]}  # a status never expires
 
 
 def test_facts_of_a_metric_dropped_from_the_catalogue_are_removed(store, provider):
@@ -145,7 +151,7 @@ def test_facts_of_a_metric_dropped_from_the_catalogue_are_removed(store, provide
                                                                        b"  - name: x")
     put_source(catalogue=without + b"\n")
     _, result = refresh(store, provider)
-    assert "checkout_latency_p95" in result.uncatalogued and result.retired["uncatalogued"] == 2
+    assert "checkout_latency_p95" in result.uncatalogued and result.retired["uncatalogued"] == 2 + len(METRICS)
     assert stored_facts(space) == []
 
 
@@ -168,7 +174,7 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     (event,) = result.get_asset_materialization_events()
     metadata = {k: v.value for k, v in event.materialization.metadata.items()}
     assert event.materialization.partition == "acme.default.main"
-    assert metadata["facts"] == 2 and metadata["dagster/row_count"] == 2 and metadata["series"] == 3
+    assert metadata["facts"] == 5 and metadata["dagster/row_count"] == 5 and metadata["series"] == 3
     # the charts live in the projection store, linked; only one small thumbnail is inline
     assert metadata["charts"].count("data:image/png;base64,") == 1 and len(metadata["charts"]) < 80_000
     charts = {k: v for k, v in metadata.items() if k.startswith("chart: ")}  # one URL entry per chart
@@ -176,7 +182,7 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     stored = TenantFiles.for_tenant(RoutingRegistry.default().projection_route(ACME), ACME)
     assert len(stored.list("kpi", "main", "charts")) == 3
     assert "p95 latency of checkout rose 19.7%" in metadata["fact_sentences"]
-    assert len(kpi_rows(store.open(ACME, "main"))) == 2
+    assert len(kpi_rows(store.open(ACME, "main"))) == 2 + len(METRICS)
 
 
 def measured(instance, *keys: str) -> None:
@@ -243,12 +249,12 @@ def test_a_scheduled_batch_refreshes_each_space_in_its_range_and_isolates_a_brok
     assert result.success
     by_partition = {e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
                     for e in result.get_asset_materialization_events()}
-    assert by_partition["acme.default.main"]["facts"] == 2
+    assert by_partition["acme.default.main"]["facts"] == 2 + len(METRICS)
     assert by_partition["globex.default.main"]["status"] == "failed"
     assert by_partition["initech.default.main"]["status"] == "no KPI source"
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and list(check.metadata["failed_partitions"].value) == ["globex.default.main"]
-    assert len(kpi_rows(store.open(ACME, "main"))) == 2
+    assert len(kpi_rows(store.open(ACME, "main"))) == 2 + len(METRICS)
 
 
 def sensor_requests(instance, run_result):
@@ -283,7 +289,7 @@ def test_kpi_facts_survive_a_document_ingest_run_of_the_same_space(instance, sto
     files(ACME).write_bytes_atomic(b"Return a tent within 60 days.", "landing", "main", "files", "returns.txt")
     ingest = defs.resolve_job_def("ingest_space")
     assert ingest.execute_in_process(partition_key="acme.default.main", instance=instance).success
-    assert len(kpi_rows(store.open(ACME, "main"))) == 2
+    assert len(kpi_rows(store.open(ACME, "main"))) == 2 + len(METRICS)
 
 
 def test_the_kpi_source_reads_from_s3_and_its_fingerprint_follows_the_files(s3_config):
@@ -297,3 +303,16 @@ def test_the_kpi_source_reads_from_s3_and_its_fingerprint_follows_the_files(s3_c
                                             {"orders_per_hour": 600.0}), "kpi", "main", "measurements", "new.csv")
     assert source_version(files(ACME), "main") != source.version
     assert read_source(files(GLOBEX), "main") is None and source_version(files(GLOBEX), "main") is None
+
+
+def test_a_refresh_weeks_after_the_data_ends_claims_nothing_ongoing(store, provider):
+    put_source()
+    space, result = refresh(store, provider, now=CHECK + timedelta(days=21))  # `make dev` after `make demo`
+    episodes = [f for f in result.facts if f.episode_start is not None]
+    assert episodes and all(f.episode_end is not None for f in episodes)
+    assert {f.type for f in result.facts} >= {"status", "stale_data"}
+    for fact in result.facts:
+        assert not {"ongoing", "now", "currently"} & set(fact.text.replace(",", " ").split())
+        assert "has been" not in fact.text
+        assert fact.metadata["as_of"] <= "2026-11-16T14:00:00Z"
+    assert any("ended with the data at 2026-11-16 13:55 UTC" in text for _, text in stored_facts(space))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from nexus_query.claims import Claims
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone, TaskStatus
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
 
 TASK_TAG = "nexus/task_id"
+CLAIM_OWNER_TAG = "nexus/claim_owner"  # a run started by a claim's holder (--wait) carries its name
 CLAIMED_METADATA = "claimed_tasks"
 Log = logging.Logger | logging.LoggerAdapter
 
@@ -54,11 +56,18 @@ def report_tasks(zone: LandingZone, task_ids: Sequence[str], status: TaskStatus,
             log.warning("task %s has no record in the landing zone; status %r not written", task_id, status)
 
 
-def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log) -> list[str]:
+def claim_landed_tasks(zone: LandingZone, space_id: str, run_id: str, log: Log,
+                       claim_owner: str | None = None) -> list[str]:
     """Claim the task of every batch now in the space's landing zone that is not yet ``succeeded`` (the
-    run reads them all); a batch whose task record was lost gets it back first. Returns the claimed ids."""
+    run reads them all); a batch whose task record was lost gets it back first. A batch someone else
+    holds a live claim on (``nexus_query.claims``: the fast path, a ``--wait`` command; ``claim_owner``
+    is this run's own) is left to its holder: the run writes its rows all the same (keyed, idempotent),
+    but its task is the holder's to settle. Returns the claimed ids."""
+    claims = Claims(zone.files)
     claimed = []
     for batch_id in zone.batch_ids(space_id):
+        if claims.held_by_other(batch_id, claim_owner):
+            continue
         try:
             if zone.task_of_batch(space_id, batch_id).status != "succeeded":
                 claimed.append(batch_id)

@@ -15,6 +15,7 @@ from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.claims import Claims
 from nexus_query.erasure import ErasureRequest, ErasureTarget, erase_tenant, new_request, run_erasure, tenant_target
 from nexus_query.erasure.plan import pending_requests, read_request
 from nexus_query.errors import InvalidRequest, MissingRoute
@@ -105,10 +106,14 @@ def erasure_run_config(task_id: str) -> dict:
 
 @dg.sensor(job=erase_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def erasure_request_sensor(context: dg.SensorEvaluationContext, nexus: NexusResource) -> dg.SensorResult:
-    """Each waiting erasure request becomes one run (run key = its task id, so none runs twice)."""
+    """Each waiting erasure request becomes one run (run key = its task id, so none runs twice); one that
+    a ``nexus erase --wait`` holds a live claim on (``nexus_query.claims``) is left to it."""
     requests, partitions = [], set()
     for tenant, project, files in nexus.tenant_areas():
+        claims = Claims(files)
         for request in pending_requests(files):
+            if claims.held_by_other(request.task_id):
+                continue
             try:
                 key = SpaceKey(tenant, project, request.space_id)
             except InvalidRequest:

@@ -15,6 +15,7 @@ from nexus_pipelines.common.freshness import SPACE_TABLE_FRESHNESS
 from nexus_pipelines.common.load import IngestStats
 from nexus_pipelines.common.parquet_io import ArrowStream, previous_output
 from nexus_pipelines.common.tasks import (
+    CLAIM_OWNER_TAG,
     CLAIMED_METADATA,
     TASK_TAG,
     claim_landed_tasks,
@@ -69,7 +70,8 @@ def raw_docs(context: dg.AssetExecutionContext, nexus: NexusResource) -> ArrowSt
     key = nexus.space_key(context.partition_key)
     zone = nexus.landing(key)
     # Before reading: every batch claimed here is one the reader below reads (batches are never removed).
-    claimed = claim_landed_tasks(zone, key.space_id, context.run.run_id, context.log)
+    claimed = claim_landed_tasks(zone, key.space_id, context.run.run_id, context.log,
+                                 context.run.tags.get(CLAIM_OWNER_TAG))
     report_task(zone, context.run.tags, "running", context.log, run_id=context.run.run_id)
     reader = LandingReader(zone, key.space_id)
 

@@ -15,6 +15,7 @@ import dagster as dg
 from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from nexus_query.claims import Claims
 from nexus_query.errors import NotFound
 from nexus_query.landing import LandingZone
 
@@ -68,8 +69,11 @@ def batch_request(key: SpaceKey, batch_id: str, run_key: str) -> Requested:
 
 def run_key_if_queued(zone: LandingZone, space_id: str, batch_id: str) -> str | None:
     """The run key of a batch whose task is queued: the batch id, with the attempt for a retried task
-    (Dagster runs a run key once); None when its task is not queued. A lost task record comes back from
-    the copy the batch carries."""
+    (Dagster runs a run key once); None when its task is not queued, or while a live claim says someone
+    (the server's fast path, a ``--wait`` command) is running it. A lost task record comes back from the
+    copy the batch carries."""
+    if Claims(zone.files).held_by_other(batch_id):
+        return None
     try:
         task = zone.task_of_batch(space_id, batch_id)
     except (NotFound, ValueError):  # an unreadable batch: its run fails and reports why
@@ -93,7 +97,9 @@ def space_files(zone: LandingZone, space_id: str) -> list[tuple[str, Any, float]
 def files_request(zone: LandingZone, key: SpaceKey, files: list[tuple[str, Any, float]]) -> Requested | None:
     """A run for the space when its files differ from what the last request saw (new, changed, or all
     removed: that run notices the removal); the fingerprint asked for is recorded beside them."""
-    fingerprint = hashlib.sha256(json.dumps(sorted(files)).encode()).hexdigest()
+    if Claims(zone.files).held_by_other(files_claim_id(key.space_id)):
+        return None  # a --wait import is reading them; asked again once it is done, if still changed
+    fingerprint = files_fingerprint(files)
     state_parts = ("landing", key.space_id, FILES_STATE)
     try:
         state = json.loads(zone.files.read_bytes(*state_parts))
@@ -106,6 +112,27 @@ def files_request(zone: LandingZone, key: SpaceKey, files: list[tuple[str, Any, 
                                   *state_parts)
     return Requested(key.partition_key, f"{key.partition_key}:files:{changes}:{fingerprint[:12]}",
                      {**key.run_tags, TRIGGER_TAG: "files"})
+
+
+def files_fingerprint(files: list[tuple[str, Any, float]]) -> str:
+    return hashlib.sha256(json.dumps(sorted(files)).encode()).hexdigest()
+
+
+def files_claim_id(space_id: str) -> str:
+    """The claim on a space's dropped files (held while a ``--wait`` import reads them)."""
+    return f"files-{hashlib.sha256(space_id.encode()).hexdigest()[:24]}"
+
+
+def record_files_seen(zone: LandingZone, space_id: str) -> None:
+    """What the space's files are now counts as asked for: a run in this process read them, so the
+    sensors start none for them (the files claim kept them away meanwhile)."""
+    state_parts = ("landing", space_id, FILES_STATE)
+    try:
+        state = json.loads(zone.files.read_bytes(*state_parts))
+    except FileNotFoundError:
+        state = {"fingerprint": "", "changes": 0}
+    state["fingerprint"] = files_fingerprint(space_files(zone, space_id))
+    zone.files.write_bytes_atomic(json.dumps(state).encode(), *state_parts)
 
 
 def served_tenants(nexus: NexusResource) -> set[str]:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,6 +223,19 @@ class LandingReader:
                     yield doc
                 else:
                     self.counts["replaced_by_later_version"] += 1
+        yield from self._conversation_blocks()
+
+    def documents_of(self, batch_id: str | None = None, exports: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        """The documents of one landed batch (its items and the chat exports it names) and of ``exports``
+        (landed chat exports), as ``documents`` reads them: what the fast path (``fast``) ingests."""
+        self.chat_exports = list(exports)
+        if batch_id is not None:
+            body = self.zone.read_batch(self.space_id, batch_id)
+            for item in body["items"]:
+                self.counts[f"{item['type']}_docs"] += 1
+                yield item_doc(item, f"batch:{batch_id}")
+            self.chat_exports += [p for p in body.get("files", [])
+                                  if p.startswith(f"{self.files_prefix}{CHAT_EXPORTS_DIR}/")]
         yield from self._conversation_blocks()
 
     @property

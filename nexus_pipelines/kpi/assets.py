@@ -12,9 +12,11 @@ from nexus_pipelines.common.freshness import KPI_FACTS_FRESHNESS
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey, tenant_spaces
+from nexus_pipelines.pictures import markdown_text
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import NexusError
 from nexus_query.kpi import read_source
+from nexus_query.kpi.landing import settle_landed
 from nexus_query.kpi.retirement import kpi_rows
 from nexus_query.kpi.source import source_version
 
@@ -81,7 +83,7 @@ def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
 
     def refresh(partition_key: str) -> PartitionDone[int]:
-        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now)
+        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now, run_id=context.run_id)
         facts = int(metadata.get("facts", 0))
         return PartitionDone(facts, metadata, f"{facts} fact(s)")
 
@@ -95,8 +97,9 @@ def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
                                 check_results=[check])
 
 
-def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime) -> dict:
-    """Refresh one space's facts; returns the materialization metadata for its partition."""
+def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime, run_id: str) -> dict:
+    """Refresh one space's facts, then settle the measurement tasks whose files it read; returns the
+    materialization metadata for its partition."""
     key = SpaceKey.parse(partition_key)
     if key.is_global:
         return {"status": "skipped", "reason": "the global space has no KPI source", "facts": 0}
@@ -110,7 +113,8 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
     charts = charts_metadata(nexus.files(key, "nexus_projection_store"), nexus.picture_links(key), key.space_id,
                              charted)
-    return partition_metadata(result, source.version, len(kpi_rows(space)), charts)
+    settled = settle_landed(nexus.files(key), key.space_id, source.files, run_id)
+    return {**partition_metadata(result, source.version, len(kpi_rows(space)), charts), "tasks_settled": len(settled)}
 
 
 def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, charts: dict) -> dict:
@@ -118,7 +122,7 @@ def partition_metadata(result: RefreshResult, version: str, kpi_row_count: int, 
     by_type = Counter(f.type for f in facts)
     table = "\n".join(["| type | since | until | fact |", "|---|---|---|---|",
                        *[f"| {f.type} | {f.episode_start or f.window_start} | "
-                         f"{f.episode_end or ('ongoing' if f.episode_start else f.window_end)} | {f.text} |"
+                         f"{f.episode_end or ('open' if f.episode_start else f.window_end)} | {markdown_text(f.text)} |"
                          for f in facts]])
     return {
         "status": "refreshed",

@@ -14,7 +14,14 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from nexus_pipelines.pictures import PictureLinks, figure_png, png_markdown, store_picture, thumbnail_png
+from nexus_pipelines.pictures import (
+    PictureLinks,
+    figure_png,
+    markdown_text,
+    png_markdown,
+    store_picture,
+    thumbnail_png,
+)
 from nexus_query.kpi import Fact, SeriesReport
 from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
 from nexus_query.paths import TenantFiles
@@ -25,6 +32,10 @@ SHOWN_WINDOWS = 168  # the chart shows at most the last week of hourly windows
 
 
 def chart_png(report: SeriesReport) -> bytes:
+    return figure_png(chart_figure(report))
+
+
+def chart_figure(report: SeriesReport) -> Figure:
     fig = Figure(figsize=(9, 3.2), dpi=90)
     ax = fig.add_subplot()
     first = int(report.starts_us[max(0, report.starts_us.size - SHOWN_WINDOWS)]) if report.starts_us.size else 0
@@ -36,11 +47,13 @@ def chart_png(report: SeriesReport) -> bytes:
     window_starts = [to_datetime(t) for t in report.starts_us[shown]]
     ax.step(window_starts, report.values[shown], where="post", lw=1.4,  # type: ignore[arg-type]  # matplotlib's stubs omit the datetimes its date converter takes
             color="#1f77b4", label=f"{report.spec.aggregation} per {window_code(report.window)}")
-    for limit in (report.spec.above, report.spec.below):
+    for side, limit in (("above", report.spec.above), ("below", report.spec.below)):
         if limit is not None:
-            ax.axhline(limit, color="#8c564b", ls="--", lw=0.8)
+            ax.axhline(limit, color="#8c564b", ls="--", lw=0.8, label=f"threshold ({side} {limit:g})")
     flagged = set()
     for fact in report.facts:
+        if fact.type == "status":  # the latest window, said in words: no span to shade
+            continue
         start, end = fact_span(fact)
         start = max(start, first)
         if end <= start:
@@ -55,12 +68,12 @@ def chart_png(report: SeriesReport) -> bytes:
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     unit = report.spec.unit or report.series.unit
     ax.set_ylabel(unit)
-    ax.set_title(f"{report.spec.label} — {report.series.key} (UTC)", fontsize=10)
+    ax.set_title(f"{report.spec.label} — {report.series.key} (UTC)".replace("$", r"\$"), fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     handles += [Patch(color=COLORS[t], alpha=0.4, label=t) for t in sorted(flagged)]
     ax.legend(handles=handles, fontsize=7, loc="upper left")
     ax.margins(x=0.01)
-    return figure_png(fig)
+    return fig
 
 
 def chart_file_name(series_key: str) -> str:
@@ -81,8 +94,8 @@ def charts_metadata(files: TenantFiles, links: PictureLinks, space_id: str, repo
         url = store_picture(files, links, png, "kpi", space_id, "charts", chart_file_name(report.series.key))
         entries[f"chart: {report.series.key}"] = dg.MetadataValue.url(url)
         if number == 0:
-            lines += [png_markdown(thumbnail_png(png), report.series.key, link=url), ""]
-        lines.append(f"- [{report.series.key}]({url}): {len(report.facts)} fact(s)")
+            lines += [png_markdown(thumbnail_png(png), markdown_text(report.series.key), link=url), ""]
+        lines.append(f"- [{markdown_text(report.series.key)}]({url}): {len(report.facts)} fact(s)")
     return {"charts": dg.MetadataValue.md("\n".join(lines) or "_no series_"), **entries}
 
 

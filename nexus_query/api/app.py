@@ -18,7 +18,8 @@ from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
 from nexus_query.api.haze import haze_router
-from nexus_query.api.ingest_body import OFFLOAD_BYTES, IngestJob, land_ingest_body, warm_up
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane, IngestJob, land_ingest_body, warm_up
+from nexus_query.api.kpi import kpi_router
 from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
 from nexus_query.api.links import links_router
 from nexus_query.api.models import (
@@ -63,10 +64,13 @@ INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # reads and checks it
 INGEST_WORKERS = 2  # worker processes landing large bodies at once
 
 
-def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: bool = False) -> FastAPI:
+def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: bool = False,
+               warm_serving: bool = False, fast_lane: FastLane | None = None) -> FastAPI:
     """The Nexus API. ``registry=None`` reads the configured registry (``NEXUS_CONFIG``) per request.
     ``warm_ingest_worker``: start a worker process for large ingest bodies with the server (``nexus
-    serve`` does), so the first large body does not wait for one to start."""
+    serve`` does), so the first large body does not wait for one to start. ``warm_serving``: load the
+    embedding model and compile the scan kernels before serving, so the first query costs what the
+    hundredth does. ``fast_lane``: small batches are ingested here within a second or so (``FastLane``)."""
     current: Callable[[], RoutingRegistry] = (lambda: registry) if registry is not None else RoutingRegistry.default
     registry_given = registry is not None
     ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
@@ -75,6 +79,8 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         async with anyio.create_task_group() as group:
             if warm_ingest_worker:
                 group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
+            if warm_serving:
+                await anyio.to_thread.run_sync(warm_query_path, current())
             yield
             group.cancel_scope.cancel()
 
@@ -113,7 +119,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         if len(job.body) >= OFFLOAD_BYTES:
             landed = await anyio.to_process.run_sync(land_ingest_body, job, limiter=ingest_workers)
         else:
-            landed = await anyio.to_thread.run_sync(land_ingest_body, job)
+            landed = await anyio.to_thread.run_sync(land_ingest_body, job, fast_lane)
         if landed.task_id is None:
             headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
             return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
@@ -146,11 +152,24 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     router.include_router(haze_router(current, SPACE_ID))
     router.include_router(cognition_router(current, SPACE_ID))
     router.include_router(erasure_router(current, SPACE_ID))
+    router.include_router(kpi_router(current, SPACE_ID))
     router.include_router(links_router(current))
     app.include_router(router)
     app.openapi = _with_ingest_schema(app)  # type: ignore[method-assign]
     return app
 
+
+
+def warm_query_path(registry: RoutingRegistry) -> None:
+    """Load the configured embedding model and run it once, compile the snapshot scan kernels and start
+    the process's LanceDB session: the first query of the process then costs what a warm one does."""
+    from nexus_query.embeddings import get_provider
+    from nexus_query.store import snapshot_scan
+    from nexus_query.store.space import lance_session
+
+    get_provider(registry.config).embed(["warm up"])
+    snapshot_scan.warm()
+    lance_session()
 
 
 def _is_json_request(request: Request) -> bool:

@@ -9,8 +9,9 @@ a small ``Landed`` comes back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -19,7 +20,7 @@ from nexus_query.api.models import IngestRequest
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidJson, NexusError, QuotaExceeded, ValidationFailed
-from nexus_query.landing import landing_zone
+from nexus_query.landing import Task, landing_zone
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 
@@ -71,14 +72,25 @@ def _parse(body: bytes) -> IngestRequest:
         raise ValidationFailed("request does not match the API schema", errors=problems) from None
 
 
-def land_ingest_body(job: IngestJob) -> Landed:
+class FastLane(Protocol):
+    """Lands a small batch under a claim and ingests it in the serving process (the pipelines' fast path,
+    ``nexus_pipelines.ingest.fast.ServerFastLane``, which ``nexus serve`` plugs in when the pipelines and
+    a Dagster instance are there); None when it leaves the batch to the sensors."""
+
+    def land(self, ctx: RequestContext, space_id: str, items: Sequence[Mapping[str, Any]],
+             registry: RoutingRegistry, max_items: int) -> Task | None: ...
+
+
+def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Landed:
     try:
         registry = RoutingRegistry(job.config) if job.config is not None else RoutingRegistry.default()
         request = _parse(job.body)
         check_row_quota(registry, job.ctx, job.space_id, len(request.items))
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        task = landing_zone(job.ctx, registry).land_batch(job.space_id, items,
-                                                          max_items=registry.config.api.max_items_per_batch)
+        max_items = registry.config.api.max_items_per_batch
+        task = fast_lane.land(job.ctx, job.space_id, items, registry, max_items) if fast_lane else None
+        if task is None:
+            task = landing_zone(job.ctx, registry).land_batch(job.space_id, items, max_items=max_items)
         return Landed(task_id=task.task_id)
     except NexusError as exc:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the CLI imports the cognition package only when a command needs it
+    from nexus_query.cognition.bricks import ImportReceipt
     from nexus_query.cognition.conversation_model import ExportCounts
     from nexus_query.context import RequestContext
     from nexus_query.routing import RoutingRegistry
@@ -82,49 +83,55 @@ def cmd_import(args: argparse.Namespace) -> int:
     ctx, registry = _authenticate(args)
     data = _read_file(args.file)
     zone = landing_zone(ctx, registry)
-    receipt = land_export(zone.files, args.space, Path(args.file).name, data)
-    zone.announce(receipt.space_id, "files")  # a file drop through the API: the landing sensor sees it
+    ingest = None
+    if args.wait:
+        receipt, ingest = _import_now(ctx, registry, args.space, args.file, data, quiet=args.json)
+    else:
+        receipt = land_export(zone.files, args.space, Path(args.file).name, data)
+        zone.announce(receipt.space_id, "files")  # a file drop through the API: the landing sensor sees it
     if not args.json:
         print(_summary_line(receipt.counts))
         print(f"task: {receipt.task_id}")
         print(f"stored: {receipt.archived}")
         print(f"landed: {receipt.landed}", flush=True)
-    if not args.wait:
+    if ingest is None:
         if args.json:
             print(json.dumps(receipt.to_dict(), indent=2))
         else:
             print(f"the landing sensor starts the ingest run of space {receipt.space_id!r} that turns it into "
                   f"bricks (nexus cognition import --wait runs it here instead)")
         return 0
-    ingest = _ingest_now(ctx, registry, args.space, receipt.task_id, quiet=args.json)
     task = zone.read_task(receipt.task_id)
     if args.json:
         print(json.dumps({**receipt.to_dict(), "ingest": ingest.to_dict(), "task": task.to_dict()}, indent=2))
     elif ingest.success:
-        print(f"ingested (run {ingest.run_id}): the space gained {ingest.bricks_gained} bricks "
+        print(f"ingested ({ingest.run_id}): the space gained {ingest.bricks_gained} bricks "
               f"({ingest.rows_added} rows added, {ingest.rows_updated} updated, {ingest.rows_skipped} "
               f"unchanged, {ingest.rows} in all); task {task.task_id} {task.status}")
     else:
-        print(f"ingest run {ingest.run_id} failed: {ingest.error}; task {task.task_id} {task.status}")
+        print(f"ingest {ingest.run_id} failed: {ingest.error}; task {task.task_id} {task.status}")
     return 0 if ingest.success else 1
 
 
-def _ingest_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, task_id: str,
-                quiet: bool) -> WaitedIngest:
-    """Run the space's ingest job in this process (Dagster, no daemon needed) and count the bricks it
-    gained. Only ``--wait`` gets here: it is the one place the light client loads the pipelines."""
-    from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
-    from nexus_pipelines.partitions import SpaceKey
+def _import_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, file_name: str, data: bytes,
+                quiet: bool) -> tuple[ImportReceipt, WaitedIngest]:
+    """Land the export and ingest it in this process, under a claim on the space's dropped files (so a
+    running daemon starts no second run for it), and count the bricks it gained. Only ``--wait`` gets
+    here: it is the one place the light client loads the pipelines."""
+    from nexus_pipelines.ingest.fast import import_and_wait
+    from nexus_query.cognition.bricks import land_export
+    from nexus_query.landing import landing_zone
 
-    key = SpaceKey(ctx.tenant_id, ctx.project_id, space_id)
+    zone = landing_zone(ctx, registry)
     before = _count_bricks(ctx, registry, space_id)
-    outcome = ingest_space_in_process(key, task_id=task_id, progress=not quiet)
-    table = outcome.table
-    return WaitedIngest(run_id=outcome.run_id, success=outcome.success, error=outcome.error,
-                        bricks_gained=_count_bricks(ctx, registry, space_id) - before,
-                        rows=table.get("rows", 0), rows_added=table.get("rows_added", 0),
-                        rows_updated=table.get("rows_updated", 0), rows_deleted=table.get("rows_deleted", 0),
-                        rows_skipped=table.get("rows_skipped", 0))
+    receipt, landed = import_and_wait(ctx, space_id, lambda: land_export(zone.files, space_id, Path(file_name).name,
+                                                                          data), registry=registry)
+    table = landed.counts
+    return receipt, WaitedIngest(run_id=landed.run_id or "", success=landed.succeeded, error=landed.error,
+                                 bricks_gained=_count_bricks(ctx, registry, space_id) - before,
+                                 rows=table.get("rows", 0), rows_added=table.get("rows_added", 0),
+                                 rows_updated=table.get("rows_updated", 0),
+                                 rows_deleted=table.get("rows_deleted", 0), rows_skipped=table.get("rows_skipped", 0))
 
 
 def _count_bricks(ctx: RequestContext, registry: RoutingRegistry, space_id: str) -> int:

@@ -26,15 +26,22 @@ def cmd_erase(args: argparse.Namespace) -> int:
         scope, names = "sources", args.source
     else:
         scope, names = "doc_ids", args.doc_id
-    task = request_erasure(ctx, args.space, scope, names, reason=args.reason, registry=registry)
     if not args.wait:
+        task = request_erasure(ctx, args.space, scope, names, reason=args.reason, registry=registry)
         print(json.dumps({"task_id": task.task_id, "status": task.status}))
         return 0
     try:
         from nexus_pipelines.erasure.inprocess import erase_in_process
+        from nexus_pipelines.ingest.fast import claimed
     except ImportError:
         raise SystemExit("nexus erase --wait needs the pipelines extra: pip install 'nexus[pipelines]'") from None
-    receipt = erase_in_process(ctx, args.space, task.task_id)
+    from nexus_query.landing import landing_zone
+
+    # Claimed before the request is written: a running daemon's erasure sensor leaves it to this command.
+    with claimed(landing_zone(ctx, registry), role="erase") as holding:
+        task = request_erasure(ctx, args.space, scope, names, reason=args.reason, registry=registry,
+                               task_id=holding.claim.request_id)
+        receipt = erase_in_process(ctx, args.space, task.task_id)
     print(json.dumps(receipt, indent=2, default=str))
     return 0
 

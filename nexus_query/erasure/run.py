@@ -61,11 +61,13 @@ def new_request(space_id: str, scope: Scope, names: Sequence[str] = (), *, reaso
 
 
 def request_erasure(ctx: RequestContext, space_id: str, scope: Scope, names: Sequence[str] = (), *,
-                    reason: str | None = None, registry: RoutingRegistry | None = None) -> Task:
+                    reason: str | None = None, registry: RoutingRegistry | None = None,
+                    task_id: str | None = None) -> Task:
     """Accept an erasure: its task (``queued``) and its request are written; the pipeline's sensor
-    starts the run. Refuses the global space and bad names before anything is written."""
+    starts the run. Refuses the global space and bad names before anything is written. ``task_id``: an
+    id chosen (and claimed, ``nexus_query.claims``) by a caller that runs the erasure itself."""
     target = tenant_target(ctx, space_id, registry)
-    request = new_request(space_id, scope, names, reason=reason)
+    request = new_request(space_id, scope, names, reason=reason, task_id=task_id)
     stamp = now_iso()
     task = Task(task_id=request.task_id, space_id=space_id, status="queued", created_at=stamp, updated_at=stamp,
                 kind=ERASURE_TASK_KIND, counts={"names": len(request.names)})

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nexus_query.kpi.stats import Z_CONTINUE, alarm_z, robust_spread
+from nexus_query.kpi.stats import CALIBRATION, Calibration, alarm_z, robust_spread
 from nexus_query.kpi.windows import DAY, WEEK, iso
 
 Baseline = Literal["recent", "daily", "weekly"]
@@ -25,7 +25,11 @@ RECENT_WINDOWS = (6, 24)  # the recent baseline: about a day of windows, at leas
 SEASON_CYCLES = {"daily": 7, "weekly": 4}  # earlier days (weeks) whose same window makes the seasonal baseline
 MIN_CYCLES = 3
 SCALE_WINDOWS = (24, 336)  # residual history for the robust spread: about a week of windows
-MIN_HISTORY = 8  # residuals (and at least a day of them) before anything is judged: too little history is silence
+# A window is judged once 12 windows came before it (half a day of hourly data): the recent level needs
+# BASELINE_MIN of them, the residuals' spread the other RESIDUALS_MIN. Fewer is silence.
+MIN_HISTORY = 12
+BASELINE_MIN = 4
+RESIDUALS_MIN = MIN_HISTORY - BASELINE_MIN
 _WANTED: dict[str, tuple[Baseline, ...]] = {"none": ("recent",), "auto": ("recent", "daily", "weekly"),
                                             "daily": ("daily",), "weekly": ("weekly",)}
 _SEASON_CODE: dict[Baseline, str | None] = {"recent": None, "daily": "1d", "weekly": "1w"}
@@ -45,6 +49,7 @@ class Verdict:
     history: int  # residuals behind sigma
     baseline_windows: int
     spreads: dict[str, float]
+    continue_z: float
 
     @property
     def z(self) -> float:
@@ -58,7 +63,7 @@ class Verdict:
 
     def continues(self, sign: int) -> bool:
         return bool(np.sign(self.residual) == sign
-                    and abs(self.residual) > max(Z_CONTINUE * self.sigma, self.floor / 2))
+                    and abs(self.residual) > max(self.continue_z * self.sigma, self.floor / 2))
 
 
 @dataclass(frozen=True)
@@ -91,21 +96,18 @@ class BaselineEvidence:
 class Baselines:
     """The candidate baselines of one series' windows, and each window's verdict against the best one."""
 
-    def __init__(self, values: np.ndarray, window: timedelta, seasonality: str, min_change_pct: float) -> None:
+    def __init__(self, values: np.ndarray, window: timedelta, seasonality: str, min_change_pct: float,
+                 calibration: Calibration = CALIBRATION) -> None:
         self.values, self.window, self.seasonality = values, window, seasonality
-        self.min_change_pct = min_change_pct
+        self.min_change_pct, self.calibration = min_change_pct, calibration
         self.ok = ~np.isnan(values)
         self.n = values.size
-        self.z_alarm = alarm_z(window)
+        self.z_alarm = alarm_z(window, calibration)
         per_day = max(1, DAY // window)
         self.recent_n = min(max(per_day, RECENT_WINDOWS[0]), RECENT_WINDOWS[1])
         self.scale_n = min(max(WEEK // window, SCALE_WINDOWS[0]), SCALE_WINDOWS[1])
-        self.min_history = max(MIN_HISTORY, self.recent_n)
+        self.min_history = RESIDUALS_MIN
         self.candidates = self._candidates()
-        self.warm_up = 0
-        if "daily" in self.candidates:  # the first window the daily baseline can judge
-            finite = np.flatnonzero(~np.isnan(self.candidates["daily"].expected))
-            self.warm_up = int(finite[0]) + self.min_history if finite.size else self.n
 
     def _candidates(self) -> dict[Baseline, Candidate]:
         v, ok, n = self.values, self.ok, self.n
@@ -135,15 +137,14 @@ class Baselines:
         for i in range(self.n):
             past = v[max(0, i - self.recent_n):i]
             past = past[~np.isnan(past)]
-            if past.size >= max(3, self.recent_n // 2):
+            if past.size >= BASELINE_MIN:
                 out[i], used[i] = float(np.median(past)), past.size
         return out, used
 
     def verdict(self, i: int) -> Verdict | None:
         """The window against the baseline whose recent residuals spread least (ties: the recent level).
-        Sub-daily windows wait until a daily rhythm could be told from an anomaly (``warm_up``)."""
-        if i < self.warm_up:
-            return None
+        From the first day a series is judged on its recent level; a seasonal baseline joins once it has
+        ``MIN_CYCLES`` earlier days (weeks) and ``RESIDUALS_MIN`` residuals."""
         best: Verdict | None = None
         spreads: dict[str, float] = {}
         lo = max(0, i - self.scale_n)
@@ -162,7 +163,7 @@ class Baselines:
             floor = self.min_change_pct / 100.0 * abs(expected[i] + centre)
             best = Verdict(name, candidate.lag, float(expected[i] + centre),
                            float(self.values[i] - expected[i] - centre), sigma, max(self.z_alarm * sigma, floor),
-                           floor, int(past.size), int(candidate.used[i]), {})
+                           floor, int(past.size), int(candidate.used[i]), {}, self.calibration.continue_z)
         return replace(best, spreads=spreads) if best is not None else None
 
     def evidence(self, v: Verdict, i: int, starts_us: np.ndarray) -> BaselineEvidence:

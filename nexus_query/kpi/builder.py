@@ -98,7 +98,8 @@ class FactBuilder:
         method = {"comparison_lag_windows": r.lag, **method, "window": window_code(r.window),
                   "window_chosen_from_data": spec.window is None, "min_points": r.required,
                   "seasonality": spec.seasonality}
-        return {"kind": "kpi_fact", "fact_type": kind, "metric": series.metric, "series": series.key,
+        as_of = iso(r.last_reading_us) if r.last_reading_us is not None else None
+        return {"kind": "kpi_fact", "fact_type": kind, "metric": series.metric, "series": series.key, "as_of": as_of,
                 "label": self.wording.label, "unit": self.wording.unit, "dimensions": dict(series.dimensions),
                 "direction": spec.direction, "assessment": assessment, "window": window_code(r.window),
                 "window_start": start, "window_end": end, "numbers": rounded(numbers), "points": points,

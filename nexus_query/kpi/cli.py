@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import datetime
-from pathlib import PurePosixPath
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.kpi.catalogue import AGGREGATIONS, DIRECTIONS, MetricSpec
@@ -17,16 +15,16 @@ from nexus_query.kpi.windows import SEASONS, iso, to_us, window_code
 
 
 def cmd_kpi_facts(args: argparse.Namespace) -> int:
-    metric = args.metric or metric_from_path(args.file)
-    spec = MetricSpec(name=metric, label=args.label or "", unit=args.unit or "", direction=args.direction,
-                      window=args.window, aggregation=args.aggregation, seasonality=args.seasonality,
-                      above=args.above, below=args.below, min_change_pct=args.min_change_pct,
-                      min_points=args.min_points)
     as_of = _parse_as_of(args.as_of) if args.as_of else None
-    series = read_series_file(args.file, metric=spec.name)
+    series = read_series_file(args.file, metric=args.metric)
     if not series:
-        raise InvalidRequest(f"{args.file} has no readings of metric {spec.name!r}", path=args.file)
+        raise InvalidRequest(f"{args.file} has no readings" + (f" of metric {args.metric!r}" if args.metric else ""),
+                             path=args.file)
     for one in series:
+        spec = MetricSpec(name=one.metric, label=args.label or "", unit=args.unit or "", direction=args.direction,
+                          window=args.window, aggregation=args.aggregation, seasonality=args.seasonality,
+                          above=args.above, below=args.below, min_change_pct=args.min_change_pct,
+                          min_points=args.min_points)
         report = analyse_series(one, spec, history=args.history, as_of=as_of)
         for fact in sorted(report.facts, key=lambda f: f.window_start):
             print(json.dumps(fact.to_json(), ensure_ascii=False))
@@ -39,11 +37,47 @@ def cmd_kpi_facts(args: argparse.Namespace) -> int:
     return 0
 
 
-def metric_from_path(path: str) -> str:
-    """A plain ``timestamp,value`` file's metric name when none is given: its file name, made a valid name."""
-    stem = re.sub(r"[^A-Za-z0-9_.:-]+", "_", PurePosixPath(path.replace("\\", "/")).name.rsplit(".", 1)[0])
-    stem = stem.lstrip("_.:-")[:128]
-    return stem or "value"
+def cmd_kpi_add(args: argparse.Namespace) -> int:
+    """Land measurement files in a space's KPI source; with --wait, refresh the space's facts now."""
+    from nexus_query.kpi.landing import land_measurements
+    from nexus_query.kpi.source import read_measurements
+    from nexus_query.paths import TenantFiles
+    from nexus_query.routing import RoutingRegistry
+
+    registry = RoutingRegistry.default()
+    ctx = registry.authenticate(args.key)
+    frames = []
+    for path in args.files:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise InvalidRequest(f"cannot read {path}: {exc.strerror}", path=path) from exc
+        frames.append((path, read_measurements(data, path, metric=args.metric)))
+    files = TenantFiles.for_tenant(registry.blob_route(ctx), ctx)
+    landed = land_measurements(files, args.space, frames)
+    print(f"added {landed.readings} reading(s) of {', '.join(landed.metrics)} to space {args.space!r} "
+          f"({landed.path})" + ("; created its catalogue" if landed.catalogue_created else ""), file=sys.stderr)
+    if landed.uncatalogued:
+        print(f"not in the space's catalogue (no facts until it lists them): {', '.join(landed.uncatalogued)}",
+              file=sys.stderr)
+    if not args.wait:
+        print("the KPI sensors refresh the facts (`make dev`), or run again with --wait", file=sys.stderr)
+        return 0
+    try:
+        from nexus_pipelines.common.in_process import dagster_instance
+        from nexus_pipelines.kpi.in_process import kpi_facts_in_process
+        from nexus_pipelines.partitions import SpaceKey
+    except ImportError:
+        raise SystemExit("--wait runs the pipeline here and needs the pipelines extra: "
+                         "pip install 'nexus[pipelines]'") from None
+    with dagster_instance() as instance:
+        outcome = kpi_facts_in_process(SpaceKey(ctx.tenant_id, ctx.project_id, args.space), instance=instance)
+    if not outcome.success:
+        print(f"the KPI run failed: {outcome.error}", file=sys.stderr)
+        return 1
+    print(f"{outcome.metadata.get('facts', 0)} fact(s) in the space's KPI facts, run {outcome.run_id}")
+    return 0
 
 
 def _parse_as_of(text: str) -> datetime:
@@ -77,3 +111,14 @@ def add_kpi_parser(sub: argparse._SubParsersAction) -> None:
                    help="one fact per episode (and change/trend) over every complete window, not just the latest")
     f.add_argument("--as-of", help="check time (ISO 8601): ignore later readings, report stale data")
     f.set_defaults(func=cmd_kpi_facts)
+    add = kpi.add_parser("add", help="add measurement files to a space's KPI source (and refresh its facts: --wait)",
+                         description="Reads each file as `nexus kpi facts` does (timestamp,value with the metric "
+                                     "named by --metric or the file; metric,timestamp,value; Parquet), checks every "
+                                     "reading, and adds them as one new file of the space's KPI source.")
+    add.add_argument("files", nargs="+", metavar="FILE", help="CSV or Parquet files")
+    add.add_argument("--key", required=True, help="API key (identifies tenant, project, environment)")
+    add.add_argument("--space", default="main", help="space id (default: main)")
+    add.add_argument("--metric", help="metric of plain timestamp,value files (default: each file's name)")
+    add.add_argument("--wait", action="store_true",
+                     help="run the space's KPI job here, now (no Dagster daemon needed)")
+    add.set_defaults(func=cmd_kpi_add)

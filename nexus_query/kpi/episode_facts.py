@@ -3,6 +3,8 @@ one fact about the present (no reading in the clock's latest complete window).""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from nexus_query.kpi.baselines import Verdict
@@ -10,7 +12,7 @@ from nexus_query.kpi.builder import EpisodeSummary, FactDraft
 from nexus_query.kpi.episodes import MIN_COVERAGE, SUSTAIN_POINTS, Episode, Judge
 from nexus_query.kpi.fact import Fact
 from nexus_query.kpi.stats import percent_change
-from nexus_query.kpi.windows import DAY, duration_phrase, iso, window_of, window_start_us
+from nexus_query.kpi.windows import DAY, duration_phrase, iso, stamp, window_of, window_start_us
 
 BAND_METHOD = "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_change_pct)"
 
@@ -18,22 +20,39 @@ BAND_METHOD = "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_ch
 class EpisodeFacts:
     """Says the episodes a ``Judge`` found, with the judge's verdicts, wording and builder."""
 
-    def __init__(self, judge: Judge) -> None:
+    def __init__(self, judge: Judge, data_ended_us: int | None = None) -> None:
         self.j, self.r, self.words, self.builder = judge, judge.r, judge.words, judge.builder
+        self.data_ended_us = data_ended_us  # the last reading, when the readings stopped before the check time
 
     def fact(self, e: Episode) -> Fact:
         if e.kind == "outside_band":
-            return self.outside_band(e)
-        if e.kind == "threshold_breach":
-            return self.threshold_breach(e)
-        return self.missing_data(e)
+            fact = self.outside_band(e)
+        elif e.kind == "threshold_breach":
+            fact = self.threshold_breach(e)
+        else:
+            fact = self.missing_data(e)
+        if not self.ended_with_data(e):
+            return fact
+        assert self.data_ended_us is not None
+        text = f"{fact.text} It ended with the data at {stamp(self.data_ended_us)}: no reading came after it."
+        episode = {**fact.metadata["episode"], "ended_with_data": True}
+        return replace(fact, text=text, metadata={**fact.metadata, "episode": episode})
+
+    def ended_with_data(self, e: Episode) -> bool:
+        """An episode still open at the last reading of a series whose readings stopped: it closes there,
+        since nothing is known of the time after it."""
+        return e.closed_at is None and self.data_ended_us is not None
 
     def span(self, e: Episode) -> tuple[int, int | None, str]:
-        """(onset µs, end µs or None while open, duration words)."""
+        """(onset µs, end µs or None while open, duration words); an episode the data ended closes at the
+        last reading."""
         end = self.r.end_us(e.checked)
+        if self.ended_with_data(e):
+            assert self.data_ended_us is not None
+            end = self.data_ended_us
         windows = e.checked - e.onset + 1
-        return self.r.start_us(e.onset), (end if e.closed_at is not None else None), \
-            duration_phrase(windows * self.r.window)
+        closed = e.closed_at is not None or self.ended_with_data(e)
+        return self.r.start_us(e.onset), (end if closed else None), duration_phrase(windows * self.r.window)
 
     def outside_band(self, e: Episode) -> Fact:
         first, last = e.verdict, e.last
@@ -125,13 +144,22 @@ class EpisodeFacts:
 
     def staleness(self, as_of_us: int) -> list[Fact]:
         """A series that was judged before but has no reading in the clock's latest complete window."""
-        window, ts = self.r.window, self.j.ts
+        window = self.r.window
         clock_last = window_of(as_of_us, window) - 1
         clock_end = window_start_us(clock_last + 1, window)
-        if ts.size == 0 or not self.j.ok.any() or ts[-1] >= window_start_us(clock_last, window):
+        last = stopped_at(self.j, as_of_us)
+        if last is None:
             return []
-        last = int(ts[-1])
         silent = clock_last - window_of(last, window)
         text = self.words.stale_data(last_us=last, silent_windows=silent, clock_end_us=clock_end)
         numbers = {"last_reading_at": iso(last), "empty_windows": silent, "checked_at": iso(as_of_us)}
         return [self.builder.stale(text=text, numbers=numbers, window_start=iso(last), window_end=iso(clock_end))]
+
+
+def stopped_at(judge: Judge, as_of_us: int) -> int | None:
+    """The last reading of a judged series that has none in the clock's latest complete window, else None."""
+    window, ts = judge.r.window, judge.ts
+    clock_last = window_of(as_of_us, window) - 1
+    if ts.size == 0 or not judge.ok.any() or ts[-1] >= window_start_us(clock_last, window):
+        return None
+    return int(ts[-1])

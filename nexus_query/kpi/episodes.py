@@ -18,7 +18,9 @@ from nexus_query.kpi.builder import FactBuilder, FactDraft
 from nexus_query.kpi.fact import EpisodeType, Fact
 from nexus_query.kpi.report import SeriesReport
 from nexus_query.kpi.stats import (
+    CALIBRATION,
     MIN_ALARM_Z,
+    Calibration,
     Severity,
     aggregate,
     kendall_tau,
@@ -98,14 +100,16 @@ class Judge:
     """One pass over the windows, oldest first; each window judged only on the ones before it."""
 
     def __init__(self, report: SeriesReport, tenant: str, ts: np.ndarray, vals: np.ndarray,
-                 bounds: np.ndarray) -> None:
+                 bounds: np.ndarray, calibration: Calibration = CALIBRATION) -> None:
         self.r, self.ts, self.vals, self.bounds = report, ts, vals, bounds
         self.spec = report.spec
         self.words = Wording.of(report.series, report.spec, report.window)
         self.builder = FactBuilder(report, tenant, self.words)
         self.ok = ~np.isnan(report.values)
         self.n = report.values.size
-        self.baselines = Baselines(report.values, report.window, report.spec.seasonality, report.spec.min_change_pct)
+        self.calibration = calibration
+        self.baselines = Baselines(report.values, report.window, report.spec.seasonality, report.spec.min_change_pct,
+                                   calibration)
         self.z_alarm = self.baselines.z_alarm
         self.rate_limit = max(1, DAY // report.window)  # windows between two change (trend) facts
         self.verdicts: list[Verdict | None] = [None] * self.n
@@ -121,7 +125,7 @@ class Judge:
         return self.vals[self.bounds[i]:self.bounds[i + 1]]
 
     def severity(self, z: float, history: int, of: str) -> Severity:
-        return Severity.of(z, history, of, self.z_alarm)
+        return Severity.of(z, history, of, self.z_alarm, self.calibration)
 
     # ---- the pass --------------------------------------------------------------------------------
 

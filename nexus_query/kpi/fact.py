@@ -14,9 +14,9 @@ from nexus_query.kpi.windows import iso
 from nexus_query.store.rows import Record
 
 FactType = Literal["change", "trend", "outside_band", "threshold_breach", "new_extreme", "missing_data",
-                   "stale_data", "spike"]
+                   "stale_data", "spike", "status"]
 FACT_TYPES: tuple[FactType, ...] = ("change", "trend", "outside_band", "threshold_breach", "new_extreme",
-                                    "missing_data", "stale_data", "spike")
+                                    "missing_data", "stale_data", "spike", "status")
 EpisodeType = Literal["outside_band", "threshold_breach", "missing_data"]
 EPISODE_TYPES: tuple[EpisodeType, ...] = ("outside_band", "threshold_breach", "missing_data")
 
@@ -29,7 +29,7 @@ class Fact:
     id: str
     type: FactType
     text: str
-    source: str  # ``kpi/{series}/{onset}``: the unit a re-run replaces (``.../stale`` for staleness)
+    source: str  # ``kpi/{series}/{onset}``: the unit a re-run replaces (``.../stale``, ``.../status``)
     window_start: str
     window_end: str
     metadata: dict[str, Any]
@@ -48,8 +48,8 @@ class Fact:
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's line: type, window, episode, text and the numbers."""
-        keep = ("metric", "series", "unit", "assessment", "episode_start", "episode_end", "episode", "numbers",
-                "points", "severity", "baseline", "window_complete", "method")
+        keep = ("metric", "series", "unit", "assessment", "as_of", "position", "episode_start", "episode_end",
+                "episode", "numbers", "points", "severity", "baseline", "window_complete", "method")
         return {"id": self.id, "type": self.type, "window_start": self.window_start,
                 "window_end": self.window_end, "text": self.text,
                 **{k: self.metadata[k] for k in keep if k in self.metadata}}
@@ -64,3 +64,8 @@ def fact_id(tenant: str, series_key: str, fact_type: str, onset: str) -> str:
 
 def fact_source(series_key: str, onset_us: int | None) -> str:
     return f"kpi/{series_key}/" + ("stale" if onset_us is None else iso(onset_us))
+
+
+def status_source(series_key: str) -> str:
+    """The status fact's source: one per series, whatever window it speaks of."""
+    return f"kpi/{series_key}/status"

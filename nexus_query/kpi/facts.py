@@ -1,4 +1,5 @@
-"""The KPI fact worker: typed, exact, few, and calibrated so that a quiet series says nothing.
+"""The KPI fact worker: typed, exact, few, calibrated so that a quiet series claims nothing, and with one
+status per series so that it still answers "how is …?".
 
 Each series is cut into complete windows (the catalogue's length, or one chosen from the sampling) and
 every window is judged only on the windows before it, against a baseline that knows the series:
@@ -13,14 +14,14 @@ every window is judged only on the windows before it, against a baseline that kn
   (the median and MAD ignore excursions shorter than half that history, so an episode does not widen
   its own band).
 * **A false-alarm budget.** An episode opens when |z| exceeds the quantile that a residual passes with
-  probability ``FALSE_ALARMS_PER_MONTH / windows per month`` (Bonferroni over the windows checked in a
+  probability ``false_alarms_per_month / windows per month`` (Bonferroni over the windows checked in a
   month), under Laplace tails: real KPI residuals have exponential, not Gaussian, tails, and P(|X| > z) =
-  exp(-z·√2) says so (5.1 for hourly windows, 3.9 for 6-hour ones, 2.9 for days). The budget is 0.5
-  expected false episodes a series-month, so that by Poisson two or more in a month happen 9% of the
-  time: "at most about one". An episode continues while |z| stays above 2.1 (p < 0.05) on the same side,
-  and never opens for a move smaller than ``min_change_pct`` of the baseline. With too little history
-  (``MIN_HISTORY`` residuals, a day at least, and for sub-daily windows the days a daily rhythm needs)
-  nothing is said.
+  exp(-z·√2) says so. The budget and how long an episode lasts (``Calibration`` in ``stats``) are chosen
+  by cross-validation over the development set's folders (``bench/kpi_eval.py --folds``): 0.05 nominal
+  false episodes a series-month (z 6.8 for hourly windows, 5.5 for 6-hour ones, at least 3); an episode
+  continues while |z| stays above 2.1 (p < 0.05) on the same side, and never opens for a move smaller
+  than ``min_change_pct`` of the baseline. A window is judged once ``MIN_HISTORY`` (12) windows came
+  before it, on the recent level; seasonal baselines join once the data holds their days.
 * **Episodes, not windows.** A condition that holds over consecutive windows is one fact whose id is
   (tenant, series, type, onset): updated while it lasts, closed when it ends, ``episode_start``,
   ``episode_end``, its peak and duration in the metadata. ``window_start``/``window_end`` name the window
@@ -39,7 +40,9 @@ every window is judged only on the windows before it, against a baseline that kn
 ``trend``           six comparable windows moving one way (Kendall tau >= 0.8), at least
                     ``min_change_pct`` overall and beyond the usual variation, not carried by one step;
                     at most one a day per series
-``stale_data``      (with a check time) no reading in the latest complete window of the clock
+``stale_data``      (with a check time) no reading in the latest complete window of the clock; an episode
+                    still open then closes at the last reading ("ended with the data at …")
+``status``          one per series, always (``status``): the latest window, its changes, its usual range
 ==================  ==========================================================================
 
 Sentences state numbers with units, never causes; rising is called better or worse by the metric's
@@ -62,12 +65,13 @@ from typing import Any
 import numpy as np
 
 from nexus_query.kpi.catalogue import Catalogue, MetricSpec
-from nexus_query.kpi.episode_facts import EpisodeFacts
+from nexus_query.kpi.episode_facts import EpisodeFacts, stopped_at
 from nexus_query.kpi.episodes import MIN_COVERAGE, Judge
 from nexus_query.kpi.fact import EPISODE_TYPES, FACT_TYPES, Fact
 from nexus_query.kpi.report import SeriesReport
 from nexus_query.kpi.source import Series
-from nexus_query.kpi.stats import aggregate
+from nexus_query.kpi.stats import CALIBRATION, Calibration, aggregate
+from nexus_query.kpi.status import status_fact
 from nexus_query.kpi.windows import (
     DAY,
     choose_window,
@@ -83,7 +87,8 @@ REEMIT = DAY  # a latest-window run also re-says episodes closed this recently (
 
 
 def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", history: bool = False,
-                   as_of: datetime | None = None, since: datetime | None = None) -> SeriesReport:
+                   as_of: datetime | None = None, since: datetime | None = None,
+                   calibration: Calibration = CALIBRATION) -> SeriesReport:
     """Facts of the latest complete window (or, with ``history``, one per episode and descriptive fact
     over every complete window that starts at ``since`` or later, each window judged only on what came
     before it). ``as_of`` is the check time: readings after it are ignored, and a series with no reading
@@ -112,10 +117,11 @@ def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", h
     counts = np.diff(bounds)
     values = np.array([aggregate(vals[bounds[i]:bounds[i + 1]], spec.aggregation) if counts[i] >= required
                        else np.nan for i in range(starts.size)])
-    report = SeriesReport(series, spec, window, lag, expected, required, starts, counts, values)
-    judge = Judge(report, tenant, ts, vals, bounds)
+    report = SeriesReport(series, spec, window, lag, expected, required, starts, counts, values,
+                          last_reading_us=int(ts[-1]))
+    judge = Judge(report, tenant, ts, vals, bounds, calibration)
     found = judge.run()
-    say = EpisodeFacts(judge)
+    say = EpisodeFacts(judge, stopped_at(judge, as_of_us) if as_of_us is not None else None)
     said = found.facts + [(e.shown, say.fact(e)) for e in found.episodes]
     first_judged = int(np.searchsorted(starts, from_datetime(since))) if since is not None else 0
     latest = starts.size - 1
@@ -128,6 +134,8 @@ def analyse_series(series: Series, spec: MetricSpec, *, tenant: str = "local", h
         kept = [fact for checked, fact in said
                 if checked == latest or (fact.type in EPISODE_TYPES and checked > recent and checked >= first_judged)]
     report.lag = judge.lag_at(latest)
+    status = status_fact(judge)
+    kept += [status] if status is not None else []
     report.facts = sorted(kept, key=lambda f: (f.window_start, FACT_TYPES.index(f.type)))
     if as_of_us is not None:
         report.stale_checked = True
@@ -141,7 +149,7 @@ def facts_for_series(series: Series, spec: MetricSpec, **kwargs: Any) -> list[Fa
 
 def analyse_source(series: Iterable[Series], catalogue: Catalogue, *, tenant: str, history: bool = False,
                    as_of: datetime | None = None, since: datetime | None = None,
-                   ) -> tuple[list[SeriesReport], list[str]]:
+                   calibration: Calibration = CALIBRATION) -> tuple[list[SeriesReport], list[str]]:
     """Reports for every catalogued series, and the names of metrics the catalogue does not list."""
     reports, uncatalogued = [], set()
     for one in series:
@@ -149,5 +157,6 @@ def analyse_source(series: Iterable[Series], catalogue: Catalogue, *, tenant: st
         if spec is None:
             uncatalogued.add(one.metric)
             continue
-        reports.append(analyse_series(one, spec, tenant=tenant, history=history, as_of=as_of, since=since))
+        reports.append(analyse_series(one, spec, tenant=tenant, history=history, as_of=as_of, since=since,
+                                      calibration=calibration))
     return reports, sorted(uncatalogued)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 
 from nexus_query.kpi.catalogue import MetricSpec
-from nexus_query.kpi.fact import Fact, fact_source
+from nexus_query.kpi.fact import Fact, fact_source, status_source
 from nexus_query.kpi.source import Series
 from nexus_query.kpi.windows import to_us
 
@@ -28,12 +28,13 @@ class SeriesReport:
     values: np.ndarray  # the window's value (its aggregation), NaN where too few readings
     judged: list[int] = field(default_factory=list)  # window starts judged in this run
     stale_checked: bool = False
+    last_reading_us: int | None = None  # the data's as_of: the last reading the run saw
     facts: list[Fact] = field(default_factory=list)
 
     @property
     def sources(self) -> set[str]:
         """The fact sources this run speaks for: their old facts are replaced by ``facts``."""
-        judged = {fact_source(self.series.key, start) for start in self.judged}
+        judged = {fact_source(self.series.key, start) for start in self.judged} | {status_source(self.series.key)}
         return judged | ({fact_source(self.series.key, None)} if self.stale_checked else set())
 
     def start_us(self, i: int) -> int:

@@ -66,6 +66,6 @@ def plan_retirement(rows: list[tuple[str, str]], *, new_ids: set[str], judged_so
             plan["superseded"].append(row_id)
         elif metric not in catalogued:
             plan["uncatalogued"].append(row_id)
-        elif cutoff is not None and suffix != "stale" and suffix < cutoff:
+        elif cutoff is not None and suffix not in ("stale", "status") and suffix < cutoff:
             plan["expired"].append(row_id)
     return plan

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 import fsspec
 import numpy as np
@@ -62,6 +64,11 @@ def parse_table(data: bytes, name: str) -> pl.DataFrame:
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InvalidRequest(f"could not read measurements file {name}: {exc}", path=name) from exc
     raise InvalidRequest(f"measurements must be {' or '.join(FORMATS)} files, got {name}", path=name)
+
+
+def row_name(source: str, index: int) -> str:
+    """Where a reading stands, as its author sees it: the CSV line (the header is line 1), else its row."""
+    return f"line {index + 2}" if source.lower().endswith(".csv") else f"row {index + 1}"
 
 
 def normalize(frame: pl.DataFrame, *, source: str, metric: str | None = None) -> pl.DataFrame:
@@ -113,19 +120,21 @@ def _timestamps(column: pl.Series, source: str) -> pl.Series:
     parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
     failed = parsed.is_null() & text.is_not_null()
     if failed.any():  # mixed forms: parse the rest one by one (naive times are UTC)
-        fixed = [_parse_iso(value, source) if bad else None for value, bad in zip(text, failed, strict=True)]
+        fixed = [_parse_iso(value, source, i) if bad else None
+                 for i, (value, bad) in enumerate(zip(text, failed, strict=True))]
         parsed = parsed.zip_with(~failed, pl.Series(fixed, dtype=pl.Datetime("us", "UTC")))
     if parsed.null_count():
         first_empty = parsed.is_null().arg_max() or 0  # not None: there is a null
-        raise InvalidRequest(f"{source}: empty timestamp in row {first_empty + 1}", path=source)
+        raise InvalidRequest(f"{source}, {row_name(source, first_empty)}: empty timestamp", path=source)
     return parsed
 
 
-def _parse_iso(value: str, source: str) -> datetime:
+def _parse_iso(value: str, source: str, index: int) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidRequest(f"{source}: timestamp {value!r} is not ISO 8601", path=source) from None
+        raise InvalidRequest(f"{source}, {row_name(source, index)}: timestamp {value!r} is not ISO 8601",
+                             path=source) from None
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -133,7 +142,9 @@ def _values(column: pl.Series, source: str) -> pl.Series:
     values = column.cast(pl.Float64, strict=False)
     bad = values.is_null() & column.is_not_null()
     if bad.any():
-        raise InvalidRequest(f"{source}: value {column.filter(bad)[0]!r} is not a number", path=source)
+        index = int(bad.arg_max() or 0)
+        raise InvalidRequest(f"{source}, {row_name(source, index)}: value {column[index]!r} is not a number",
+                             path=source)
     return values
 
 
@@ -159,14 +170,33 @@ def split_series(frame: pl.DataFrame) -> list[Series]:
     return sorted(found, key=lambda s: s.key)
 
 
-def read_series_file(path: str, *, metric: str) -> list[Series]:
-    """A local path or fsspec URL of a CSV/Parquet file: the series of ``metric`` in it (the CLI's input)."""
+def metric_from_path(path: str) -> str:
+    """A plain ``timestamp,value`` file's metric name when none is given: its file name, made a valid name."""
+    stem = re.sub(r"[^A-Za-z0-9_.:-]+", "_", PurePosixPath(path.replace("\\", "/")).name.rsplit(".", 1)[0])
+    stem = stem.lstrip("_.:-")[:128]
+    return stem or "value"
+
+
+def read_measurements(data: bytes, name: str, *, metric: str | None = None) -> pl.DataFrame:
+    """The one rule every reader follows (the CLI, ``nexus kpi add`` and the pipeline): a file with a
+    ``metric`` column keeps every metric (only ``metric``'s rows when it is given); a plain
+    ``timestamp,value`` file is the metric ``metric``, else the one its file name says."""
+    frame = parse_table(data, name)
+    if metric is not None:
+        metric = validate_metric_name(metric)
+    elif "metric" not in frame.columns:
+        metric = metric_from_path(name)
+    return normalize(frame, source=name, metric=metric)
+
+
+def read_series_file(path: str, *, metric: str | None = None) -> list[Series]:
+    """A local path or fsspec URL of a CSV/Parquet file: its series (the CLI's input), by ``read_measurements``."""
     try:
         with fsspec.open(path, "rb") as fh:
             data = fh.read()
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise InvalidRequest(f"cannot read {path}: {exc}", path=path) from exc
-    return split_series(normalize(parse_table(data, path), source=path, metric=validate_metric_name(metric)))
+    return split_series(read_measurements(data, path, metric=metric))
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +246,7 @@ def read_source(files: TenantFiles, space_id: str) -> KpiSource | None:
         return None
     version = source_version(files, space_id) or ""
     catalogue = Catalogue.from_yaml(files.read_bytes(names[0]))
-    frames = [normalize(parse_table(files.read_bytes(rel), rel), source=rel) for rel in names[1:]]
+    frames = [read_measurements(files.read_bytes(rel), rel) for rel in names[1:]]
     measurements = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
         schema={"metric": pl.Utf8, "timestamp": pl.Datetime("us", "UTC"), "value": pl.Float64, "unit": pl.Utf8})
     dims = [c for c in measurements.columns if c not in CORE_COLUMNS]

@@ -21,19 +21,37 @@ MAD_TO_SIGMA = 1.4826
 TAIL_QUANTILE = 0.95  # a scale that also sees the tail: Q95(|deviation|) / 1.96 is sigma for Gaussian residuals
 TAIL_Z = NormalDist().inv_cdf(0.5 + TAIL_QUANTILE / 2)
 MEAN_AD_TO_SIGMA = math.sqrt(math.pi / 2)  # mean absolute deviation → sigma (Gaussian)
-FALSE_ALARMS_PER_MONTH = 0.5  # expected; Poisson: P(2 or more in a month) = 9%, so "at most about one"
-Z_CONTINUE = math.log(1 / 0.05) / math.sqrt(2)  # an episode lasts while p < 0.05 (Laplace) on the same side
 MIN_ALARM_Z = 3.0  # whatever the window count, an episode clears the classic three robust sigmas
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The settings that trade false alarms for missed incidents. They are not tuned here: the defaults are
+    what ``bench/kpi_eval.py --folds`` chooses by cross-validation over the folders of the development set
+    (chosen on three, scored on the fourth), and the same for every series.
+
+    ``false_alarms_per_month``: the expected false episodes a series-month (the Bonferroni budget behind the
+    alarm z); ``continue_p``: an episode lasts while its windows stay this unlikely (Laplace) on the same side."""
+
+    false_alarms_per_month: float = 0.05
+    continue_p: float = 0.05
+
+    @property
+    def continue_z(self) -> float:
+        return math.log(1 / self.continue_p) / math.sqrt(2)
+
+
+CALIBRATION = Calibration()
 
 
 _AGGREGATE: dict[str, Callable[[np.ndarray], Any]] = {
     "mean": np.mean, "median": np.median, "sum": np.sum, "min": np.min, "max": np.max, "last": lambda v: v[-1]}
 
 
-def alarm_z(window: timedelta) -> float:
+def alarm_z(window: timedelta, calibration: Calibration = CALIBRATION) -> float:
     """The |z| that opens an episode: Bonferroni over the windows checked in a month, under Laplace tails."""
     per_month = max(1.0, MONTH / window)
-    return max(MIN_ALARM_Z, laplace_z(FALSE_ALARMS_PER_MONTH / per_month))
+    return max(MIN_ALARM_Z, laplace_z(calibration.false_alarms_per_month / per_month))
 
 
 def laplace_z(p: float) -> float:
@@ -55,9 +73,11 @@ class Severity:
     history: int  # values behind the scale
 
     @classmethod
-    def of(cls, z: float, history: int, scale_of: str, alarm: float) -> Severity:
+    def of(cls, z: float, history: int, scale_of: str, alarm: float,
+           calibration: Calibration = CALIBRATION) -> Severity:
         p = math.exp(-abs(z) * math.sqrt(2)) if math.isfinite(z) else 0.0
-        return cls(z if math.isfinite(z) else None, p, alarm, Z_CONTINUE, FALSE_ALARMS_PER_MONTH, scale_of, history)
+        return cls(z if math.isfinite(z) else None, p, alarm, calibration.continue_z,
+                   calibration.false_alarms_per_month, scale_of, history)
 
 
 def aggregate(values: np.ndarray, how: str) -> float:

@@ -19,9 +19,11 @@ US = 1_000_000  # microseconds per second: series timestamps are int64 microseco
 ORIGIN_US = int(ORIGIN.timestamp()) * US
 MINUTE, HOUR, DAY, WEEK = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 MONTH = timedelta(days=30)  # the false-alarm budget's period
-# Windows the data can choose from when the catalogue names none, smallest first. Six hours lets hourly and
-# sparse series be judged four times a day (a day-long window would average a few hours' excursion away).
-LADDER = (MINUTE, 5 * MINUTE, 15 * MINUTE, HOUR, 6 * HOUR, DAY, WEEK, 4 * WEEK)
+# Windows the data can choose from when the catalogue names none, smallest first. An hour at least: the
+# seed's unit ("in the last hour"), and finer windows of a KPI are mostly noise (a catalogue may still name
+# 15m). Six hours lets hourly and sparse series be judged four times a day (a day-long window would average a
+# few hours' excursion away).
+LADDER = (HOUR, 6 * HOUR, DAY, WEEK, 4 * WEEK)
 # auto: the data decides (see baselines.py); none: the recent level only; daily/weekly: that season only.
 SEASONS = {"auto": None, "none": None, "daily": DAY, "weekly": WEEK}
 

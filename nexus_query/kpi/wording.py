@@ -144,7 +144,7 @@ class Wording:
             pct_text = f" ({pct:+.1f}%)" if pct is not None else ""
             return (f"{self.label} moved to a new level from {stamp(onset_us)}: its {noun} was "
                     f"{self.value(shown_value)} {self.period(shown_start_us)}, against a usual range of {usual} "
-                    f"before{pct_text} ({basis}); that level is now the baseline{assess}.")
+                    f"before{pct_text} ({basis}); that level became the baseline{assess}.")
         if end_us is None and windows == 1:
             return (f"{self.label} was unusually {high} {self.period(checked_start_us)}: its {noun} of "
                     f"{self.value(peak_value)} was {side} the usual range of {usual} ({basis}){assess}.")

@@ -1,0 +1,51 @@
+"""``POST /nexus/spaces/{space_id}/kpi/measurements``: a batch of readings into the space's KPI source (the
+seed's end-of-run trigger). It answers 202 with a task, like ingest; the task succeeds once a KPI run has
+refreshed the space's facts from the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Path
+from pydantic import BaseModel, Field
+
+from nexus_query.api.auth import caller
+from nexus_query.api.models import IngestAccepted, strict
+from nexus_query.context import RequestContext
+from nexus_query.kpi.landing import request_measurements
+from nexus_query.routing import RoutingRegistry
+
+MAX_READINGS = 50_000  # per request: about a month of one metric's minutes
+
+
+class Reading(BaseModel):
+    model_config = strict()
+
+    metric: str = Field(min_length=1, max_length=128, description="the metric's name, as the catalogue lists it")
+    timestamp: str = Field(min_length=1, max_length=64, description="ISO 8601; without an offset it is UTC")
+    value: float
+    unit: str | None = Field(None, max_length=32)
+    dimensions: dict[str, str] | None = Field(None, max_length=8, description="e.g. {\"region\": \"eu\"}")
+
+
+class MeasurementsRequest(BaseModel):
+    model_config = strict(json_schema_extra={"examples": [{"readings": [
+        {"metric": "checkout_latency_p95", "timestamp": "2026-11-16T13:55:00Z", "value": 214.0, "unit": "ms"}]}]})
+
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS)
+
+
+def kpi_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
+    router = APIRouter()
+    space_id_param = space_id_param or Path(description="the space id", examples=["main"])
+
+    @router.post("/spaces/{space_id}/kpi/measurements", status_code=202, response_model=IngestAccepted,
+                 summary="Add KPI measurements to a space (its facts refresh in the background)")
+    def post_measurements(body: MeasurementsRequest = Body(), space_id: str = space_id_param,
+                          ctx: RequestContext = Depends(caller)) -> dict[str, str]:
+        readings = [r.model_dump(exclude_none=True) for r in body.readings]
+        task = request_measurements(ctx, space_id, readings, registry=current())
+        return {"task_id": task.task_id}
+
+    return router
