@@ -75,6 +75,26 @@ def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(top
     assert metadata["map_png"] in metadata["map"]  # the thumbnail opens the full picture
     assert metadata["html_map"].endswith("/map.html")
     assert metadata["html_map_url"].startswith("http://127.0.0.1:8000/nexus/links/")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"points_match_rows", "snapshot_readable"} and all(c.passed for c in checks.values())
+    assert checks["points_match_rows"].metadata["points"].value == 100
+
+
+def test_haze_checks_read_the_stores_and_fail_on_a_broken_snapshot(topics_space):
+    from nexus_pipelines.haze.checks import inspect_snapshot
+    from nexus_pipelines.haze.projection import project_space
+    from nexus_pipelines.haze.writer import parquet_bytes
+
+    haze = HazeStore.for_context(ACME)
+    project_space(topics_space, haze, "main")
+    assert all(c.passed for c in inspect_snapshot(topics_space, haze, "main"))
+    latest = haze.latest_snapshot_id("main")
+    haze.files.write_bytes_atomic(b"not a picture", *haze.snapshot_parts("main", latest, "map.png"))
+    points = haze.open("main", latest).to_arrow()
+    haze.files.write_bytes_atomic(parquet_bytes(points.slice(1)),
+                                  *haze.snapshot_parts("main", latest, "points.parquet"))
+    passed = {c.check_name: c.passed for c in inspect_snapshot(topics_space, haze, "main")}
+    assert passed == {"points_match_rows": False, "snapshot_readable": False}  # a point lost, a picture broken
 
 
 def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topics_space):

@@ -10,6 +10,7 @@ import pydantic
 
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.common.tasks import TASK_TAG, report_task
+from nexus_pipelines.haze.checks import check_specs, inspect_snapshot
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
@@ -61,7 +62,8 @@ def open_space(nexus: NexusResource, key: SpaceKey) -> SpaceTable:
     return nexus.store.open(key.context(nexus.environment), key.space_id)
 
 
-@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, deps=["space_table"], kinds={"umap", "parquet"})
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, deps=["space_table"], kinds={"umap", "parquet"},
+          check_specs=check_specs())
 def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus: NexusResource
                     ) -> dg.MaterializeResult:
     """A 2-D map of the space (PCA, then UMAP with cosine distance, or t-SNE) at one table version, with
@@ -103,7 +105,8 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
             "html_map_url": dg.MetadataValue.url(links.url(*haze.snapshot_parts(key.space_id, info.snapshot_id,
                                                                                 "map.html"))),
         })
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata,
+                                check_results=inspect_snapshot(open_space(nexus, key), haze, key.space_id))
 
 
 def _cluster_table(clusters: list[ClusterSummary]) -> str:
