@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast lint dev install install-dev lock bench clean chromium postgresql
+.PHONY: demo test test-fast lint dev notebook install install-dev lock bench clean chromium postgresql
 
 # The demo's Dagster runs land in $(DAGSTER_HOME), so `make dev` shows them afterwards.
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
@@ -45,6 +45,10 @@ postgresql:
 dev: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# JupyterLab on examples/ (analyst.ipynb and haze.ipynb read the spaces `make demo` built).
+notebook: $(VENV)/.installed-notebook
+	$(BIN)/jupyter lab --notebook-dir=examples --ip=127.0.0.1
+
 install: $(VENV)/.installed-app
 install-dev: $(VENV)/.installed-dev
 
@@ -63,7 +67,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The locks pin every package exactly: app.lock is what `.[server,pipelines]` needs, dev.lock what `.[dev]` needs.
+# The locks pin every package exactly: app.lock is what `.[server,pipelines]` needs, notebook.lock `.[notebook]`,
+# dev.lock `.[dev]`.
 # The CPU build of torch (the lock's torch pin) goes in first, so nothing that depends on torch pulls the CUDA
 # packages; then the lock, then this checkout itself without resolving anything again.
 $(VENV)/.torch: requirements/torch-cpu.in | $(BIN)/python
@@ -75,10 +80,15 @@ $(VENV)/.installed-app: requirements/app.lock pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
+$(VENV)/.installed-notebook: requirements/notebook.lock pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -r requirements/notebook.lock
+	$(BIN)/pip install --no-deps -e .
+	touch $@
+
 $(VENV)/.installed-dev: requirements/dev.lock pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install -r requirements/dev.lock
 	$(BIN)/pip install --no-deps -e .
-	touch $@ $(VENV)/.installed-app
+	touch $@ $(VENV)/.installed-app $(VENV)/.installed-notebook
 
 # Regenerate the locks from pyproject.toml after changing a dependency: pins already in a lock are kept when
 # they still fit (`make lock LOCK_ARGS=--upgrade` moves everything to the newest releases). pip-compile runs
@@ -103,7 +113,10 @@ lock: $(LOCK_TOOLS)/bin/pip-compile
 	$(PIP_COMPILE) --extra server --extra pipelines -c requirements/dev.lock -o requirements/app.lock \
 	  pyproject.toml requirements/torch-cpu.in
 	$(DROP_SELF_PIN) requirements/app.lock
-	@for lock in requirements/app.lock requirements/dev.lock; do \
+	$(PIP_COMPILE) --extra notebook -c requirements/dev.lock -o requirements/notebook.lock \
+	  pyproject.toml requirements/torch-cpu.in
+	$(DROP_SELF_PIN) requirements/notebook.lock
+	@for lock in requirements/app.lock requirements/notebook.lock requirements/dev.lock; do \
 	  grep -q '^torch==.*+cpu$$' $$lock && ! grep -q '^nvidia-' $$lock || \
 	    { echo "$$lock: torch is not the CPU build (the CUDA packages came with it)"; exit 1; }; done
 

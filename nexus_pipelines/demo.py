@@ -16,10 +16,11 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
-from nexus_pipelines.common.in_process import asset_metadata, dagster_instance
+from nexus_pipelines.common.in_process import QUIET, asset_metadata, dagster_instance
+from nexus_pipelines.common.progress import progress
 from nexus_pipelines.definitions import defs, nexus
 from nexus_pipelines.ingest.requests import files_request, space_files
-from nexus_pipelines.ingest.run_in_process import QUIET, ingest_space_in_process
+from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_query.cli import format_hits, quiet_libraries
 from nexus_query.client import connect
@@ -111,7 +112,7 @@ def main() -> int:
         land_examples(nexus.files(key), key.space_id, EXAMPLES / folder)
     with dagster_instance() as instance:
         instance.add_dynamic_partitions(TENANT_SPACES, [k.partition_key for k in SPACES])
-        for key in tqdm(SPACES, desc="ingesting example spaces (Dagster runs)"):
+        for key in progress(SPACES, desc="ingesting example spaces (Dagster runs)", unit="space"):
             outcome = ingest_space_in_process(key, instance=instance, progress=False)  # the bar above counts
             if not outcome.success:
                 raise SystemExit(f"{label(key)}: the ingest run {outcome.run_id[:8]} failed: {outcome.error}")

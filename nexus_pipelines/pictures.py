@@ -1,6 +1,7 @@
-"""Pictures for the Dagster UI, kept out of the event log: the full PNG goes to the tenant's store and the
-materialization links it (URL metadata) with at most a small thumbnail inline. Inline base64 pictures
-(about 56 KB per KPI chart, a dozen per space every hour) would bloat a Postgres event log."""
+"""Pictures for the Dagster UI, kept out of the event log: the full PNG goes to the owner's projection store and
+the materialization links it (URL metadata: a capability link that opens with a click) with at most one
+thumbnail inline. Inline full pictures (a dozen KPI charts per space every hour) would bloat a Postgres
+event log."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
-
+from nexus_query.config import NexusConfig
+from nexus_query.links import issue_link, target_for
 from nexus_query.paths import TenantFiles
 
-THUMBNAIL_WIDTH = 240  # pixels; a thumbnail stays a few KB
+THUMBNAIL_WIDTH = 480  # pixels: readable in the UI, and tens of KB in the event log
 
 
 def figure_png(figure: Any) -> bytes:
@@ -56,21 +57,20 @@ def png_markdown(png: bytes, alt: str, link: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class StoredPicture:
-    url: str  # where the full picture lives (a local path or s3://...)
-    nbytes: int
+class PictureLinks:
+    """Capability links (``nexus_query.links``) to files of one space owner's projection store: what a click
+    in the Dagster UI opens through ``nexus serve``, without an API key, until the link expires."""
 
-    def metadata(self) -> dg.MetadataValue:
-        return dg.MetadataValue.url(self.url)
+    config: NexusConfig
+    environment: str
+    tenant: str | None  # None: the global space
+    project: str
+
+    def url(self, *parts: str) -> str:
+        return issue_link(self.config, target_for(self.environment, self.tenant, self.project, *parts))
 
 
-def file_url(files: TenantFiles, *parts: str) -> str:
-    """A link the UI can follow: ``file://`` for a local store, the object URL (``s3://...``) otherwise."""
-    url = files.url(*parts)
-    return f"file://{url}" if files.is_local else url
-
-
-def store_picture(files: TenantFiles, png: bytes, *parts: str) -> StoredPicture:
-    """Write ``png`` into the tenant's store at ``parts`` (atomically) and say where it is."""
+def store_picture(files: TenantFiles, links: PictureLinks, png: bytes, *parts: str) -> str:
+    """Write ``png`` into the projection store at ``parts`` (atomically); the link that opens it."""
     files.write_bytes_atomic(png, *parts)
-    return StoredPicture(url=file_url(files, *parts), nbytes=len(png))
+    return links.url(*parts)

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from nexus_pipelines.partitions import SpaceKey
+from nexus_pipelines.pictures import PictureLinks
 from nexus_query.config import FileRoute, load_config
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, get_provider
@@ -76,6 +77,11 @@ class NexusResource(dg.ConfigurableResource):
             raise MissingRoute(kind, f"no {kind} route is configured for the global space",
                                environment=self.environment, space="global")
         return TenantFiles.for_global(route, key.project_id)
+
+    def picture_links(self, key: SpaceKey) -> PictureLinks:
+        """Links to files of the space owner's projection store that open from the Dagster UI."""
+        return PictureLinks(self.registry.config, self.environment, None if key.is_global else key.tenant_id,
+                            key.project_id)
 
     def tenant_areas(self, kind: str = "nexus_blob_store") -> Iterator[tuple[str, str, TenantFiles]]:
         """(tenant, project, area) for every project folder in the ``kind`` store of every tenant of the

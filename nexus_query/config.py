@@ -186,6 +186,21 @@ class CursorConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    """Capability links to pictures and maps (``links:``): where ``nexus serve`` is reached from a browser
+    (the Dagster UI), and how long a link opens its file."""
+
+    public_url: str = "http://127.0.0.1:8000"
+    ttl_days: int = 30
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^https?://[^\s/]+", self.public_url or ""):
+            raise ConfigError(f"links.public_url must be an http(s) URL, got {self.public_url!r}")
+        if isinstance(self.ttl_days, bool) or not isinstance(self.ttl_days, int) or self.ttl_days < 1:
+            raise ConfigError(f"links.ttl_days must be a positive integer, got {self.ttl_days!r}")
+
+
+@dataclass(frozen=True)
 class ServingConfig:
     """Bounds per query process (API replica, notebook), so its memory and open handles stay flat however
     many spaces it serves: least recently used entries go first."""
@@ -224,6 +239,7 @@ class NexusConfig:
     source: str = "<memory>"
     api: ApiConfig = field(default_factory=ApiConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "<memory>",
@@ -330,6 +346,8 @@ def _parse(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) ->
         source=source,
         api=ApiConfig(**{k: _number_or_none(v) for k, v in (raw.get("api") or {}).items()}),
         serving=ServingConfig.parse(raw.get("serving")),
+        links=LinksConfig(**{k: _number_or_none(v) if k == "ttl_days" else v
+                             for k, v in (raw.get("links") or {}).items()}),
     )
 
 

@@ -72,32 +72,45 @@ class CursorSigner:
     def _signature(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()
 
+    def seal(self, prefix: str, body: dict[str, Any]) -> str:
+        """``<prefix>.<payload>.<signature>``: ``body`` as compact JSON, signed (cursors, capability links)."""
+        payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return f"{prefix}.{_b64(payload)}.{_b64(self._signature(payload))}"
+
+    def unseal(self, prefix: str, token: object, max_chars: int = MAX_CURSOR_CHARS) -> dict[str, Any] | None:
+        """The body ``seal`` signed into ``token``, or None for anything forged, damaged or of another kind."""
+        if not isinstance(token, str) or len(token) > max_chars or token.count(".") != 2:
+            return None
+        found_prefix, payload_part, signature_part = token.split(".")
+        try:
+            payload, signature = _unb64(payload_part), _unb64(signature_part)
+        except (binascii.Error, ValueError):
+            return None
+        if found_prefix != prefix or not hmac.compare_digest(signature, self._signature(payload)):
+            return None
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
     @staticmethod
     def _binding(ctx: RequestContext, space_id: str, query_digest: str) -> dict[str, str]:
         return {"t": ctx.tenant_id, "p": ctx.project_id, "e": ctx.environment, "s": space_id, "q": query_digest}
 
     def issue(self, ctx: RequestContext, space_id: str, query_digest: str, state: CursorState,
               *, now: float | None = None) -> str:
-        body = {**self._binding(ctx, space_id, query_digest), "v": state.versions, "o": state.offset,
-                "i": int(now if now is not None else time.time())}
-        payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        return f"{PREFIX}.{_b64(payload)}.{_b64(self._signature(payload))}"
+        return self.seal(PREFIX, {**self._binding(ctx, space_id, query_digest), "v": state.versions,
+                                  "o": state.offset, "i": int(now if now is not None else time.time())})
 
     def open(self, cursor: str, ctx: RequestContext, space_id: str, query_digest: str,
              *, now: float | None = None) -> CursorState:
         """Verify ``cursor`` for this caller and query, or raise ``CursorInvalid``."""
         invalid = CursorInvalid(CURSOR_INVALID)
-        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS or cursor.count(".") != 2:
-            raise invalid
-        prefix, payload_part, signature_part = cursor.split(".")
-        try:
-            payload, signature = _unb64(payload_part), _unb64(signature_part)
-        except (binascii.Error, ValueError):
-            raise invalid from None
-        if prefix != PREFIX or not hmac.compare_digest(signature, self._signature(payload)):
+        body = self.unseal(PREFIX, cursor)
+        if body is None:
             raise invalid
         try:
-            body = json.loads(payload)
             binding = {k: body[k] for k in ("t", "p", "e", "s", "q")}
             versions, offset, issued = body["v"], body["o"], body["i"]
         except (ValueError, KeyError, TypeError):

@@ -116,8 +116,9 @@ def test_dagster_dev_serves_the_ingest_graph_and_runs_a_partitioned_materializat
             (latest,) = materialization["assetOrError"]["assetMaterializations"]
             entries = {e["label"]: e for e in latest["metadataEntries"]}
             assert entries["html_map_url"]["__typename"] == "UrlMetadataEntry"
-            assert entries["html_map_url"]["url"].startswith("http://127.0.0.1:8000/nexus/spaces/main/haze/map?snapshot=")
-            assert entries["map_png"]["url"].startswith("file://") and entries["html_map"]["path"].endswith("map.html")
+            assert entries["html_map_url"]["url"].startswith("http://127.0.0.1:8000/nexus/links/nxl1.")
+            assert entries["map_png"]["url"].startswith("http://127.0.0.1:8000/nexus/links/nxl1.")
+            assert entries["html_map"]["path"].endswith("map.html")
         assert SpaceStore().open(RequestContext("acme"), "main").count() == SECTIONS
     finally:
         started = process_tree(proc.pid)  # dagster dev, its webserver, daemon and code servers

@@ -161,8 +161,15 @@ def test_each_topic_becomes_a_cluster_labelled_with_its_own_words(topics_space, 
 def test_class_based_tf_idf_prefers_words_that_set_a_cluster_apart():
     texts = ["the tent and the stove", "a tent for camping", "tent poles", "the refund on the card",
              "card refund policy", "a refund"]
-    keywords = cluster_keywords(texts, np.array([0, 0, 0, 1, 1, 1]), top_n=2)
+    keywords = cluster_keywords(texts * 3, np.array([0, 0, 0, 1, 1, 1] * 3), top_n=2)
     assert keywords == {0: ["tent", "camping"], 1: ["refund", "card"]}
+
+
+def test_a_word_fewer_than_three_texts_hold_labels_no_cluster_so_labels_are_the_spaces_vocabulary():
+    texts = ["tent stove Zanzibar-7731", "tent poles", "tent camping", "card refund", "card refund", "card fee",
+             "refund card Okonkwo"]
+    keywords = cluster_keywords(texts, np.array([0, 0, 0, 1, 1, 1, 1]), top_n=5)
+    assert keywords == {0: ["tent"], 1: ["card", "refund"]}  # no name, no code, nothing one text said
 
 
 def test_clusters_are_numbered_by_size_and_auto_falls_back_to_kmeans_without_density_structure():
@@ -262,7 +269,7 @@ def test_the_fitting_runs_fast_neighbour_index_places_points_where_the_exact_sea
 def test_the_tenants_name_and_corpus_wide_words_label_no_cluster():
     texts = ["acme acme tent stove order", "acme acme tent poles order", "refund card order",
              "card refund order", "parcel courier order", "courier parcel order"]
-    labels = np.array([0, 0, 1, 1, 2, 2])
+    texts, labels = texts * 3, np.array([0, 0, 1, 1, 2, 2] * 3)
     plain = cluster_keywords(texts, labels, top_n=3)
     assert "order" not in {w for words in plain.values() for w in words}  # in every cluster: names none
     assert plain[0][0] == "acme"

@@ -126,3 +126,67 @@ def test_colour_by_type_sets_conversation_bricks_apart_and_the_legend_counts_unc
     unclustered = result.counts.unclustered
     assert (f"unclustered ({unclustered})" in legend) == (unclustered > 0)
     assert len(legend) == len(result.info.clusters) + (unclustered > 0)
+
+
+def open_map(browser, snapshot, fragment: str = "") -> None:
+    browser.send("Page.navigate", url=f"file://{snapshot.url('map.html')}{fragment}")
+    for _ in range(100):
+        if browser.eval("document.body && document.body.dataset.paintedPixels"):
+            return
+        time.sleep(0.1)
+
+
+def legend_click(browser, row: int, *, shift: bool = False) -> None:
+    browser.eval(f"document.querySelectorAll('#legend div')[{row}]"
+                 f".dispatchEvent(new MouseEvent('click', {{bubbles: true, shiftKey: {str(shift).lower()}}}))")
+
+
+def test_clicking_a_legend_row_hides_its_cluster_and_shift_click_shows_only_it(browser, mapped_space):
+    snapshot, result, _ = mapped_space
+    open_map(browser, snapshot)
+    total = int(browser.eval("document.body.dataset.drawnPoints"))
+    first = result.info.clusters and max(result.info.clusters, key=lambda c: c.size)
+    assert first, "the fixture's three topics make clusters"
+
+    legend_click(browser, 0)  # rows are largest first
+    assert int(browser.eval("document.body.dataset.hidden")) == first.size
+    assert int(browser.eval("document.body.dataset.drawnPoints")) == total - first.size
+    assert browser.eval("document.querySelectorAll('#legend div')[0].className") == "off"
+    legend_click(browser, 0)
+    assert int(browser.eval("document.body.dataset.hidden")) == 0
+
+    legend_click(browser, 0, shift=True)  # only this cluster
+    assert int(browser.eval("document.body.dataset.drawnPoints")) == first.size
+    legend_click(browser, 0, shift=True)  # again: everything back
+    assert int(browser.eval("document.body.dataset.drawnPoints")) == total
+
+
+def dark_pixels(browser) -> int:
+    return browser.eval("""(() => { const c = document.getElementById('map'), d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let k = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 60 && d[i + 1] < 60 && d[i + 2] < 60) k++;
+        return k; })()""")
+
+
+def test_a_clicked_point_is_ringed_on_the_map_until_the_panel_closes(browser, mapped_space):
+    snapshot, _, ids = mapped_space
+    open_map(browser, snapshot, "#color=type")  # no cluster labels: nothing dark is drawn before the click
+    assert dark_pixels(browser) == 0
+    x, y = browser.eval(f"window.haze.position(window.haze.ids.indexOf({json.dumps(ids['stove-recall.md'])}))")
+    browser.mouse("mousePressed", x, y)
+    browser.mouse("mouseReleased", x, y)
+    assert dark_pixels(browser) > 10
+    browser.eval("document.getElementById('close').click()")
+    assert dark_pixels(browser) == 0
+
+
+def test_type_colours_are_far_apart():
+    from matplotlib.colors import to_rgb
+
+    from nexus_pipelines.haze.html_map import KIND_COLORS
+    from nexus_pipelines.haze.plot import TYPE_COLORS
+
+    colours = [to_rgb(c) for c in {**TYPE_COLORS, **KIND_COLORS}.values()]
+    closest = min(sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) ** 0.5
+                  for i, p in enumerate(colours) for q in colours[i + 1:])
+    assert closest > 0.4  # on the 0..1 RGB cube; the old text and conversation blues were 0.30 apart

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow  # starts a Jupyter kernel
-def test_the_haze_notebook_runs_top_to_bottom_and_draws_the_map(nexus_home, store, provider, tmp_path):
+def test_the_haze_notebook_runs_top_to_bottom_and_draws_the_map(nexus_home, store, provider):
     records = [Record(text=item["content"], source=item["id"], metadata=item.get("metadata", {}))
                for path in sorted((REPO / "examples" / "data" / "acme").glob("*.jsonl"))
                for item in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if item]
@@ -26,11 +26,15 @@ def test_the_haze_notebook_runs_top_to_bottom_and_draws_the_map(nexus_home, stor
 
     notebook = nbformat.read(REPO / "examples" / "haze.ipynb", as_version=4)
     # a hang guard per cell, not a speed check: the first UMAP call compiles numba code for a while
+    before = sorted(p.name for p in (REPO / "examples").iterdir())
     NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+                   resources={"metadata": {"path": str(REPO / "examples")}}).execute()  # as Jupyter starts it
+    assert sorted(p.name for p in (REPO / "examples").iterdir()) == before
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    noise = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not noise  # no "Loading weights" bar, no TqdmWarning, no library warnings
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 3  # by cluster, by type, and the query's hits
     summary = next(o for o in outputs if "'umap'" in o.get("data", {}).get("text/plain", ""))

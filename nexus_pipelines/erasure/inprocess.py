@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
+from nexus_pipelines.common.in_process import STEPS_ONLY, asset_metadata, dagster_instance, first_step_error
 from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.erasure.assets import erasure_run_config
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
@@ -21,8 +21,9 @@ def erase_in_process(ctx: RequestContext, space_id: str, task_id: str) -> dict[s
     with dagster_instance() as instance:
         instance.add_dynamic_partitions(TENANT_SPACES, [key.partition_key])
         result = defs.resolve_job_def("erase_space").execute_in_process(
-            partition_key=key.partition_key, instance=instance, run_config=erasure_run_config(task_id),
-            tags={**key.run_tags, TASK_TAG: task_id}, raise_on_error=False)
+            partition_key=key.partition_key, instance=instance,
+            run_config={**STEPS_ONLY, **erasure_run_config(task_id)}, tags={**key.run_tags, TASK_TAG: task_id},
+            raise_on_error=False)
         if not result.success:
             message = first_step_error(result.all_events, root=False) or "the erasure run failed"
             raise ErasureRunFailed(message.strip()[:2000], task_id=task_id, run_id=result.run_id)

@@ -2,7 +2,6 @@
 ``POST /nexus/spaces/{space_id}/haze/snapshot`` requests into runs. Thin: the work is in ``projection``."""
 
 import dataclasses
-import os
 import typing
 from typing import TYPE_CHECKING, Any
 
@@ -11,17 +10,17 @@ import pydantic
 
 from nexus_pipelines.catalog import OWNERS
 from nexus_pipelines.common.tasks import TASK_TAG, report_task
+from nexus_pipelines.haze.checks import check_specs, inspect_snapshot
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
-from nexus_pipelines.pictures import file_url, png_markdown, thumbnail_png
+from nexus_pipelines.pictures import markdown_text, png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import InvalidRequest
 from nexus_query.haze import ClusterSummary, HazeStore, finish_request, pending_requests, read_request
 from nexus_query.store import SpaceTable
 
 GROUP = "haze"
-DEFAULT_API_URL = "http://127.0.0.1:8000"
 PROJECTION_STORE = "nexus_projection_store"
 # Assets whose materializations write rows into a space's table: after them, the map gets the new rows.
 SPACE_WRITERS = (dg.AssetKey("space_table"), dg.AssetKey("kpi_fact_docs"))
@@ -63,7 +62,8 @@ def open_space(nexus: NexusResource, key: SpaceKey) -> SpaceTable:
     return nexus.store.open(key.context(nexus.environment), key.space_id)
 
 
-@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, deps=["space_table"], kinds={"umap", "parquet"})
+@dg.asset(partitions_def=tenant_spaces, group_name=GROUP, deps=["space_table"], kinds={"umap", "parquet"},
+          check_specs=check_specs())
 def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus: NexusResource
                     ) -> dg.MaterializeResult:
     """A 2-D map of the space (PCA, then UMAP with cosine distance, or t-SNE) at one table version, with
@@ -94,7 +94,8 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
     metadata: dict[str, Any] = {"table_version": result.table_version, **counts}
     if info is not None:
         snapshot = haze.open(key.space_id, info.snapshot_id)
-        map_png = file_url(haze.files, *haze.snapshot_parts(key.space_id, info.snapshot_id, "map.png"))
+        links = nexus.picture_links(key)
+        map_png = links.url(*haze.snapshot_parts(key.space_id, info.snapshot_id, "map.png"))
         metadata.update({
             "snapshot_id": info.snapshot_id, "new_snapshot": result.created, "method": info.method,
             "refit": info.refit, "reducer_id": info.reducer_id, "cluster_method": info.cluster_method,
@@ -106,24 +107,19 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
             "cluster_labels": dg.MetadataValue.md(_cluster_table(info.clusters)),
             "html_map": dg.MetadataValue.path(snapshot.url("map.html")),
             "points": dg.MetadataValue.path(snapshot.url("points.parquet")),
+            "html_map_url": dg.MetadataValue.url(links.url(*haze.snapshot_parts(key.space_id, info.snapshot_id,
+                                                                                "map.html"))),
         })
-        if not key.is_global:  # served to the tenant over HTTP (the global space's maps are not)
-            metadata["html_map_url"] = dg.MetadataValue.url(map_route(key.space_id, info.snapshot_id))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def map_route(space_id: str, snapshot_id: str) -> str:
-    """``GET /nexus/spaces/{space_id}/haze/map`` of this snapshot on the API at ``NEXUS_API_URL`` (default
-    the local ``nexus serve``); it answers the space's own tenant only (Bearer API key)."""
-    base = os.environ.get("NEXUS_API_URL", DEFAULT_API_URL).rstrip("/")
-    return f"{base}/nexus/spaces/{space_id}/haze/map?snapshot={snapshot_id}"
+    return dg.MaterializeResult(metadata=metadata,
+                                check_results=inspect_snapshot(open_space(nexus, key), haze, key.space_id))
 
 
 def _cluster_table(clusters: list[ClusterSummary]) -> str:
-    """Cluster sizes only: keywords are words of the documents, and Dagster's event log keeps no document
-    text (an erasure could not reach it there); they are in the snapshot and its HTML map."""
-    rows = [f"| {c.cluster} | {c.size} |" for c in clusters[:40]]
-    return "\n".join(["| cluster | points |", "|---:|---:|", *rows]) if rows else "no clusters"
+    """Each cluster's keywords and size. Keywords are words at least ``MIN_TEXTS_PER_WORD`` texts of the
+    space hold (``clusters.py``): the space's vocabulary, never a word only one document said, so they may
+    stay in Dagster's event log after an erasure."""
+    rows = [f"| {c.cluster} | {markdown_text(', '.join(c.keywords) or '-')} | {c.size} |" for c in clusters[:40]]
+    return "\n".join(["| cluster | keywords | points |", "|---:|---|---:|", *rows]) if rows else "no clusters"
 
 
 haze_job = space_job("haze_space", [haze_projection],

@@ -67,6 +67,10 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
 
 
 CORPUS_WIDE_SHARE = 0.6  # a word found in more than this share of the clusters (and in 3+) labels none
+# A word labels a cluster only when this many texts hold it: labels are the space's vocabulary, never a word
+# that one document alone said (a name, an order number), so they may be shown in Dagster's event log,
+# which an erasure cannot reach.
+MIN_TEXTS_PER_WORD = 3
 
 
 def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5, seed: int = 42,
@@ -76,22 +80,25 @@ def cluster_keywords(texts: Sequence[str], labels: np.ndarray, *, top_n: int = 5
     (at most ``docs_per_cluster`` texts each), term frequency weighted by log(1 + A / f_t) with A the
     average word count per cluster and f_t the term's count over all clusters. Words of ``exclude`` (the
     tenant's name, say) and corpus-wide words (in most clusters) never label a cluster: they name the
-    whole space, not a region of it."""
+    whole space, not a region of it; nor do words fewer than ``MIN_TEXTS_PER_WORD`` texts hold."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     clusters = [int(c) for c in np.unique(labels) if c >= 0]
     if not clusters:
         return {}
     rng = np.random.default_rng(seed)
-    docs = []
+    docs, sampled = [], []
     for c in clusters:
         rows = np.flatnonzero(labels == c)
         if len(rows) > docs_per_cluster:
             rows = np.sort(rng.choice(rows, docs_per_cluster, replace=False))
+        sampled += [texts[int(i)] for i in rows]
         docs.append(" ".join(texts[int(i)] for i in rows))
     try:
-        counts = CountVectorizer(stop_words="english", token_pattern=_TOKEN, lowercase=True).fit(docs)
-    except ValueError:  # nothing but stop words and numbers
+        shared = CountVectorizer(stop_words="english", token_pattern=_TOKEN, lowercase=True, binary=True,
+                                 min_df=MIN_TEXTS_PER_WORD).fit(sampled).vocabulary_
+        counts = CountVectorizer(token_pattern=_TOKEN, lowercase=True, vocabulary=sorted(shared)).fit(docs)
+    except ValueError:  # nothing but stop words, numbers and words of fewer than MIN_TEXTS_PER_WORD texts
         return {c: [] for c in clusters}
     matrix = counts.transform(docs).astype(np.float64)
     words = counts.get_feature_names_out()

@@ -1,10 +1,11 @@
 """A self-contained HTML map: one file, no network (data, script and style inline), canvas drawing.
 
 Pan (drag), zoom (wheel), hover shows a point's text (cut with an ellipsis), click shows its whole text,
-source and id in a side panel, colour by cluster or type (conversation bricks apart from documents),
-search by words. The page also reads ``#color=type&search=word`` from its address, and records what it
-drew in ``<body data-drawn-points=... data-matched=... data-painted-pixels=... data-selected=...>`` so a
-headless browser can check it.
+source and id in a side panel and rings the point, colour by cluster or type (conversation bricks apart
+from documents), search by words. A click on a legend row hides or shows that cluster (or type), a
+shift-click shows only it. The page also reads ``#color=type&search=word`` from its address, and records
+what it drew in ``<body data-drawn-points=... data-matched=... data-hidden=... data-painted-pixels=...
+data-selected=...>`` so a headless browser can check it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ HOVER_CHARS = 200  # the hover box; a click shows the whole text
 TEXT_BUDGET_CHARS = 20_000_000  # of text per page: whole chunks up to 10,000 points, shorter past that
 CONVERSATION_KIND = "conversation"  # text rows from chat exports (bricks), coloured apart from documents
 CONVERSATION_PREFIX = "conversations/"  # where ingestion keeps conversations as source files
-KIND_COLORS = {CONVERSATION_KIND: "#17becf"}
+KIND_COLORS = {CONVERSATION_KIND: "#9467bd"}  # purple: text (blue) and kpi (green) stay apart
 
 
 def point_kinds(types: Sequence[str], sources: Sequence[str]) -> list[str]:
@@ -84,6 +85,8 @@ _PAGE = r"""<!doctype html>
  #tip .meta{color:#777;font-size:11px;margin-bottom:3px}
  #legend{position:absolute;right:8px;bottom:8px;max-height:45%;overflow:auto;background:rgba(255,255,255,.9);
          border:1px solid #ddd;border-radius:4px;padding:6px 8px;z-index:2;font-size:12px}
+ #legend div{cursor:pointer;user-select:none;padding:1px 0}
+ #legend div.off{opacity:.35;text-decoration:line-through}
  #legend span{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px;vertical-align:middle}
  #detail{position:absolute;top:49px;left:8px;width:380px;max-height:calc(100% - 66px);overflow:auto;display:none;
          background:#fff;border:1px solid #bbb;border-radius:4px;padding:8px 10px;z-index:4;
@@ -113,7 +116,8 @@ _PAGE = r"""<!doctype html>
   document.getElementById("title").textContent = D.title;
   document.getElementById("sub").textContent = D.subtitle +
     (D.total > n ? " \u00b7 showing " + n.toLocaleString() + " of " + D.total.toLocaleString() + " points" : "");
-  let matched = null, view = {s: 1, ox: 0, oy: 0}, fitScale = 1, dpr = window.devicePixelRatio || 1;
+  let matched = null, selected = -1, hidden = new Set();
+  let view = {s: 1, ox: 0, oy: 0}, fitScale = 1, dpr = window.devicePixelRatio || 1;
   const baseRadius = n < 500 ? 3.5 : n < 5000 ? 2.5 : n < 50000 ? 1.5 : 1;
 
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
@@ -144,6 +148,9 @@ _PAGE = r"""<!doctype html>
   const dx = px => (px - view.ox) / view.s, dy = py => (view.oy - py) / view.s;
   const colorOf = i => colorBy.value === "type" ? D.typeColors[D.types[D.t[i]]]
                                                 : (D.clusterColors[D.c[i]] || D.noiseColor);
+  // the legend group a point belongs to in the current colouring: its type, or its cluster id
+  const groupOf = i => colorBy.value === "type" ? "t" + D.t[i] : "c" + D.c[i];
+  const shown = i => !hidden.has(groupOf(i));
 
   function draw() {
     const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -156,11 +163,22 @@ _PAGE = r"""<!doctype html>
       ctx.fillRect(px - size / 2, py - size / 2, size, size); drawn[0]++;
     };
     ctx.globalAlpha = matched ? 0.15 : 0.85;
+    let hiddenPoints = 0;
     for (let i = 0; i < n; i++) {
+      if (!shown(i)) { hiddenPoints++; continue; }
       if (!matched || !matched.has(i)) { ctx.fillStyle = matched ? "#999" : colorOf(i); dot(i, 2 * r); }
     }
-    if (matched) { ctx.globalAlpha = 1; matched.forEach(i => { ctx.fillStyle = colorOf(i); dot(i, 2 * r + 2); }); }
+    if (matched) {
+      ctx.globalAlpha = 1;
+      matched.forEach(i => { if (shown(i)) { ctx.fillStyle = colorOf(i); dot(i, 2 * r + 2); } });
+    }
     ctx.globalAlpha = 1;
+    if (selected >= 0 && shown(selected)) {  // the clicked point: its colour, larger, in a dark ring
+      const px = sx(D.x[selected]), py = sy(D.y[selected]);
+      ctx.fillStyle = colorOf(selected); ctx.beginPath(); ctx.arc(px, py, 2 * r + 3, 0, 2 * Math.PI); ctx.fill();
+      ctx.lineWidth = 2; ctx.strokeStyle = "#111"; ctx.beginPath(); ctx.arc(px, py, 2 * r + 5, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
     if (colorBy.value === "cluster") {
       ctx.font = "12px system-ui,sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
       ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.fillStyle = "#111";
@@ -170,17 +188,29 @@ _PAGE = r"""<!doctype html>
     }
     document.body.dataset.drawnPoints = drawn[0];
     document.body.dataset.matched = matched ? matched.size : "";
+    document.body.dataset.hidden = hiddenPoints;
   }
 
   function legend() {
     const box = document.getElementById("legend"); box.textContent = "";
-    const rows = colorBy.value === "type" ? D.types.map(t => [D.typeColors[t], t])
+    const rows = colorBy.value === "type" ? D.types.map((t, k) => ["t" + k, D.typeColors[t], t])
       : D.clusters.slice().sort((a, b) => b.size - a.size).slice(0, 20)
-          .map(c => [D.clusterColors[c.cluster], c.label + " (" + c.size + ")"])
-          .concat(D.unclustered ? [[D.noiseColor, "unclustered (" + D.unclustered + ")"]] : []);
-    rows.forEach(([color, text]) => {
+          .map(c => ["c" + c.cluster, D.clusterColors[c.cluster], c.label + " (" + c.size + ")"])
+          .concat(D.unclustered ? [["c-1", D.noiseColor, "unclustered (" + D.unclustered + ")"]] : []);
+    const keys = colorBy.value === "type" ? D.types.map((t, k) => "t" + k)
+      : D.clusters.map(c => "c" + c.cluster).concat(["c-1"]);
+    rows.forEach(([key, color, text]) => {
       const line = document.createElement("div"), dotEl = document.createElement("span");
+      line.dataset.group = key; line.className = hidden.has(key) ? "off" : "";
+      line.title = "click: hide or show \u00b7 shift-click: show only this";
       dotEl.style.background = color; line.appendChild(dotEl); line.appendChild(document.createTextNode(text));
+      line.addEventListener("click", e => {
+        const only = keys.every(k => k === key || hidden.has(k)) && !hidden.has(key);
+        if (e.shiftKey) { hidden = only ? new Set() : new Set(keys.filter(k => k !== key)); }
+        else if (hidden.has(key)) { hidden.delete(key); } else { hidden.add(key); }
+        if (selected >= 0 && !shown(selected)) select(-1);
+        legend(); applySearch();
+      });
       box.appendChild(line);
     });
   }
@@ -196,7 +226,7 @@ _PAGE = r"""<!doctype html>
     if (!q) { matched = null; found.textContent = ""; draw(); return; }
     matched = new Set();
     for (let i = 0; i < n; i++) {
-      if (D.text[i].toLowerCase().includes(q) || D.sources[D.s[i]].toLowerCase().includes(q) ||
+      if (shown(i) && D.text[i].toLowerCase().includes(q) || D.sources[D.s[i]].toLowerCase().includes(q) ||
           (labelOf[D.c[i]] || "").toLowerCase().includes(q)) matched.add(i);
     }
     found.textContent = matched.size.toLocaleString() + " found"; draw();
@@ -211,6 +241,7 @@ _PAGE = r"""<!doctype html>
     for (let gx = Math.max(0, gx0); gx <= Math.min(G - 1, gx1); gx++) {
       for (let gy = Math.max(0, gy0); gy <= Math.min(G - 1, gy1); gy++) {
         (grid.get(cell(gx, gy)) || []).forEach(i => {
+          if (!shown(i)) return;
           const d = (D.x[i] - x) ** 2 + (D.y[i] - y) ** 2;
           if (d <= bestD) { bestD = d; best = i; }
         });
@@ -221,11 +252,12 @@ _PAGE = r"""<!doctype html>
 
   const detail = document.getElementById("detail");
   function select(i) {
-    if (i < 0) { detail.style.display = "none"; document.body.dataset.selected = ""; return; }
+    selected = i;
+    if (i < 0) { detail.style.display = "none"; document.body.dataset.selected = ""; draw(); return; }
     document.getElementById("detail-meta").textContent = D.sources[D.s[i]] + " \u00b7 " + D.types[D.t[i]] +
       (D.c[i] >= 0 ? " \u00b7 " + labelOf[D.c[i]] : " \u00b7 unclustered") + " \u00b7 id " + D.ids[i];
     document.getElementById("detail-text").textContent = D.text[i];
-    detail.style.display = "block"; document.body.dataset.selected = D.ids[i];
+    detail.style.display = "block"; document.body.dataset.selected = D.ids[i]; draw();
   }
   document.getElementById("close").addEventListener("click", () => select(-1));
   // for scripts driving the page (and the browser tests): where a point is drawn, in page coordinates
@@ -273,9 +305,11 @@ _PAGE = r"""<!doctype html>
     const x = dx(px), y = dy(py), f = Math.exp(-e.deltaY * 0.0015);
     view.s *= f; view.ox = px - view.s * x; view.oy = py + view.s * y; draw();
   }, {passive: false});
-  colorBy.addEventListener("change", () => { legend(); draw(); });
+  colorBy.addEventListener("change", () => { hidden = new Set(); legend(); applySearch(); });
   search.addEventListener("input", applySearch);
-  document.getElementById("reset").addEventListener("click", () => { fit(); draw(); });
+  document.getElementById("reset").addEventListener("click", () => {
+    hidden = new Set(); legend(); fit(); applySearch();
+  });
   window.addEventListener("resize", resize);
 
   const params = new URLSearchParams(location.hash.slice(1));

@@ -223,7 +223,8 @@ def fit_reducer(ids: list[str], hashes: list[str], vectors: np.ndarray, params: 
         import umap
 
         model = umap.UMAP(n_neighbors=max(2, min(params.n_neighbors, n - 1)), min_dist=params.min_dist,
-                          metric="cosine", random_state=params.seed, transform_seed=params.seed)
+                          metric="cosine", random_state=params.seed, transform_seed=params.seed,
+                          n_jobs=1)  # a seeded UMAP runs on one thread anyway; saying so spares its warning
         xy, layout = model.fit_transform(reduced), "umap"
         a, b = float(model._a), float(model._b)
         knn_index = getattr(model, "_knn_search_index", None)  # built for spaces of 4,096 rows or more

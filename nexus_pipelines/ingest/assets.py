@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 from nexus_pipelines.catalog import column_schema
 from nexus_pipelines.cognition.import_tasks import METADATA_KEY as IMPORT_TASKS
 from nexus_pipelines.cognition.import_tasks import advance_import_tasks
+from nexus_pipelines.common.freshness import SPACE_TABLE_FRESHNESS
 from nexus_pipelines.common.load import IngestStats
 from nexus_pipelines.common.parquet_io import ArrowStream, previous_output
 from nexus_pipelines.common.tasks import (
@@ -131,6 +132,7 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
 
 
 @dg.asset(partitions_def=tenant_spaces, group_name=GROUP, kinds={"lancedb"}, check_specs=check_specs(),
+          freshness_policy=SPACE_TABLE_FRESHNESS,
           # Other domains write rows into the same table: the lineage shows them feeding the space.
           deps=[dg.AssetDep("kpi_fact_docs")])
 def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nexus: NexusResource,

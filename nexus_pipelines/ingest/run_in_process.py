@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from tqdm import tqdm
 
-from nexus_pipelines.common.in_process import asset_metadata, dagster_instance, first_step_error
+from nexus_pipelines.common.in_process import QUIET, asset_metadata, dagster_instance, first_step_error
+from nexus_pipelines.common.progress import progress as progress_bar
 from nexus_pipelines.common.tasks import TASK_TAG, fail_run_tasks
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_pipelines.resources import NexusResource
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INGEST_JOB = "ingest_space"
 
 
@@ -63,8 +62,8 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
         run_tags[TASK_TAG] = task_id
     run_id = str(uuid.uuid4())
     steps = [node.name for node in job.graph.nodes]
-    with tqdm(total=len(steps), desc=f"ingesting {key.partition_key}", unit="step", disable=not progress,
-              leave=False) as bar:
+    with progress_bar(total=len(steps), desc=f"ingesting {key.partition_key}", unit="step", disable=not progress,
+                      leave=False) as bar:
         instance.add_event_listener(run_id, lambda entry: _advance(bar, entry))
         result = job.execute_in_process(partition_key=key.partition_key, instance=instance, run_id=run_id,
                                         run_config=dict(run_config if run_config is not None else QUIET),
@@ -77,7 +76,7 @@ def ingest_space_in_process(key: SpaceKey, *, instance: dg.DagsterInstance | Non
     return IngestOutcome(result.run_id, result.success, asset_metadata(result), error)
 
 
-def _advance(bar: tqdm, entry: dg.EventLogEntry) -> None:
+def _advance(bar: Any, entry: dg.EventLogEntry) -> None:
     event = entry.dagster_event
     if event is None:
         return

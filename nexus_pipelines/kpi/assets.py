@@ -8,6 +8,7 @@ from pydantic import Field
 
 from nexus_pipelines.common.batches import PartitionDone, run_partitions
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
+from nexus_pipelines.common.freshness import KPI_FACTS_FRESHNESS
 from nexus_pipelines.kpi.chart import charts_metadata
 from nexus_pipelines.kpi.refresh import RefreshResult, refresh_facts
 from nexus_pipelines.maintenance.optimize import compact_if_fragmented
@@ -71,6 +72,7 @@ class KpiFactsConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs",
                                    description="every KPI source of the run's spaces could be read")],
     kinds={"lancedb", "polars"},
+    freshness_policy=KPI_FACTS_FRESHNESS,
     description="Typed facts about each catalogued metric (change, trend, episodes outside the usual band, "
                 "of threshold breaches and of missing data, stale data), one exact sentence each, embedded into "
                 "the space with type='kpi'; an episode is one fact, updated in place while it lasts. Runs may "
@@ -113,7 +115,8 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     # would write a table version (and so a new map) for them.
     compact_if_fragmented(space, nexus.registry.config.cursor.ttl_seconds)
     charted = sorted(result.reports, key=lambda r: (not r.facts, r.series.key))[:MAX_CHARTS]
-    charts = charts_metadata(nexus.files(key, "nexus_projection_store"), key.space_id, charted)
+    charts = charts_metadata(nexus.files(key, "nexus_projection_store"), nexus.picture_links(key), key.space_id,
+                             charted)
     settled = settle_landed(nexus.files(key), key.space_id, source.files, run_id)
     return {**partition_metadata(result, source.version, len(kpi_rows(space)), charts), "tasks_settled": len(settled)}
 

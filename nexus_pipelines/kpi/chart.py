@@ -14,7 +14,14 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from nexus_pipelines.pictures import figure_png, markdown_text, png_markdown, store_picture, thumbnail_png
+from nexus_pipelines.pictures import (
+    PictureLinks,
+    figure_png,
+    markdown_text,
+    png_markdown,
+    store_picture,
+    thumbnail_png,
+)
 from nexus_query.kpi import Fact, SeriesReport
 from nexus_query.kpi.windows import from_datetime, to_datetime, window_code
 from nexus_query.paths import TenantFiles
@@ -75,20 +82,21 @@ def chart_file_name(series_key: str) -> str:
     return f"{readable}-{hashlib.sha256(series_key.encode()).hexdigest()[:8]}.png"
 
 
-def charts_metadata(files: TenantFiles, space_id: str, reports: Sequence[SeriesReport]) -> dict:
-    """Each report's chart stored in the tenant's projection store at ``kpi/{space}/charts/`` (each run
-    replaces the space's charts: they always show the latest run), linked from the metadata; only the
-    first chart is inline, as a thumbnail, so a run adds a few KB to the event log, not a dozen PNGs."""
-    lines, urls = [], {}
+def charts_metadata(files: TenantFiles, links: PictureLinks, space_id: str, reports: Sequence[SeriesReport]) -> dict:
+    """Each report's chart stored in the projection store at ``kpi/{space}/charts/`` (each run replaces the
+    space's charts: they always show the latest run), each linked from its own URL entry (``chart: <series>``)
+    that opens with a click; only the first chart is inline, as a thumbnail, so a run adds tens of KB to the
+    event log, not a dozen pictures."""
+    lines: list[str] = []
+    entries: dict[str, dg.MetadataValue] = {}
     for number, report in enumerate(reports):
         png = chart_png(report)
-        stored = store_picture(files, png, "kpi", space_id, "charts", chart_file_name(report.series.key))
-        urls[report.series.key] = stored.url
+        url = store_picture(files, links, png, "kpi", space_id, "charts", chart_file_name(report.series.key))
+        entries[f"chart: {report.series.key}"] = dg.MetadataValue.url(url)
         if number == 0:
-            lines += [png_markdown(thumbnail_png(png), markdown_text(report.series.key), link=stored.url), ""]
-        lines.append(f"- [{markdown_text(report.series.key)}]({stored.url}): {len(report.facts)} fact(s)")
-    return {"charts": dg.MetadataValue.md("\n".join(lines) or "_no series_"),
-            "chart_urls": dg.MetadataValue.json(urls)}
+            lines += [png_markdown(thumbnail_png(png), markdown_text(report.series.key), link=url), ""]
+        lines.append(f"- [{markdown_text(report.series.key)}]({url}): {len(report.facts)} fact(s)")
+    return {"charts": dg.MetadataValue.md("\n".join(lines) or "_no series_"), **entries}
 
 
 def fact_span(fact: Fact) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from nexus_query.api.haze import haze_router
 from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane, IngestJob, land_in_worker, land_ingest_body, warm_up
 from nexus_query.api.kpi import kpi_router
 from nexus_query.api.limits import BodyGuardMiddleware, RateLimitMiddleware
+from nexus_query.api.links import links_router
 from nexus_query.api.models import (
     ID_REGEX,
     ErrorEnvelope,
@@ -153,6 +154,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     router.include_router(cognition_router(current, SPACE_ID))
     router.include_router(erasure_router(current, SPACE_ID))
     router.include_router(kpi_router(current, SPACE_ID))
+    router.include_router(links_router(current))
     app.include_router(router)
     app.openapi = _with_ingest_schema(app)  # type: ignore[method-assign]
     return app

@@ -1,5 +1,6 @@
 """Identity from ``Authorization: Bearer <api key>`` only. Checked before routing and body parsing, so an
-unauthenticated caller learns nothing about bodies, spaces or routes: every /nexus/ path answers 401."""
+unauthenticated caller learns nothing about bodies, spaces or routes: every /nexus/ path answers 401, but
+capability links (``/nexus/links/``), whose signed token is the permission."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from nexus_query.errors import NexusError, Unauthorized
 from nexus_query.routing import RoutingRegistry, hash_api_key
 
 PROTECTED_PREFIX = "/nexus/"
+CAPABILITY_PREFIX = "/nexus/links/"  # a signed link is its own permission (nexus_query.links)
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="Authorization: Bearer <api key>")
 
 
@@ -34,7 +36,8 @@ class AuthMiddleware:
         self.registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX) \
+                and not scope["path"].startswith(CAPABILITY_PREFIX):
             header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
             try:
                 key = api_key_of(header)

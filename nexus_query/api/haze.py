@@ -16,6 +16,8 @@ from nexus_query.haze import POINT_COLUMNS, HazeStore, Method, request_snapshot
 from nexus_query.routing import RoutingRegistry
 
 NDJSON = "application/x-ndjson"
+# The map page is self-contained: it may run no script from elsewhere and send nothing anywhere.
+MAP_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
 
 class SnapshotRequest(BaseModel):
@@ -55,11 +57,9 @@ def haze_router(current: Callable[[], RoutingRegistry], space_id_param: Any = No
                 ctx: RequestContext = Depends(caller)) -> HTMLResponse:
         # The caller's own projection store only: another tenant's space id finds nothing (404).
         found = HazeStore.for_context(ctx, current()).open(space_id, snapshot)
-        # The page is self-contained: it may run no script from elsewhere and send nothing anywhere.
         return HTMLResponse(found.html(), headers={
             "X-Haze-Snapshot": found.snapshot_id,
-            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-                                       "style-src 'unsafe-inline'; img-src data:",
+            "Content-Security-Policy": MAP_POLICY,
         })
 
     @router.post("/spaces/{space_id}/haze/snapshot", status_code=202, response_model=IngestAccepted,

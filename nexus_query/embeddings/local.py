@@ -7,11 +7,13 @@ are imported on first use, so ``nexus_query`` imports without them, and a missin
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +54,31 @@ def import_local_model_module(name: str) -> ModuleType:
         ) from exc
 
 
+# The LanceDB variable a space's table names its bundled model by (see store.schema): a reader sets it to
+# the offline package's folder, and a reader that does not gets the model's public name.
+MODEL_VARIABLE = "nexus_embedding_model"
+_PUBLIC_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def lancedb_model_name(model: str) -> str | None:
+    """How a table names ``model`` for LanceDB: portable for a bundled model, the folder for the user's own
+    weights, None for a model that is neither."""
+    if model in _BUNDLED:
+        return f"$var:{MODEL_VARIABLE}:{_PUBLIC_NAME}"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else None
+
+
+def register_offline_model() -> Path:
+    """Point LanceDB's model variable at the bundled weights, so plain LanceDB (``table.search("text")``)
+    embeds queries offline with the model that built the space."""
+    from lancedb.embeddings import get_registry
+
+    path = resolve_model_path("all-MiniLM-L6-v2")
+    get_registry().set_var(MODEL_VARIABLE, str(path))
+    return path
+
+
 def _set_torch_threads(threads: int) -> None:
     torch = import_local_model_module("torch")
     if threads and torch.get_num_threads() != threads:
@@ -83,7 +110,23 @@ def _load(path: str, device: str) -> Any:
 
     global _default_threads
     _default_threads = _default_threads or torch.get_num_threads()
-    return sentence_transformers.SentenceTransformer(path, device=device, local_files_only=True)
+    with _no_loading_bar():
+        return sentence_transformers.SentenceTransformer(path, device=device, local_files_only=True)
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar on every load (and a TqdmWarning in a notebook without
+    ipywidgets); it shows only when its verbosity asks for detail (``TRANSFORMERS_VERBOSITY=info``)."""
+    hf_logging = import_local_model_module("transformers").utils.logging
+    if hf_logging.get_verbosity() <= logging.INFO or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 class QueryEmbeddingCache:

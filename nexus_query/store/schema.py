@@ -50,20 +50,22 @@ def space_schema(embedder: EmbedderInfo) -> pa.Schema:
 
 
 def lancedb_embedding_functions(embedder: EmbedderInfo) -> dict[bytes, bytes]:
-    """The space's model in LanceDB's registry format (its built-in ``sentence-transformers`` function),
-    for a local model only, named by the folder its weights are loaded from, so LanceDB loads the
-    same weights offline. A remote embedder has no LanceDB counterpart: nothing is recorded."""
-    from nexus_query.embeddings.local import resolve_model_path
-    from nexus_query.errors import ConfigError
+    """The space's model in LanceDB's registry format (its built-in ``sentence-transformers`` function).
+
+    A bundled model is named by a LanceDB variable whose default is its public name, never by a folder of
+    this machine, so the table opens anywhere: plain LanceDB loads the weights where the table is opened,
+    from the offline package once the reader sets the variable (``register_offline_model``), else from its
+    own model cache. A model of the user's own folder is named by that folder. A remote embedder has no
+    LanceDB counterpart: nothing is recorded."""
+    from nexus_query.embeddings.local import lancedb_model_name
 
     if embedder.provider != "local":
         return {}
-    try:
-        model_path = resolve_model_path(embedder.model)
-    except ConfigError:
+    name = lancedb_model_name(embedder.model)
+    if name is None:
         return {}
     functions = [{"name": "sentence-transformers",
-                  "model": {"name": str(model_path), "device": "cpu", "normalize": True},
+                  "model": {"name": name, "device": "cpu", "normalize": True},
                   "source_column": "text", "vector_column": "vector"}]
     return {LANCEDB_EMBEDDING_FUNCTIONS_KEY: json.dumps(functions).encode()}
 
