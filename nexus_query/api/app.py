@@ -132,7 +132,10 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
     @router.post("/tasks/{task_id}/retry", status_code=202, response_model=TaskModel,
                  summary="Land a failed ingest task's batch again",
-                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task"}})
+                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task, or "
+                                                                         "its space is being erased"},
+                            410: {"model": ErrorEnvelope, "description": "nexus.task_gone: the task's batch was "
+                                                                         "erased"}})
     def retry_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         registry = current()
         registry.store_route(ctx)

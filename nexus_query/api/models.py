@@ -155,7 +155,9 @@ class ImageItem(BaseModel):
 
     type: Literal["image"]
     blob_path: str = Field(min_length=1, max_length=1024, pattern=BLOB_PATH_REGEX,
-                           description="the image's path in the tenant's blob store (404 when it is not there)")
+                           description="the image's path in the tenant's media area, `media/...` of its blob "
+                                       "store (what `nexus ingest` copies images into; 422 for any other file "
+                                       "of the store, 404 when it is not there)")
     content: str | None = Field(None, max_length=MAX_CONTENT_CHARS, description="a caption")
     metadata: dict[str, Any] | None = None
     id: DocId | None = Field(None, description="a stable id; re-sending it replaces the document")
@@ -177,7 +179,7 @@ class IngestAccepted(BaseModel):
     task_id: str = Field(pattern=ID_REGEX)
 
 
-TaskState = Literal["queued", "running", "succeeded", "failed"]
+TaskState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class TaskModel(BaseModel):
@@ -191,6 +193,9 @@ class TaskModel(BaseModel):
     error: str | None = None
     run_id: str | None = None
     attempts: int = Field(1, description="how often the task was landed (1 + retries)")
+    reason: str | None = Field(None, description="cancelled: why (`erased`: its batch was erased with its space "
+                                                 "or its documents)")
+    erasure_id: str | None = Field(None, description="cancelled: the erasure that removed its batch")
 
 
 class TaskPage(BaseModel):
