@@ -71,6 +71,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(landed.task.task_id)
     exports = f" and {landed.exports} chat export(s)" if landed.exports else ""
     print(f"landed {landed.items} item(s){exports} in space {args.space!r} as one task", file=sys.stderr)
+    for source in landed.sources:
+        print(f"  source: {source}", file=sys.stderr)
     for skipped in landed.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
     if not args.wait:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,11 @@ from nexus_query.cognition.bricks import land_export
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
-from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, validate_items
+from nexus_query.fence import refuse_if_erasing
+from nexus_query.landing import GLOBAL_SPACE_ID, MEDIA_DIR, LandingZone, Task, validate_items
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-MEDIA_DIR = "media"
 
 
 @dataclass
@@ -41,6 +42,7 @@ class LandedFiles:
     items: int
     exports: int
     skipped: list[str]
+    sources: list[str] = field(default_factory=list)  # each document's name (``nexus erase --source``)
 
 
 def doc_id_for(path: Path, root: Path) -> str:
@@ -74,12 +76,14 @@ def collect(paths: Iterable[str | Path], space_id: str) -> FileBatch:
     for path, root in files:
         lower = path.name.lower()
         doc_id = doc_id_for(path, root)
-        source = path.relative_to(root).as_posix()
+        # The name the user gave, in one spelling (a Mac writes file names decomposed): what erase matches.
+        source = unicodedata.normalize("NFC", path.relative_to(root).as_posix())
         if lower.endswith(TEXT_SUFFIXES):
             text = _read_text(path)
             if text.strip():
                 batch.items.append({"type": "text", "id": doc_id, "content": text,
-                                    "metadata": {"source": source, "file_name": path.name}})
+                                    "metadata": {"source": source,
+                                                 "file_name": unicodedata.normalize("NFC", path.name)}})
             else:
                 batch.skipped.append(f"{path}: empty")
         elif lower.endswith(".jsonl"):
@@ -93,7 +97,7 @@ def collect(paths: Iterable[str | Path], space_id: str) -> FileBatch:
             sidecar = _sidecar(path)
             blob_path = f"{MEDIA_DIR}/{space_id}/{doc_id}{path.suffix.lower()}"
             batch.images.append((path, blob_path))
-            metadata = {**sidecar.metadata, "source": source, "file_name": path.name}
+            metadata = {**sidecar.metadata, "source": source, "file_name": unicodedata.normalize("NFC", path.name)}
             if sidecar.alt_text:
                 metadata["alt_text"] = sidecar.alt_text
             batch.items.append({"type": "image", "id": doc_id, "blob_path": blob_path,
@@ -150,6 +154,7 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) ->
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
+    refuse_if_erasing(zone.files, space_id)
     batch = collect(paths, space_id)
     if not batch.items and not batch.exports:
         raise InvalidRequest("nothing to ingest: " + ("; ".join(batch.skipped[:5]) or "no files"), field="path")
@@ -161,4 +166,6 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path]) ->
         validate_items(zone.files, batch.items, max_items=len(batch.items))
     landed = [land_export(zone.files, space_id, path.name, path.read_bytes()).landed for path in batch.exports]
     task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed)
-    return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped)
+    sources = [str(item.get("metadata", {}).get("source") or item.get("id")) for item in batch.items]
+    sources += [unicodedata.normalize("NFC", path.name) for path in batch.exports]
+    return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped, sources)
