@@ -27,6 +27,7 @@ def catalog() -> Catalog:
     found = Catalog()
     found.add_document("resume-draft-md-1", {"source": RESUME, "file_name": RESUME})
     found.add_document("plans-garden-1", {"source": "2026 plans/garden plan.txt", "file_name": "garden plan.txt"})
+    found.add_document("whats-new-1", {"source": "Notes/Projets 2026/what's new.md"})
     found.add_document("a-notes-1", {"source": "a/notes.md", "file_name": "notes.md"})
     found.add_document("b-notes-1", {"source": "b/notes.md", "file_name": "notes.md"})
     found.add_document("conversations/chatgpt/c1.json#m1#0")
@@ -40,6 +41,8 @@ def catalog() -> Catalog:
     (unicodedata.normalize("NFD", RESUME), {"resume-draft-md-1"}),       # as a Mac spells it
     ("2026 plans/garden plan.txt", {"plans-garden-1"}),                  # a relative path in the folder
     ("garden plan.txt", {"plans-garden-1"}),                             # its bare file name, unique
+    ("Notes/Projets 2026/what's new.md", {"whats-new-1"}),               # a nested path typed in full
+    ("Projets 2026/what's new.md", {"whats-new-1"}),                     # a tail of it, only this one's
     ("a/notes.md", {"a-notes-1"}),
 ])
 def test_a_document_answers_to_its_id_its_ingest_path_and_its_unique_file_name(name, doc_ids):

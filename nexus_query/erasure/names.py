@@ -4,9 +4,11 @@ A document answers to each of these names (compared after Unicode NFC normalizat
 
 1. its document id: the ``source`` shown on every hit of it (an API item's ``id``, a dropped file's
    path below ``landing/{space}/files/``, a brick's ``{source_file}#{message_id}#{block_index}``);
-2. the relative path given to ``nexus ingest`` (``notes/Résumé draft.md`` for a folder ``notes``'s
-   file, just ``Résumé draft.md`` for a file named alone), kept as the ``source`` in its metadata;
-3. its bare file name (``Résumé draft.md``), when exactly one document path of the space has it;
+2. its path below the folder given to ``nexus ingest`` (``Notes/Résumé draft.md`` for ``nexus ingest
+   Documents`` holding ``Notes/``, just ``Résumé draft.md`` for a file named alone), kept as the
+   ``source`` in its metadata;
+3. a tail of that path: its bare file name (``Résumé draft.md``) or its last folders and file name,
+   when exactly one document path of the space ends so;
 4. for conversations: the conversation's source file (``conversations/{format}/{id}.json``), or the
    file name of the chat export it came in (every conversation of that export).
 
@@ -70,8 +72,8 @@ class Catalog:
         for raw in given:
             relative = unicodedata.normalize("NFC", raw)
             paths.add(relative)
-            names.add(relative)
-            names.add(PurePosixPath(relative).name)
+            parts = PurePosixPath(relative).parts
+            names.update("/".join(parts[i:]) for i in range(len(parts)))  # the path and its every tail
         if "#" in doc_id and doc_id.startswith("conversations/"):
             self.add_conversation(doc_id.split("#", 1)[0])
 
