@@ -98,6 +98,8 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
     @router.post("/spaces/{space_id}/ingest", status_code=202, response_model=IngestAccepted,
                  summary="Accept a batch for ingestion",
+                 responses={409: {"model": ErrorEnvelope, "description": "nexus.space_erasing: the space is being "
+                                                                         "erased; try again when that ends"}},
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": {"$ref": "#/components/schemas/IngestRequest"}}}}})
     async def post_ingest(request: Request, space_id: str = SPACE_ID,

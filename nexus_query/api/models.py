@@ -24,7 +24,8 @@ ID_REGEX = f"^{ID_PATTERN.pattern}$"
 # on U+001C-U+001F, U+0085 and U+FEFF, so a bare \S let a request valid by the schema fail in a handler.
 NOT_BLANK = r"[^\s\x1c-\x1f\u0085\ufeff]"
 CURSOR_REGEX = r"^nx1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # signed: a well-formed one may still be 410
-BLOB_PATH_REGEX = r"^[^\x00\\]+$"
+# The tenant's media area (``media/...``), or a URL/absolute path inside the tenant's store (checked there).
+BLOB_PATH_REGEX = r"^(media/|/|[A-Za-z][A-Za-z0-9+.-]*://)[^\x00\\]+$"
 
 
 def strict(**extra: Unpack[ConfigDict]) -> ConfigDict:

@@ -62,9 +62,15 @@ def conversation_of(doc_id: str) -> str | None:
     return head if "#" in doc_id and head.startswith(f"{SOURCES_DIR}/") else None
 
 
+def readable(space: SpaceTable | None) -> bool:
+    """The table has the columns Nexus writes: a table Nexus did not write holds no document a name can
+    find (a whole-space erasure still drops it)."""
+    return space is not None and {"id", "source", "text", "content_hash"} <= set(space.table.schema.names)
+
+
 def table_rows(space: SpaceTable | None) -> Iterator[dict]:
     """(id, source, content_hash, blob_path, metadata) of every row at the table's current version: no text."""
-    if space is None or space.count() == 0:
+    if space is None or not readable(space) or space.count() == 0:
         return
     for batch in space.table.search().select(_ROW_KEYS).limit(None).to_batches(65536):
         yield from batch.to_pylist()

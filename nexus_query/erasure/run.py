@@ -140,7 +140,7 @@ def run_erasure(target: ErasureTarget, request: ErasureRequest, *, remap: Remap 
     verification = verify_erased(target, plan, needles=needles)
     scan = scan_for(target, plan, [bytes.fromhex(n) for n in plan.needles] + list(needles), scan_roots)
     progress("verify: " + ", ".join(f"{k} {v}" for k, v in verification.remaining.items())
-             + f"; scanned {scan.files} file(s), {scan.bytes} byte(s), {scan.versions} table version(s) for "
+             + f"; scanned {scan.files} file(s), {scan.size} byte(s), {scan.versions} table version(s) for "
              f"{scan.fingerprints} fingerprint(s): found {sum(scan.found.values())}")
     require_erased(verification)
     if not scan.clean:
@@ -203,7 +203,7 @@ def _receipt(plan: ErasurePlan, scan: ScanResult) -> ErasureReceipt:
     return ErasureReceipt(task_id=request.task_id, space_id=request.space_id, scope=request.scope,
                           name_count=len(request.names), name_hashes=tuple(name_hash(n) for n in request.names),
                           documents=len(plan.found_doc_ids), **{name: totals.get(name, 0) for name in COUNTED},
-                          scanned_files=scan.files, scanned_bytes=scan.bytes, scanned_versions=scan.versions,
+                          scanned_files=scan.files, scanned_bytes=scan.size, scanned_versions=scan.versions,
                           fingerprints=scan.fingerprints, found=sum(scan.found.values()), verified=True,
                           completed_at=now_iso())
 

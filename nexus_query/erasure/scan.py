@@ -30,7 +30,7 @@ from nexus_query.cognition.artifacts import ARTIFACTS_DIR, INDEX_DIR
 from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.erasure.model import ErasurePlan
-from nexus_query.erasure.plan import conversations_elsewhere, plan_parts, request_parts
+from nexus_query.erasure.plan import conversations_elsewhere, plan_parts, readable, request_parts
 from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
 from nexus_query.landing import MEDIA_DIR, LandingZone
@@ -53,7 +53,7 @@ class ScanResult:
 
     fingerprints: int
     files: int = 0
-    bytes: int = 0
+    size: int = 0  # bytes read
     versions: int = 0
     found: dict[str, int] = field(default_factory=dict)
     shared_kept: int = 0
@@ -92,7 +92,7 @@ def take_fingerprints(target: ErasureTarget, plan: ErasurePlan, space: SpaceTabl
     kept_hashes: set[str] = set()
     shown: set[str] = set()  # images a surviving document still shows
     columns = ["id", "source", "text", "content_hash", "blob_path"]
-    if space is not None and space.count():
+    if space is not None and readable(space) and space.count():
         for batch in space.table.search().select(columns).limit(None).to_batches():
             for row in batch.to_pylist():
                 gone = plan.whole_space or row["id"] in plan.row_ids or row["source"] in plan.doc_ids
@@ -147,7 +147,7 @@ def _blob_piece(target: ErasureTarget, path: str) -> bytes | None:
 class _Tally:
     needles: Sequence[bytes]
     files: int = 0
-    bytes: int = 0
+    size: int = 0
     versions: int = 0
     found: dict[str, int] = field(default_factory=dict)
 
@@ -160,7 +160,7 @@ class _Tally:
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             return
         self.files += 1
-        self.bytes += len(data)
+        self.size += len(data)
         if self.holds(data) or (path.endswith(".parquet") and self._parquet_holds(data)):
             self.found[store] = self.found.get(store, 0) + 1
 
@@ -200,14 +200,14 @@ def scan_for(target: ErasureTarget, plan: ErasurePlan, needles: Iterable[bytes],
         for path in fs.find(table_root):
             tally.read("table_files", fs, path)
     space = target.open_table()
-    if space is not None:
+    if space is not None and readable(space):
         _scan_versions(space, plan, tally)
     local = fsspec.filesystem("file")
     for root in extra_roots:
         if local.exists(root):
             for path in local.find(root):
                 tally.read("dagster", local, path)
-    return ScanResult(len(tally.needles), tally.files, tally.bytes, tally.versions, dict(tally.found), len(skipped))
+    return ScanResult(len(tally.needles), tally.files, tally.size, tally.versions, dict(tally.found), len(skipped))
 
 
 def _scan_versions(space: SpaceTable, plan: ErasurePlan, tally: _Tally) -> None:
