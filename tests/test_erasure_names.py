@@ -126,8 +126,9 @@ def test_an_image_item_naming_a_file_outside_the_media_area_is_refused_at_ingest
     if not files.exists(path):
         files.write_bytes_atomic(b"{}", path)
     answer = client.post("/nexus/spaces/main/ingest", json={"items": [{"type": "image", "blob_path": path}]})
-    body = assert_envelope(answer, 422, "nexus.validation_failed")
-    assert "media area" in body["message"]
+    assert_envelope(answer, 422, "nexus.validation_failed")  # the OpenAPI pattern says media/...
+    with pytest.raises(ValidationFailed, match="media area"):  # and so does the Python path
+        landing_zone(ACME).land_batch("main", [{"type": "image", "blob_path": path}])
     files.write_bytes_atomic(b"\x89PNG", "media", "main", "tent.png")
     image = {"type": "image", "blob_path": "media/main/tent.png"}
     assert client.post("/nexus/spaces/main/ingest", json={"items": [image]}).status_code == 202
@@ -192,3 +193,31 @@ def test_a_whole_space_erasure_takes_no_names_and_nothing_to_erase_is_not_raised
     assert task.status == "queued"
     with pytest.raises(NothingToErase):
         request_erasure(ACME, "other", "doc_ids", ["never-landed"])
+
+
+def test_an_erasure_that_found_a_document_but_removes_nothing_of_it_fails_instead_of_verifying(nexus_home,
+                                                                                              monkeypatch):
+    from nexus_query.erasure import run_erasure
+    from nexus_query.erasure.model import ErasureIncomplete
+    from nexus_query.erasure.plan import read_request
+
+    land_items()
+    task = request_erasure(ACME, "main", "sources", [RESUME])
+    target = tenant_target(ACME, "main")
+    monkeypatch.setattr("nexus_query.erasure.run.purge_landing", lambda target, plan: {})  # a step that did nothing
+    with pytest.raises(ErasureIncomplete):
+        run_erasure(target, read_request(target, "main", task.task_id))
+    assert not target.files.exists("erasures", "main", "receipts", f"{task.task_id}.json")
+
+
+def test_a_request_whose_documents_went_before_it_ran_fails_as_nothing_to_erase(nexus_home):
+    from nexus_query.erasure import run_erasure
+    from nexus_query.erasure.plan import read_request
+
+    zone = landing_zone(ACME)
+    batch = land_items()
+    task = request_erasure(ACME, "main", "sources", [RESUME])
+    zone.files.fs.rm_file(zone.files.path(*zone.batch_parts("main", batch)))
+    target = tenant_target(ACME, "main")
+    with pytest.raises(NothingToErase):
+        run_erasure(target, read_request(target, "main", task.task_id))

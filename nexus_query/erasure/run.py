@@ -103,9 +103,10 @@ def run_erasure(target: ErasureTarget, request: ErasureRequest, *, remap: Remap 
         require_erased(verify_erased(target, fresh, needles=needles))
         _finish(target, request)
         return ErasureReceipt.from_dict(read_receipt(target, request.space_id, request.task_id))
-    plan = plan or ErasurePlan(request)
+    first_attempt, plan = plan is None, plan or ErasurePlan(request)
     space = target.open_table()
-    fresh = plan_erasure(target, request, space)
+    # What matched when the request was accepted must still match when it first runs.
+    fresh = plan_erasure(target, request, space, require_match=first_attempt)
     plan.merge(fresh)
     # Fingerprints come from the stores themselves, before anything is removed (kept as hex: a plan left
     # behind by a crash holds no byte string the scan would find).
@@ -175,6 +176,10 @@ def _cancel_tasks(target: ErasureTarget, plan: ErasurePlan) -> int:
     return cancelled
 
 
+_REMOVALS = ("rows_deleted", "intermediate_rows_removed", "landing_items_removed", "landing_files_removed",
+             "landing_files_rewritten", "blobs_removed", "exports_rewritten", "shared_files_kept")
+
+
 def _require_something_removed(plan: ErasurePlan) -> None:
     """A plan that found documents but removed no row or file of them is a failure to explain."""
     totals: dict[str, int] = {}
@@ -186,6 +191,10 @@ def _require_something_removed(plan: ErasurePlan) -> None:
     if plan.landed_files and not (totals.get("landing_files_removed") or totals.get("landing_files_rewritten")):
         raise ErasureIncomplete("erasure found landed files to erase but removed none",
                                 files=len(plan.landed_files))
+    found = plan.doc_ids or plan.conversation_sources
+    if not plan.whole_space and found and not any(totals.get(k) for k in _REMOVALS):
+        raise ErasureIncomplete("erasure named documents but found no row, item or file of them to remove",
+                                documents=len(plan.doc_ids), conversations=len(plan.conversation_sources))
 
 
 def _done(hook: StepHook | None, name: Step) -> None:

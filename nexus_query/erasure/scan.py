@@ -66,7 +66,11 @@ class ScanResult:
 # --- fingerprints, before anything is removed ---------------------------------------------------------
 
 def candidates(text: str) -> list[str]:
-    """Distinctive pieces of ``text``: its long words and the ends of its long plain stretches."""
+    """Distinctive pieces of ``text``: its long words and the ends of its long plain stretches (a short
+    text stands for itself)."""
+    short = text.strip()
+    if MIN_WORD <= len(short) < STRETCH and _PLAIN.fullmatch(short + " " * STRETCH):
+        return [short]
     found = list(dict.fromkeys(_WORD.findall(text)))[:PER_TEXT // 2]
     for stretch in _PLAIN.findall(text):
         stretch = stretch.strip()
