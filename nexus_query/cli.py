@@ -177,6 +177,8 @@ def _print_landed(landed, space_id: str) -> None:  # landed: nexus_query.file_in
     print(landed.task.task_id)
     exports = f" and {landed.exports} chat export(s)" if landed.exports else ""
     print(f"landed {landed.items} item(s){exports} in space {space_id!r} as one task", file=sys.stderr)
+    for source in landed.sources:  # the names `nexus erase --source` takes
+        print(f"  source: {source}", file=sys.stderr)
     for skipped in landed.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
 

@@ -131,6 +131,27 @@ class TaskNotRetryable(NexusError):
     status = 409
 
 
+class NothingToErase(NotFound):
+    """An erasure request named nothing the space has (``looked_for``: how many names; ``closest``:
+    the nearest names the space does have). Unless the request allows none, nothing is queued."""
+
+    code = "nexus.nothing_to_erase"
+
+
+class SpaceErasing(NexusError):
+    """The space is being erased: writes to it wait until that erasure ends."""
+
+    code = "nexus.space_erasing"
+    status = 409
+
+
+class TaskGone(NexusError):
+    """The task's batch was erased (the task ended ``cancelled``): there is nothing left to retry."""
+
+    code = "nexus.task_gone"
+    status = 410
+
+
 class CursorInvalid(NexusError):
     code = "nexus.cursor_invalid"
     status = 410

@@ -19,11 +19,11 @@ from nexus_query.cognition.bricks import land_export
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
-from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, validate_items
+from nexus_query.fence import refuse_if_erasing
+from nexus_query.landing import GLOBAL_SPACE_ID, MEDIA_DIR, LandingZone, Task, validate_items
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-MEDIA_DIR = "media"
 
 
 @dataclass
@@ -42,6 +42,7 @@ class LandedFiles:
     items: int
     exports: int
     skipped: list[str]
+    sources: list[str] = field(default_factory=list)  # each document's name (``nexus erase --source``)
 
 
 def doc_id_for(path: Path, root: Path) -> str:
@@ -157,6 +158,7 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path],
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
+    refuse_if_erasing(zone.files, space_id)
     batch = collect(paths, space_id)
     if not batch.items and not batch.exports:
         raise InvalidRequest("nothing to ingest: " + ("; ".join(batch.skipped[:5]) or "no files"), field="path")
@@ -169,4 +171,6 @@ def land_files(zone: LandingZone, space_id: str, paths: Iterable[str | Path],
     landed = [land_export(zone.files, space_id, path.name, path.read_bytes()).landed for path in batch.exports]
     task = zone.land_batch(space_id, batch.items, max_items=max(len(batch.items), 1), attached_files=landed,
                            batch_id=batch_id)
-    return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped)
+    sources = [str(item.get("metadata", {}).get("source") or item.get("id")) for item in batch.items]
+    sources += [_nfc(path.name) for path in batch.exports]
+    return LandedFiles(task, len(batch.items), len(batch.exports), batch.skipped, sources)

@@ -34,9 +34,13 @@ from nexus_query.errors import (
     GlobalSpaceReadOnly,
     InvalidRequest,
     NotFound,
+    SpaceErasing,
     SpaceNotFound,
+    TaskGone,
     TaskNotRetryable,
+    ValidationFailed,
 )
+from nexus_query.fence import erasing, refuse_if_erasing
 from nexus_query.inbox import EntryKind, Inbox, inbox_for
 from nexus_query.paths import TenantFiles
 
@@ -48,8 +52,10 @@ MAX_TASK_PROBLEMS = 50  # problems a task keeps (the run's log has them all)
 # prose (a 200,000-character item became 199 rows).
 CHARS_PER_ROW = 1000
 INGEST_TYPES = ("text", "image")
-TaskStatus = Literal["queued", "running", "succeeded", "failed"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TASK_INDEX = "task-index"
+TERMINAL: tuple[TaskStatus, ...] = ("succeeded", "cancelled")  # states no run moves a task out of
+MEDIA_DIR = "media"  # the tenant's media area: the only place an image item's blob_path may name
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +105,11 @@ def validate_items(files: TenantFiles, items: Any, max_items: int = MAX_ITEMS_PE
             if not isinstance(blob_path, str) or not blob_path:
                 raise bad("an image item needs blob_path", "blob_path")
             blob_path = files.relative(blob_path)  # refuses anything outside the tenant's store
+            if not blob_path.startswith(f"{MEDIA_DIR}/"):
+                # Task records, receipts, artifacts, landing and pipeline files are never a blob: an
+                # erasure of the image would delete them.
+                raise ValidationFailed(f"items[{index}]: blob_path must name a file in the tenant's media area "
+                                       f"({MEDIA_DIR}/...)", field=f"items[{index}].blob_path", item_index=index)
             if not files.exists(blob_path):
                 raise BlobNotFound(f"items[{index}]: blob {blob_path!r} does not exist in the tenant's blob store",
                                    field=f"items[{index}].blob_path", item_index=index)
@@ -130,6 +141,8 @@ class Task:
     attempts: int = 1  # how often the batch was landed: 1, plus one per retry
     problems: list[str] = field(default_factory=list)  # what the run that settled it skipped (refused files)
     estimated_rows: int | None = None  # what an ingest batch will become (``estimated_rows``): row quotas
+    reason: str | None = None      # cancelled: why ("erased")
+    erasure_id: str | None = None  # cancelled by this erasure
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -171,6 +184,7 @@ class LandingZone:
         validate_id(space_id, "space_id")
         if space_id == GLOBAL_SPACE_ID:
             raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
+        refuse_if_erasing(self.files, space_id)
         items = list(items) if isinstance(items, (list, tuple)) else items
         normalized = validate_items(self.files, items, max_items=max_items) if items or not attached_files else []
         batch_id = validate_id(batch_id, "batch_id") if batch_id else uuid.uuid4().hex
@@ -183,8 +197,21 @@ class LandingZone:
                 **({"files": list(attached_files)} if attached_files else {})}
         self._publish_batch(space_id, batch_id, json.dumps(body).encode())
         self.write_task(task)
+        self._withdraw_if_fenced(space_id, batch_id)
         self.announce(space_id, "batch", batch_id)
         return task
+
+    def _withdraw_if_fenced(self, space_id: str, batch_id: str) -> None:
+        """The fence went up while the batch was written: take it back and refuse (the erasure may
+        already have passed the landing zone)."""
+        erasure_id = erasing(self.files, space_id)
+        if erasure_id is None:
+            return
+        for parts in (self.batch_parts(space_id, batch_id), ("tasks", f"{batch_id}.json")):
+            if self.files.exists(*parts):
+                self.files.fs.rm_file(self.files.path(*parts))
+        raise SpaceErasing("the space is being erased; try again when the erasure has ended",
+                           space_id=space_id, erasure_id=erasure_id)
 
     def _publish_batch(self, space_id: str, batch_id: str, data: bytes) -> None:
         """Write (or re-write, for a retry) a batch where the pipeline finds it; one atomic write."""
@@ -259,6 +286,7 @@ class LandingZone:
         task = self.read_task(task_id)
         task.status, task.updated_at = status, now_iso()
         task.counts.update(counts or {})
+        task.reason = task.erasure_id = None
         task.error = error if status == "failed" else None
         task.run_id = run_id or task.run_id
         if problems is not None:
@@ -269,7 +297,7 @@ class LandingZone:
     def claim_task(self, task_id: str, run_id: str) -> bool:
         """A run that read the task's items holds it (``running``); a succeeded task stays as it is."""
         task = self.read_task(task_id)
-        if task.status == "succeeded":
+        if task.status in TERMINAL:
             return False
         if (task.status, task.run_id) != ("running", run_id):
             self.update_task(task_id, "running", run_id=run_id)
@@ -280,7 +308,7 @@ class LandingZone:
         """``run_id`` ingested the task's items: ``succeeded`` with that run, unless it already was;
         ``problems``: what the run skipped (files whose names it refused, lines it could not read)."""
         task = self.read_task(task_id)
-        if task.status == "succeeded":
+        if task.status in TERMINAL:
             return False
         self.update_task(task_id, "succeeded", counts=counts, run_id=run_id, problems=problems)
         return True
@@ -289,7 +317,7 @@ class LandingZone:
         """``run_id`` failed: its tasks that no other run took over or finished are ``failed`` with the
         root error."""
         task = self.read_task(task_id)
-        if task.status == "succeeded" or task.run_id not in (None, run_id):
+        if task.status in TERMINAL or task.run_id not in (None, run_id):
             return False
         self.update_task(task_id, "failed", error=error, run_id=run_id, problems=problems)
         return True
@@ -299,10 +327,17 @@ class LandingZone:
         task = self.read_task(task_id)
         if task.kind != "ingest":
             raise TaskNotRetryable(f"a {task.kind} task cannot be retried here", task_id=task_id)
+        if task.status == "cancelled":
+            raise TaskGone("the task's batch was erased; there is nothing to retry", task_id=task_id,
+                           reason=task.reason, erasure_id=task.erasure_id)
+        refuse_if_erasing(self.files, task.space_id)
         if task.status != "failed":
             raise TaskNotRetryable(f"only a failed task can be retried; this one is {task.status}",
                                    task_id=task_id, status=task.status)
-        data = self.files.read_bytes(*self.batch_parts(task.space_id, task_id))
+        try:
+            data = self.files.read_bytes(*self.batch_parts(task.space_id, task_id))
+        except FileNotFoundError:
+            raise TaskGone("the task's batch is gone; there is nothing to retry", task_id=task_id) from None
         # The batch is published again first (a fresh write the sensor notices), then the task queued: a
         # crash in between leaves the task failed, and the retry can simply be asked for again.
         self._publish_batch(task.space_id, task_id, data)
@@ -311,6 +346,20 @@ class LandingZone:
         self.write_task(task)
         self.announce(task.space_id, "batch", task_id)
         return task
+
+    def cancel_task(self, task_id: str, erasure_id: str) -> bool:
+        """The erasure ``erasure_id`` removed the task's batch: the task ends ``cancelled`` (reason
+        ``erased``) unless it had already ended. False when it had, or there is no such task."""
+        try:
+            task = self.read_task(task_id)
+        except NotFound:
+            return False
+        if task.status in TERMINAL:
+            return False
+        task.status, task.updated_at, task.error = "cancelled", now_iso(), None
+        task.reason, task.erasure_id = "erased", erasure_id
+        self.write_task(task)
+        return True
 
     def read_task(self, task_id: str) -> Task:
         try:

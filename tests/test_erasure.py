@@ -19,7 +19,7 @@ from nexus_query.cognition.bricks import import_export
 from nexus_query.context import RequestContext
 from nexus_query.erasure import STEPS, request_erasure, run_erasure, tenant_target
 from nexus_query.erasure.plan import read_request
-from nexus_query.errors import CursorInvalid
+from nexus_query.errors import CursorInvalid, NothingToErase
 from nexus_query.haze import HazeStore
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
@@ -78,8 +78,8 @@ def map_space(instance) -> dict:
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
-def erase(instance, names, scope="sources") -> dict:
-    task = request_erasure(ACME, "main", scope, names)
+def erase(instance, names, scope="sources", **kwargs) -> dict:
+    task = request_erasure(ACME, "main", scope, names, **kwargs)
     result = defs.resolve_job_def("erase_space").execute_in_process(
         partition_key=PARTITION, instance=instance, run_config=erasure_run_config(task.task_id),
         tags={TASK_TAG: task.task_id})
@@ -127,13 +127,16 @@ def test_a_canary_ingested_mapped_and_quoted_leaves_no_byte_anywhere_after_erasu
     assert len(points) == SpaceStore().open(ACME, "main").count() and not points.text.str.contains(CANARY).any()
 
 
-def test_erasing_again_or_erasing_what_is_not_there_is_a_no_op_with_a_receipt_of_zeros(instance):
+def test_erasing_again_or_what_is_not_there_is_nothing_to_erase_unless_the_request_allows_none(instance):
     land_canary(instance)
     assert erase(instance, ["canary-note.md"])["rows_deleted"] == 1
     for names in (["canary-note.md"], ["never-landed.md"]):
-        receipt = erase(instance, names)
-        counts = {k: v for k, v in receipt.items() if isinstance(v, int) and not isinstance(v, bool)}
-        assert receipt["verified"] is True and set(counts.values()) == {0}, counts
+        with pytest.raises(NothingToErase):
+            request_erasure(ACME, "main", "sources", names)
+        receipt = erase(instance, names, allow_none=True)
+        counts = {k: v for k, v in receipt.items()
+                  if isinstance(v, int) and not isinstance(v, bool) and k not in ("name_count", "fingerprints")}
+        assert receipt["name_count"] == 1 and receipt["verified"] is True and set(counts.values()) == {0}, counts
 
 
 def test_ingest_after_erasure_works_as_before(instance):

@@ -2,9 +2,9 @@
 and the sensor that turns ``POST /nexus/spaces/{space_id}/erase`` requests into runs. Thin: the work is
 in ``nexus_query.erasure``; this adds the HAZE re-projection (the projection code lives here).
 
-Only ids and counts reach Dagster's event log: names of what was asked, counts of what went."""
+Only ids, counts and hashes reach Dagster's event log: hashes of the names asked for, counts of what went."""
 
-
+import os
 from collections.abc import Callable
 from typing import Literal
 
@@ -85,14 +85,22 @@ def space_erasure(context: dg.AssetExecutionContext, config: ErasureConfig,
     tags = {**context.run.tags, TASK_TAG: request.task_id} if task_id else context.run.tags
     report_task(zone, tags, "running", context.log, run_id=context.run.run_id)
     try:
-        receipt = run_erasure(target, request, remap=remap_space(context.log.info), progress=context.log.info)
+        receipt = run_erasure(target, request, remap=remap_space(context.log.info), progress=context.log.info,
+                              scan_roots=instance_folders(context.instance))
     except Exception as exc:
         report_task(zone, tags, "failed", context.log, run_id=context.run.run_id, error=str(exc)[:2000])
         raise
     report_task(zone, tags, "succeeded", context.log, run_id=context.run.run_id, counts=receipt.counts())
     return dg.MaterializeResult(metadata={
-        "task_id": receipt.task_id, "scope": receipt.scope, "names": dg.MetadataValue.json(list(receipt.names[:100])),
+        "task_id": receipt.task_id, "scope": receipt.scope, "name_count": receipt.name_count,
+        "name_hashes": dg.MetadataValue.json(list(receipt.name_hashes[:100])),
         **receipt.counts(), "verified": receipt.verified, "completed_at": receipt.completed_at})
+
+
+def instance_folders(instance: dg.DagsterInstance) -> list[str]:
+    """The instance's local folder (SQLite event log and run storage, compute logs), for the scan."""
+    root = getattr(instance, "root_directory", None)
+    return [root] if isinstance(root, str) and os.path.isdir(root) else []
 
 
 erase_job = space_job("erase_space", [space_erasure],

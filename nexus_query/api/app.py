@@ -106,6 +106,8 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
     @router.post("/spaces/{space_id}/ingest", status_code=202, response_model=IngestAccepted,
                  summary="Accept a batch for ingestion",
+                 responses={409: {"model": ErrorEnvelope, "description": "nexus.space_erasing: the space is being "
+                                                                         "erased; try again when that ends"}},
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": {"$ref": "#/components/schemas/IngestRequest"}}}}})
     async def post_ingest(request: Request, space_id: str = SPACE_ID,
@@ -140,7 +142,10 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
     @router.post("/tasks/{task_id}/retry", status_code=202, response_model=TaskModel,
                  summary="Land a failed ingest task's batch again",
-                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task"}})
+                 responses={409: {"model": ErrorEnvelope, "description": "the task is not a failed ingest task, or "
+                                                                         "its space is being erased"},
+                            410: {"model": ErrorEnvelope, "description": "nexus.task_gone: the task's batch was "
+                                                                         "erased"}})
     def retry_task(task_id: str = TASK_ID, ctx: RequestContext = Depends(caller)) -> dict[str, Any]:
         registry = current()
         registry.store_route(ctx)

@@ -23,7 +23,8 @@ ID_REGEX = f"^{ID_PATTERN.pattern}$"
 # (the handlers), pydantic's Rust regex (the server) and ECMA regex (clients and schema fuzzers) disagree
 # on U+001C-U+001F, U+0085 and U+FEFF, so a bare \S let a request valid by the schema fail in a handler.
 NOT_BLANK = r"[^\s\x1c-\x1f\u0085\ufeff]"
-BLOB_PATH_REGEX = r"^[^\x00\\]+$"
+# The tenant's media area (``media/...``), or a URL/absolute path inside the tenant's store (checked there).
+BLOB_PATH_REGEX = r"^(media/|/|[A-Za-z][A-Za-z0-9+.-]*://)[^\x00\\]+$"
 
 
 def strict(**extra: Unpack[ConfigDict]) -> ConfigDict:
@@ -157,7 +158,9 @@ class ImageItem(BaseModel):
 
     type: Literal["image"]
     blob_path: str = Field(min_length=1, max_length=1024, pattern=BLOB_PATH_REGEX,
-                           description="the image's path in the tenant's blob store (404 when it is not there)")
+                           description="the image's path in the tenant's media area, `media/...` of its blob "
+                                       "store (what `nexus ingest` copies images into; 422 for any other file "
+                                       "of the store, 404 when it is not there)")
     content: str | None = Field(None, max_length=MAX_CONTENT_CHARS, description="a caption")
     metadata: dict[str, Any] | None = None
     id: DocId | None = Field(None, description="a stable id; re-sending it replaces the document")
@@ -179,7 +182,7 @@ class IngestAccepted(BaseModel):
     task_id: str = Field(pattern=ID_REGEX)
 
 
-TaskState = Literal["queued", "running", "succeeded", "failed"]
+TaskState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class TaskModel(BaseModel):
@@ -198,6 +201,9 @@ class TaskModel(BaseModel):
                                             "it refused, lines it could not read; the rest was ingested")
     estimated_rows: int | None = Field(None, description="rows an ingest batch is expected to become "
                                                          "(counted against the space's row quota while it waits)")
+    reason: str | None = Field(None, description="cancelled: why (`erased`: its batch was erased with its space "
+                                                 "or its documents)")
+    erasure_id: str | None = Field(None, description="cancelled: the erasure that removed its batch")
 
 
 class TaskPage(BaseModel):

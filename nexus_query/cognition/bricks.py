@@ -29,7 +29,8 @@ from typing import Any
 from nexus_query.cognition.conversation_model import Conversation, ExportCounts
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
-from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
+from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, NexusError
+from nexus_query.fence import refuse_if_erasing
 from nexus_query.landing import GLOBAL_SPACE_ID, LandingZone, Task, now_iso
 from nexus_query.paths import TenantFiles
 
@@ -151,6 +152,7 @@ def land_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) 
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
+    refuse_if_erasing(files, space_id)
     counts = parse_export(data).counts()
     name = f"{hashlib.sha256(data).hexdigest()[:12]}-{export_name(file_name)}.json"
     archived = f"{EXPORTS_DIR}/{name}"
@@ -165,4 +167,10 @@ def land_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) 
     order = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     landed = f"landing/{space_id}/files/{CHAT_EXPORTS_DIR}/{order}-task-{task.task_id}-{name}"
     files.write_bytes_atomic(data, landed)
+    try:
+        refuse_if_erasing(files, space_id)  # the fence went up meanwhile: the import is taken back
+    except NexusError:
+        for path in (landed, f"tasks/{task.task_id}.json"):
+            files.fs.rm_file(files.path(path))
+        raise
     return ImportReceipt(counts, space_id, task.task_id, archived, landed)

@@ -18,10 +18,11 @@ from nexus_query.erasure.model import (
 )
 from nexus_query.erasure.run import new_request, read_receipt, request_erasure, run_erasure
 from nexus_query.erasure.target import ErasureTarget, tenant_target
-from nexus_query.erasure.tenant import TenantErasureReceipt, erase_tenant
+from nexus_query.erasure.tenant import TenantErasureReceipt, erase_tenant, request_tenant_erasure
 from nexus_query.erasure.verify import Verification, files_containing, verify_erased
 
 __all__ = ["ERASURE_TASK_KIND", "SCOPES", "STEPS", "ErasureIncomplete", "ErasurePlan", "ErasureReceipt",
            "ErasureRequest", "ErasureTarget", "Scope", "Step", "TenantErasureReceipt", "Verification",
-           "erase_tenant", "files_containing", "new_request", "read_receipt", "request_erasure", "run_erasure",
+           "erase_tenant", "files_containing", "new_request", "read_receipt", "request_erasure",
+           "request_tenant_erasure", "run_erasure",
            "tenant_target", "verify_erased"]

@@ -17,7 +17,7 @@ Step = Literal["plan", "rows", "intermediates", "landing", "blobs", "haze", "art
 STEPS: tuple[Step, ...] = ("plan", "rows", "intermediates", "landing", "blobs", "haze", "artifacts", "verify")
 ERASURE_TASK_KIND = "erasure"
 _SETS = ("doc_ids", "row_ids", "content_hashes", "landed_files", "blob_paths", "conversation_sources", "fragments",
-         "found_doc_ids")
+         "found_doc_ids", "shared_kept", "needles", "batches")
 
 
 class ErasureIncomplete(NexusError):
@@ -35,9 +35,11 @@ class ErasureRequest:
     task_id: str
     space_id: str
     scope: Scope
-    names: tuple[str, ...] = ()  # source names or document ids; empty for a whole space
+    names: tuple[str, ...] = ()  # names by the rule of ``nexus_query.erasure.names``; empty for a whole space
     requested_at: str = ""
     reason: str = "erasure request"
+    allow_none: bool = False    # a request whose names match nothing is accepted (and erases nothing)
+    all_spaces: bool = False    # tenant-wide: files other spaces still use (chat exports, media) go too
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "names": list(self.names)}
@@ -46,7 +48,8 @@ class ErasureRequest:
     def from_dict(cls, raw: Mapping[str, Any]) -> ErasureRequest:
         return cls(task_id=raw["task_id"], space_id=raw["space_id"], scope=raw["scope"],
                    names=tuple(raw.get("names") or ()), requested_at=raw.get("requested_at", ""),
-                   reason=raw.get("reason") or "erasure request")
+                   reason=raw.get("reason") or "erasure request", allow_none=bool(raw.get("allow_none")),
+                   all_spaces=bool(raw.get("all_spaces")))
 
 
 @dataclass
@@ -63,6 +66,9 @@ class ErasurePlan:
     conversation_sources: set[str] = field(default_factory=set)  # conversations/{format}/{id}.json
     fragments: set[int] = field(default_factory=set)        # table fragments that held erased rows
     found_doc_ids: set[str] = field(default_factory=set)    # the documents that had rows when planned
+    shared_kept: set[str] = field(default_factory=set)      # tenant-wide files another space still uses
+    needles: set[str] = field(default_factory=set)          # fingerprints (hex of distinctive bytes) to scan for
+    batches: set[str] = field(default_factory=set)          # landing batches (= tasks) the erasure emptied
     completed: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> counts, summed over attempts
     remap_pending: bool = False                              # HAZE snapshots were dropped: draw the map again
 
@@ -102,7 +108,8 @@ class ErasureReceipt:
     task_id: str
     space_id: str
     scope: Scope
-    names: tuple[str, ...]
+    name_count: int
+    name_hashes: tuple[str, ...]  # ``names.name_hash`` of each name asked for: the names are not kept
     documents: int
     rows_deleted: int
     rows_rewritten: int          # surviving rows moved out of data files that held erased rows
@@ -120,20 +127,30 @@ class ErasureReceipt:
     haze_reducers_removed: int
     haze_remapped: int
     artifacts_tombstoned: int
+    tasks_cancelled: int         # tasks whose batches the erasure removed, ended ``cancelled``
+    shared_files_kept: int       # tenant-wide files (chat exports, conversation sources) another space still uses
+    scanned_files: int           # the verification scan: files read, their bytes, table versions read
+    scanned_bytes: int
+    scanned_versions: int
+    fingerprints: int            # distinctive byte strings of the erased documents looked for
+    found: int                   # places the scan still found one (0, or the erasure is not verified)
     verified: bool
     completed_at: str
 
     def counts(self) -> dict[str, int]:
-        return {k: int(v) for k, v in asdict(self).items() if isinstance(v, (int, bool)) and k != "verified"}
+        return {k: int(v) for k, v in asdict(self).items()
+                if isinstance(v, (int, bool)) and k not in ("verified", "name_count")}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "names": list(self.names)}
+        return {**asdict(self), "name_hashes": list(self.name_hashes)}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ErasureReceipt:
-        return cls(**{**raw, "names": tuple(raw["names"])})
+        return cls(**{**raw, "name_hashes": tuple(raw["name_hashes"])})
 
 
 # The receipt's counters, each reported by one step.
 COUNTED = tuple(name for name in ErasureReceipt.__dataclass_fields__
-                if name not in ("task_id", "space_id", "scope", "names", "documents", "verified", "completed_at"))
+                if name not in ("task_id", "space_id", "scope", "name_count", "name_hashes", "documents", "verified",
+                                "completed_at", "scanned_files", "scanned_bytes", "scanned_versions", "fingerprints",
+                                "found"))

@@ -1,16 +1,15 @@
-"""Planning an erasure: turn the request (source names, document ids, a whole space) into the ids,
-hashes and paths every store is purged of, and keep that plan (without content) until it is done.
+"""Planning an erasure: turn the request (names, a whole space) into the ids, hashes and paths every
+store is purged of, and keep that plan (without content) until it is done.
 
-Names a request may use, per scope:
+Names follow one rule (``nexus_query.erasure.names``): a document id (the ``source`` on a hit), the file
+name or relative path given to ``nexus ingest``, a landed file's path below ``landing/{space}/files/``
+(a ``.jsonl`` file stands for every item in it, a chat export for every conversation in it), a
+conversation's source file or the file name of the chat export it came in. A brick stands for its whole
+conversation: the conversation's source file and exports hold every block of it. ``doc_ids`` and
+``sources`` follow the same rule; ``space`` is everything of the space.
 
-- ``sources``: a file in the space's landing zone (its path below ``landing/{space}/files/``, so a
-  dropped file's source name is its file name; a ``.jsonl`` file stands for every item in it, a chat
-  export for every conversation in it), a conversation's source file (``conversations/{format}/{id}.json``),
-  or a document id;
-- ``doc_ids``: document ids (the rows' ``source``: an API item's id, a dropped file's name, a brick's
-  ``{source_file}#{message_id}#{block_index}``). A brick stands for its whole conversation: the
-  conversation's source file and exports hold every block of it;
-- ``space``: everything of the space.
+Scope: a tenant-wide file (a conversation's source file, an archived export) that another space still
+uses is kept (``shared_kept``) unless the request is tenant-wide (``all_spaces``).
 """
 
 from __future__ import annotations
@@ -22,20 +21,21 @@ from nexus_query.cognition.bricks import CHAT_EXPORTS_DIR, SOURCES_DIR, source_p
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.erasure.model import SCOPES, ErasurePlan, ErasureRequest
+from nexus_query.erasure.names import Catalog, normalize_name, nothing_to_erase, resolve
 from nexus_query.erasure.target import ErasureTarget
-from nexus_query.errors import InvalidRequest, NotFound
-from nexus_query.paths import safe_relative_path
+from nexus_query.errors import InvalidRequest, NotFound, ValidationFailed
+from nexus_query.landing import LandingZone
 from nexus_query.store.space import SpaceTable
 
 PLANS_DIR = "erasures"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_NAMES = 1000
-_ROW_KEYS = ["id", "source", "content_hash", "blob_path", "_rowaddr"]
+_ROW_KEYS = ["id", "source", "content_hash", "blob_path", "metadata", "_rowaddr"]
 _FRAGMENT_BITS = 32
 
 
 def validate_request(request: ErasureRequest) -> ErasureRequest:
-    """Refuse what cannot be planned: unknown scopes, names that are not plain relative names."""
+    """Refuse what cannot be planned: unknown scopes, names outside the rule (422)."""
     validate_id(request.space_id, "space_id")
     validate_id(request.task_id, "task_id")
     if request.scope not in SCOPES:
@@ -45,12 +45,11 @@ def validate_request(request: ErasureRequest) -> ErasureRequest:
             raise InvalidRequest("a whole-space erasure takes no names", field="names")
         return request
     if not request.names or len(request.names) > MAX_NAMES:
-        raise InvalidRequest(f"name between 1 and {MAX_NAMES} {request.scope}", field=request.scope)
-    for name in request.names:
-        if not isinstance(name, str):
-            raise InvalidRequest(f"{request.scope} must be strings", field=request.scope)
-        safe_relative_path(name.split("#", 1)[0])  # ids and names never reach a path unchecked
-    return request
+        raise ValidationFailed(f"name between 1 and {MAX_NAMES} {request.scope}", field=request.scope)
+    names = tuple(dict.fromkeys(normalize_name(n, request.scope) for n in request.names))
+    if names == request.names:
+        return request
+    return ErasureRequest(**{**request.to_dict(), "names": names})
 
 
 def files_prefix(space_id: str) -> str:
@@ -63,9 +62,15 @@ def conversation_of(doc_id: str) -> str | None:
     return head if "#" in doc_id and head.startswith(f"{SOURCES_DIR}/") else None
 
 
+def readable(space: SpaceTable | None) -> bool:
+    """The table has the columns Nexus writes: a table Nexus did not write holds no document a name can
+    find (a whole-space erasure still drops it)."""
+    return space is not None and {"id", "source", "text", "content_hash"} <= set(space.table.schema.names)
+
+
 def table_rows(space: SpaceTable | None) -> Iterator[dict]:
-    """(id, source, content_hash, blob_path) of every row at the table's current version: no text."""
-    if space is None or space.count() == 0:
+    """(id, source, content_hash, blob_path, metadata) of every row at the table's current version: no text."""
+    if space is None or not readable(space) or space.count() == 0:
         return
     for batch in space.table.search().select(_ROW_KEYS).limit(None).to_batches(65536):
         yield from batch.to_pylist()
@@ -81,29 +86,71 @@ def exports_with(target: ErasureTarget, paths: list[str]) -> Iterator[tuple[str,
         yield path, [source_path(c) for c in parsed.conversations]
 
 
-def plan_erasure(target: ErasureTarget, request: ErasureRequest, space: SpaceTable | None) -> ErasurePlan:
-    """What ``request`` removes, looked up in the landing zone and the table (nothing is changed)."""
+def landed_export_name(path: str) -> str:
+    """The file name a landed chat export had when it was imported (``{order}-task-{id}-{hash}-{name}``)."""
+    name = path.rsplit("/", 1)[-1]
+    parts = name.split("-", 4)
+    return parts[4] if len(parts) == 5 and parts[1] == "task" else name
+
+
+def space_catalog(target: ErasureTarget, space_id: str, rows: list[dict], landed: list[str]) -> Catalog:
+    """Every name the space's documents answer to: its rows, landing batches, landed files and exports."""
+    catalog = Catalog()
+    catalog.add_rows(rows)
+    zone = LandingZone(target.files)
+    for batch_id in zone.batch_ids(space_id):
+        try:
+            items = zone.read_batch(space_id, batch_id)["items"]
+        except (FileNotFoundError, ValueError):
+            continue
+        for item in items:
+            catalog.add_document(item["id"], item.get("metadata"))
+    prefix = files_prefix(space_id)
+    chats = f"{prefix}{CHAT_EXPORTS_DIR}/"
+    for path in landed:
+        if path.startswith(chats) and path.endswith(".json"):
+            for _, sources in exports_with(target, [path]):
+                for source in sources:
+                    catalog.add_conversation(source, landed_export_name(path))
+                    catalog.add_conversation(source, path[len(prefix):])
+        elif not path.endswith((".json", ".jsonl")):
+            catalog.add_document(path[len(prefix):], path=path[len(prefix):])
+    return catalog
+
+
+def plan_erasure(target: ErasureTarget, request: ErasureRequest, space: SpaceTable | None, *,
+                 require_match: bool = False) -> ErasurePlan:
+    """What ``request`` removes, looked up in the landing zone and the table (nothing is changed).
+    ``require_match``: a request whose names match nothing raises ``nexus.nothing_to_erase`` (unless it
+    allows none)."""
     request = validate_request(request)
     plan = ErasurePlan(request)
     prefix = files_prefix(request.space_id)
     landed = target.files.list("landing", request.space_id, "files")
-    if request.scope == "space":
-        plan.landed_files.update(landed)
-    else:
-        for name in request.names:
-            if request.scope == "sources" and f"{prefix}{name}" in landed:
-                _plan_landed_file(target, plan, f"{prefix}{name}")
-            if name.startswith(f"{SOURCES_DIR}/") and "#" not in name and (
-                    request.scope == "sources" or target.files.exists(name)):
-                plan.conversation_sources.add(name)
-            conversation = conversation_of(name)
-            if conversation:
-                plan.conversation_sources.add(conversation)
-            plan.doc_ids.add(name)
     rows = list(table_rows(space))
     if request.scope == "space":
+        plan.landed_files.update(landed)
         plan.doc_ids.update(r["source"] for r in rows)
+        for path in landed:  # conversations landed but not ingested yet are the space's too
+            if path.startswith(f"{prefix}{CHAT_EXPORTS_DIR}/") and path.endswith(".json"):
+                _plan_landed_file(target, plan, path)
         plan.conversation_sources.update(c for c in map(conversation_of, plan.doc_ids) if c)
+    else:
+        catalog = space_catalog(target, request.space_id, rows, landed)
+        resolved = resolve(catalog, request.names)
+        unmatched = set(resolved.unmatched)
+        for name in request.names:
+            if f"{prefix}{name}" in landed:
+                _plan_landed_file(target, plan, f"{prefix}{name}")
+                unmatched.discard(name)
+        for doc_id in resolved.doc_ids:
+            plan.doc_ids.add(doc_id)
+            if f"{prefix}{doc_id}" in landed:
+                _plan_landed_file(target, plan, f"{prefix}{doc_id}")
+        plan.conversation_sources |= resolved.conversations
+        plan.conversation_sources.update(c for c in map(conversation_of, plan.doc_ids) if c)
+        if require_match and not request.allow_none and unmatched == set(request.names):
+            raise nothing_to_erase(catalog, request.names)
     # A conversation's documents are its bricks, whatever export or request named it.
     conversations = tuple(f"{c}#" for c in plan.conversation_sources)
     for row in rows:
@@ -115,7 +162,25 @@ def plan_erasure(target: ErasureTarget, request: ErasureRequest, space: SpaceTab
             plan.fragments.add(int(row["_rowaddr"]) >> _FRAGMENT_BITS)
             if row["blob_path"]:
                 plan.blob_paths.add(row["blob_path"])
+    if not request.all_spaces:
+        plan.shared_kept.update(used_elsewhere(target, request.space_id, plan.conversation_sources))
     return plan
+
+
+def conversations_elsewhere(target: ErasureTarget, space_id: str) -> set[str]:
+    """Every conversation another space of the owner has landed (in a chat export of its landing zone)."""
+    used: set[str] = set()
+    for path in target.files.list("landing"):
+        parts = path.split("/")
+        if len(parts) >= 5 and parts[1] != space_id and parts[2:4] == ["files", CHAT_EXPORTS_DIR]:
+            for _, sources in exports_with(target, [path]):
+                used.update(sources)
+    return used
+
+
+def used_elsewhere(target: ErasureTarget, space_id: str, conversations: set[str]) -> set[str]:
+    """The conversations among ``conversations`` that another space of the owner still has landed."""
+    return conversations & conversations_elsewhere(target, space_id) if conversations else set()
 
 
 def _plan_landed_file(target: ErasureTarget, plan: ErasurePlan, path: str) -> None:

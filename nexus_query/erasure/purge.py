@@ -22,13 +22,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nexus_query.cognition.artifacts import ARTIFACTS_DIR, ArtifactStore, artifact_hex
-from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
+from nexus_query.cognition.bricks import EXPORTS_DIR, SOURCES_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.erasure.model import ErasurePlan
 from nexus_query.erasure.plan import files_prefix
 from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
-from nexus_query.landing import LandingZone, now_iso
+from nexus_query.landing import MEDIA_DIR, LandingZone, now_iso
 from nexus_query.paths import TenantFiles
 from nexus_query.store.filters import sql_string
 from nexus_query.store.space import SpaceTable
@@ -114,6 +114,7 @@ def purge_landing(target: ErasureTarget, plan: ErasurePlan) -> dict[str, int]:
     files, space_id = target.files, plan.request.space_id
     zone = LandingZone(files)
     if plan.whole_space:
+        plan.batches.update(zone.batch_ids(space_id))
         base = files.path("landing", space_id)
         if files.fs.exists(base):
             found = [p for p in files.fs.find(base)]
@@ -134,6 +135,7 @@ def purge_landing(target: ErasureTarget, plan: ErasurePlan) -> dict[str, int]:
         else:
             files.fs.rm_file(files.path(*parts))
             counts["landing_files_removed"] += 1
+            plan.batches.add(batch_id)  # its task ends cancelled: nothing of it is left to ingest
     prefix = files_prefix(space_id)
     for path in files.list("landing", space_id, "files"):
         if path in plan.landed_files:
@@ -198,22 +200,41 @@ def _rewrite_export(files: TenantFiles, path: str, conversations: set[str], coun
 
 # --- blobs: images, conversation sources, archived exports ----------------------------------------
 
+BLOB_AREAS = (f"{MEDIA_DIR}/", f"{SOURCES_DIR}/")  # the only files an erasure deletes as blobs
+
+
 def purge_blobs(target: ErasureTarget, plan: ErasurePlan, space: SpaceTable | None) -> dict[str, int]:
-    counts = {"blobs_removed": 0, "exports_rewritten": 0}
-    files = target.files
+    """Images only erased documents show and the erased conversations' source files go; archived
+    exports are rewritten without those conversations; a whole space's media folder goes. Files another
+    space still uses stay (``shared_kept``), an image outside the space's own media folder stays unless
+    the erasure is tenant-wide, and nothing outside the media and conversation areas is ever deleted as
+    a blob."""
+    counts = {"blobs_removed": 0, "exports_rewritten": 0, "shared_files_kept": 0}
+    files, space_id = target.files, plan.request.space_id
     still_used = _blobs_in_use(space, plan.blob_paths)
-    for path in sorted(plan.blob_paths | plan.conversation_sources):
+    erased_conversations = plan.conversation_sources - plan.shared_kept
+    own_media = f"{MEDIA_DIR}/{space_id}/"
+    for path in sorted(plan.blob_paths | erased_conversations):
         if path in still_used:
             continue  # another document of the space still shows this image
         try:
             relative = files.relative(path)
         except Exception:  # noqa: BLE001 - a reference outside the tenant's store is not ours to delete
             continue
-        if files.exists(relative):
-            files.fs.rm_file(files.path(relative))
-            counts["blobs_removed"] += 1
+        if not relative.startswith(BLOB_AREAS) or not files.exists(relative):
+            continue
+        if relative.startswith(f"{MEDIA_DIR}/") and not relative.startswith(own_media) \
+                and not plan.request.all_spaces:
+            counts["shared_files_kept"] += 1  # a tenant-wide image: another space may show it
+            continue
+        files.fs.rm_file(files.path(relative))
+        counts["blobs_removed"] += 1
+    if plan.whole_space and files.exists(MEDIA_DIR, space_id):
+        counts["blobs_removed"] += len(files.list(MEDIA_DIR, space_id))
+        files.fs.rm(files.path(MEDIA_DIR, space_id), recursive=True)
+    counts["shared_files_kept"] += sum(files.exists(p) for p in plan.shared_kept)
     for path in files.list(EXPORTS_DIR):
-        _rewrite_export(files, path, plan.conversation_sources, counts, "blobs_removed", "exports_rewritten")
+        _rewrite_export(files, path, erased_conversations, counts, "blobs_removed", "exports_rewritten")
     return counts
 
 
@@ -294,17 +315,27 @@ def tombstone_artifacts(target: ErasureTarget, plan: ErasurePlan) -> dict[str, i
     tombstoned = 0
     for artifact_id in store.artifact_ids():
         artifact = stored_artifact(store, artifact_id)
-        if artifact is None or artifact.get("coverage_status") == "ERASED":
+        if artifact is None or artifact.get("coverage_status") == "ERASED" or not erases_artifact(store, artifact_id,
+                                                                                                  artifact, plan):
             continue
-        provenance = artifact.get("payload", {}).get("provenance", {})
-        quoted = set(provenance.get("source_files", ())) | {e.get("source_file") for e in
-                                                           artifact.get("payload", {}).get("raw_excerpts", ())}
-        cited = set(provenance.get("brick_ids", ())) | set(artifact.get("derived_from", ()))
-        in_space = plan.request.space_id in store.spaces_of(artifact_id)
-        if (plan.whole_space and in_space) or quoted & plan.conversation_sources or cited & plan.row_ids:
-            store.tombstone(artifact_id, reason=plan.request.reason, erased_at=now_iso())
-            tombstoned += 1
+        store.tombstone(artifact_id, reason=plan.request.reason, erased_at=now_iso())
+        tombstoned += 1
     return {"artifacts_tombstoned": tombstoned}
+
+
+def erases_artifact(store: ArtifactStore, artifact_id: str, artifact: dict[str, Any], plan: ErasurePlan) -> bool:
+    """The artifact is the erased space's (listed by it and by no other space, unless the erasure is
+    tenant-wide) and quotes an erased conversation or cites an erased brick (or the space goes whole).
+    Another space's artifact is never touched."""
+    spaces = set(store.spaces_of(artifact_id))
+    space_id = plan.request.space_id
+    if not plan.request.all_spaces and (space_id not in spaces or spaces - {space_id}):
+        return False
+    payload = artifact.get("payload") or {}
+    provenance = payload.get("provenance") or {}
+    quoted = set(provenance.get("source_files", ())) | {e.get("source_file") for e in payload.get("raw_excerpts", ())}
+    cited = set(provenance.get("brick_ids", ())) | set(artifact.get("derived_from", ()))
+    return plan.whole_space or bool(quoted & plan.conversation_sources or cited & plan.row_ids)
 
 
 def stored_artifact(store: ArtifactStore, artifact_id: str) -> dict[str, Any] | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.errors import GlobalSpaceReadOnly
@@ -22,6 +25,15 @@ class ErasureTarget:
     location: SpaceLocation
     files: TenantFiles        # the owner's nexus_blob_store area
     projections: TenantFiles  # the owner's nexus_projection_store area
+    table_storage: dict[str, Any] = field(default_factory=dict)  # fsspec options of the table's store
+
+    def table_fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The table folder's filesystem and path, to read its files byte for byte."""
+        uri = self.location.dataset_uri
+        protocol, _, rest = uri.partition("://")
+        if not rest:
+            return fsspec.filesystem("file"), uri
+        return fsspec.filesystem(protocol, **self.table_storage), rest
 
     def table_exists(self) -> bool:
         return self.location.table_name in _table_names(connect(self.location))
@@ -52,4 +64,5 @@ def tenant_target(ctx: RequestContext, space_id: str, registry: RoutingRegistry 
     return ErasureTarget(space_id=space_id, owner=ctx.tenant_id,
                          location=space_location(registry.store_route(ctx), ctx, space_id),
                          files=TenantFiles.for_tenant(registry.blob_route(ctx), ctx),
-                         projections=TenantFiles.for_tenant(registry.projection_route(ctx), ctx))
+                         projections=TenantFiles.for_tenant(registry.projection_route(ctx), ctx),
+                         table_storage=registry.store_route(ctx).storage.for_fsspec())

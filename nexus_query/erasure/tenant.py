@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import fsspec
 
 from nexus_query.context import ID_PATTERN, RequestContext, validate_id
-from nexus_query.erasure.model import ErasureIncomplete, ErasureReceipt
-from nexus_query.erasure.run import Progress, Remap, new_request, run_erasure
+from nexus_query.erasure.model import ErasureIncomplete, ErasureReceipt, Scope
+from nexus_query.erasure.run import Progress, Remap, new_request, request_erasure, run_erasure
 from nexus_query.erasure.target import tenant_target
-from nexus_query.landing import GLOBAL_SPACE_ID
+from nexus_query.errors import NothingToErase
+from nexus_query.landing import GLOBAL_SPACE_ID, Task
 from nexus_query.paths import TenantFiles, join_uri
 from nexus_query.routing import RoutingRegistry
 
@@ -50,6 +51,25 @@ def tenant_spaces(registry: RoutingRegistry, ctx: RequestContext) -> set[str]:
     projections = TenantFiles.for_tenant(registry.projection_route(ctx), ctx)
     spaces |= {p.split("/")[1] for p in projections.list("haze") if p.count("/") >= 2}
     return {s for s in spaces if ID_PATTERN.fullmatch(s) and s != GLOBAL_SPACE_ID}
+
+
+def request_tenant_erasure(ctx: RequestContext, scope: Scope, names: list[str], *, reason: str | None = None,
+                           registry: RoutingRegistry | None = None, allow_none: bool = False) -> list[Task]:
+    """Erase ``names`` from every space of the caller's project that has a document of them, together
+    with the tenant-wide files those documents use (``all_spaces``): one task per space."""
+    registry = registry or RoutingRegistry.default()
+    new_request("main", scope, names)  # names outside the rule: 422 before anything is looked up
+    tasks, closest, looked_for = [], set(), list(names)
+    for space_id in sorted(tenant_spaces(registry, ctx)):
+        try:
+            tasks.append(request_erasure(ctx, space_id, scope, names, reason=reason, registry=registry,
+                                         all_spaces=True))
+        except NothingToErase as exc:
+            closest.update(exc.details.get("closest", ()))
+    if not tasks and not allow_none:
+        raise NothingToErase(f"no document of any space answers to the {len(names)} name(s) given",
+                             looked_for=looked_for[:20], closest=sorted(closest)[:10])
+    return tasks
 
 
 def erase_tenant(tenant_id: str, environment: str = "dev", registry: RoutingRegistry | None = None, *,

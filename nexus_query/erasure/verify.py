@@ -16,7 +16,13 @@ from nexus_query.cognition.bricks import EXPORTS_DIR, source_path
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.erasure.model import ErasureIncomplete, ErasurePlan
 from nexus_query.erasure.plan import files_prefix
-from nexus_query.erasure.purge import erased_mask, erased_points_in, intermediate_files, stored_artifact
+from nexus_query.erasure.purge import (
+    erased_mask,
+    erased_points_in,
+    erases_artifact,
+    intermediate_files,
+    stored_artifact,
+)
 from nexus_query.erasure.purge_table import versions_holding
 from nexus_query.erasure.target import ErasureTarget
 from nexus_query.errors import InvalidRequest
@@ -76,8 +82,9 @@ def verify_erased(target: ErasureTarget, plan: ErasurePlan, *, needles: Sequence
             elif path.startswith(f"{files_prefix(space_id)}conversations/"):
                 landing_left += _conversations_in(files, path, plan.conversation_sources)
     remaining["landing"] = landing_left
-    blobs_left = sum(files.exists(files.relative(p)) for p in plan.conversation_sources)
-    blobs_left += sum(_conversations_in(files, p, plan.conversation_sources) for p in files.list(EXPORTS_DIR))
+    erased_conversations = plan.conversation_sources - plan.shared_kept
+    blobs_left = sum(files.exists(files.relative(p)) for p in erased_conversations)
+    blobs_left += sum(_conversations_in(files, p, erased_conversations) for p in files.list(EXPORTS_DIR))
     remaining["blobs"] = blobs_left
     haze_left = 0
     if plan.whole_space:
@@ -90,10 +97,8 @@ def verify_erased(target: ErasureTarget, plan: ErasurePlan, *, needles: Sequence
     artifacts_left = 0
     for artifact_id in store.artifact_ids():
         artifact = stored_artifact(store, artifact_id) or {}
-        payload = artifact.get("payload") or {}
-        quoted = {e.get("source_file") for e in payload.get("raw_excerpts", ())}
-        cited = set(payload.get("provenance", {}).get("brick_ids", ()))
-        artifacts_left += bool(quoted & plan.conversation_sources or cited & plan.row_ids)
+        artifacts_left += artifact.get("coverage_status") != "ERASED" and erases_artifact(store, artifact_id,
+                                                                                          artifact, plan)
     remaining["artifacts"] = artifacts_left
     if needles:
         remaining["needle_files"] = len(files_containing([files, target.projections], target, needles))
