@@ -79,10 +79,10 @@ def text_coverage(terms: frozenset[str], text: str) -> float | None:
     return len(terms & _terms(text)) / len(terms)
 
 
-def hybrid_relevance(vector: float, text: float | None) -> float:
+def hybrid_relevance(vector: float, text: float | None, lift: float = TEXT_LIFT) -> float:
     """A hit's own hybrid evidence: its vector relevance, lifted toward 1 by its text coverage."""
     v = unit_interval(vector)
-    return unit_interval(v + (1.0 - v) * TEXT_LIFT * (text or 0.0))
+    return unit_interval(v + (1.0 - v) * lift * (text or 0.0))
 
 
 def capped(scores: Iterable[float]) -> list[float]:

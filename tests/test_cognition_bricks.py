@@ -17,10 +17,11 @@ from nexus_query.cognition.bricks import (
     source_path,
 )
 from nexus_query.cognition.conversations import parse_export
-from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
+from nexus_query.cognition.recall import MIN_SCORE, brick_rankings, ranked, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
+from nexus_query.scoring import hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from tests.helpers import CONVERSATIONS, bricks_of, copy_home, ingest_fixture, land, load_texts, nexus_home_at
 
@@ -202,6 +203,31 @@ def test_recall_returns_only_conversation_bricks_nearest_first(store, provider):
                                     store=store, provider=provider)
     assert len(bricks) == 5
     assert all(b.source_file.startswith("conversations/") for b in bricks)
+    assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
+
+
+PARTS = {"conversation_id": "parts", "title": "Stove repair", "messages": [
+    {"message_id": "q", "role": "user", "blocks": [{"index": 0, "text": "My camping stove will not light any more."}]},
+    {"message_id": "a", "role": "assistant", "blocks": [{"index": 0, "text": "Check that the burner is dry."}]},
+    {"message_id": "p", "role": "assistant", "blocks": [{"index": 0, "text": "Order spare ZX-4471 from the depot."}]}]}
+
+
+def test_recall_ranks_the_bricks_of_both_signals_by_their_own_calibrated_score(store, provider):
+    land(ACME, "parts.json", json.dumps(PARTS).encode())
+    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    topic = "stove ZX-4471 ignition"
+    rankings = brick_rankings(ACME, "main", topic, store=store, provider=provider, depth=3)
+    assert json.loads(rankings.text[0]["metadata"])["message_id"] == "p"  # the only one with ZX-4471
+    both = ranked(rankings)  # every brick either signal found, once, by score
+    assert sorted(row["id"] for row, _ in both) == sorted({r["id"] for r in (*rankings.text, *rankings.vector)})
+    assert [score for _, score in both] == sorted((score for _, score in both), reverse=True)
+    bricks = recall_bricks_readonly(ACME, "main", topic, k=5, store=store, provider=provider)
+    assert bricks[0].message_id == "p"
+    asked = provider.embed([topic])[0]
+    for brick in bricks:  # each score is the brick's own evidence on scoring's scale, and the order follows it
+        cosine = float(provider.embed([brick.text])[0] @ asked)
+        expected = hybrid_relevance(vector_relevance(cosine), text_coverage(query_terms(topic), brick.text))
+        assert brick.score == pytest.approx(expected, abs=1e-4)
     assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
 
 

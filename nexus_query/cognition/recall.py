@@ -1,12 +1,14 @@
 """Read-only recall of conversation bricks: the only way assembly touches the index.
 
-Bricks are ranked by both of the space's signals, as hybrid queries are: the full-text index (BM25 over
-stemmed terms, a brick's speaker, date and conversation title included) and an exact vector scan, fused by
-weighted reciprocal rank fusion. On short conversational turns the bundled model is weak, so an
-equal-weight fusion falls below keyword search alone; the weights were chosen by leave-one-conversation-
-out cross-validation on the development set (``bench/cognition_recall.py``). A brick's score is its own
-evidence on ``nexus_query.scoring``'s calibrated scale (cosine lifted by the share of query terms it
-contains), capped along the fused order so scores never rise down the list.
+Bricks are found by both of the space's signals: the full-text index (BM25 over stemmed terms, a brick's
+speaker, date and conversation title included) and an exact vector scan, each read ``FUSION_DEPTH``
+deep. They are fused by score, not by rank: every brick found is ranked by its own evidence on
+``nexus_query.scoring``'s calibrated scale, its cosine lifted by the share of the query's terms it holds
+(``hybrid_relevance``, ``v + (1 - v) * lift * t``), so the order and the score agree. On short
+conversational turns BM25's top ranks are crowded by turns that share a name or a topic word with the
+question, and rank fusion at any weight fell below the vector scan alone; the lift (``scoring.TEXT_LIFT``)
+and rank fusion were both tried by leave-one-conversation-out cross-validation on the development set
+(``bench/cognition_fusion_cv.py``, every fold reported there and in the README).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, get_provider
 from nexus_query.errors import InvalidRequest
-from nexus_query.scoring import capped, hybrid_relevance, query_terms, text_coverage, vector_relevance
+from nexus_query.scoring import TEXT_LIFT, hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from nexus_query.store.filters import parse_filters
 from nexus_query.store.lance_search import lance_vector_top, text_top
@@ -29,22 +31,8 @@ from nexus_query.store.snapshots import snapshot_cache
 
 DEFAULT_K = 15
 MAX_K = 200
-# How deep each signal's ranking is read before fusion: bricks beyond it in both are not recalled.
+# How deep each signal's ranking is read: a brick beyond it in both is not recalled.
 FUSION_DEPTH = 100
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """Weighted reciprocal rank fusion: a brick's fused score is ``text_weight / (rrf_k + text rank) +
-    (1 - text_weight) / (rrf_k + vector rank)`` over the rankings it is in."""
-
-    text_weight: float
-    rrf_k: int
-
-
-# Chosen by leave-one-conversation-out cross-validation on bench/data/conversations (see README):
-# every fold picked the same setting.
-FUSION = Fusion(text_weight=0.8, rrf_k=10)
 # The score (``scoring.hybrid_relevance``) a brick needs to count as matching the topic. A brick without
 # any query term needs a cosine of 0.3 (with all-MiniLM-L6-v2, topics a space speaks of score 0.35 and
 # up while unrelated ones mostly stay under 0.15); one that holds every query term needs none.
@@ -113,47 +101,36 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
     return Rankings(by_text, by_vector, terms)
 
 
-def fused(rankings: Rankings, fusion: Fusion = FUSION) -> list[dict[str, Any]]:
-    """Every row of both rankings in fused order; ties go to the better text rank, then vector rank, then id."""
-    rank_t = {row["id"]: i for i, row in enumerate(rankings.text, start=1)}
-    rank_v = {row["id"]: i for i, row in enumerate(rankings.vector, start=1)}
+def ranked(rankings: Rankings, lift: float = TEXT_LIFT) -> list[tuple[dict[str, Any], float]]:
+    """Every brick of both rankings with its score (``hybrid_relevance`` at ``lift``), best first; ties go
+    to the better text rank, then vector rank, then id, so the order is fixed by the data."""
+    rank_t = {row["id"]: i for i, row in enumerate(rankings.text)}
+    rank_v = {row["id"]: i for i, row in enumerate(rankings.vector)}
     rows = {row["id"]: row for row in (*rankings.vector, *rankings.text)}
-    absent = len(rows) + 1
-
-    def fused_score(brick_id: str) -> float:
-        score = 0.0
-        if brick_id in rank_t:
-            score += fusion.text_weight / (fusion.rrf_k + rank_t[brick_id])
-        if brick_id in rank_v:
-            score += (1.0 - fusion.text_weight) / (fusion.rrf_k + rank_v[brick_id])
-        return score
-
-    order = sorted(rows, key=lambda b: (-fused_score(b), rank_t.get(b, absent), rank_v.get(b, absent), b))
-    return [rows[b] for b in order]
-
-
-def relevance(row: dict[str, Any], terms: frozenset[str]) -> float:
-    """A brick's own evidence on the calibrated scale: its cosine lifted by its share of the query's terms."""
-    return hybrid_relevance(vector_relevance(row["cosine"]), text_coverage(terms, row["text"]))
+    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_coverage(rankings.terms, row["text"]), lift)
+              for b, row in rows.items()}
+    absent = len(rows)
+    order = sorted(rows, key=lambda b: (-scores[b], rank_t.get(b, absent), rank_v.get(b, absent), b))
+    return [(rows[b], scores[b]) for b in order]
 
 
 def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: int = DEFAULT_K, *,
                            store: SpaceStore | None = None, provider: EmbeddingProvider | None = None,
-                           min_score: float = 0.0, fusion: Fusion = FUSION) -> list[Brick]:
-    """At most ``k`` bricks for ``query``, best first in fused order, each with a score of at least
-    ``min_score`` (assembly asks for ``MIN_SCORE``). Read-only, exact and deterministic."""
+                           min_score: float = 0.0) -> list[Brick]:
+    """At most ``k`` bricks for ``query``, best first, each scoring at least ``min_score`` (assembly asks
+    for ``MIN_SCORE``). Read-only, exact and deterministic."""
     validate_k(k)
     rankings = brick_rankings(ctx, space_id, query, store=store, provider=provider)
-    kept: list[tuple[dict[str, Any], dict[str, Any], float]] = []
-    for row in fused(rankings, fusion):
-        score = relevance(row, rankings.terms)
+    bricks: list[Brick] = []
+    for row, score in ranked(rankings):
+        if score < min_score:
+            break  # best first
         meta = json.loads(row["metadata"])
-        if score >= min_score and all(key in meta for key in _BRICK_KEYS):
-            kept.append((row, meta, score))
-            if len(kept) == k:
+        if all(key in meta for key in _BRICK_KEYS):
+            bricks.append(_brick(row, meta, score))
+            if len(bricks) == k:
                 break
-    scores = capped(score for _, _, score in kept)
-    return [_brick(row, meta, score) for (row, meta, _), score in zip(kept, scores, strict=True)]
+    return bricks
 
 
 def _brick(row: dict[str, Any], meta: dict[str, Any], score: float) -> Brick:
