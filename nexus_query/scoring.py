@@ -4,8 +4,8 @@ on every page and in every mode, so a client can keep hits above a threshold and
 * **vector** evidence is the cosine similarity of the query and the row, clipped to [0, 1] (the
   embeddings are unit length). It is the whole score in vector mode.
 * **text** evidence is the share of the query's distinct terms that the row contains, both split by
-  lancedb's tokenizer and reduced to their stems with stop words dropped (its defaults), so "tents"
-  covers "tent"; the index itself ranks whole tokens (``fts_index_config``). Unlike a BM25 score it does
+  lancedb's tokenizer and reduced to their stems with stop words dropped and accents folded, as the
+  full-text index reads them (``fts_index_config``), so "tents" covers "tent". Unlike a BM25 score it does
   not depend on the size or vocabulary of the space, so it means the same in the tenant's space and the
   global one.
 * **hybrid** ranks by reciprocal rank fusion of the two rankings (``nexus_query.query``), which is what
@@ -60,8 +60,10 @@ def vector_relevance(cosine: float) -> float:
 def _terms(text: str) -> frozenset[str]:
     import lancedb
 
-    # stemmed, stop words dropped: a term and its inflections are one piece of evidence
-    return frozenset(token.text for token in lancedb.tokenize(text))
+    from nexus_query.store.lance_indexes import FTS_TOKENIZER
+
+    # as the index reads it: a term and its inflections are one piece of evidence
+    return frozenset(token.text for token in lancedb.tokenize(text, **FTS_TOKENIZER))
 
 
 def query_terms(text: str) -> frozenset[str]:
@@ -77,10 +79,10 @@ def text_coverage(terms: frozenset[str], text: str) -> float | None:
     return len(terms & _terms(text)) / len(terms)
 
 
-def hybrid_relevance(vector: float, text: float | None) -> float:
+def hybrid_relevance(vector: float, text: float | None, lift: float = TEXT_LIFT) -> float:
     """A hit's own hybrid evidence: its vector relevance, lifted toward 1 by its text coverage."""
     v = unit_interval(vector)
-    return unit_interval(v + (1.0 - v) * TEXT_LIFT * (text or 0.0))
+    return unit_interval(v + (1.0 - v) * lift * (text or 0.0))
 
 
 def capped(scores: Iterable[float]) -> list[float]:

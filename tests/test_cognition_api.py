@@ -55,6 +55,7 @@ def test_assemble_returns_the_seed_artifact_whose_id_hashes_its_payload(client):
     assert artifact["payload"]["coverage_status"] == "ASSEMBLED" and len(artifact["derived_from"]) == 5
     for excerpt in artifact["payload"]["raw_excerpts"]:  # the tree goes out too: current leaf, parent ids
         assert excerpt["current_message_id"] and all("parent_id" in m for m in excerpt["conversation"])
+        assert {"title", "created_at"} <= set(excerpt)  # and what the conversation is and when it took place
     again = client.post("/nexus/spaces/main/cognition/assemble", json=TOPIC, headers=ACME_KEY).json()
     assert again == artifact  # write-once: the stored artifact, first created_at included
 

@@ -12,7 +12,7 @@ import pytest
 from nexus_pipelines.common.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
 from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
-from nexus_query.cognition.assemble import SourceUnavailable, build_payload, load_source
+from nexus_query.cognition.assemble import SourceUnavailable, build_payload, conversation_date, load_source
 from nexus_query.cognition.canonical_export import canonical_conversation
 from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
 from nexus_query.context import RequestContext
@@ -64,12 +64,41 @@ def test_artifact_has_exactly_the_seed_schema(acme_space, provider):
     assert artifact["derived_from"] == payload["provenance"]["brick_ids"]
     assert [payload[k] for k in ("extracted_facts", "decisions", "constraints", "edge_cases")] == [[], [], [], []]
     for excerpt in payload["raw_excerpts"]:
-        # the seed's fields, and the tree: current_message_id per excerpt, parent_id per message
-        assert set(excerpt) == {"source_file", "coverage", "current_message_id", "conversation"}
+        # the seed's fields, the tree (current_message_id per excerpt, parent_id per message), title and date
+        assert set(excerpt) == {"source_file", "coverage", "current_message_id", "title", "created_at",
+                                "conversation"}
         assert all(set(span) == {"message_id", "block_index"} for span in excerpt["coverage"]["spans"])
         for message in excerpt["conversation"]:
-            assert set(message) == {"message_id", "parent_id", "role", "created_at", "blocks"}
+            assert set(message) - {"name"} == {"message_id", "parent_id", "role", "created_at", "blocks"}
             assert all(set(block) == {"index", "text"} for block in message["blocks"])
+
+
+def test_each_excerpt_carries_its_conversations_title_and_date_and_the_prompt_shows_them(acme_space, provider):
+    artifact = run(acme_space, provider, "refund for a tent with mildew").artifact
+    files = landing_zone(ACME).files
+    prompt = render_for_agent(artifact)
+    for excerpt in artifact["payload"]["raw_excerpts"]:
+        source = canonical_conversation(json.loads(files.read_bytes(excerpt["source_file"])))
+        assert excerpt["title"] == source.title and excerpt["created_at"] == conversation_date(source)
+        assert excerpt["created_at"]  # every fixture conversation is dated, by itself or its messages
+        about = f" · title {source.title}" if source.title else ""
+        assert f"source_file {excerpt['source_file']}{about} · date {excerpt['created_at']}\n" in prompt
+    # the recalled spans, and only they, are marked in the transcript
+    recalled, message = set(), None
+    for line in prompt.splitlines():
+        if head := re.match(r"\[message_id (\S+) · ", line):
+            message = head.group(1)
+        elif mark := re.fullmatch(r"\[block_index (\d+) · RECALLED\]", line):
+            recalled.add((message, int(mark.group(1))))
+    assert recalled == {(s["message_id"], s["block_index"])
+                        for e in artifact["payload"]["raw_excerpts"] for s in e["coverage"]["spans"]}
+
+
+def test_an_undated_conversation_is_dated_by_its_earliest_message():
+    conversation = canonical_conversation({"conversation_id": "c", "messages": [
+        {"message_id": "a", "role": "user", "created_at": "2024-05-02T10:00:00Z", "blocks": []},
+        {"message_id": "b", "role": "assistant", "created_at": "2024-05-01T09:00:00Z", "blocks": []}]})
+    assert conversation_date(conversation) == "2024-05-01T09:00:00Z"
 
 
 def test_artifact_id_is_sha256_of_the_canonical_json_of_the_payload(acme_space, provider):
@@ -329,6 +358,8 @@ def test_render_for_agent_shows_the_current_thread_in_order_then_the_alternates_
     assert [m for m, _ in heads][-4:] == ["a6", "u2b", "a7c", "a8"] and not any("ALTERNATE" in h for _, h in heads)
     assert re.findall(r"^\[message_id (\S+) · .*ALTERNATE, reply to (\S+)\]$", alternates, re.M) == [
         ("u2a", "a6"), ("a7a", "u2a"), ("a7b", "u2b")]
-    assert "[block_index 0]\nSend it to the factory. REGENERATED-AWAY-ANSWER" in alternates
+    assert re.search(r"^\[block_index 0( · RECALLED)?\]\nSend it to the factory. REGENERATED-AWAY-ANSWER$",
+                     alternates, re.M)
     for message in artifact["payload"]["raw_excerpts"][0]["conversation"]:  # every block, verbatim
-        assert all(f"[block_index {b['index']}]\n{b['text']}" in prompt for b in message["blocks"])
+        assert all(re.search(rf"^\[block_index {b['index']}( · RECALLED)?\]\n{re.escape(b['text'])}$",
+                             prompt, re.M) for b in message["blocks"])

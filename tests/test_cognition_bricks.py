@@ -9,6 +9,7 @@ import pytest
 from nexus_pipelines.ingest.sources import LandingReader
 from nexus_query.cognition.bricks import (
     block_documents,
+    brick_text,
     import_export,
     land_export,
     landed_conversations,
@@ -16,10 +17,11 @@ from nexus_query.cognition.bricks import (
     source_path,
 )
 from nexus_query.cognition.conversations import parse_export
-from nexus_query.cognition.recall import recall_bricks_readonly
+from nexus_query.cognition.recall import MIN_SCORE, brick_rankings, ranked, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
+from nexus_query.scoring import hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from tests.helpers import CONVERSATIONS, bricks_of, copy_home, ingest_fixture, land, load_texts, nexus_home_at
 
@@ -46,7 +48,7 @@ def test_a_long_block_becomes_several_bricks_that_share_its_block_index_and_cove
     records, _ = bricks_of(provider, ACME)
     export = parse_export((CONVERSATIONS / "canonical_conversations.json").read_bytes())
     warranty = {c.conversation_id: c for c in export.conversations}["canon-warranty"]
-    long_text = warranty.messages[1].blocks[1].text
+    long_text = brick_text(warranty, warranty.messages[1], warranty.messages[1].blocks[1].text)  # the document
     parts = sorted((r for r in records if r.metadata.get("message_id") == "w-2" and r.metadata["block_index"] == 2),
                    key=lambda r: r.char_start)
     assert len(parts) >= 4
@@ -74,7 +76,8 @@ def test_the_latest_landed_version_of_a_conversation_wins(nexus_home):
              land(ACME, "20240201-b.json", json.dumps(newer).encode())]
     landed = landed_conversations(files, paths)
     texts = {d.doc_id: d.text for d in landed.documents}
-    assert texts["conversations/canonical/canon-shipping.json#s-2#0"] == "Standard shipping to Alaska now takes 5 days."
+    shipping = texts["conversations/canonical/canon-shipping.json#s-2#0"]
+    assert shipping.endswith("]\nStandard shipping to Alaska now takes 5 days.")  # under its speaker line
     stored = json.loads(files.read_bytes("conversations/canonical/canon-shipping.json"))
     assert stored["messages"][1]["blocks"][0]["text"] == "Standard shipping to Alaska now takes 5 days."
 
@@ -161,7 +164,36 @@ def test_block_documents_skip_blank_blocks_and_name_each_block_uniquely():
         {"message_id": "m", "role": "user", "blocks": [{"index": 0, "text": "a"}, {"index": 3, "text": "  "}]}]}
     )).conversations[0]
     docs = block_documents(conversation, source_path(conversation))
-    assert [(d.doc_id, d.text) for d in docs] == [("conversations/canonical/c.json#m#0", "a")]
+    assert [(d.doc_id, d.text) for d in docs] == [("conversations/canonical/c.json#m#0", "[user]\na")]
+
+
+LEASE = {"conversation_id": "flat-hunt", "title": "Flat hunting in Leeds", "created_at": "2024-03-02T18:30:00Z",
+         "messages": [
+             {"message_id": "p1", "role": "user", "name": "Priya", "created_at": "2024-03-02T18:31:00Z",
+              "blocks": [{"index": 0, "text": "The landlord wants twelve months signed before the keys."}]},
+             {"message_id": "m1", "role": "assistant", "name": "Marco",
+              "blocks": [{"index": 0, "text": "Twelve months is normal there, ask about the deposit."}]}]}
+
+
+def test_a_brick_carries_its_speaker_title_and_time_in_its_text_and_metadata():
+    conversation = parse_export(json.dumps(LEASE)).conversations[0]
+    priya, marco = block_documents(conversation, source_path(conversation))
+    assert priya.text == ("[Priya (user) · Saturday 2 March 2024 · Flat hunting in Leeds]\n"
+                          "The landlord wants twelve months signed before the keys.")
+    assert {k: priya.metadata[k] for k in ("name", "role", "title", "created_at")} == {
+        "name": "Priya", "role": "user", "title": "Flat hunting in Leeds", "created_at": "2024-03-02T18:31:00Z"}
+    # a message without a time of its own is dated by its conversation
+    assert marco.metadata["created_at"] == "2024-03-02T18:30:00Z" and "Marco (assistant)" in marco.text
+
+
+def test_recall_matches_a_brick_on_its_speaker_and_month_though_its_words_do_not_say_them(store, provider):
+    land(ACME, "lease.json", json.dumps(LEASE).encode())
+    ingest_fixture(store, provider, ACME, "canonical_conversations.json")  # ingests both exports
+    bricks = recall_bricks_readonly(ACME, "main", "What did Priya say in March?", k=3, store=store,
+                                    provider=provider, min_score=MIN_SCORE)
+    assert bricks[0].message_id == "p1"
+    assert (bricks[0].name, bricks[0].title, bricks[0].created_at) == (
+        "Priya", "Flat hunting in Leeds", "2024-03-02T18:31:00Z")
 
 
 def test_recall_returns_only_conversation_bricks_nearest_first(store, provider):
@@ -171,6 +203,31 @@ def test_recall_returns_only_conversation_bricks_nearest_first(store, provider):
                                     store=store, provider=provider)
     assert len(bricks) == 5
     assert all(b.source_file.startswith("conversations/") for b in bricks)
+    assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
+
+
+PARTS = {"conversation_id": "parts", "title": "Stove repair", "messages": [
+    {"message_id": "q", "role": "user", "blocks": [{"index": 0, "text": "My camping stove will not light any more."}]},
+    {"message_id": "a", "role": "assistant", "blocks": [{"index": 0, "text": "Check that the burner is dry."}]},
+    {"message_id": "p", "role": "assistant", "blocks": [{"index": 0, "text": "Order spare ZX-4471 from the depot."}]}]}
+
+
+def test_recall_ranks_the_bricks_of_both_signals_by_their_own_calibrated_score(store, provider):
+    land(ACME, "parts.json", json.dumps(PARTS).encode())
+    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    topic = "stove ZX-4471 ignition"
+    rankings = brick_rankings(ACME, "main", topic, store=store, provider=provider, depth=3)
+    assert json.loads(rankings.text[0]["metadata"])["message_id"] == "p"  # the only one with ZX-4471
+    both = ranked(rankings)  # every brick either signal found, once, by score
+    assert sorted(row["id"] for row, _ in both) == sorted({r["id"] for r in (*rankings.text, *rankings.vector)})
+    assert [score for _, score in both] == sorted((score for _, score in both), reverse=True)
+    bricks = recall_bricks_readonly(ACME, "main", topic, k=5, store=store, provider=provider)
+    assert bricks[0].message_id == "p"
+    asked = provider.embed([topic])[0]
+    for brick in bricks:  # each score is the brick's own evidence on scoring's scale, and the order follows it
+        cosine = float(provider.embed([brick.text])[0] @ asked)
+        expected = hybrid_relevance(vector_relevance(cosine), text_coverage(query_terms(topic), brick.text))
+        assert brick.score == pytest.approx(expected, abs=1e-4)
     assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
 
 

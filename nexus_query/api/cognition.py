@@ -37,6 +37,7 @@ class MessageModel(BaseModel):
     parent_id: str | None = Field(None, description="the message this one follows (null: a thread's first); "
                                                     "siblings are edited or regenerated branches")
     role: str
+    name: str | None = Field(None, description="the speaker's name, only where the export gives one")
     created_at: str | None
     blocks: list[BlockModel]
 
@@ -54,6 +55,9 @@ class ExcerptModel(BaseModel):
     source_file: str = Field(description="the source's path in the tenant's blob store")
     coverage: CoverageModel
     current_message_id: str | None = Field(None, description="the leaf of the thread the user last saw")
+    title: str | None = Field(None, description="the conversation's title")
+    created_at: str | None = Field(None, description="when the conversation took place: its own time, else its "
+                                                     "earliest message's")
     conversation: list[MessageModel] = Field(description="the whole conversation, every branch, never truncated")
 
 

@@ -79,15 +79,18 @@ def render_for_agent(artifact: Mapping[str, Any]) -> str:
     header = {k: v for k, v in artifact.items() if k != "payload"}
     header["payload"] = {k: v for k, v in payload.items() if k != "raw_excerpts"}
     header["payload"]["raw_excerpts"] = [
-        {"source_file": e["source_file"], "coverage": e["coverage"],
-         "current_message_id": e.get("current_message_id"), "messages": len(e["conversation"])}
+        {"source_file": e["source_file"], "title": e.get("title"), "created_at": e.get("created_at"),
+         "coverage": e["coverage"], "current_message_id": e.get("current_message_id"),
+         "messages": len(e["conversation"])}
         for e in payload["raw_excerpts"]]
     sections = [agent_rules().rstrip(), "",
                 f"NEXUS COGNITION ARTIFACT {artifact['artifact_id']}:",
                 json.dumps(header, ensure_ascii=False, indent=2)]
     excerpts = payload["raw_excerpts"]
     for number, excerpt in enumerate(excerpts, 1):
-        sections += ["", f"EXCERPT {number} of {len(excerpts)}: source_file {excerpt['source_file']}",
+        about = "".join(f" · {label} {excerpt[key]}" for key, label in (("title", "title"), ("created_at", "date"))
+                        if excerpt.get(key))
+        sections += ["", f"EXCERPT {number} of {len(excerpts)}: source_file {excerpt['source_file']}{about}",
                      *_transcript(excerpt)]
     return "\n".join(sections) + "\n"
 
@@ -100,24 +103,26 @@ def _transcript(excerpt: Mapping[str, Any]) -> list[str]:
         tree["current_message_id"] = excerpt["current_message_id"]
     conversation = canonical_conversation(tree, excerpt["source_file"])
     thread, alternates = conversation.current_thread(), conversation.alternates()
+    recalled = {(s["message_id"], s["block_index"]) for s in excerpt["coverage"]["spans"]}
     spans = ", ".join(f"{s['message_id']}#{s['block_index']}" for s in excerpt["coverage"]["spans"])
-    lines = [f"cited spans (message_id#block_index): {spans or 'none'}", "",
+    lines = [f"cited spans (message_id#block_index, marked RECALLED below): {spans or 'none'}", "",
              f"CURRENT THREAD ({len(thread)} messages, in order):"]
     for message in thread:
-        lines += _message_lines(message, None)
+        lines += _message_lines(message, None, recalled)
     if alternates:
         lines += ["", f"ALTERNATE BRANCHES ({len(alternates)} messages: edited or regenerated, "
                       "not on the current thread):"]
         for message in alternates:
-            lines += _message_lines(message, f"ALTERNATE, reply to {message.parent_id or 'nothing'}")
+            lines += _message_lines(message, f"ALTERNATE, reply to {message.parent_id or 'nothing'}", recalled)
     return lines
 
 
-def _message_lines(message: Any, mark: str | None) -> list[str]:
-    about = " · ".join(x for x in (message.role, message.created_at, mark) if x)
+def _message_lines(message: Any, mark: str | None, recalled: set[tuple[str, int]]) -> list[str]:
+    about = " · ".join(x for x in (message.speaker, message.created_at, mark) if x)
     lines = ["", f"[message_id {message.message_id} · {about}]"]
     for block in message.blocks:
-        lines += [f"[block_index {block.index}]", block.text]
+        span = " · RECALLED" if (message.message_id, block.index) in recalled else ""
+        lines += [f"[block_index {block.index}{span}]", block.text]
     return lines
 
 

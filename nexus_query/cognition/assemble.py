@@ -2,9 +2,11 @@
 the seed's content-addressed artifact (stored write-once).
 
 Each excerpt holds its conversation whole, every branch of it: messages carry ``parent_id`` and the
-excerpt names ``current_message_id``, the leaf of the thread the user last saw (the seed's schema,
-extended by these two fields so that an edited or regenerated branch is neither lost nor mistaken
-for the current thread).
+excerpt names ``current_message_id``, the leaf of the thread the user last saw, and the conversation's
+``title`` and ``created_at`` (when it took place: temporal questions need it). The seed's schema,
+extended by these fields so that an edited or regenerated branch is neither lost nor mistaken for the
+current thread, and an excerpt says what and when it was. They are the source's content, so the
+artifact id still depends on content only.
 
 Determinism: brick ids and source files are listed sorted, excerpts in source-file order, spans in
 conversation order; of sources whose loaded content is identical the first path in that order is
@@ -87,6 +89,11 @@ def load_source(files: TenantFiles, source_file: str) -> LoadedSource:
         raise SourceUnavailable(f"not a canonical conversation ({exc.message})") from None
 
 
+def conversation_date(conversation: Conversation) -> str | None:
+    """When a conversation took place: its own ``created_at``, else its earliest message's."""
+    return conversation.created_at or min((m.created_at for m in conversation.messages if m.created_at), default=None)
+
+
 def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> BuiltPayload:
     """The artifact payload for recalled ``bricks``, the sources loaded and the ones skipped."""
     by_source: dict[str, list[Brick]] = {}
@@ -120,6 +127,7 @@ def build_payload(topic: str, bricks: list[Brick], files: TenantFiles) -> BuiltP
             # The whole conversation, every branch: `parent_id` per message, the current leaf beside it.
             excerpt = excerpts[digest] = {"source_file": source_file, "coverage": {"spans": []},
                                           "current_message_id": conversation.current_message_id,
+                                          "title": conversation.title, "created_at": conversation_date(conversation),
                                           "conversation": [m.to_dict() for m in conversation.messages]}
             order[digest] = {}
         for b in present:

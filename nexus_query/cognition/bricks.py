@@ -1,9 +1,10 @@
 """Bricks: the indexed pieces of conversations, each able to cite its source.
 
 Every content block of every message, on every branch of the conversation, becomes one document with
-the citation metadata (``source_file``, ``message_id``, ``block_index``, ``role``, ``conversation_id``);
-the ingest pipeline chunks it like any document, so a
-long block becomes several bricks that carry the same ``block_index``.
+the citation metadata (``source_file``, ``message_id``, ``block_index``, ``role``, ``conversation_id``)
+and, where known, the speaker's ``name``, the conversation's ``title`` and the message's ``created_at``
+(or the conversation's); its text opens with a line saying the same (``brick_text``). The ingest pipeline
+chunks it like any document, so a long block becomes several bricks that carry the same ``block_index``.
 
 A conversation's identity is its ``conversation_id`` within its source format: its source file is
 ``conversations/{source_format}/{file name of the id}`` in the tenant's blob store. Exports land under
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from nexus_query.cognition.conversation_model import Conversation, ExportCounts
+from nexus_query.cognition.conversation_model import Conversation, ExportCounts, Message
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.context import validate_id
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest, NexusError
@@ -55,6 +56,25 @@ class BlockDocument:
     metadata: dict[str, Any]
 
 
+def spoken_date(stamp: str | None) -> str | None:
+    """An ISO time as words the full-text index can match ("Saturday 2 March 2024"), or None."""
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return f"{when:%A} {when.day} {when:%B %Y}"
+
+
+def brick_text(conversation: Conversation, message: Message, text: str) -> str:
+    """A block's text under a line naming who said it, when and in which conversation, so a brick can
+    match "what did Priya say about the lease in March?" on words that are not in the block itself."""
+    said = " · ".join(x for x in (message.speaker, spoken_date(message.created_at or conversation.created_at),
+                                  conversation.title) if x)
+    return f"[{said}]\n{text}"
+
+
 def block_documents(conversation: Conversation, source_file: str) -> list[BlockDocument]:
     docs = []
     for message in conversation.messages:
@@ -65,9 +85,11 @@ def block_documents(conversation: Conversation, source_file: str) -> list[BlockD
                 "kind": BRICK_KIND, "source_file": source_file, "conversation_id": conversation.conversation_id,
                 "message_id": message.message_id, "block_index": block.index, "role": message.role,
             }
-            if conversation.title:
-                metadata["title"] = conversation.title
-            docs.append(BlockDocument(f"{source_file}#{message.message_id}#{block.index}", block.text, metadata))
+            optional = {"name": message.name, "title": conversation.title,
+                        "created_at": message.created_at or conversation.created_at}
+            metadata.update({key: value for key, value in optional.items() if value})
+            docs.append(BlockDocument(f"{source_file}#{message.message_id}#{block.index}",
+                                      brick_text(conversation, message, block.text), metadata))
     return docs
 
 

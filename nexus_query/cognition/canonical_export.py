@@ -55,7 +55,7 @@ def canonical_conversation(tree: Any, where: str = "conversation") -> Conversati
             indexes.add(index)
             blocks.append(Block(index, text))
         messages.append(Message(message_id, role, _optional_str(raw.get("created_at"), f"{at}.created_at"),
-                                tuple(blocks), parent_id))
+                                tuple(blocks), parent_id, _optional_str(raw.get("name"), f"{at}.name") or None))
     conversation_id = tree.get("conversation_id")
     if conversation_id is None:
         conversation_id = "c-" + hashlib.sha256(canonical_json(tree).encode()).hexdigest()[:24]

@@ -53,9 +53,10 @@ def chatgpt_conversation(conv: Mapping[str, Any], where: str) -> Conversation:
             texts = tuple(chatgpt_message_texts(message))
             message_id = id_field if isinstance(id_field, str) else str(node_id)
             role, created = str(author.get("role") or "unknown"), epoch_iso(message.get("create_time"))
+            name = author.get("name") if isinstance(author.get("name"), str) and author["name"].strip() else None
         else:  # the root node of every export carries no message
-            texts, message_id, role, created = (), str(node_id), "unknown", None
-        nodes.append(ExportNode(str(node_id), parent, (rank, position), message_id, role, created, texts))
+            texts, message_id, role, created, name = (), str(node_id), "unknown", None, None
+        nodes.append(ExportNode(str(node_id), parent, (rank, position), message_id, role, created, texts, name))
     tree = build_tree(nodes, conv.get("current_node"))
     conversation_id = conv.get("conversation_id") or conv.get("id") or derived_id(conv)
     return Conversation(str(conversation_id), title_text(conv.get("title")), epoch_iso(conv.get("create_time")),

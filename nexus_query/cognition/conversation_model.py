@@ -8,6 +8,9 @@ store holds it::
      "messages": [{"message_id": "...", "parent_id": "..." | null, "role": "user",
                    "created_at": "..." | null, "blocks": [{"index": 0, "text": "..."}]}]}
 
+A message may also carry ``"name"``: its speaker's name where the export gives one (a role says only
+"user"); the key is absent otherwise, so sources written before it existed keep their bytes.
+
 Every message of every branch is kept, parents first; ``current_message_id`` is the leaf of the thread
 the user last saw, so the current thread can be walked back from it.
 """
@@ -38,11 +41,17 @@ class Message:
     created_at: str | None
     blocks: tuple[Block, ...]
     parent_id: str | None = None  # the message this one answers or follows; None for a thread's first
+    name: str | None = None  # the speaker's name, where the export gives one
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "parent_id": self.parent_id, "role": self.role,
-                "created_at": self.created_at,
+                **({"name": self.name} if self.name else {}), "created_at": self.created_at,
                 "blocks": [{"index": b.index, "text": b.text} for b in self.blocks]}
+
+    @property
+    def speaker(self) -> str:
+        """Who spoke, as a reader would say it: "Priya (user)", or the role alone."""
+        return f"{self.name} ({self.role})" if self.name else self.role
 
 
 @dataclass(frozen=True)

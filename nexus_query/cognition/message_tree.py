@@ -25,6 +25,7 @@ class ExportNode:
     role: str
     created_at: str | None
     texts: tuple[str, ...]
+    name: str | None = None  # the speaker's name, where the export gives one
 
 
 class MessageTree(NamedTuple):
@@ -62,7 +63,8 @@ def build_tree(nodes: Sequence[ExportNode], current_key: Any) -> MessageTree:
             here = kept_ancestor
             if node.texts:
                 message_id = _unique_id(node, used_ids)
-                messages.append(Message(message_id, node.role, node.created_at, numbered(node.texts), kept_ancestor))
+                messages.append(Message(message_id, node.role, node.created_at, numbered(node.texts), kept_ancestor,
+                                        node.name))
                 here = message_id
             stands_for[node.key] = here
             stack.extend((child, here) for child in reversed(children.get(node.key, [])))

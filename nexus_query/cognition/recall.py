@@ -1,26 +1,42 @@
-"""Read-only recall of conversation bricks: the only way assembly touches the index."""
+"""Read-only recall of conversation bricks: the only way assembly touches the index.
+
+Bricks are found by both of the space's signals: the full-text index (BM25 over stemmed terms, a brick's
+speaker, date and conversation title included) and an exact vector scan, each read ``FUSION_DEPTH``
+deep. They are fused by score, not by rank: every brick found is ranked by its own evidence on
+``nexus_query.scoring``'s calibrated scale, its cosine lifted by the share of the query's terms it holds
+(``hybrid_relevance``, ``v + (1 - v) * lift * t``), so the order and the score agree. On short
+conversational turns BM25's top ranks are crowded by turns that share a name or a topic word with the
+question, and rank fusion at any weight fell below the vector scan alone; the lift (``scoring.TEXT_LIFT``)
+and rank fusion were both tried by leave-one-conversation-out cross-validation on the development set
+(``bench/cognition_fusion_cv.py``, every fold reported there and in the README).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, get_provider
 from nexus_query.errors import InvalidRequest
+from nexus_query.scoring import TEXT_LIFT, hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from nexus_query.store.filters import parse_filters
-from nexus_query.store.lance_search import lance_vector_top
+from nexus_query.store.lance_search import lance_vector_top, text_top
 from nexus_query.store.snapshots import snapshot_cache
 
 DEFAULT_K = 15
-# Cosine similarity below which assembly does not count a brick as matching the topic. With
-# all-MiniLM-L6-v2, topics a space speaks of score 0.35 and up while unrelated ones ("recipe for
-# sourdough bread" against support chats) mostly stay under 0.15 (a bare "[file: stove-photo.jpg]"
-# reached 0.21), so a neighbour that is merely nearest is not taken for a match.
-MIN_SCORE = 0.3
 MAX_K = 200
+# How deep each signal's ranking is read: a brick beyond it in both is not recalled.
+FUSION_DEPTH = 100
+# The score (``scoring.hybrid_relevance``) a brick needs to count as matching the topic. A brick without
+# any query term needs a cosine of 0.3 (with all-MiniLM-L6-v2, topics a space speaks of score 0.35 and
+# up while unrelated ones mostly stay under 0.15); one that holds every query term needs none.
+MIN_SCORE = 0.3
 _BRICK_KEYS = ("source_file", "message_id", "block_index", "role", "conversation_id")
 _BRICKS_ONLY = parse_filters({"kind": BRICK_KIND})
 
@@ -35,6 +51,19 @@ class Brick:
     block_index: int
     role: str
     conversation_id: str
+    name: str | None = None  # the speaker's name, where the export gave one
+    title: str | None = None  # the conversation's title
+    created_at: str | None = None  # the message's time, or its conversation's
+
+
+@dataclass(frozen=True)
+class Rankings:
+    """One query's two rankings of a space's bricks, best first, each read ``FUSION_DEPTH`` deep; every
+    row carries its cosine with the query as ``cosine``."""
+
+    text: list[dict[str, Any]]
+    vector: list[dict[str, Any]]
+    terms: frozenset[str]
 
 
 def validate_k(k: object) -> int:
@@ -43,16 +72,12 @@ def validate_k(k: object) -> int:
     return k
 
 
-def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: int = DEFAULT_K, *,
-                           store: SpaceStore | None = None, provider: EmbeddingProvider | None = None,
-                           min_score: float = 0.0) -> list[Brick]:
-    """At most ``k`` bricks nearest to ``query`` with similarity of at least ``min_score`` (assembly asks
-    for ``MIN_SCORE``), best first. The
-    table is checked out at its current version: a LanceDB handle on which every write fails, so recall
-    cannot change the index."""
+def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: SpaceStore | None = None,
+                   provider: EmbeddingProvider | None = None, depth: int = FUSION_DEPTH) -> Rankings:
+    """The full-text and vector rankings of the space's bricks for ``query``. The table is checked out at
+    its current version: a LanceDB handle on which every write fails, so recall cannot change the index."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidRequest("query must be a non-empty string", field="query")
-    validate_k(k)
     store = store or SpaceStore()
     space = store.open(ctx, space_id)
     provider = provider or get_provider(store.registry.config)
@@ -63,19 +88,53 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
     # The same exact, version-keyed search the query path uses; ties go to the lower row address.
     snapshot = snapshot_cache.get(table, space.location.dataset_uri, version)
     if snapshot is not None:
-        positions, scores = snapshot.top(vector, k, snapshot.mask(_BRICKS_ONLY))
-        rows = [{**snapshot.row(p), "score": float(s)} for p, s in zip(positions, scores, strict=True)]
+        positions, scores = snapshot.top(vector, depth, snapshot.mask(_BRICKS_ONLY))
+        by_vector = [{**snapshot.row(p), "cosine": float(s)} for p, s in zip(positions, scores, strict=True)]
     else:
-        rows = lance_vector_top(table, vector, k, _BRICKS_ONLY)
-    bricks = []
-    for row in rows:
-        if row["score"] < min_score:
-            break  # rows come best first
+        by_vector = lance_vector_top(table, vector, depth, _BRICKS_ONLY)
+        for row in by_vector:
+            row["cosine"] = row.pop("score")
+    terms = query_terms(query)
+    by_text = text_top(table, query, depth, _BRICKS_ONLY, with_vectors=True) if terms else []
+    for row in by_text:
+        row["cosine"] = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
+    return Rankings(by_text, by_vector, terms)
+
+
+def ranked(rankings: Rankings, lift: float = TEXT_LIFT) -> list[tuple[dict[str, Any], float]]:
+    """Every brick of both rankings with its score (``hybrid_relevance`` at ``lift``), best first; ties go
+    to the better text rank, then vector rank, then id, so the order is fixed by the data."""
+    rank_t = {row["id"]: i for i, row in enumerate(rankings.text)}
+    rank_v = {row["id"]: i for i, row in enumerate(rankings.vector)}
+    rows = {row["id"]: row for row in (*rankings.vector, *rankings.text)}
+    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_coverage(rankings.terms, row["text"]), lift)
+              for b, row in rows.items()}
+    absent = len(rows)
+    order = sorted(rows, key=lambda b: (-scores[b], rank_t.get(b, absent), rank_v.get(b, absent), b))
+    return [(rows[b], scores[b]) for b in order]
+
+
+def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: int = DEFAULT_K, *,
+                           store: SpaceStore | None = None, provider: EmbeddingProvider | None = None,
+                           min_score: float = 0.0) -> list[Brick]:
+    """At most ``k`` bricks for ``query``, best first, each scoring at least ``min_score`` (assembly asks
+    for ``MIN_SCORE``). Read-only, exact and deterministic."""
+    validate_k(k)
+    rankings = brick_rankings(ctx, space_id, query, store=store, provider=provider)
+    bricks: list[Brick] = []
+    for row, score in ranked(rankings):
+        if score < min_score:
+            break  # best first
         meta = json.loads(row["metadata"])
-        if any(key not in meta for key in _BRICK_KEYS):
-            continue
-        bricks.append(Brick(brick_id=row["id"], score=row["score"], text=row["text"],
-                            source_file=str(meta["source_file"]), message_id=str(meta["message_id"]),
-                            block_index=int(meta["block_index"]), role=str(meta["role"]),
-                            conversation_id=str(meta["conversation_id"])))
+        if all(key in meta for key in _BRICK_KEYS):
+            bricks.append(_brick(row, meta, score))
+            if len(bricks) == k:
+                break
     return bricks
+
+
+def _brick(row: dict[str, Any], meta: dict[str, Any], score: float) -> Brick:
+    extra = {key: str(meta[key]) if meta.get(key) is not None else None for key in ("name", "title", "created_at")}
+    return Brick(brick_id=row["id"], score=score, text=row["text"], source_file=str(meta["source_file"]),
+                 message_id=str(meta["message_id"]), block_index=int(meta["block_index"]), role=str(meta["role"]),
+                 conversation_id=str(meta["conversation_id"]), **extra)
