@@ -96,7 +96,9 @@ def test_delete_space_erases_the_table_and_every_file_of_the_space(instance, cli
     ({"sources": ["../../globex/default/landing/x.md"]}, 404, "nexus.nothing_to_erase"),  # compared, never a path
     ({"sources": ["/etc/passwd"]}, 422, "nexus.validation_failed"),
 ])
-def test_bad_erase_requests_are_refused_with_the_error_envelope_and_nothing_is_queued(client, body, status, code):
+def test_bad_erase_requests_are_refused_with_the_error_envelope_and_nothing_is_queued(client, store, provider, body,
+                                                                                      status, code):
+    store.open_or_create(ACME, "main", provider.info)  # the space exists: the names themselves are refused
     answer = client.post("/nexus/spaces/main/erase", json=body)
     assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
     assert landing_zone(ACME).files.list("erasures") == []
@@ -130,6 +132,9 @@ def test_nexus_erase_wait_leaves_the_token_in_no_file_under_nexus_home_or_dagste
 def test_nexus_erase_without_wait_queues_the_request_and_refuses_a_missing_choice(nexus_home, capsys):
     from nexus_query.cli import main
 
+    assert main(["erase", "--key", "acme-demo-key", "--space", "main", "--doc-id", "faq-1"]) != 0
+    assert "nexus.space_not_found" in capsys.readouterr().err  # no such space yet: nothing is queued
+    landing_zone(ACME).land_batch("main", [{"type": "text", "id": "faq-2", "content": OTHER}])
     assert main(["erase", "--key", "acme-demo-key", "--space", "main", "--doc-id", "faq-1"]) == 1
     assert "nexus.nothing_to_erase" in capsys.readouterr().err
     landing_zone(ACME).land_batch("main", [{"type": "text", "id": "faq-1", "content": OTHER}])

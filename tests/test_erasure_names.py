@@ -15,7 +15,7 @@ from nexus_query.cognition.bricks import land_export
 from nexus_query.erasure import request_erasure, tenant_target
 from nexus_query.erasure.names import Catalog, nothing_to_erase, resolve
 from nexus_query.erasure.plan import plan_erasure
-from nexus_query.errors import NothingToErase, SpaceErasing, TaskGone, ValidationFailed
+from nexus_query.errors import NothingToErase, SpaceErasing, SpaceNotFound, TaskGone, ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry
 from tests.helpers import ACME, assert_envelope, auth
@@ -189,10 +189,14 @@ def test_retrying_a_failed_task_whose_batch_is_gone_is_410_not_500(client):
 
 
 def test_a_whole_space_erasure_takes_no_names_and_nothing_to_erase_is_not_raised_for_it(nexus_home):
+    for space in ("empty", "other"):
+        landing_zone(ACME).land_batch(space, [{"type": "text", "id": "landed", "content": "a note"}])
     task = request_erasure(ACME, "empty", "space")
     assert task.status == "queued"
     with pytest.raises(NothingToErase):
         request_erasure(ACME, "other", "doc_ids", ["never-landed"])
+    with pytest.raises(SpaceNotFound):  # a space that never existed is not erased "successfully"
+        request_erasure(ACME, "never", "space")
 
 
 def test_an_erasure_that_found_a_document_but_removes_nothing_of_it_fails_instead_of_verifying(nexus_home,
