@@ -112,9 +112,6 @@ def test_a_tenant_added_by_command_is_served_ingested_and_mapped_by_the_running_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 23 (erasure lane): `nexus erase --source` refuses names `nexus ingest` accepts "
-                          "(path segment 'Kaffee & Kuchen' is not allowed); strict: passes once they agree")
 def test_a_file_ingested_from_a_folder_is_erased_by_the_name_it_was_ingested_under(running):
     env, http, root = running
     env = new_tenant(env, "archive")
