@@ -4,7 +4,7 @@ when stderr is a file or a pipe (CI logs, ``make demo > log``), where ``\\r`` re
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Generic, TypeVar
 
 from tqdm import tqdm
@@ -18,7 +18,7 @@ class LineProgress(Generic[T]):
     def __init__(self, iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
                  unit: str = "it") -> None:
         self.iterable, self.desc, self.unit, self.n, self.postfix = iterable, desc, unit, 0, ""
-        self.total = total if total is not None else len(iterable) if hasattr(iterable, "__len__") else None
+        self.total = total if total is not None else len(iterable) if isinstance(iterable, Sized) else None
 
     def __iter__(self) -> Iterator[T]:
         for item in self.iterable or ():
