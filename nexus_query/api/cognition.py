@@ -88,7 +88,7 @@ class ArtifactModel(BaseModel):
 
 
 class TombstoneModel(BaseModel):
-    """What an erased artifact's id resolves to: no content (see the README's Erasure section)."""
+    """What an erased artifact's id resolves to: no content (see docs/erasure.md)."""
 
     artifact_id: str
     coverage_status: Literal["ERASED"]

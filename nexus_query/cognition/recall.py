@@ -8,7 +8,7 @@ deep. They are fused by score, not by rank: every brick found is ranked by its o
 conversational turns BM25's top ranks are crowded by turns that share a name or a topic word with the
 question, and rank fusion at any weight fell below the vector scan alone; the lift (``scoring.TEXT_LIFT``)
 and rank fusion were both tried by leave-one-conversation-out cross-validation on the development set
-(``bench/cognition_fusion_cv.py``, every fold reported there and in the README).
+(``bench/cognition_fusion_cv.py``, every fold reported there and in docs/cognition.md).
 """
 
 from __future__ import annotations
