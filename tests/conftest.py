@@ -23,7 +23,7 @@ from nexus_query.context import RequestContext
 from nexus_query.embeddings import LocalProvider
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
-from tests.helpers import ACME_DOCS, GLOBEX_DOCS, corpus, free_port, load, stop, wait_for_port
+from tests.helpers import ACME_DOCS, GLOBEX_DOCS, REPO, corpus, free_port, load, stop, wait_for_port
 from tests.process_guard import pytest_sessionfinish, pytest_sessionstart  # noqa: F401 (plugin hooks)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,6 +48,16 @@ def nexus_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("NEXUS_HOME", str(home))
     monkeypatch.delenv("NEXUS_CONFIG", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
+
+
+@pytest.fixture
+def dagster_home(nexus_home, tmp_path, monkeypatch) -> Path:
+    """A Dagster instance folder of the test's own, with the project's dagster.yaml (as `make dev` links it)."""
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 
 

@@ -4,7 +4,6 @@ mapped by HAZE, quoted in a cognition artifact, then erased; afterwards no byte 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import lancedb
@@ -41,14 +40,6 @@ def chat_export() -> bytes:
          "blocks": [{"index": 0, "text": "How long do customers have to return a tent?"}]},
         {"message_id": "t2", "role": "assistant", "created_at": None, "blocks": [{"index": 0, "text": OTHER}]}]}
     return json.dumps([canary_chat, other_chat]).encode()
-
-
-@pytest.fixture
-def dagster_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster-home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 @pytest.fixture

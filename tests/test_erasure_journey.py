@@ -43,14 +43,6 @@ def nexus(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def dagster_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster-home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
-@pytest.fixture
 def instance(nexus_home, dagster_home):
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("tenant_spaces", [f"acme.default.{s}" for s in SPACES])

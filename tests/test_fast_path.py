@@ -6,13 +6,11 @@ duplicates nothing once the claim lapses and the pipeline picks the batch up."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -39,15 +37,6 @@ from tests.helpers import ACME, ACME_KEY, REPO, auth, land, poll, start_nexus_se
 from tests.process_guard import process_tree
 
 KEY = SpaceKey("acme", "default", "notes")
-
-
-@pytest.fixture
-def dagster_home(nexus_home, tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster-home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 def test_a_claim_has_one_holder_until_it_is_released_or_its_lease_lapses(nexus_home):

@@ -32,15 +32,6 @@ PARTITION = "acme.default.main"
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def dagster_home(nexus_home, tmp_path, monkeypatch):
-    home = tmp_path / "dagster-home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
 def tick(instance, cursor=None) -> dg.SensorResult:
     result = landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
                                                     resources={"nexus": NexusResource()}))

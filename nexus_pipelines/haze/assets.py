@@ -14,7 +14,7 @@ from nexus_pipelines.haze.checks import check_specs, inspect_snapshot
 from nexus_pipelines.haze.projection import project_space
 from nexus_pipelines.haze.reducer import ProjectionParams
 from nexus_pipelines.partitions import SpaceKey, space_job, tags_for_partition, tenant_spaces
-from nexus_pipelines.pictures import markdown_text, png_markdown, thumbnail_png
+from nexus_pipelines.pictures import png_markdown, thumbnail_png
 from nexus_pipelines.resources import NexusResource
 from nexus_query.errors import InvalidRequest
 from nexus_query.haze import ClusterSummary, HazeStore, finish_request, pending_requests, read_request
@@ -115,11 +115,10 @@ def haze_projection(context: dg.AssetExecutionContext, config: HazeConfig, nexus
 
 
 def _cluster_table(clusters: list[ClusterSummary]) -> str:
-    """Each cluster's keywords and size. Keywords are words at least ``MIN_TEXTS_PER_WORD`` texts of the
-    space hold (``clusters.py``): the space's vocabulary, never a word only one document said, so they may
-    stay in Dagster's event log after an erasure."""
-    rows = [f"| {c.cluster} | {markdown_text(', '.join(c.keywords) or '-')} | {c.size} |" for c in clusters[:40]]
-    return "\n".join(["| cluster | keywords | points |", "|---:|---|---:|", *rows]) if rows else "no clusters"
+    """Cluster sizes only: keywords are words of the documents, and Dagster's event log keeps no document
+    text (an erasure could not reach it there); they are on the map behind ``html_map_url``."""
+    rows = [f"| {c.cluster} | {c.size} |" for c in clusters[:40]]
+    return "\n".join(["| cluster | points |", "|---:|---:|", *rows]) if rows else "no clusters"
 
 
 haze_job = space_job("haze_space", [haze_projection],

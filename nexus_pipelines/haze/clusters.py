@@ -68,8 +68,7 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
 
 CORPUS_WIDE_SHARE = 0.6  # a word found in more than this share of the clusters (and in 3+) labels none
 # A word labels a cluster only when this many texts hold it: labels are the space's vocabulary, never a word
-# that one document alone said (a name, an order number), so they may be shown in Dagster's event log,
-# which an erasure cannot reach.
+# that one text alone said (a name, an order number) printed over a region of the map.
 MIN_TEXTS_PER_WORD = 3
 
 
