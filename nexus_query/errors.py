@@ -23,6 +23,14 @@ class InvalidRequest(NexusError):
     status = 400
 
 
+class ConflictingReadings(InvalidRequest):
+    """KPI readings that are each valid but contradict each other (the same reading twice, one metric in two
+    units): no schema can say so, so it is a conflict, not a malformed request."""
+
+    code = "nexus.conflicting_readings"
+    status = 409
+
+
 class InvalidId(InvalidRequest):
     code = "nexus.invalid_id"
 

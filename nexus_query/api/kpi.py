@@ -5,28 +5,38 @@ refreshed the space's facts from the batch."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 
 from nexus_query.api.auth import caller
-from nexus_query.api.models import IngestAccepted, strict
+from nexus_query.api.models import ID_REGEX, IngestAccepted, strict
 from nexus_query.context import RequestContext
+from nexus_query.kpi.catalogue import METRIC_NAME
 from nexus_query.kpi.landing import request_measurements
 from nexus_query.routing import RoutingRegistry
 
 MAX_READINGS = 50_000  # per request: about a month of one metric's minutes
 
 
+# pydantic writes key patterns as patternProperties, which still allow any other key: propertyNames says it
+Dimensions = Annotated[dict[Annotated[str, StringConstraints(pattern=ID_REGEX)], str], WithJsonSchema(
+    {"type": "object", "maxProperties": 8, "propertyNames": {"pattern": ID_REGEX},
+     "additionalProperties": {"type": "string"}})]
+
+
 class Reading(BaseModel):
     model_config = strict()
 
-    metric: str = Field(min_length=1, max_length=128, description="the metric's name, as the catalogue lists it")
-    timestamp: str = Field(min_length=1, max_length=64, description="ISO 8601; without an offset it is UTC")
+    metric: str = Field(pattern=f"^{METRIC_NAME.pattern}$",
+                        description="the metric's name, as the catalogue lists it")
+    timestamp: datetime = Field(strict=False, description="ISO 8601 date-time; without an offset it is UTC")
     value: float
     unit: str | None = Field(None, max_length=32)
-    dimensions: dict[str, str] | None = Field(None, max_length=8, description="e.g. {\"region\": \"eu\"}")
+    dimensions: Dimensions | None = Field(None, max_length=8,
+                                          description="e.g. {\"region\": \"eu\"}; names: the id rule")
 
 
 class MeasurementsRequest(BaseModel):
@@ -44,7 +54,7 @@ def kpi_router(current: Callable[[], RoutingRegistry], space_id_param: Any = Non
                  summary="Add KPI measurements to a space (its facts refresh in the background)")
     def post_measurements(body: MeasurementsRequest = Body(), space_id: str = space_id_param,
                           ctx: RequestContext = Depends(caller)) -> dict[str, str]:
-        readings = [r.model_dump(exclude_none=True) for r in body.readings]
+        readings = [{**r.model_dump(exclude_none=True), "timestamp": r.timestamp.isoformat()} for r in body.readings]
         task = request_measurements(ctx, space_id, readings, registry=current())
         return {"task_id": task.task_id}
 

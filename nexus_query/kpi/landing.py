@@ -22,7 +22,7 @@ import polars as pl
 import yaml
 
 from nexus_query.context import RequestContext
-from nexus_query.errors import InvalidRequest
+from nexus_query.errors import ConflictingReadings, InvalidRequest
 from nexus_query.kpi.catalogue import Catalogue
 from nexus_query.kpi.source import CORE_COLUMNS, kpi_folder, normalize, row_name
 from nexus_query.landing import LandingZone, Task, landing_zone, now_iso
@@ -51,7 +51,7 @@ def check_no_duplicates(frame: pl.DataFrame, source: str) -> None:
         first = repeated.row(0, named=True)
         same = [pl.col(k).is_null() if first[k] is None else pl.col(k) == first[k] for k in keys]
         again = repeated.filter(pl.all_horizontal(same)).row(1, named=True)
-        raise InvalidRequest(f"{source}, {row_name(source, again['_row'])}: a second reading of "
+        raise ConflictingReadings(f"{source}, {row_name(source, again['_row'])}: a second reading of "
                              f"{first['metric']!r} at {first['timestamp'].isoformat()} (the first is on "
                              f"{row_name(source, first['_row'])})", path=source)
 

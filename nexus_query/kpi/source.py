@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from nexus_query.context import validate_id
-from nexus_query.errors import InvalidRequest
+from nexus_query.errors import ConflictingReadings, InvalidRequest
 from nexus_query.kpi.catalogue import Catalogue, validate_metric_name
 from nexus_query.paths import TenantFiles
 
@@ -173,7 +173,7 @@ def split_series(frame: pl.DataFrame) -> list[Series]:
         per_instant = group.group_by("timestamp").agg(pl.col("value").mean()).sort("timestamp")
         units = [u for u in group.get_column("unit").unique().to_list() if u]
         if len(units) > 1:
-            raise InvalidRequest(f"metric {keys[0]!r} has readings in several units {sorted(units)}",
+            raise ConflictingReadings(f"metric {keys[0]!r} has readings in several units {sorted(units)}",
                                  metric=keys[0])
         found.append(Series(
             metric=keys[0],
