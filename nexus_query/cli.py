@@ -431,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     if not args.verbose:
         quiet_libraries()
+    else:  # the model's loading bar and the libraries' notes come back
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info")
     if "key" in vars(args) and args.key is None and args.func is not cmd_keys_hash:
         print(f"error: no API key: pass --key or set {KEY_ENV_VAR}", file=sys.stderr)
         return 2
