@@ -112,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--k", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true", help="two conversations, three questions each")
     args = parser.parse_args()
     os.environ.setdefault("NEXUS_HOME", tempfile.mkdtemp(prefix="nexus-fusion-cv-"))
 
@@ -122,6 +123,8 @@ def main() -> None:
     from nexus_query.store import SpaceStore
 
     conversations = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(args.data.glob("conv_*.json"))]
+    if args.smoke:  # folds need two conversations at least
+        conversations = [{**c, "questions": c["questions"][:3]} for c in conversations[:2]]
     provider, store, ctx = get_provider(), SpaceStore(), RequestContext("acme")
     build(conversations, provider)
     grid = [Setting("score", lift=x) for x in LIFTS] + [Setting("rank", weight=w, rrf_k=k)

@@ -64,7 +64,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--turns", type=int, default=600)
+    parser.add_argument("--smoke", action="store_true", help="60 turns: proves the bench runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.turns = 60
     sessions, turns = export_of(args.data, args.turns)
     with tempfile.TemporaryDirectory(prefix="nexus-import-speed-") as scratch:
         root = Path(scratch)

@@ -46,7 +46,10 @@ async def measure(rounds: int, env: dict[str, str]) -> tuple[float, float, list[
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="one warm round: proves the bench runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds = 1
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CONFIG", "DAGSTER_HOME")}
         env |= {"NEXUS_HOME": home, "NEXUS_API_KEY": "acme-demo-key", "HF_HUB_OFFLINE": "1",
