@@ -78,6 +78,7 @@ def test_materializing_a_partition_stores_a_map_and_shows_it_in_the_metadata(top
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {"points_match_rows", "snapshot_readable"} and all(c.passed for c in checks.values())
     assert checks["points_match_rows"].metadata["points"].value == 100
+    assert {c.partition for c in checks.values()} == {PARTITION}  # each space's map checked as that space
 
 
 def test_haze_checks_read_the_stores_and_fail_on_a_broken_snapshot(topics_space):

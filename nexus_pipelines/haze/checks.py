@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_pipelines.partitions import tenant_spaces
 from nexus_query.haze import HazeStore
 from nexus_query.store import SpaceTable
 
@@ -14,10 +15,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def check_specs() -> list[dg.AssetCheckSpec]:
+    """Partitioned like the asset: each result belongs to the space whose map it checked."""
     return [
-        dg.AssetCheckSpec(POINTS_CHECK, asset="haze_projection",
+        dg.AssetCheckSpec(POINTS_CHECK, asset="haze_projection", partitions_def=tenant_spaces,
                           description="the latest map has one point per row of the table version it maps"),
-        dg.AssetCheckSpec(READABLE_CHECK, asset="haze_projection",
+        dg.AssetCheckSpec(READABLE_CHECK, asset="haze_projection", partitions_def=tenant_spaces,
                           description="the latest snapshot's description, points, picture and HTML map open"),
     ]
 
