@@ -12,8 +12,9 @@ def test_demo_ingests_every_space_and_shows_facts_map_artifact_and_hits(nexus_ho
     out = capsys.readouterr().out
     assert "acme/main:" in out and "globex/main:" in out and "global:" in out
     acme_part = out.split("query: 'how do I return a tent?'")[1].split("Nexus(")[0]
-    first_hit = acme_part.strip().splitlines()[2]
-    assert "return" in first_hit.lower() and "tent" in first_hit.lower()
+    first_hit, second_hit = acme_part.strip().splitlines()[2:4]
+    # the tent-return chat (its turns open with speaker, date and title) or the returns policy
+    assert "tent" in first_hit.lower() and "return" in (first_hit + second_hit).lower()
     assert "p95 latency of checkout rose 19.7%" in out  # the step injected into the example measurements
     map_html = Path(re.search(r"open (\S+map\.html)", out).group(1))
     assert map_html.is_file() and str(map_html).startswith(str(nexus_home))

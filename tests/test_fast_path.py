@@ -89,7 +89,8 @@ def test_sensors_start_no_run_for_a_batch_someone_holds(nexus_home):
 def test_the_erasure_sensor_leaves_a_claimed_request_to_its_holder_and_takes_it_once_the_claim_is_gone(nexus_home):
     claims = Claims(landing_zone(ACME).files)
     claim = claims.acquire("e" * 32, new_owner("erase"))
-    request_erasure(ACME, "notes", "sources", ["note.md"], task_id=claim.request_id)  # as `nexus erase --wait`
+    landing_zone(ACME).land_batch("notes", [{"type": "text", "id": "note-md", "content": "a note to erase"}])
+    request_erasure(ACME, "notes", "doc_ids", ["note-md"], task_id=claim.request_id)  # as `nexus erase --wait`
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"nexus": NexusResource()})
         assert erasure_request_sensor(context).run_requests == []

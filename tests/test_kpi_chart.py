@@ -7,7 +7,8 @@ from datetime import timedelta
 from matplotlib.dates import num2date
 
 from nexus_pipelines.kpi.chart import COLORS, chart_figure, charts_metadata
-from nexus_pipelines.pictures import markdown_text
+from nexus_pipelines.pictures import PictureLinks, markdown_text
+from nexus_query.config import default_config
 from nexus_query.context import RequestContext
 from nexus_query.kpi import MetricSpec, analyse_series
 from nexus_query.paths import TenantFiles
@@ -48,5 +49,6 @@ def test_tenant_text_in_the_dagster_markdown_is_escaped(nexus_home):
     assert report.series.key == key
     acme = RequestContext("acme")
     files = TenantFiles.for_tenant(RoutingRegistry.default().blob_route(acme), acme)
-    md = charts_metadata(files, "main", [report])["charts"].value
+    links = PictureLinks(default_config(), "dev", "acme", "default")
+    md = charts_metadata(files, links, "main", [report])["charts"].value
     assert "[a](http://x)" not in md and r"\[a\](http://x)" in md

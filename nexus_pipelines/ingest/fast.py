@@ -276,5 +276,6 @@ def server_fast_lane() -> ServerFastLane | None:
     ``dagster dev`` uses); None without one, so every write still shows in Dagster."""
     if not os.environ.get("DAGSTER_HOME"):
         return None
+    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)  # as `dagster dev` and the --wait commands do
     return ServerFastLane(dg.DagsterInstance.get())
 
