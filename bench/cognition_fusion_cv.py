@@ -32,7 +32,9 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "conversations"
+from bench.cognition_recall import DATA as DEFAULT_DATA  # noqa: E402
+from bench.cognition_recall import canonical_sessions  # noqa: E402
+
 LIFTS = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5]
 RRF_WEIGHTS = [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 RRF_KS = [10, 60]
@@ -51,15 +53,8 @@ class Setting:
         return f"score, lift {self.lift}" if self.kind == "score" else f"rank, w_text {self.weight}, k {self.rrf_k}"
 
 
-def canonical_sessions(conversation: dict) -> list[dict]:
-    """One canonical conversation per session, as ``bench/cognition_recall.py`` imports them: dated by
-    the session, each turn a message named after its speaker."""
-    title = "Chat between {} and {}".format(*conversation["speakers"][:2])
-    return [{"conversation_id": f"{conversation['conversation_id']}-{session['session_id']}",
-             "title": title, "created_at": session["date"],
-             "messages": [{"message_id": t["id"], "role": "user", "name": t["speaker"],
-                           "blocks": [{"index": 0, "text": t["text"]}]} for t in session["turns"]]}
-            for session in conversation["sessions"]]
+def canonical_sessions_of(conversation: dict) -> list[dict]:
+    return canonical_sessions(conversation["conversation_id"], conversation["speakers"], conversation["sessions"])
 
 
 def build(conversations: list[dict], provider) -> None:
@@ -77,7 +72,7 @@ def build(conversations: list[dict], provider) -> None:
     chunker = Chunker.for_provider(provider)
     for conversation in conversations:
         space_id = conversation["conversation_id"]
-        data = json.dumps(canonical_sessions(conversation)).encode()
+        data = json.dumps(canonical_sessions_of(conversation)).encode()
         import_export(zone.files, space_id, f"{space_id}.json", data)
         reader = LandingReader(zone, space_id)
         records = [r for batch in chunk_batches(reader.batches(), chunker, ChunkStats()) for r in chunk_records(batch)]

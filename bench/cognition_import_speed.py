@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.cognition_fusion_cv import DEFAULT_DATA, canonical_sessions  # noqa: E402
+from bench.cognition_fusion_cv import DEFAULT_DATA, canonical_sessions_of  # noqa: E402
 
 KEY = "acme-demo-key"  # the demo tenant's key in the default config
 SPACE = "import-speed"
@@ -41,7 +41,7 @@ def export_of(folder: Path, turns: int) -> tuple[list[dict], int]:
     """Canonical conversations (one per session) from the set's first sessions, ``turns`` turns or more."""
     sessions, count = [], 0
     for path in sorted(folder.glob("conv_*.json")):
-        for session in canonical_sessions(json.loads(path.read_text(encoding="utf-8"))):
+        for session in canonical_sessions_of(json.loads(path.read_text(encoding="utf-8"))):
             if count >= turns:
                 return sessions, count
             sessions.append(session)

@@ -132,15 +132,20 @@ def turn_text(turn: dict[str, Any], indexed: TurnText) -> str:
     return f"{turn['speaker']}: {turn['text']}" if indexed == "speaker" else turn["text"]
 
 
+def canonical_sessions(cid: str, speakers: Sequence[str], sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One canonical conversation per session of a set conversation: dated by the session, each turn a
+    message named after its speaker (what every cognition bench imports)."""
+    title = f"Chat between {speakers[0]} and {speakers[1]}"
+    return [{"conversation_id": f"{cid}-{s['session_id']}", "title": title, "created_at": s["date"],
+             "source_format": "canonical",
+             "messages": [{"message_id": t["id"], "role": "user", "name": t["speaker"],
+                           "blocks": [{"index": 0, "text": t["text"]}]} for t in s["turns"]]}
+            for s in sessions]
+
+
 def canonical_export(conversation: Conversation) -> dict[str, Any]:
-    """The conversation as one canonical export: one canonical conversation per session."""
-    title = f"Chat between {conversation.speakers[0]} and {conversation.speakers[1]}"
-    return {"conversations": [
-        {"conversation_id": f"{conversation.cid}-{s['session_id']}", "title": title, "created_at": s["date"],
-         "source_format": "canonical",
-         "messages": [{"message_id": t["id"], "role": "user", "name": t["speaker"],
-                       "blocks": [{"index": 0, "text": t["text"]}]} for t in s["turns"]]}
-        for s in conversation.sessions]}
+    """The conversation as one canonical export."""
+    return {"conversations": canonical_sessions(conversation.cid, conversation.speakers, conversation.sessions)}
 
 
 def import_all(conversations: Sequence[Conversation], exports: Path) -> list[float]:

@@ -12,16 +12,20 @@ Waiters follow the request's task (``nexus_query.landing``), which is the outcom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 
 from nexus_query.context import validate_id
 from nexus_query.paths import TenantFiles
+
+CLAIM_POLL_SECONDS = 0.2  # how often a waiter looks whether a claim was let go
 
 LEASE_SECONDS = 30.0  # a holder renews every third of this; a dead holder's claim is free this long after
 CLAIMS_DIR = "claims"
@@ -121,3 +125,29 @@ class Holding:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def claimed(files: TenantFiles, request_id: str | None = None, role: str = "wait",
+            wait: float = 0.0) -> Iterator[Holding]:
+    """Hold a claim on ``request_id`` (a fresh id when None: claim it before landing anything under it)
+    for the ``with`` block. While someone else holds it, wait up to ``wait`` seconds for them to finish
+    (or their lease to lapse); ``ClaimHeld`` after that."""
+    claims = Claims(files)
+    request_id = request_id or uuid.uuid4().hex
+    owner = new_owner(role)
+    deadline = time.monotonic() + wait
+    while (claim := claims.acquire(request_id, owner)) is None:
+        if time.monotonic() >= deadline:
+            raise ClaimHeld(request_id)
+        time.sleep(CLAIM_POLL_SECONDS)
+    with claims.hold(claim) as holding:
+        yield holding
+
+
+class ClaimHeld(Exception):
+    """Someone else holds the request's claim and did not let go in time."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} is held by another runner")
+        self.request_id = request_id

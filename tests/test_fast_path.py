@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from nexus_pipelines.erasure.assets import erasure_request_sensor
-from nexus_pipelines.ingest.fast import ClaimHeld, claimed, land_and_wait
+from nexus_pipelines.ingest.fast import land_and_wait
 from nexus_pipelines.ingest.requests import (
     files_claim_id,
     files_request,
@@ -28,7 +28,7 @@ from nexus_pipelines.ingest.requests import (
 from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
-from nexus_query.claims import Claims, new_owner
+from nexus_query.claims import ClaimHeld, Claims, claimed, new_owner
 from nexus_query.erasure import request_erasure
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
@@ -67,11 +67,11 @@ def test_a_second_claimant_waits_for_the_holder_to_finish_or_gives_up_after_its_
     claims = Claims(zone.files)
     first = claims.acquire("files-import", new_owner("import"))
     with pytest.raises(ClaimHeld):
-        with claimed(zone, "files-import", role="import"):
+        with claimed(zone.files, "files-import", role="import"):
             pass
     releaser = threading.Timer(0.5, claims.release, [first])
     releaser.start()
-    with claimed(zone, "files-import", role="import", wait=60) as holding:
+    with claimed(zone.files, "files-import", role="import", wait=60) as holding:
         assert holding.claim.generation == 2  # taken only once the first holder let go
     releaser.join()
 

@@ -25,12 +25,10 @@ landed themselves under a claim).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,7 +47,7 @@ from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_pipelines.resources import NexusResource
-from nexus_query.claims import Claims, Holding, new_owner
+from nexus_query.claims import Claims, Holding, claimed, new_owner
 from nexus_query.context import RequestContext
 from nexus_query.errors import NexusError
 from nexus_query.landing import LandingZone, Task, landing_zone
@@ -58,7 +56,6 @@ from nexus_query.store.filters import sql_string
 
 FAST_MAX_ITEMS = 64  # batches up to this many items are ingested in process; larger ones by a pipeline run
 FAST_MAX_CHARS = 400_000  # ... and up to this much text
-CLAIM_POLL_SECONDS = 0.2
 IMPORT_CLAIM_WAIT_SECONDS = 900.0  # how long a --wait import waits for another importer of the space
 log = logging.getLogger(__name__)
 
@@ -79,32 +76,6 @@ class Landed:
         return self.task.status == "succeeded"
 
 
-@contextlib.contextmanager
-def claimed(zone: LandingZone, request_id: str | None = None, role: str = "wait",
-            wait: float = 0.0) -> Iterator[Holding]:
-    """Hold a claim on ``request_id`` (a fresh id when None: claim it before landing anything under it)
-    for the ``with`` block. While someone else holds it, wait up to ``wait`` seconds for them to finish
-    (or their lease to lapse); ``ClaimHeld`` after that."""
-    claims = Claims(zone.files)
-    request_id = request_id or uuid.uuid4().hex
-    owner = new_owner(role)
-    deadline = time.monotonic() + wait
-    while (claim := claims.acquire(request_id, owner)) is None:
-        if time.monotonic() >= deadline:
-            raise ClaimHeld(request_id)
-        time.sleep(CLAIM_POLL_SECONDS)
-    with claims.hold(claim) as holding:
-        yield holding
-
-
-class ClaimHeld(Exception):
-    """Someone else holds the request's claim and did not let go in time."""
-
-    def __init__(self, request_id: str) -> None:
-        super().__init__(f"request {request_id} is held by another runner")
-        self.request_id = request_id
-
-
 def land_and_wait(ctx: RequestContext, space_id: str, items: Sequence[Mapping[str, Any]] = (), *,
                   land: Callable[[str], Task] | None = None, registry: RoutingRegistry | None = None,
                   instance: dg.DagsterInstance | None = None, progress: bool = False) -> Landed:
@@ -119,7 +90,7 @@ def land_and_wait(ctx: RequestContext, space_id: str, items: Sequence[Mapping[st
     larger ones run the space's pipeline here. Bad items raise as ``LandingZone.land_batch`` does,
     before anything is stored."""
     zone = landing_zone(ctx, registry)
-    with claimed(zone) as holding:
+    with claimed(zone.files) as holding:
         batch_id = holding.claim.request_id
         task = land(batch_id) if land is not None else zone.land_batch(space_id, items, batch_id=batch_id)
         return ingest_claimed(ctx, space_id, task.task_id, holding, registry=registry, instance=instance,
@@ -228,7 +199,7 @@ def import_and_wait(ctx: RequestContext, space_id: str, land: Any, *, registry: 
     space's dropped files are claimed first, so the sensors start no run for them meanwhile (a second
     ``--wait`` import into the same space waits for the first to finish)."""
     zone = landing_zone(ctx, registry)
-    with claimed(zone, files_claim_id(space_id), role="import", wait=IMPORT_CLAIM_WAIT_SECONDS) as holding:
+    with claimed(zone.files, files_claim_id(space_id), role="import", wait=IMPORT_CLAIM_WAIT_SECONDS) as holding:
         receipt = land()
         return receipt, ingest_claimed(ctx, space_id, receipt.task_id, holding, registry=registry,
                                        instance=instance, exports=[receipt.landed])

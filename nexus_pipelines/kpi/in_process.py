@@ -9,8 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from nexus_pipelines.common.in_process import asset_metadata, first_step_error
-from nexus_pipelines.ingest.run_in_process import QUIET
+from nexus_pipelines.common.in_process import QUIET, asset_metadata, first_step_error
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 
 

@@ -51,25 +51,19 @@ def cmd_erase(args: argparse.Namespace) -> int:
             print(json.dumps({"task_id": task.task_id, "space_id": task.space_id, "status": task.status}))
         return 0
     try:
-        from nexus_pipelines.erasure.inprocess import erase_in_process
-        from nexus_pipelines.ingest.fast import claimed
+        from nexus_pipelines.erasure.inprocess import claim_and_erase, erase_in_process
     except ImportError:
         raise SystemExit("nexus erase --wait needs the pipelines extra: pip install 'nexus[pipelines]'") from None
     if args.all_spaces:  # one request per space, unclaimed: a running daemon may take one of them first
         receipts = [erase_in_process(ctx, task.space_id, task.task_id) for task in tasks]
         print(json.dumps(receipts, indent=2, default=str))
         return 0
-    from nexus_query.landing import landing_zone
-
-    # Claimed before the request is written: a running daemon's erasure sensor leaves it to this command.
-    with claimed(landing_zone(ctx, registry), role="erase") as holding:
-        try:
-            task = request_erasure(ctx, args.space, scope, names, reason=args.reason, registry=registry,
-                                   allow_none=args.allow_none, task_id=holding.claim.request_id)
-        except NothingToErase as exc:
-            print(error_line(exc), file=sys.stderr)
-            return 1
-        receipt = erase_in_process(ctx, args.space, task.task_id)
+    try:
+        receipt = claim_and_erase(ctx, args.space, scope, names, reason=args.reason, allow_none=args.allow_none,
+                                  registry=registry)
+    except NothingToErase as exc:
+        print(error_line(exc), file=sys.stderr)
+        return 1
     print(json.dumps(receipt, indent=2, default=str))
     return 0
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nexus_query.context import RequestContext
+from nexus_query.erasure.model import Scope
 from nexus_query.errors import MissingExtra
 from nexus_query.landing import Task, landing_zone
 from nexus_query.routing import RoutingRegistry
@@ -83,11 +84,12 @@ def ingest_and_wait(ctx: RequestContext, registry: RoutingRegistry, space_id: st
     return landing_zone(ctx, registry).read_task(landed[0].task_id)
 
 
-def erase_and_wait(ctx: RequestContext, space_id: str, task_id: str) -> dict[str, Any]:
-    """Run the accepted erasure ``task_id`` now; its receipt."""
+def erase_and_wait(ctx: RequestContext, registry: RoutingRegistry, space_id: str, scope: Scope,
+                   names: Sequence[str], reason: str | None) -> dict[str, Any]:
+    """Accept and run an erasure now, claimed as ``nexus erase --wait`` does; its receipt."""
     try:
-        from nexus_pipelines.erasure.inprocess import erase_in_process
+        from nexus_pipelines.erasure.inprocess import claim_and_erase
     except ImportError:
         raise _pipelines_needed("nexus_forget") from None
     with _space_lock(ctx, space_id):
-        return erase_in_process(ctx, space_id, task_id)
+        return claim_and_erase(ctx, space_id, scope, names, reason=reason, registry=registry)

@@ -173,14 +173,15 @@ def forget(caller: Caller, space_id: str, *, sources: Sequence[str] | None, doc_
         raise ValidationFailed("give exactly one of sources or doc_ids", field="sources" if sources else "doc_ids")
     scope: Scope = "sources" if sources is not None else "doc_ids"
     names = list(sources if sources is not None else doc_ids or [])
-    task = request_erasure(caller.ctx, space_id, scope, names, reason=reason, registry=caller.registry)
     if not wait:
+        task = request_erasure(caller.ctx, space_id, scope, names, reason=reason, registry=caller.registry)
         return Answer(f"Erasure accepted as task {task.task_id}; the pipeline runs it.",
                       ForgetOut(space_id=space_id, task_id=task.task_id, status=task.status))
-    receipt = pipelines.erase_and_wait(caller.ctx, space_id, task.task_id)
+    receipt = pipelines.erase_and_wait(caller.ctx, caller.registry, space_id, scope, names, reason)
+    task_id = str(receipt["task_id"])
     counts = ", ".join(f"{k} {v}" for k, v in receipt.items() if isinstance(v, int) and not isinstance(v, bool))
-    return Answer(f"Erased from space {space_id!r} (task {task.task_id}), verified: {counts}.",
-                  ForgetOut(space_id=space_id, task_id=task.task_id, status="succeeded", receipt=receipt))
+    return Answer(f"Erased from space {space_id!r} (task {task_id}), verified: {counts}.",
+                  ForgetOut(space_id=space_id, task_id=task_id, status="succeeded", receipt=receipt))
 
 
 def spaces(caller: Caller) -> Answer:
