@@ -7,6 +7,7 @@ Tenant files (landing zone, blobs, intermediate data, artifacts):
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -109,16 +110,14 @@ def write_atomic(fs: Any, target: str, data: bytes, *, local: bool) -> str:
     return target
 
 
-def _process_umask() -> int:
+@functools.cache
+def file_mode() -> int:
+    """mkstemp creates 0600 files; stored files get the mode any other file of this process would (0644
+    under the usual umask), so the group serving a data root (a web server, `nexus serve` as another user)
+    can read them. Secrets (cursor keys) set their own mode. Read once, on the first write."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
-
-
-# mkstemp creates 0600 files; stored files get the mode any other file of this process would (0644 under
-# the usual umask), so the group serving a data root (a web server, `nexus serve` as another user) can read
-# them. Secrets (cursor keys) set their own mode.
-FILE_MODE = 0o666 & ~_process_umask()
+    return 0o666 & ~mask
 
 
 def _local_temp_copy(target: str, data: bytes) -> str:
@@ -126,7 +125,7 @@ def _local_temp_copy(target: str, data: bytes) -> str:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{uuid.uuid4().hex}.")
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
