@@ -4,7 +4,10 @@ NEXUS_API_KEY) and over streamable HTTP on loopback (a Bearer key on every reque
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +21,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+from nexus_query.cli import main
 from nexus_query.cognition import agent_rules
 from nexus_query.context import RequestContext
 from nexus_query.store import SpaceStore
@@ -28,6 +32,7 @@ from tests.helpers import (
     GLOBEX_DOCS,
     GLOBEX_KEY,
     INITECH_KEY,
+    REPO,
     copy_home,
     free_port,
     ingest_fixture,
@@ -304,3 +309,74 @@ def test_http_serves_each_key_its_own_tenant_on_one_server(http_server):
     assert {h["source"] for h in theirs.structuredContent["hits"]} == set(GLOBEX_DOCS)
     missing = over_http(http_server, INITECH_KEY, lambda s: call(s, "nexus_find", query="vault"))
     assert error_code(missing) == "nexus_store.missing_route"
+
+
+def test_http_serves_a_key_created_while_it_runs_without_a_restart(http_server, capsys):
+    """The config is re-read when it changes: a tenant and key added by command reach the running server."""
+    assert main(["tenants", "add", "umbrella"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "create", "--tenant", "umbrella"]) == 0
+    key = capsys.readouterr().out.strip()
+
+    async def umbrella(s: ClientSession):
+        return await call(s, "nexus_spaces"), await call(s, "nexus_find", query="tent", space="main")
+
+    spaces, find = over_http(http_server, key, umbrella)
+    assert not spaces.isError, text(spaces)
+    assert "main" not in [s["space_id"] for s in spaces.structuredContent["spaces"]]  # acme's main is not its own
+    assert error_code(find) == "nexus.space_not_found"
+
+
+DOCUMENTED_CONFIG = re.compile(r"```json\n(\{\"mcpServers\".*?)```", re.S)
+DOCUMENTED_HTTP_COMMAND = re.compile(r"^(\.venv/bin/nexus mcp --transport http[^#\n]*)", re.M)
+PLACEHOLDER_NEXUS = "/path/to/nexus/.venv/bin/nexus"
+
+
+def documented(page: Path) -> tuple[dict[str, Any], list[str]]:
+    """The ready `mcpServers` configuration a page gives, and its command line for the HTTP server."""
+    page_text = page.read_text()
+    (config,) = DOCUMENTED_CONFIG.findall(page_text)
+    (command,) = DOCUMENTED_HTTP_COMMAND.findall(page_text)
+    return json.loads(config)["mcpServers"], shlex.split(command)
+
+
+@pytest.mark.slow
+def test_the_documented_mcp_servers_configuration_serves_both_transports(home):
+    """What README and docs/agents.md tell a user to paste works as written: the stdio entry's command, args and
+    env start a server an assistant can use, and the remote entry's url and headers reach the documented HTTP
+    command (placeholders: the checkout's path, this test's data root, a free port for 8765)."""
+    servers, command = documented(REPO / "README.md")
+    assert documented(REPO / "docs" / "agents.md") == (servers, command)
+    local, remote = servers["nexus"], servers["nexus-remote"]
+    assert local["command"] == PLACEHOLDER_NEXUS and remote["type"] == "http"
+    assert command[0] == ".venv/bin/nexus" and remote["url"] == f"http://127.0.0.1:{command[-1]}/mcp"
+    base = {k: v for k, v in os.environ.items() if k not in ("NEXUS_API_KEY", "NEXUS_HOME")}
+
+    async def journey(s: ClientSession):
+        return {t.name for t in (await s.list_tools()).tools}, await call(s, "nexus_find", query="tent", top_k=3)
+
+    async def over_stdio():
+        env = base | local["env"] | {"NEXUS_HOME": str(home)}
+        params = StdioServerParameters(command=NEXUS, args=local["args"], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            return await journey(s)
+
+    port = free_port()
+    proc = subprocess.Popen([NEXUS, *command[1:-1], str(port)], env=base | {"NEXUS_HOME": str(home)})
+    try:
+        wait_for_port(port, proc)
+
+        async def over_remote():
+            url = remote["url"].replace(f":{command[-1]}/", f":{port}/")
+            async with httpx.AsyncClient(headers=remote["headers"], timeout=120) as http, \
+                    streamable_http_client(url, http_client=http) as (read, write, _), ClientSession(read, write) as s:
+                await s.initialize()
+                return await journey(s)
+
+        answers = [asyncio.run(over_stdio()), asyncio.run(over_remote())]
+    finally:
+        stop(proc)
+    for tools, found in answers:
+        assert tools == TOOLS
+        assert not found.isError and set(ACME_DOCS) >= {h["source"] for h in found.structuredContent["hits"]} != set()
