@@ -15,8 +15,11 @@ export TRANSFORMERS_OFFLINE := 1
 demo: $(VENV)/.installed-app $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m nexus_pipelines.demo
 
+# Two test processes (pytest-xdist), one test file each at a time: a file's servers start once, and the
+# Dagster runs, servers and model of one file use the core the other leaves idle. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev chromium postgresql
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The inner loop: everything but the tests that start servers or processes (CI runs `make test`).
 test-fast: $(VENV)/.installed-dev

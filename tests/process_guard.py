@@ -113,7 +113,15 @@ def describe(proc: psutil.Process) -> str:
 _token_key = pytest.StashKey[str]()
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """Under pytest-xdist the controller runs no test: each worker guards the processes it starts, and the
+    controller's own children are the workers themselves."""
+    return config.pluginmanager.hasplugin("dsession")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_xdist_controller(session.config):
+        return
     token = uuid.uuid4().hex
     session.config.stash[_token_key] = token
     os.environ[SESSION_MARKER] = token  # a nested pytest run marks its own processes with its own token
