@@ -19,9 +19,10 @@ through the CLI exactly as a user would, ``nexus kpi facts FILE --history``, and
   compared values are not the aggregation of the readings in the windows it names, or whose percentages do not
   follow from them.
 
-``--folds`` chooses the worker's calibration (``nexus_query.kpi.stats.Calibration``: the false-alarm budget
-and how long an episode lasts) by cross-validation over the data's folders: for each folder in turn, the grid
-point with the best F1 of precision and recall on the other folders (among those with no claim on
+``--folds`` chooses the worker's calibration (``nexus_query.kpi.stats.Calibration``: the false-alarm budget,
+how long an episode lasts and the CUSUM drift and threshold of shift episodes, or none) by cross-validation
+over the data's folders: for each folder in turn, the grid point with the best F1 of precision and recall on
+the other folders (among those with no claim on
 ``artificialNoAnomaly`` and at most ``MAX_CLAIMS_PER_DAY``) is scored on the held-out folder. It prints each
 fold, the pooled held-out result (every series scored once, by the setting chosen without it) and the
 setting chosen on all folders (the code's default). It runs the worker in process, the same code as the CLI.
@@ -35,9 +36,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
 # ---- cross-validation over the folders ------------------------------------------------------------------
 
 BUDGETS = (0.01, 0.02, 0.05, 0.15, 0.5, 1.0, 2.0, 4.0, 8.0)  # false episodes a series-month
-GRID = tuple(Calibration(false_alarms_per_month=b, continue_p=p) for b in BUDGETS for p in (0.05, 0.2))
+SHIFTS = ((1.0, 9.0), (1.0, 13.0), (1.5, 9.0))  # CUSUM (drift, threshold) of the shift episodes
+GRID = tuple([Calibration(false_alarms_per_month=b, continue_p=p) for b in BUDGETS for p in (0.05, 0.2)]
+             + [Calibration(false_alarms_per_month=b, shift_drift=k, shift_threshold=h)
+                for b in BUDGETS for k, h in SHIFTS])
 MAX_CLAIMS_PER_DAY = 0.5
 
 
@@ -310,16 +316,20 @@ def choose(by_setting: dict[Calibration, list[SeriesScore]], names: set[str]) ->
     for setting, scores in by_setting.items():
         train = [s for s in scores if s.name in names]
         ranked.append((not admissible(train), -f1(summarise(train)), setting.false_alarms_per_month,
-                       setting.continue_p, setting))
-    return min(ranked, key=lambda row: row[:4])[-1]
+                       setting.continue_p, -setting.shift_threshold, setting.shift_drift, setting))
+    return min(ranked, key=lambda row: row[:6])[-1]
+
+
+def score_setting(root: Path, labels: dict[str, list[list[str]]], names: list[str],
+                  setting: Calibration) -> list[SeriesScore]:
+    return [score_series(root, n, labels[n], [], facts_in_process(root / "data" / n, setting)) for n in names]
 
 
 def folds(root: Path, labels: dict[str, list[list[str]]], names: list[str], jobs: int) -> int:
-    def one(setting: Calibration) -> list[SeriesScore]:
-        return [score_series(root, n, labels[n], [], facts_in_process(root / "data" / n, setting)) for n in names]
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        by_setting = dict(zip(GRID, pool.map(one, GRID), strict=True))
+    # Processes, not threads: the worker is Python-bound, so threads would share one core.
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as pool:
+        scored = pool.map(partial(score_setting, root, labels, names), GRID)
+        by_setting = dict(zip(GRID, scored, strict=True))
     folders = sorted({n.split("/")[0] for n in names})
     held_out: list[SeriesScore] = []
     print(f"{'held-out folder':<24} {'chosen on the other three':<40} {'precision':>16} {'recall':>14} "
@@ -349,7 +359,9 @@ def folds(root: Path, labels: dict[str, list[list[str]]], names: list[str], jobs
 
 
 def describe(setting: Calibration) -> str:
-    return f"budget {setting.false_alarms_per_month:g}/month, continue p {setting.continue_p:g}"
+    shift = ("no shift" if setting.shift_threshold == float("inf")
+             else f"shift k {setting.shift_drift:g} h {setting.shift_threshold:g}")
+    return f"budget {setting.false_alarms_per_month:g}/month, continue p {setting.continue_p:g}, {shift}"
 
 
 if __name__ == "__main__":

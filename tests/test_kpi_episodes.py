@@ -124,3 +124,23 @@ def test_the_false_alarm_threshold_follows_the_windows_checked_in_a_month():
     rng = np.random.default_rng(17)
     heavy = 100 + 5 * rng.standard_t(3, 30 * 24 * READINGS_PER_HOUR)  # a month of heavy-tailed noise
     assert len(claims(facts_for_series(series(heavy), LATENCY, history=True))) <= 1
+
+
+def test_a_run_of_hours_each_inside_the_band_is_one_shift_episode_said_by_its_average():
+    spec = MetricSpec("checkout_latency_p95", label="p95 latency of checkout", unit="ms", min_change_pct=1)
+    values = noisy(hours=WEEK_OF_HOURS, seed=5)
+    values[-10 * READINGS_PER_HOUR:-2 * READINGS_PER_HOUR] += 4.5  # +2.5% for 8 hours: about 4 sigma an hour
+    facts = facts_for_series(series(values), spec, history=True)
+    (shift,) = claims(facts)
+    assert shift.type == "outside_band"
+    assert shift.episode_start == "2026-11-16T04:00:00Z"
+    assert shift.text.startswith("p95 latency of checkout ran above its usual level from 2026-11-16 04:00 UTC")
+    run = values[-10 * READINGS_PER_HOUR:].reshape(10, READINGS_PER_HOUR).mean(axis=1)
+    windows = shift.metadata["points"]["windows"]
+    assert abs(shift.metadata["numbers"]["value"] - run[:windows].mean()) <= 1e-5 * run.mean()  # 6 digits
+    assert shift.metadata["method"]["band"].startswith("CUSUM")
+    # no band episode saw it: without the CUSUM the same hours are silent
+    quiet = facts_for_series(series(values), spec, history=True,
+                             calibration=Calibration(shift_threshold=float("inf")))
+    assert claims(quiet) == []
+

@@ -15,6 +15,7 @@ from nexus_query.kpi.stats import percent_change
 from nexus_query.kpi.windows import DAY, duration_phrase, iso, stamp, window_of, window_start_us
 
 BAND_METHOD = "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_change_pct)"
+SHIFT_METHOD = "CUSUM of the windows' robust z: sum of (|z| - shift_drift) over a run beyond shift_threshold"
 
 
 class EpisodeFacts:
@@ -57,6 +58,8 @@ class EpisodeFacts:
     def outside_band(self, e: Episode) -> Fact:
         first, last = e.verdict, e.last
         assert first is not None and last is not None
+        if e.shift:
+            return self.shift(e, first)
         _, end, duration = self.span(e)
         onset = self.first_reading_beyond(e.onset, first, e.sign)
         rising = e.sign > 0
@@ -91,6 +94,37 @@ class EpisodeFacts:
             method={"aggregation": self.j.spec.aggregation, "band": BAND_METHOD},
             assessment=self.words.assessment(rising),
             severity=self.j.severity(peak_verdict.z, peak_verdict.history, "residuals of the baseline"),
+            episode=episode, baseline=self.j.baselines.evidence(first, e.onset, r.starts_us)))
+
+    def shift(self, e: Episode, first: Verdict) -> Fact:
+        """A run of windows the CUSUM found: its average against the average expected value, and the run's
+        combined z (the sum of its windows' z over √windows)."""
+        r = self.r
+        _, end, duration = self.span(e)
+        run = [j for j in range(e.onset, e.checked + 1) if self.j.ok[j] and self.j.verdicts[j] is not None]
+        verdicts = [v for j in run if (v := self.j.verdicts[j]) is not None]
+        mean = float(np.mean(r.values[run]))
+        expected = float(np.mean([v.expected for v in verdicts]))
+        combined = float(sum(v.z for v in verdicts) / np.sqrt(len(verdicts)))
+        rising = e.sign > 0
+        onset = r.start_us(e.onset)
+        text = self.words.shift(rising=rising, onset_us=onset, end_us=end, duration=duration, windows=len(run),
+                                mean=mean, expected=expected,
+                                basis=self.words.baseline_phrase(first.baseline, first.baseline_windows))
+        peak_value = float(r.values[e.peak])
+        episode = EpisodeSummary(start=iso(onset), end=iso(end) if end is not None else None, windows=len(run),
+                                 duration=duration if end else None, peak=peak_value, peak_at=iso(r.end_us(e.peak)),
+                                 level_shift=False, record=self.is_record(e))
+        calibration = self.j.calibration
+        return self.builder.build(FactDraft(
+            kind="outside_band", checked=e.shown, onset_us=onset, text=text,
+            numbers={"value": mean, "peak": peak_value, "baseline": expected},
+            points={"windows": len(run), "baseline_windows": first.baseline_windows,
+                    "residual_history": first.history},
+            method={"aggregation": self.j.spec.aggregation, "band": SHIFT_METHOD,
+                    "shift_drift": calibration.shift_drift, "shift_threshold": calibration.shift_threshold},
+            assessment=self.words.assessment(rising),
+            severity=self.j.severity(combined, first.history, "residuals of the baseline, combined over the run"),
             episode=episode, baseline=self.j.baselines.evidence(first, e.onset, r.starts_us)))
 
     def first_reading_beyond(self, i: int, verdict: Verdict, sign: int) -> int:

@@ -21,6 +21,7 @@ from nexus_query.kpi.stats import (
     CALIBRATION,
     MIN_ALARM_Z,
     Calibration,
+    Cusum,
     Severity,
     aggregate,
     kendall_tau,
@@ -72,6 +73,7 @@ class Episode:
     verdict: Verdict | None = None  # at onset
     last: Verdict | None = None
     breach: Breach | None = None
+    shift: bool = False  # an outside_band episode opened by the CUSUM (a run of windows inside the band)
 
     @property
     def shown(self) -> int:
@@ -114,6 +116,7 @@ class Judge:
         self.rate_limit = max(1, DAY // report.window)  # windows between two change (trend) facts
         self.verdicts: list[Verdict | None] = [None] * self.n
         self.unusual = np.zeros(self.n, dtype=bool)  # windows inside an outside_band episode
+        self.cusum = Cusum(calibration.shift_drift)
 
     def lag_at(self, i: int) -> int:
         verdict = self.verdicts[i] if 0 <= i < self.n else None
@@ -159,12 +162,27 @@ class Judge:
             if verdict is not None:
                 if band is None:
                     sign = verdict.alarm()
-                    if sign and self.carried_by_one_reading(i, verdict, sign):
+                    blip = bool(sign) and self.carried_by_one_reading(i, verdict, sign)
+                    if blip:
                         sign = 0
                     if sign:
                         band = Episode("outside_band", sign, i, i, i, verdict=verdict, last=verdict)
                         episodes.append(band)
                         self.unusual[i] = True
+                        self.cusum.reset()
+                    elif not blip and self.rhythm_known(verdict):  # a blip feeds no run either
+                        band = self.shift(i, verdict)
+                        if band is not None:
+                            episodes.append(band)
+                elif band.shift:
+                    if band.sign * verdict.z > self.cusum.drift:  # the run goes on while its windows do
+                        band.checked, band.windows, band.last = i, band.windows + 1, verdict
+                        if band.sign * (self.r.values[i] - self.r.values[band.peak]) > 0:
+                            band.peak = i
+                        self.unusual[i] = True
+                    else:
+                        band.closed_at, band.last, band = i, verdict, None
+                        self.cusum.reset()
                 elif verdict.continues(band.sign):
                     band.checked, band.windows, band.last = i, band.windows + 1, verdict
                     if band.sign * (self.r.values[i] - self.r.values[band.peak]) > 0:
@@ -172,6 +190,7 @@ class Judge:
                     self.unusual[i] = True
                 else:
                     band.closed_at, band.last, band = i, verdict, None
+                    self.cusum.reset()
             sides: tuple[Side, ...] = ("above", "below")
             for side in sides:
                 flagged, episode = self.breach(i, side), breach[side]
@@ -204,6 +223,31 @@ class Judge:
         return Findings(said, episodes)
 
     # ---- per-window checks -----------------------------------------------------------------------
+
+    def rhythm_known(self, verdict: Verdict) -> bool:
+        """Whether a run of windows can be told from the daily rhythm: the window was also judged against the
+        same hour of earlier days, or the series has no daily baseline to wait for. Before that, half a day
+        above the recent level is the rhythm, not a shift."""
+        return "daily" in verdict.spreads or "daily" not in self.baselines.candidates
+
+    def shift(self, i: int, verdict: Verdict) -> Episode | None:
+        """A shift episode when the CUSUM of the windows' z's passes its threshold and the run's average moved
+        at least ``min_change_pct`` (its floor) from the average expected: it starts at the run's first window,
+        and covers the run's windows with a value."""
+        self.cusum.update(i, verdict.z)
+        sign = self.cusum.alarm(self.calibration.shift_threshold)
+        if not sign:
+            return None
+        onset = self.cusum.starts[sign]
+        run = [j for j in range(onset, i + 1) if self.ok[j] and self.verdicts[j] is not None]
+        moved = float(np.mean([self.r.values[j] - v.expected for j in run if (v := self.verdicts[j]) is not None]))
+        if sign * moved < float(np.mean([v.floor for j in run if (v := self.verdicts[j]) is not None])):
+            return None
+        peak = max(run, key=lambda j: sign * self.r.values[j])
+        self.unusual[run] = True
+        return Episode("outside_band", sign, onset, i, peak, windows=len(run), verdict=self.verdicts[onset],
+                       last=verdict, shift=True)
+
 
     def carried_by_one_reading(self, i: int, verdict: Verdict, sign: int) -> bool:
         """Whether the window is beyond the band only because of its single most extreme reading: a lone

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from statistics import NormalDist
 from typing import Any
@@ -31,10 +31,15 @@ class Calibration:
     (chosen on three, scored on the fourth), and the same for every series.
 
     ``false_alarms_per_month``: the expected false episodes a series-month (the Bonferroni budget behind the
-    alarm z); ``continue_p``: an episode lasts while its windows stay this unlikely (Laplace) on the same side."""
+    alarm z); ``continue_p``: an episode lasts while its windows stay this unlikely (Laplace) on the same side;
+    ``shift_drift`` and ``shift_threshold``: the CUSUM of robust z's that catches a run of windows each a
+    little beyond the baseline (a slow ramp, a step smaller than the band): every window adds its |z| less the
+    drift, and the run is an episode once the sum passes the threshold (``math.inf``: no shift episodes)."""
 
     false_alarms_per_month: float = 0.05
     continue_p: float = 0.05
+    shift_drift: float = 1.0
+    shift_threshold: float = 13.0
 
     @property
     def continue_z(self) -> float:
@@ -124,3 +129,39 @@ def robust_spread(values: np.ndarray) -> tuple[float, float]:
     if sigma == 0:
         sigma = MEAN_AD_TO_SIGMA * float(np.mean(deviations))
     return centre, sigma
+
+
+@dataclass
+class Cusum:
+    """A two-sided CUSUM of robust z's (Page's test): on each side, the sum of what the windows of the current
+    run exceed ``drift`` by, back to 0 when the run ends. A run opens a shift only with two windows or more
+    beyond the drift: one wild window is the band's to judge."""
+
+    drift: float
+    sums: dict[int, float] = field(default_factory=lambda: {1: 0.0, -1: 0.0})
+    starts: dict[int, int] = field(default_factory=dict)  # side → the run's first window
+    beyond: dict[int, int] = field(default_factory=lambda: {1: 0, -1: 0})  # side → windows past the drift
+
+    def update(self, i: int, z: float) -> None:
+        for side in (1, -1):
+            step = side * z - self.drift
+            total = self.sums[side] + (step if math.isfinite(step) else 0.0)
+            if total <= 0:
+                self.sums[side], self.beyond[side] = 0.0, 0
+                self.starts.pop(side, None)
+                continue
+            if self.sums[side] == 0:
+                self.starts[side] = i
+            self.sums[side] = total
+            self.beyond[side] += int(step > 0)
+
+    def alarm(self, threshold: float) -> int:
+        """+1 for a run up past ``threshold``, -1 for one down, else 0."""
+        for side in (1, -1):
+            if self.sums[side] > threshold and self.beyond[side] >= 2:
+                return side
+        return 0
+
+    def reset(self) -> None:
+        self.sums, self.beyond = {1: 0.0, -1: 0.0}, {1: 0, -1: 0}
+        self.starts.clear()

@@ -157,6 +157,17 @@ class Wording:
                 f"peaking at {self.value(peak_value)} in the {window_noun(self.window)} ending "
                 f"{stamp(peak_end_us)}, against a usual range of {usual} ({basis}){assess}.")
 
+    def shift(self, *, rising: bool, onset_us: int, end_us: int | None, duration: str, windows: int,
+              mean: float, expected: float, basis: str) -> str:
+        """A run of windows each a little beyond the baseline (the CUSUM's episode), said by its average."""
+        side = "above" if rising else "below"
+        averaged = (f"over the {windows_noun(self.window, windows)} with readings it was {self.value(mean)} on "
+                    f"average, against {self.value(expected)} expected ({basis}){self.assessment_clause(rising)}")
+        if end_us is None:
+            return f"{self.label} has run {side} its usual level since {stamp(onset_us)}: {averaged}."
+        return (f"{self.label} ran {side} its usual level from {stamp(onset_us)} to {stamp(end_us)} ({duration}): "
+                f"{averaged}.")
+
     def threshold_breach(self, *, side: Side, threshold: float, readings: int, of: int, worst: float,
                          onset_us: int, end_us: int | None, duration: str, windows: int) -> str:
         reach = "reaching" if side == "above" else "falling to"
