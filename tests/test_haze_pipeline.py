@@ -216,26 +216,39 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
     assert (moved == before).all().all()
 
 
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")  # the experiment
 def test_the_map_refresh_stays_a_sensor_while_automation_runs_would_escape_the_tenant_run_limit():
-    """Why haze_refresh_sensor is not an automation condition (docs/pipelines.md, Automation): Dagster 1.13
-    tags a run that declarative automation starts with its partition only (``dagster/partition``), not with
-    the tags its job gives each partition, so dagster.yaml's one-run-per-tenant limit would not hold for it.
+    """Why haze_refresh_sensor is not an automation condition (docs/pipelines.md, Automation): in Dagster 1.13
+    a run that declarative automation starts for an asset is tagged with its partition only, not with the
+    tags its job gives each partition, so dagster.yaml's one-run-per-tenant limit would not hold for it; and a
+    condition on the job itself is refused when the job has partitioned config (which is what tags its runs).
     Fails once Dagster carries them: then ``AutomationCondition.eager()`` can replace the sensor."""
-    space_table = dg.AssetSpec("space_table", partitions_def=tenant_spaces)
-    haze = dg.AssetSpec("haze_projection", partitions_def=tenant_spaces, deps=[space_table],
-                        automation_condition=dg.AutomationCondition.eager())
-    automation = dg.AutomationConditionSensorDefinition("haze_automation", target=[haze.key],
+    @dg.asset(partitions_def=tenant_spaces)
+    def space_table() -> None: ...
+
+    @dg.asset(partitions_def=tenant_spaces, deps=[space_table], automation_condition=dg.AutomationCondition.eager())
+    def haze_projection() -> None: ...
+
+    automation = dg.AutomationConditionSensorDefinition("haze_automation", target=[haze_projection.key],
                                                         use_user_code_server=True)
-    job = space_job("haze_space", [haze.key], "the job haze_refresh_sensor starts")
-    repository = dg.Definitions(assets=[space_table, haze], jobs=[job], sensors=[automation]).get_repository_def()
+    job = space_job("haze_space", [haze_projection.key], "the job haze_refresh_sensor starts")
+    repository = dg.Definitions(assets=[space_table, haze_projection], jobs=[job],
+                                sensors=[automation]).get_repository_def()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
         first = automation(dg.build_sensor_context(instance=instance, repository_def=repository))
         instance.report_runless_asset_event(dg.AssetMaterialization("space_table", partition=PARTITION))
         tick = automation(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=first.cursor))
     (request,) = tick.run_requests
-    assert request.partition_key == PARTITION and haze.key in (request.asset_selection or [])
+    assert request.partition_key == PARTITION and request.asset_selection == [haze_projection.key]
     assert "nexus/tenant" not in request.tags  # which every run of the job, and of the sensor, carries
+
+    automated = dg.define_asset_job(job.name, selection=job.selection, config=job.config,
+                                    automation_condition=dg.AutomationCondition.any_job_root_assets_match(
+                                        dg.AutomationCondition.eager()))
+    with pytest.raises(dg.DagsterInvalidDefinitionError) as refused:
+        dg.Definitions(assets=[space_table, haze_projection], jobs=[automated]).resolve_job_def(job.name)
+    assert "without resolving per-partition config" in str(refused.value.__cause__)
 
 
 def test_snapshot_requests_for_a_space_coalesce_into_one_waiting_run(topics_space):
