@@ -232,22 +232,21 @@ def test_the_map_refresh_stays_a_sensor_while_automation_runs_would_escape_the_t
     automation = dg.AutomationConditionSensorDefinition("haze_automation", target=[haze_projection.key],
                                                         use_user_code_server=True)
     job = space_job("haze_space", [haze_projection.key], "the job haze_refresh_sensor starts")
-    repository = dg.Definitions(assets=[space_table, haze_projection], jobs=[job],
-                                sensors=[automation]).get_repository_def()
-    with dg.instance_for_test() as instance:
+    automated = dg.define_asset_job(job.name, selection=job.selection, config=job.config,
+                                    automation_condition=dg.AutomationCondition.any_job_root_assets_match(
+                                        dg.AutomationCondition.eager()))
+    with dg.instance_for_test() as instance:  # definitions load against the current instance
+        repository = dg.Definitions(assets=[space_table, haze_projection], jobs=[job],
+                                    sensors=[automation]).get_repository_def()
         instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
         first = automation(dg.build_sensor_context(instance=instance, repository_def=repository))
         instance.report_runless_asset_event(dg.AssetMaterialization("space_table", partition=PARTITION))
         tick = automation(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=first.cursor))
+        with pytest.raises(dg.DagsterInvalidDefinitionError) as refused:
+            dg.Definitions(assets=[space_table, haze_projection], jobs=[automated]).resolve_job_def(job.name)
     (request,) = tick.run_requests
     assert request.partition_key == PARTITION and request.asset_selection == [haze_projection.key]
     assert "nexus/tenant" not in request.tags  # which every run of the job, and of the sensor, carries
-
-    automated = dg.define_asset_job(job.name, selection=job.selection, config=job.config,
-                                    automation_condition=dg.AutomationCondition.any_job_root_assets_match(
-                                        dg.AutomationCondition.eager()))
-    with pytest.raises(dg.DagsterInvalidDefinitionError) as refused:
-        dg.Definitions(assets=[space_table, haze_projection], jobs=[automated]).resolve_job_def(job.name)
     assert "without resolving per-partition config" in str(refused.value.__cause__)
 
 
