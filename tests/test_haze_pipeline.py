@@ -17,6 +17,7 @@ from PIL import Image
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.haze.assets import HazeConfig, haze_projection, haze_refresh_sensor, haze_request_sensor
 from nexus_pipelines.haze.reducer import ProjectionParams
+from nexus_pipelines.partitions import space_job, tenant_spaces
 from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
@@ -204,6 +205,7 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
             sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=again.dagster_run,
             dagster_event=again.get_run_success_event()))
         assert later.run_key != request.run_key and later.partition_key == PARTITION
+        assert request.tags["nexus/tenant"] == later.tags["nexus/tenant"] == "acme"  # the per-tenant run limit
         haze_job.execute_in_process(partition_key=PARTITION, tags=later.tags, instance=instance)
         assert haze_refresh_sensor(dg.build_run_status_sensor_context(
             sensor_name="haze_refresh_sensor", dagster_instance=instance, dagster_run=first.dagster_run,
@@ -212,6 +214,40 @@ def test_an_ingest_run_puts_its_new_rows_on_the_map_without_moving_the_others(ne
     assert dataclasses.replace(after.info.counts, rows=40, kept=30, placed=10) == after.info.counts
     moved = after.to_pandas().set_index("id")[["x", "y"]].loc[before.index]
     assert (moved == before).all().all()
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning", "ignore::dagster.PreviewWarning")  # the experiment
+def test_the_map_refresh_stays_a_sensor_while_automation_runs_would_escape_the_tenant_run_limit():
+    """Why haze_refresh_sensor is not an automation condition (docs/pipelines.md, Automation): in Dagster 1.13
+    a run that declarative automation starts for an asset is tagged with its partition only, not with the
+    tags its job gives each partition, so dagster.yaml's one-run-per-tenant limit would not hold for it; and a
+    condition on the job itself is refused when the job has partitioned config (which is what tags its runs).
+    Fails once Dagster carries them: then ``AutomationCondition.eager()`` can replace the sensor."""
+    @dg.asset(partitions_def=tenant_spaces)
+    def space_table() -> None: ...
+
+    @dg.asset(partitions_def=tenant_spaces, deps=[space_table], automation_condition=dg.AutomationCondition.eager())
+    def haze_projection() -> None: ...
+
+    automation = dg.AutomationConditionSensorDefinition("haze_automation", target=[haze_projection.key],
+                                                        use_user_code_server=True)
+    job = space_job("haze_space", [haze_projection.key], "the job haze_refresh_sensor starts")
+    automated = dg.define_asset_job(job.name, selection=job.selection, config=job.config,
+                                    automation_condition=dg.AutomationCondition.any_job_root_assets_match(
+                                        dg.AutomationCondition.eager()))
+    with dg.instance_for_test() as instance:  # definitions load against the current instance
+        repository = dg.Definitions(assets=[space_table, haze_projection], jobs=[job],
+                                    sensors=[automation]).get_repository_def()
+        instance.add_dynamic_partitions("tenant_spaces", [PARTITION])
+        first = automation(dg.build_sensor_context(instance=instance, repository_def=repository))
+        instance.report_runless_asset_event(dg.AssetMaterialization("space_table", partition=PARTITION))
+        tick = automation(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=first.cursor))
+        with pytest.raises(dg.DagsterInvalidDefinitionError) as refused:
+            dg.Definitions(assets=[space_table, haze_projection], jobs=[automated]).resolve_job_def(job.name)
+    (request,) = tick.run_requests
+    assert request.partition_key == PARTITION and request.asset_selection == [haze_projection.key]
+    assert "nexus/tenant" not in request.tags  # which every run of the job, and of the sensor, carries
+    assert "without resolving per-partition config" in str(refused.value.__cause__)
 
 
 def test_snapshot_requests_for_a_space_coalesce_into_one_waiting_run(topics_space):

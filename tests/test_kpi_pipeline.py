@@ -170,7 +170,8 @@ def test_materializing_a_partition_writes_the_facts_with_a_chart_per_metric(inst
     instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main"])
     result = FACTS_JOB.execute_in_process(partition_key="acme.default.main", instance=instance, run_config={
         "ops": {"kpi_fact_docs": {"config": {"as_of": CHECK.isoformat()}}}})
-    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    (check,) = result.get_asset_check_evaluations()
+    assert result.success and check.passed and check.partition == "acme.default.main"
     (event,) = result.get_asset_materialization_events()
     metadata = {k: v.value for k, v in event.materialization.metadata.items()}
     assert event.materialization.partition == "acme.default.main"
@@ -252,8 +253,13 @@ def test_a_scheduled_batch_refreshes_each_space_in_its_range_and_isolates_a_brok
     assert by_partition["acme.default.main"]["facts"] == 2 + len(METRICS)
     assert by_partition["globex.default.main"]["status"] == "failed"
     assert by_partition["initech.default.main"]["status"] == "no KPI source"
-    (check,) = result.get_asset_check_evaluations()
-    assert not check.passed and list(check.metadata["failed_partitions"].value) == ["globex.default.main"]
+    # the source check: one result per space, on its own partition (its history and plots are the space's)
+    checks = {c.partition: c for c in result.get_asset_check_evaluations()}
+    assert {p: c.passed for p, c in checks.items()} == {
+        "acme.default.main": True, "globex.default.main": False, "initech.default.main": True}
+    assert checks["acme.default.main"].metadata["facts"].value == 2 + len(METRICS)
+    assert checks["initech.default.main"].metadata["facts"].value == 0
+    assert checks["globex.default.main"].metadata["error"].value == by_partition["globex.default.main"]["error"]
     assert len(kpi_rows(store.open(ACME, "main"))) == 2 + len(METRICS)
 
 

@@ -1,9 +1,10 @@
-"""``run_partitions``: the loop of a run over many partitions that KPI refresh and maintenance share."""
+"""``run_partitions``: the loop of a run over many partitions that KPI refresh and maintenance share; and
+``partition_checks``: a check result per partition of such a run."""
 
 import dagster as dg
 import pytest
 
-from nexus_pipelines.common.batches import BatchOutcome, PartitionDone, run_partitions
+from nexus_pipelines.common.batches import BatchOutcome, PartitionDone, partition_checks, run_partitions
 from nexus_pipelines.common.dagster_tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from nexus_query.errors import InvalidRequest
 
@@ -24,6 +25,14 @@ def work(partition_key: str) -> PartitionDone[int]:
 def lettered(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     outcomes.append(run_partitions(context, work))
     return dg.MaterializeResult()
+
+
+@dg.asset(partitions_def=letters, backfill_policy=dg.BackfillPolicy.single_run(),
+          check_specs=[dg.AssetCheckSpec("readable", asset="checked", partitions_def=letters)])
+def checked(context: dg.AssetExecutionContext):
+    outcome = run_partitions(context, work)
+    yield from partition_checks(context, "readable", outcome, lambda value: {"value": value or 0})
+    yield dg.MaterializeResult()
 
 
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
@@ -67,3 +76,19 @@ def test_a_run_whose_every_partition_failed_says_so():
     (outcome,) = outcomes
     assert outcome.all_failed and outcome.results == {} and sorted(outcome.failed) == ["a", "b", "c", "d"]
     assert {m["status"] for m in materializations(result).values()} == {"failed"}
+
+
+def test_a_run_over_many_partitions_records_a_check_result_on_each_of_them():
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([checked], instance=instance,
+                                tags={ASSET_PARTITION_RANGE_START_TAG: "a", ASSET_PARTITION_RANGE_END_TAG: "d"})
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("checked"), "readable"), limit=10)
+    assert result.success
+    evaluations = {e.partition: (e.passed, {k: v.value for k, v in e.metadata.items()})
+                   for e in result.get_asset_check_evaluations()}
+    assert evaluations == {"a": (True, {"value": ord("a")}),
+                           "b": (False, {"error": "nexus.invalid_request: space b's source cannot be read"}),
+                           "c": (True, {"value": 0}), "d": (True, {"value": ord("d")})}
+    assert sorted(record.partition for record in history) == ["a", "b", "c", "d"]  # each space's own history
+

@@ -1,9 +1,10 @@
 """The loop of a run that covers many partitions (a range from a schedule or a backfill policy's batch):
-each partition's work with its own metadata, and one failing space that does not stop the others."""
+each partition's work with its own metadata and check result, and one failing space that does not stop the
+others."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -61,3 +62,23 @@ def run_partitions(context: dg.AssetExecutionContext, work: Callable[[str], Part
             context.log.info("[%d/%d] %s: %s", number, len(keys), partition_key, done.summary)
         context.add_asset_metadata(dict(done.metadata), partition_key=partition_key)
     return BatchOutcome(results, failed, len(keys))
+
+
+def partition_checks(context: dg.AssetExecutionContext, check_name: str, outcome: BatchOutcome[T],
+                     metadata: Callable[[T | None], Mapping[str, Any]],
+                     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation of the asset's partitioned check ``check_name`` per partition of the run, each on its
+    own partition: passed unless the partition failed (its error then), else ``metadata`` of its result.
+
+    Dagster 1.13 gives an ``AssetCheckResult`` the run's partition only when the run has one, so a run over
+    a range would record one result for all its spaces and the check's plots would mix them; an
+    ``AssetCheckEvaluation`` names its partition. The check's own output is then yielded empty, as Dagster
+    does for an ``AssetCheckResult`` (an asset cannot run without its checks); the evaluations count for the
+    materializations of the same run."""
+    key = dg.AssetCheckKey(context.assets_def.key, check_name)
+    for partition_key in context.partition_keys:
+        error = outcome.failed.get(partition_key)
+        yield dg.AssetCheckEvaluation(
+            asset_key=key.asset_key, check_name=check_name, passed=error is None, partition=partition_key,
+            metadata={"error": error} if error is not None else dict(metadata(outcome.results.get(partition_key))))
+    yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(key))

@@ -1,12 +1,13 @@
 """kpi_measurements (observed, not computed here) → kpi_fact_docs (facts embedded into the space)."""
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 from pydantic import Field
 
-from nexus_pipelines.common.batches import PartitionDone, run_partitions
+from nexus_pipelines.common.batches import PartitionDone, partition_checks, run_partitions
 from nexus_pipelines.common.dagster_tags import DATA_VERSION_TAG
 from nexus_pipelines.common.freshness import KPI_FACTS_FRESHNESS
 from nexus_pipelines.kpi.chart import charts_metadata
@@ -69,8 +70,9 @@ class KpiFactsConfig(dg.Config):
     partitions_def=tenant_spaces,
     deps=[kpi_measurements],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=KPI_BATCH_SIZE),
-    check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs",
-                                   description="every KPI source of the run's spaces could be read")],
+    check_specs=[dg.AssetCheckSpec(SOURCE_CHECK, asset="kpi_fact_docs", partitions_def=tenant_spaces,
+                                   description="the space's KPI source could be read (one result per space of "
+                                               "the run; its fact count plotted per space)")],
     kinds={"lancedb", "polars"},
     freshness_policy=KPI_FACTS_FRESHNESS,
     description="Typed facts about each catalogued metric (change, trend, episodes outside the usual band, "
@@ -79,23 +81,20 @@ class KpiFactsConfig(dg.Config):
                 "cover many spaces (a partition range).",
 )
 def kpi_fact_docs(context: dg.AssetExecutionContext, config: KpiFactsConfig,
-                  nexus: NexusResource) -> dg.MaterializeResult:
+                  nexus: NexusResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
     now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
 
     def refresh(partition_key: str) -> PartitionDone[int]:
-        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now, run_id=context.run_id)
+        metadata = refresh_partition(nexus, partition_key, history=config.history, now=now, run_id=context.run.run_id)
         facts = int(metadata.get("facts", 0))
         return PartitionDone(facts, metadata, f"{facts} fact(s)")
 
     outcome = run_partitions(context, refresh)
-    check = dg.AssetCheckResult(check_name=SOURCE_CHECK, passed=not outcome.failed,
-                                metadata={"failed_partitions": dg.MetadataValue.json(outcome.failed),
-                                          "partitions": outcome.partitions})
-    return dg.MaterializeResult(metadata={"partitions_in_run": outcome.partitions,
-                                          "facts_in_run": sum(outcome.results.values()),
-                                          "as_of": now.isoformat(), "history": config.history},
-                                check_results=[check])
+    yield from partition_checks(context, SOURCE_CHECK, outcome, lambda facts: {"facts": facts or 0})
+    yield dg.MaterializeResult(metadata={"partitions_in_run": outcome.partitions,
+                                         "facts_in_run": sum(outcome.results.values()),
+                                         "as_of": now.isoformat(), "history": config.history})
 
 
 def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool, now: datetime, run_id: str) -> dict:

@@ -8,8 +8,8 @@ costs nothing. Changes are ``kpi_measurements`` events (an observation records o
 tenant's loader may materialize it), read from Dagster's event log in one query per event kind
 (``nexus_pipelines.changes``). It batches: one run per stretch of at most ``KPI_BATCH_SIZE`` consecutive
 changed partitions (the partition-range tags), and every space still gets its own materialization and
-metadata. A space whose source cannot be read fails the ``kpi_sources_readable`` check of its batch, not
-the batch. The tick's time is the runs' check time, so a re-executed run says the same.
+metadata. A space whose source cannot be read fails its own ``kpi_sources_readable`` check (one result per
+space), not the batch. The tick's time is the runs' check time, so a re-executed run says the same.
 
 The end-of-run sensor looks at each succeeded run (in any code location: the tenant's loaders may live
 elsewhere) for observations or materializations of ``kpi_measurements`` and requests one run per space
