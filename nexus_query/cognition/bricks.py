@@ -80,8 +80,9 @@ def vector_text(text: str, metadata: Mapping[str, Any], char_start: int) -> str:
     """What the model embeds for a row: a brick's block without the who/when line ``brick_text`` put
     above it (the first chunk of a brick holds that line), any other row's text as it is. The line is for
     the full-text index: embedded, it pulls every turn of a speaker, day or conversation together and the
-    vector scan ranks by who spoke rather than what was said (on the recall development set it cost
-    the vector scan 0.08 of turn recall@15)."""
+    vector scan ranks by who spoke rather than what was said (on the recall development set, one vector
+    per turn found 0.885 of the evidence turns in its top 15 from the words alone, 0.538 from
+    ``speaker: words``)."""
     if metadata.get("kind") != BRICK_KIND or char_start != 0 or not text.startswith("["):
         return text
     _, newline, block = text.partition("\n")
