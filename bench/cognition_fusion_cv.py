@@ -7,7 +7,9 @@ with ids and speakers, questions with their evidence turn ids; schema in that fo
 conversation in a space of its own as ``nexus cognition import`` would (one canonical conversation per
 session, each turn a message named after its speaker), through the ingest pipeline's own steps, then reads
 each question's two brick rankings once (``recall.brick_rankings``) and scores every fusion of a grid by
-turn recall at k, with ``recall.MIN_SCORE`` applied to the brick's score as ``assemble_topic`` does:
+turn recall at k. Which bricks are eligible is decided as ``assemble_topic`` decides it, by recall's own
+score (``recall.ranked`` at ``scoring.TEXT_LIFT``): none unless the best scores ``recall.TOPIC_MIN_SCORE``,
+then those scoring ``recall.MIN_SCORE`` or more; a setting only orders them:
 
 - score fusion: bricks of both rankings by ``scoring.hybrid_relevance`` at a text lift (0 is the vector
   scan alone; ``scoring.TEXT_LIFT`` is what recall uses);
@@ -84,11 +86,15 @@ def turn_recall(found: list[str], evidence: list[str]) -> float:
 
 
 def recalled(rankings, setting: Setting, k: int) -> list[str]:
-    """The message ids of the first ``k`` bricks that ``setting`` ranks, scoring ``MIN_SCORE`` or more."""
-    from nexus_query.cognition.recall import MIN_SCORE, ranked
+    """The message ids of the first ``k`` eligible bricks in the order of ``setting``."""
+    from nexus_query.cognition.recall import MIN_SCORE, TOPIC_MIN_SCORE, ranked
 
+    scored = ranked(rankings)  # recall's own score gates, whatever the order
+    if not scored or scored[0][1] < TOPIC_MIN_SCORE:
+        return []
+    eligible = {row["id"] for row, score in scored if score >= MIN_SCORE}
     if setting.kind == "score":
-        rows = [row for row, score in ranked(rankings, setting.lift) if score >= MIN_SCORE]
+        rows = [row for row, _ in ranked(rankings, setting.lift) if row["id"] in eligible]
     else:
         rank_t = {row["id"]: i for i, row in enumerate(rankings.text, start=1)}
         rank_v = {row["id"]: i for i, row in enumerate(rankings.vector, start=1)}
@@ -97,9 +103,8 @@ def recalled(rankings, setting: Setting, k: int) -> list[str]:
             return (setting.weight / (setting.rrf_k + rank_t[brick_id]) if brick_id in rank_t else 0.0) + (
                 (1 - setting.weight) / (setting.rrf_k + rank_v[brick_id]) if brick_id in rank_v else 0.0)
 
-        scored = ranked(rankings)  # recall's own score gates, whatever the order
         order = sorted(range(len(scored)), key=lambda i: -fused(scored[i][0]["id"]))  # stable: ties by score
-        rows = [scored[i][0] for i in order if scored[i][1] >= MIN_SCORE]
+        rows = [scored[i][0] for i in order if scored[i][0]["id"] in eligible]
     return [json.loads(row["metadata"])["message_id"] for row in rows[:k]]
 
 
@@ -111,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("NEXUS_HOME", tempfile.mkdtemp(prefix="nexus-fusion-cv-"))
 
-    from nexus_query.cognition.recall import MIN_SCORE, brick_rankings
+    from nexus_query.cognition.recall import MIN_SCORE, TOPIC_MIN_SCORE, brick_rankings
     from nexus_query.context import RequestContext
     from nexus_query.embeddings import get_provider
     from nexus_query.scoring import TEXT_LIFT
@@ -139,8 +144,9 @@ def main() -> None:
 
     names = sorted(scores)
     vector, text = Setting("score", lift=0.0), Setting("rank", weight=1.0, rrf_k=60)
-    print(f"turn recall@{args.k}, MIN_SCORE {MIN_SCORE}, {len(names)} conversations, "
-          f"{sum(len(c['questions']) for c in conversations)} questions; every setting on all of them:")
+    print(f"turn recall@{args.k}, TOPIC_MIN_SCORE {TOPIC_MIN_SCORE}, MIN_SCORE {MIN_SCORE}, "
+          f"{len(names)} conversations, {sum(len(c['questions']) for c in conversations)} questions; "
+          "every setting on all of them:")
     for setting in grid:
         print(f"  {setting!s:28s} {mean(setting, names):.3f}")
     print("leave-one-conversation-out folds (setting chosen on the others, scored on the held-out one):")

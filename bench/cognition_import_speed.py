@@ -8,8 +8,9 @@ session, as ``bench/cognition_fusion_cv.py`` stores them) and times, in a fresh 
 
 - the import: ``nexus cognition import FILE --wait`` in its own process, as a user runs it (start-up,
   model load, landing, chunking, embedding, writing, indexing: everything until it returns);
-- the embedding: the same model, loaded once in this process, embedding the texts of the bricks that
-  import stored (the model load is timed on its own and not counted).
+- the embedding: the same model, loaded once in this process, embedding the bricks that import stored,
+  each as the model reads it (``bricks.vector_text``: the block without its who/when line; the model
+  load is timed on its own and not counted).
 
 It prints both and their ratio; issue 25 asks for an import of a 600-turn export at most 2x the embedding.
 """
@@ -50,14 +51,15 @@ def export_of(folder: Path, turns: int) -> tuple[list[dict], int]:
 
 
 def brick_texts() -> list[str]:
-    from nexus_query.cognition.bricks import BRICK_KIND
+    from nexus_query.cognition.bricks import BRICK_KIND, vector_text
     from nexus_query.routing import RoutingRegistry
     from nexus_query.store import SpaceStore
 
     registry = RoutingRegistry.default()
     rows = SpaceStore(registry).open(registry.authenticate(KEY), SPACE).table.search().select(
-        ["text", "metadata"]).limit(None).to_list()
-    return [r["text"] for r in rows if json.loads(r["metadata"]).get("kind") == BRICK_KIND]
+        ["text", "metadata", "char_start"]).limit(None).to_list()
+    bricks = [(r, meta) for r in rows if (meta := json.loads(r["metadata"])).get("kind") == BRICK_KIND]
+    return [vector_text(r["text"], meta, r["char_start"]) for r, meta in bricks]
 
 
 def main() -> int:

@@ -218,7 +218,12 @@ class Assembled:
     size: int  # bytes of the artifact as JSON
     turns: int  # turns it recalled (at most k: recall cuts below its minimum score)
     seconds: float
-    dated: bool  # every evidence session's date is an excerpt's created_at
+    undated: tuple[str, ...]  # each evidence session without an excerpt carrying its date, and why
+
+    @property
+    def dated(self) -> bool:
+        """Every evidence session's date is an excerpt's ``created_at``."""
+        return not self.undated
 
 
 def excerpt_date_matches(excerpt: dict[str, Any], date: str) -> bool:
@@ -243,11 +248,13 @@ def assemble_answers(conversation: Conversation, k: int, ctx: Any, store: Any, p
                     by_session[conversation.session_of[m["message_id"]]] = e
                     break
         needed = {conversation.session_of[t] for t in q.evidence}
-        dated = all(s in by_session and excerpt_date_matches(by_session[s], conversation.session_date(s))
-                    for s in needed)
+        undated = tuple(f"{q.qid} session {s} ({conversation.session_date(s)[:10]}): " + (
+            f"excerpt created_at {by_session[s].get('created_at')!r}" if s in by_session else "not recalled")
+            for s in sorted(needed)
+            if not (s in by_session and excerpt_date_matches(by_session[s], conversation.session_date(s))))
         answers[q.qid] = Assembled(Retrieved(frozenset(turns), frozenset(by_session)),
                                    len(json.dumps(artifact, ensure_ascii=False).encode()), len(turns), seconds,
-                                   dated)
+                                   undated)
     return answers
 
 
@@ -313,12 +320,19 @@ def report(conversations: Sequence[Conversation], found: dict[int, dict[str, dic
         sizes = [a.size / 1024 for a in answers]
         ms = [a.seconds * 1000 for a in answers]
         dated = sum(a.dated for a in answers)
+        missed = [why for a in answers for why in a.undated]
+        unrecalled = sum(why.endswith("not recalled") for why in missed)
         rows.append([str(k), f"{statistics.mean(a.turns for a in answers):.1f}", f"{statistics.mean(sizes):.1f}",
                      f"{max(sizes):.1f}", f"{statistics.median(ms):.0f}", f"{_p95(ms):.0f}",
-                     f"{dated}/{len(answers)} ({'yes' if dated == len(answers) else 'no'})"])
+                     f"{dated}/{len(answers)} ({'yes' if dated == len(answers) else 'no'})",
+                     f"{unrecalled} / {len(missed) - unrecalled}"])
     out.append(table("## assemble_topic: artifact size, time per call, dates",
                      ["k", "turns recalled (mean)", "artifact KiB (mean)", "artifact KiB (max)", "assemble ms (p50)",
-                      "assemble ms (p95)", "artifacts carrying every evidence session's date (all?)"], rows))
+                      "assemble ms (p95)", "artifacts carrying every evidence session's date (all?)",
+                      "evidence sessions without a dated excerpt: not recalled / recalled, date missing or wrong"],
+                     rows))
+    out += [f"evidence sessions without a dated excerpt at k = {KS[-1]}:",
+            *(f"- {why}" for a in assembled[KS[-1]].values() for why in a.undated)]
     return "\n".join(out)
 
 

@@ -14,7 +14,7 @@ from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemb
 from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
 from nexus_query.cognition.assemble import SourceUnavailable, build_payload, conversation_date, load_source
 from nexus_query.cognition.canonical_export import canonical_conversation
-from nexus_query.cognition.recall import MIN_SCORE, recall_bricks_readonly
+from nexus_query.cognition.recall import MIN_SCORE, TOPIC_MIN_SCORE, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.errors import Forbidden, NotFound
 from nexus_query.landing import landing_zone
@@ -308,7 +308,7 @@ def test_on_s3_sources_load_from_the_bucket_and_the_artifact_is_stored_there(s3_
 
 def test_a_topic_the_conversations_never_speak_of_gives_no_recall_matches(acme_space, provider):
     assert recall_bricks_readonly(ACME, "main", "recipe for sourdough bread", store=acme_space,
-                                  provider=provider, min_score=MIN_SCORE) == []
+                                  provider=provider, min_score=MIN_SCORE, topic_min_score=TOPIC_MIN_SCORE) == []
     payload = run(acme_space, provider, "the French revolution of 1789").artifact["payload"]
     assert payload["coverage_status"] == NO_RECALL_MATCHES and payload["raw_excerpts"] == []
 

@@ -4,8 +4,10 @@ pipeline), imports, and the read-only recall."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from nexus_pipelines.common.load import upsert_records
 from nexus_pipelines.ingest.sources import LandingReader
 from nexus_query.cognition.bricks import (
     block_documents,
@@ -15,6 +17,7 @@ from nexus_query.cognition.bricks import (
     landed_conversations,
     landed_task_id,
     source_path,
+    vector_text,
 )
 from nexus_query.cognition.conversations import parse_export
 from nexus_query.cognition.recall import MIN_SCORE, brick_rankings, ranked, recall_bricks_readonly
@@ -186,6 +189,26 @@ def test_a_brick_carries_its_speaker_title_and_time_in_its_text_and_metadata():
     assert marco.metadata["created_at"] == "2024-03-02T18:30:00Z" and "Marco (assistant)" in marco.text
 
 
+def test_a_brick_is_embedded_without_its_who_when_line_which_only_the_full_text_index_reads(store, provider):
+    land(ACME, "lease.json", json.dumps(LEASE).encode())
+    records = ingest_fixture(store, provider, ACME)
+    row = store.open(ACME, "main").table.search().where("text LIKE '[Priya (user)%'").limit(1).to_list()[0]
+    block = "The landlord wants twelve months signed before the keys."
+    assert row["text"] == f"[Priya (user) · Saturday 2 March 2024 · Flat hunting in Leeds]\n{block}"
+    assert np.allclose(row["vector"], provider.embed([block])[0], atol=1e-5)
+    assert not np.allclose(row["vector"], provider.embed([row["text"]])[0], atol=1e-3)
+    # ingesting again embeds and writes nothing: the row is stored as it would be written
+    assert upsert_records(store.open(ACME, "main"), ACME, records, provider).embedded == 0
+
+
+def test_only_the_first_chunk_of_a_brick_loses_its_line_to_the_model():
+    brick = {"kind": "conversation_brick"}
+    assert vector_text("[Priya · Flat hunting]\nThe lease.", brick, 0) == "The lease."
+    assert vector_text("[code: python]\nprint(1)", brick, 40) == "[code: python]\nprint(1)"  # a later chunk
+    assert vector_text("[Priya · Flat hunting]\nThe lease.", {}, 0) == "[Priya · Flat hunting]\nThe lease."
+    assert vector_text("[Priya · Flat hunting]\n  ", brick, 0) == "[Priya · Flat hunting]\n  "  # no block left
+
+
 def test_recall_matches_a_brick_on_its_speaker_and_month_though_its_words_do_not_say_them(store, provider):
     land(ACME, "lease.json", json.dumps(LEASE).encode())
     ingest_fixture(store, provider, ACME, "canonical_conversations.json")  # ingests both exports
@@ -225,7 +248,8 @@ def test_recall_ranks_the_bricks_of_both_signals_by_their_own_calibrated_score(s
     assert bricks[0].message_id == "p"
     asked = provider.embed([topic])[0]
     for brick in bricks:  # each score is the brick's own evidence on scoring's scale, and the order follows it
-        cosine = float(provider.embed([brick.text])[0] @ asked)
+        # the block is embedded without its who/when line (these short blocks are one chunk each)
+        cosine = float(provider.embed([vector_text(brick.text, {"kind": "conversation_brick"}, 0)])[0] @ asked)
         expected = hybrid_relevance(vector_relevance(cosine), text_coverage(query_terms(topic), brick.text))
         assert brick.score == pytest.approx(expected, abs=1e-4)
     assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)

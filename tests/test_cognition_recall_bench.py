@@ -157,5 +157,6 @@ def test_smoke_imports_through_the_cli_and_prints_every_table(tmp_path):
         assert "| method | conv01 (8) |" in per_conversation
         assert len(re.findall(rf"^\| [^|]+ \| {number} \|$", per_conversation, flags=re.M)) == len(cr.METHODS)
     cost = out.split("## assemble_topic: artifact size, time per call, dates")[1]
-    assert len(re.findall(r"^\| (5|15) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \| \d+ \| \d+/8 \((yes|no)\) \|$", cost,
-                          flags=re.M)) == 2
+    row = r"^\| (5|15) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \| \d+ \| \d+/8 \((yes|no)\) \| \d+ / \d+ \|$"
+    assert len(re.findall(row, cost, flags=re.M)) == 2
+    assert "evidence sessions without a dated excerpt at k = 15:" in cost

@@ -5,8 +5,9 @@ Two steps, usable together (``upsert_records``) or apart (the ``embeddings`` and
 assets run them in separate steps over streamed batches):
 
 1. ``embed_records``: a record whose row is already stored exactly as it would be written is skipped;
-   the others get a vector, taken from the space when the same text was embedded by the same embedder,
-   computed (once per distinct text) otherwise.
+   the others get a vector of the text the model reads (``vector_text``: a conversation brick's block
+   without its who/when line), taken from the space when the same text was embedded by the same
+   embedder, computed (once per distinct text) otherwise.
 2. ``write_records``: a keyed upsert of what step 1 kept.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from nexus_query.cognition.bricks import vector_text
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.store import Record, SpaceTable, build_rows, canonical_json, content_hash
@@ -130,14 +132,18 @@ def embed_records(space: SpaceTable | None, records: Sequence[Record], provider:
     if stored_keys is None:
         stored_keys = stored_row_keys(space, [r.row_id for r in records]) if space is not None else set()
     pending = [r for r in records if row_key(r, info.id) not in stored_keys]
-    hashes = [content_hash(r.text) for r in pending]
+    embedded = [vector_text(r.text, r.metadata, r.char_start) for r in pending]
+    # Keyed by the text the model reads; a stored row is found by its own text's hash (``content_hash``),
+    # which is that text's for every row but a brick's first chunk (so its vector is never reused for
+    # the bare block, nor a vector made before bricks were embedded without their line).
+    hashes = [content_hash(text) for text in embedded]
     known = {h: recent[h] for h in hashes if recent is not None and h in recent}
     if space is not None:
         known.update(stored_vectors(space, [h for h in hashes if h not in known], info.id))
     missing: dict[str, str] = {}
-    for h, r in zip(hashes, pending, strict=True):
+    for h, text in zip(hashes, embedded, strict=True):
         if h not in known:
-            missing.setdefault(h, r.text)
+            missing.setdefault(h, text)
     stats = IngestStats(records=len(records), unchanged=len(records) - len(pending))
     stats.reused = stats.unchanged + sum(1 for h in hashes if h in known)
     started = time.perf_counter()

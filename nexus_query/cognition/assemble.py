@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from nexus_query.cognition.artifacts import ARTIFACT_TYPE, ArtifactStore, artifact_id_for
 from nexus_query.cognition.canonical_export import canonical_conversation
 from nexus_query.cognition.conversation_model import Conversation
-from nexus_query.cognition.recall import DEFAULT_K, MIN_SCORE, Brick, recall_bricks_readonly
+from nexus_query.cognition.recall import DEFAULT_K, MIN_SCORE, TOPIC_MIN_SCORE, Brick, recall_bricks_readonly
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
 from nexus_query.errors import InvalidRequest, NexusError
@@ -164,7 +164,8 @@ def assemble(ctx: RequestContext, space_id: str, topic: str, k: int = DEFAULT_K,
         raise InvalidRequest("topic must be a non-empty string", field="topic")
     topic = topic.strip()
     store = store or SpaceStore()
-    bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider, min_score=MIN_SCORE)
+    bricks = recall_bricks_readonly(ctx, space_id, topic, k, store=store, provider=provider, min_score=MIN_SCORE,
+                                    topic_min_score=TOPIC_MIN_SCORE)
     artifacts = ArtifactStore.for_context(ctx, store.registry)
     built = build_payload(topic, bricks, artifacts.files)
     stored, created = artifacts.put(make_artifact(topic, built.payload), space_id)
