@@ -4,11 +4,15 @@ refused before a byte of it is read), artifact ids in either case."""
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import multiprocessing
 import os
 import socket
+import tempfile
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from urllib.parse import urlsplit
 
@@ -164,3 +168,19 @@ def test_conflicting_kpi_readings_are_a_documented_409(api):
     assert_envelope(response, 409, "nexus.conflicting_readings")
     spec = client.get("/openapi.json").json()
     assert "409" in spec["paths"]["/nexus/spaces/{space_id}/kpi/measurements"]["post"]["responses"]
+
+
+def test_a_client_that_leaves_mid_upload_leaves_no_spooled_file_and_no_error(api, caplog):
+    _, _, base_url = api
+    spooled = os.path.join(tempfile.gettempdir(), "nexus-body-*")
+    before = set(glob.glob(spooled))
+    with _connect(base_url) as sock:
+        sock.sendall(_head("/nexus/spaces/main/ingest", 3 * MIB))
+        sock.sendall(b" " * (2 * MIB))  # past the 1 MiB held in memory: a file was started
+    with httpx.Client(base_url=base_url, timeout=SOCKET_BOUND_SECONDS) as client:  # the server has moved on
+        assert client.post("/nexus/spaces/main/query", headers=auth(ACME_KEY), json={"q": "tent"}).status_code == 200
+    deadline = time.monotonic() + SOCKET_BOUND_SECONDS
+    while set(glob.glob(spooled)) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(glob.glob(spooled)) - before == set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -12,6 +12,7 @@ import anyio
 import anyio.to_process
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.body_spool import spool
@@ -37,7 +38,7 @@ from nexus_query.api.models import (
     raw_filters,
 )
 from nexus_query.context import RequestContext
-from nexus_query.errors import ValidationFailed
+from nexus_query.errors import InvalidJson, ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -117,7 +118,11 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
         if not _is_json_request(request):
             raise ValidationFailed("the body must be application/json", field="content-type")
-        body = await spool(request.stream(), limit=registry.config.api.max_body_bytes, memory_bytes=OFFLOAD_BYTES)
+        try:
+            body = await spool(request.stream(), limit=registry.config.api.max_body_bytes,
+                               memory_bytes=OFFLOAD_BYTES)
+        except ClientDisconnect:  # nobody is left to read the answer; nothing was kept
+            raise InvalidJson("the body ended early: the client left while sending it") from None
         job = IngestJob(ctx, space_id, body, registry.config if registry_given else None)
         # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
         # does it, from the file the body was spooled to, so other tenants' requests are not stalled.
