@@ -1,14 +1,18 @@
 """A large request body is spooled to a file as it arrives (the serving process never holds it whole) and the
-file goes with the request; a small one stays in memory; one over the limit is refused while read."""
+file goes with the request; a small one stays in memory; one over the limit is refused while read; the files
+of a server killed mid-upload are swept by the next."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 
 import anyio
 import pytest
 
-from nexus_query.api.body_spool import spool
+from nexus_query.api.body_spool import PREFIX, spool, sweep_orphans
 from nexus_query.errors import PayloadTooLarge
 
 MIB = 2**20
@@ -43,3 +47,15 @@ def test_a_body_over_the_limit_is_refused_while_read_and_leaves_no_file(spool_di
     with pytest.raises(PayloadTooLarge):
         anyio.run(lambda: spool(_pieces(40, MIB // 2), limit=3 * MIB, memory_bytes=MIB))
     assert list(spool_dir.iterdir()) == []
+
+
+def test_a_server_sweeps_the_spool_files_of_servers_that_are_gone_and_keeps_live_ones(spool_dir):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = spool_dir / f"{PREFIX}{gone.pid}-abc.json"
+    live = spool_dir / f"{PREFIX}{os.getpid()}-def.json"
+    unrelated = spool_dir / "nexus-body-notes.json"
+    for path in (orphan, live, unrelated):
+        path.write_bytes(b"{}")
+    assert sweep_orphans() == [orphan]
+    assert sorted(p.name for p in spool_dir.iterdir()) == sorted([live.name, unrelated.name])

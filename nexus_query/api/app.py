@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import AuthMiddleware, caller
-from nexus_query.api.body_spool import spool
+from nexus_query.api.body_spool import spool, sweep_orphans
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
@@ -79,6 +79,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(sweep_orphans)
         async with anyio.create_task_group() as group:
             if warm_ingest_worker:
                 group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))

@@ -20,6 +20,7 @@ from nexus_query.errors import PayloadTooLarge
 
 # Pieces are written to the file in batches of about this size: one thread hop per batch, not per piece.
 WRITE_BATCH_BYTES = 1 * 2**20
+PREFIX = "nexus-body-"  # then the serving process's id, so a later server can tell orphans from live files
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,31 @@ async def spool(pieces: AsyncIterator[bytes], *, limit: int, memory_bytes: int) 
 
 
 def _new_file() -> Path:
-    fd, name = tempfile.mkstemp(prefix="nexus-body-", suffix=".json")
+    fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", suffix=".json")
     os.close(fd)
     return Path(name)
+
+
+def sweep_orphans() -> list[Path]:
+    """Remove the spool files of server processes that are gone (killed mid-upload: no ``finally`` ran);
+    the server runs it as it starts. Returns what it removed."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*.json"):
+        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _append(file: Path, pieces: list[bytes]) -> None:
