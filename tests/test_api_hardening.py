@@ -4,11 +4,15 @@ refused before a byte of it is read), artifact ids in either case."""
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import multiprocessing
 import os
 import socket
+import tempfile
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from urllib.parse import urlsplit
 
@@ -144,3 +148,39 @@ def test_the_ingest_worker_yields_the_cpu_to_the_serving_process():
     """A large body is parsed in a worker at a lower priority: on a busy machine queries are served first."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert pool.submit(_niceness_after_warm_up).result() == min(19, os.nice(0) + WORKER_NICENESS)
+
+
+@pytest.mark.parametrize("timestamp", [0, 1.5, True, "0", "1e9", " -3 "])
+def test_a_kpi_timestamp_that_is_not_date_time_text_is_422(api, timestamp):
+    """The document says a string of format date-time; a number (or one in a string) is not read as epoch."""
+    client, _, _ = api
+    response = client.post("/nexus/spaces/main/kpi/measurements", headers=auth(ACME_KEY),
+                           json={"readings": [{"metric": "p95_latency", "timestamp": timestamp, "value": 1.0}]})
+    error = assert_envelope(response, 422, "nexus.validation_failed")
+    assert error["errors"][0]["loc"] == ["body", "readings", "0", "timestamp"]
+
+
+def test_conflicting_kpi_readings_are_a_documented_409(api):
+    client, _, _ = api
+    reading = {"metric": "p95_latency", "timestamp": "2000-01-01T00:00:00Z", "value": 1.0}
+    response = client.post("/nexus/spaces/main/kpi/measurements", headers=auth(ACME_KEY),
+                           json={"readings": [reading, {**reading, "value": 2.0}]})
+    assert_envelope(response, 409, "nexus.conflicting_readings")
+    spec = client.get("/openapi.json").json()
+    assert "409" in spec["paths"]["/nexus/spaces/{space_id}/kpi/measurements"]["post"]["responses"]
+
+
+def test_a_client_that_leaves_mid_upload_leaves_no_spooled_file_and_no_error(api, caplog):
+    _, _, base_url = api
+    spooled = os.path.join(tempfile.gettempdir(), "nexus-body-*")
+    before = set(glob.glob(spooled))
+    with _connect(base_url) as sock:
+        sock.sendall(_head("/nexus/spaces/main/ingest", 3 * MIB))
+        sock.sendall(b" " * (2 * MIB))  # past the 1 MiB held in memory: a file was started
+    with httpx.Client(base_url=base_url, timeout=SOCKET_BOUND_SECONDS) as client:  # the server has moved on
+        assert client.post("/nexus/spaces/main/query", headers=auth(ACME_KEY), json={"q": "tent"}).status_code == 200
+    deadline = time.monotonic() + SOCKET_BOUND_SECONDS
+    while set(glob.glob(spooled)) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(glob.glob(spooled)) - before == set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -21,7 +21,17 @@ from nexus_query.context import RequestContext
 from nexus_query.landing import landing_zone
 from nexus_query.routing import RoutingRegistry, hash_api_key
 from nexus_query.store import SpaceStore
-from tests.helpers import ACME_DOCS, ACME_KEY, GLOBEX_KEY, INITECH_KEY, assert_envelope, auth, load, start_nexus_serve
+from tests.helpers import (
+    ACME_DOCS,
+    ACME_KEY,
+    GLOBEX_KEY,
+    INITECH_KEY,
+    assert_envelope,
+    auth,
+    load,
+    start_nexus_serve,
+    stop,
+)
 
 LIMITED_KEY = "acme-limited-key"
 SMALL_BODY = 64 * 1024
@@ -226,7 +236,9 @@ def test_tasks_are_listed_by_state_with_paging_and_a_failed_one_can_be_retried(l
 
 @pytest.mark.slow
 def test_a_server_killed_mid_upload_leaves_no_task_and_no_batch(tmp_path):
-    env = {**os.environ, "NEXUS_HOME": str(tmp_path / "home")}
+    spool = tmp_path / "tmp"  # the server's temporary files: the body it was spooling
+    spool.mkdir()
+    env = {**os.environ, "NEXUS_HOME": str(tmp_path / "home"), "TMPDIR": str(spool)}
     env.pop("NEXUS_CONFIG", None)
     proc, port = start_nexus_serve(env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -247,3 +259,6 @@ def test_a_server_killed_mid_upload_leaves_no_task_and_no_batch(tmp_path):
         zone = landing_zone(RequestContext("acme"), RoutingRegistry(NexusConfig.from_dict(
             yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()))))
     assert zone.files.list("tasks") == [] and zone.files.list("landing") == []
+    proc, _ = start_nexus_serve(env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop(proc)
+    assert [p.name for p in spool.glob("nexus-body-*")] == []  # the next server swept the killed one's file

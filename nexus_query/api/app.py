@@ -12,8 +12,10 @@ import anyio
 import anyio.to_process
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import AuthMiddleware, caller
+from nexus_query.api.body_spool import spool, sweep_orphans
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
 from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
@@ -36,7 +38,7 @@ from nexus_query.api.models import (
     raw_filters,
 )
 from nexus_query.context import RequestContext
-from nexus_query.errors import ValidationFailed
+from nexus_query.errors import InvalidJson, ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -77,6 +79,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(sweep_orphans)
         async with anyio.create_task_group() as group:
             if warm_ingest_worker:
                 group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
@@ -116,13 +119,21 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
         if not _is_json_request(request):
             raise ValidationFailed("the body must be application/json", field="content-type")
-        job = IngestJob(ctx, space_id, await request.body(), registry.config if registry_given else None)
+        try:
+            body = await spool(request.stream(), limit=registry.config.api.max_body_bytes,
+                               memory_bytes=OFFLOAD_BYTES)
+        except ClientDisconnect:  # nobody is left to read the answer; nothing was kept
+            raise InvalidJson("the body ended early: the client left while sending it") from None
+        job = IngestJob(ctx, space_id, body, registry.config if registry_given else None)
         # Parsing and validating a large body holds the interpreter lock for seconds: a worker process
-        # does it, so other tenants' requests are not stalled meanwhile.
-        if len(job.body) >= OFFLOAD_BYTES:
-            landed = await anyio.to_process.run_sync(land_in_worker, job, limiter=ingest_workers)
-        else:
-            landed = await anyio.to_thread.run_sync(land_ingest_body, job, fast_lane)
+        # does it, from the file the body was spooled to, so other tenants' requests are not stalled.
+        try:
+            if body.path is not None:
+                landed = await anyio.to_process.run_sync(land_in_worker, job, limiter=ingest_workers)
+            else:
+                landed = await anyio.to_thread.run_sync(land_ingest_body, job, fast_lane)
+        finally:
+            body.discard()
         if landed.task_id is None:
             headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
             return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)

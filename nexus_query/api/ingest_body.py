@@ -3,8 +3,8 @@ JSON, validate it against ``IngestRequest``, check the quotas (``nexus_query.quo
 
 The server runs it in a worker process for large bodies (``anyio.to_process``) and in a thread for small
 ones: parsing and validating tens of megabytes holds the interpreter lock for seconds, and in the serving
-process that would stall every other tenant's requests. Only the body's bytes go to the worker and only
-a small ``Landed`` comes back.
+process that would stall every other tenant's requests. A large body reaches the worker as the file it was
+spooled to (``body_spool``), not as bytes through a pipe; only a small ``Landed`` comes back.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from nexus_query.api.body_spool import SpooledBody
 from nexus_query.api.limits import read_json
 from nexus_query.api.models import IngestRequest
 from nexus_query.config import NexusConfig
@@ -27,7 +28,8 @@ from nexus_query.quotas import check_landing_bytes, check_rows_at_admission, rec
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 
-# Bodies from this size on are landed in a worker process; smaller ones in a thread of the server.
+# Bodies from this size on are spooled to a file and landed in a worker process; smaller ones are held
+# in memory and landed in a thread of the server.
 OFFLOAD_BYTES = 1 * 2**20
 WORKER_NICENESS = 10
 
@@ -36,7 +38,7 @@ WORKER_NICENESS = 10
 class IngestJob:
     ctx: RequestContext
     space_id: str
-    body: bytes
+    body: SpooledBody
     config: NexusConfig | None = None  # None: the configured registry (NEXUS_CONFIG), read in the worker
 
 
@@ -76,15 +78,15 @@ def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Lande
     try:
         registry = RoutingRegistry(job.config) if job.config is not None else RoutingRegistry.default()
         limits, zone = registry.config.api, landing_zone(job.ctx, registry)
-        check_landing_bytes(limits.max_landing_bytes_per_day, zone, len(job.body))
-        request = _parse(job.body)
+        check_landing_bytes(limits.max_landing_bytes_per_day, zone, job.body.size)
+        request = _parse(job.body.read())
         items = [item.model_dump(exclude_none=True) for item in request.items]
         check_row_quota(registry, job.ctx, zone, job.space_id, items)
         max_items = limits.max_items_per_batch
         task = fast_lane.land(job.ctx, job.space_id, items, registry, max_items) if fast_lane else None
         if task is None:
             task = zone.land_batch(job.space_id, items, max_items=max_items)
-        record_landing(zone, len(job.body))
+        record_landing(zone, job.body.size)
         return Landed(task_id=task.task_id)
     except NexusError as exc:
         return Landed(status=exc.status, envelope=exc.envelope(), retry_after=getattr(exc, "retry_after", None))

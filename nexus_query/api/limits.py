@@ -2,13 +2,14 @@
 beyond the configured limit):
 
 - ``BodyGuardMiddleware`` counts a body while it is read and answers 413 past the route's limit:
-  ``api.max_body_bytes`` for the routes that take large bodies (``large_bodies``: ingest, which reads and
-  checks its body itself, off the serving process), ``api.max_json_body_bytes`` (1 MiB) for every other
-  route, so a 30 MiB body to a query costs the server 1 MiB of reading and no parsing. A body is answered
-  413 as soon as it is known to be over: a declared ``Content-Length`` before any of it is read (and the
-  connection closed when it declares more than ``DRAIN_FACTOR`` times the limit). It answers 400
-  ``nexus.invalid_json`` for a JSON body that is not UTF-8, not JSON, uses NaN/Infinity or nests deeper
-  than ``MAX_JSON_DEPTH``; the framework then reads the same bytes again, from memory.
+  ``api.max_json_body_bytes`` (1 MiB) on every route but those that take large bodies (``large_bodies``:
+  ingest, which reads, counts against ``api.max_body_bytes``, spools and checks its body itself, off the
+  serving process's event loop and interpreter lock), so a 30 MiB body to a query costs the server 1 MiB of
+  reading and no parsing. A body is answered 413 as soon as it is known to be over: a declared
+  ``Content-Length`` before any of it is read (and the connection closed when it declares more than
+  ``DRAIN_FACTOR`` times the limit). It answers 400 ``nexus.invalid_json`` for a JSON body that is not
+  UTF-8, not JSON, uses NaN/Infinity or nests deeper than ``MAX_JSON_DEPTH``; the framework
+  then reads the same bytes again, from memory.
 - ``RateLimitMiddleware`` gives every API key a token bucket of ``requests_per_minute`` (the key's own,
   else ``api.requests_per_minute``) and answers 429 with ``Retry-After`` when it is empty.
 """
@@ -119,6 +120,9 @@ class BodyGuardMiddleware:
         if declared is not None and declared > limit:
             await _send_error(scope, receive, send, too_large, close=declared > limit * DRAIN_FACTOR)
             return
+        if large:
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -136,7 +140,7 @@ class BodyGuardMiddleware:
                 break
         body = b"".join(chunks)
         chunks.clear()
-        if body and _is_json(scope) and not large:
+        if body and _is_json(scope):
             problem = (json_problem(body) if len(body) < INLINE_CHECK_BYTES
                        else await anyio.to_thread.run_sync(json_problem, body))
             if problem:
