@@ -49,8 +49,9 @@ def _weights_digest(model_dir: Path, cache_dir: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     value = digest.hexdigest()[:16]
+    if not cache_dir.is_dir():  # reading creates nothing: the first export makes the folder
+        return value
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({**known, key: value}))
         os.replace(tmp, memo)
