@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -100,8 +102,13 @@ def _export(model_dir: Path, target: Path, kind: ExportKind) -> None:
     suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
     float_path = target.with_name(target.name + ".float" + suffix)
     final_tmp = target.with_name(target.name + suffix)
+    # The tracer's and the quantizer's advice (TracerWarning, "consider pre-processing", on the root logger)
+    # is about this fixed recipe, not the user's data: it never reaches a terminal or a run's log.
+    advice = _DropLogRecords("Please consider to run pre-processing")
+    logging.getLogger().addFilter(advice)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 LastHiddenState(model), tuple(sample[name] for name in INPUTS), str(float_path),
                 input_names=list(INPUTS), output_names=["last_hidden_state"],
@@ -119,5 +126,15 @@ def _export(model_dir: Path, target: Path, kind: ExportKind) -> None:
             os.replace(float_path, final_tmp)
         os.replace(final_tmp, target)
     finally:
+        logging.getLogger().removeFilter(advice)
         for leftover in (float_path, final_tmp):
             leftover.unlink(missing_ok=True)
+
+
+class _DropLogRecords(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
