@@ -12,8 +12,8 @@ from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.pictures import PictureLinks
 from nexus_query.config import FileRoute, load_config
 from nexus_query.context import RequestContext
-from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, get_provider
-from nexus_query.errors import MissingRoute
+from nexus_query.embeddings import EmbedderInfo, EmbeddingProvider, provider_for_space
+from nexus_query.errors import MissingRoute, SpaceNotFound
 from nexus_query.landing import LandingZone
 from nexus_query.paths import TenantFiles
 from nexus_query.routing import RoutingRegistry
@@ -44,9 +44,16 @@ class NexusResource(dg.ConfigurableResource):
     def store(self) -> SpaceStore:
         return SpaceStore(self.registry)
 
-    @property
-    def provider(self) -> EmbeddingProvider:
-        return get_provider(self.registry.config)
+    def provider_for(self, key: SpaceKey) -> EmbeddingProvider:
+        """The embedder that writes this space: the one that built it (a space keeps its embedder when the
+        default changes), or the configured one for a new space."""
+        try:
+            space = (self.store.open_global(self.environment) if key.is_global
+                     else self.store.open(key.context(self.environment), key.space_id))
+            built_by = space.embedder
+        except SpaceNotFound:
+            built_by = None
+        return provider_for_space(self.registry.config, built_by)
 
     def space_key(self, partition_key: str) -> SpaceKey:
         return SpaceKey.parse(partition_key)

@@ -172,7 +172,7 @@ class RemoteEmbedderConfig:
 
 @dataclass(frozen=True)
 class EmbedderConfig:
-    provider: str = "local"
+    provider: str = "auto"  # onnx-int8 where onnxruntime is installed, else local (embeddings.resolved_provider_name)
     model: str = "all-MiniLM-L6-v2"
     device: str = "cpu"
     batch_size: int = 64

@@ -17,7 +17,7 @@ import numpy as np
 
 from nexus_query.context import RequestContext, validate_id
 from nexus_query.cursors import CURSOR_INVALID, CursorState, query_digest, signer_for
-from nexus_query.embeddings import EmbeddingProvider, get_provider
+from nexus_query.embeddings import EmbeddingProvider, provider_for_space
 from nexus_query.errors import CursorInvalid, InvalidRequest, SpaceNotFound
 from nexus_query.results import DEFAULT_MODE, MODES, Hit, QueryMode, QueryResult, SpaceLabel
 from nexus_query.scoring import (
@@ -280,7 +280,6 @@ def query(
     conditions = parse_filters(filters)
 
     store = store or SpaceStore()
-    provider = provider or get_provider(store.registry.config)
     signer = signer_for(store.registry.config)
     digest = query_digest({
         "q": query_input if isinstance(query_input, str) else hashlib.sha256(query_input.tobytes()).hexdigest(),
@@ -292,6 +291,7 @@ def query(
     pin = bool(cursor)
 
     tenant_space = store.open(ctx, space_id)
+    provider = provider or provider_for_space(store.registry.config, tenant_space.embedder)
     tenant_space.require_embedder(provider.info)
     sources = [_Source.open("tenant", tenant_space, conditions, state.versions.get("tenant"), pin)]
     if include_global:

@@ -28,6 +28,9 @@ from tests.process_guard import pytest_sessionfinish, pytest_sessionstart  # noq
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One folder of ONNX exports for every test's data root (and the processes they start): exporting the model
+# takes torch 10-30 s, once per session instead of once per test.
+os.environ.setdefault("NEXUS_MODEL_CACHE", str(REPO / ".pytest_cache" / "nexus-models"))
 
 
 # Fixtures that start a server: a test using one (directly or through another fixture) is slow.

@@ -18,23 +18,26 @@ ACME = RequestContext("acme")
 LONG_SOURCE = "conversations/chatgpt/3f2a9c1e-77d4-4c5e-9a51-0b8e2f6d4c10.json"
 
 
-def run(args: list[str], cwd) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")}
-    return subprocess.run([NEXUS, *args], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run([NEXUS, *args], capture_output=True, text=True, cwd=cwd, env={**env, **extra_env})
 
 
 def test_a_query_prints_hits_and_no_progress_bars_from_any_folder(store, provider, tmp_path):
     load_texts(store, provider, ACME, "main", {LONG_SOURCE: "Return a tent within 60 days.",
                                                "stoves": "The stove burns propane."})
-    tmp_path = tmp_path / "anywhere"
-    tmp_path.mkdir()
-    quiet = run(["query", "--key", "acme-demo-key", "how do I return a tent"], cwd=tmp_path)
+    here = tmp_path / "anywhere"
+    here.mkdir()
+    # empty model caches: the query loads the model with torch and exports it, the noisiest case
+    quiet = run(["query", "--key", "acme-demo-key", "how do I return a tent"], cwd=here,
+                NEXUS_MODEL_CACHE=str(tmp_path / "models-quiet"))
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
     assert "Loading weights" not in quiet.stdout and "it/s]" not in quiet.stdout
     assert LONG_SOURCE in quiet.stdout  # the source is shown whole (not "conversations/chat")
-    assert list(tmp_path.iterdir()) == []  # nothing created in the current folder
-    verbose = run(["query", "--verbose", "--key", "acme-demo-key", "how do I return a tent"], cwd=tmp_path)
+    assert list(here.iterdir()) == []  # nothing created in the current folder
+    verbose = run(["query", "--verbose", "--key", "acme-demo-key", "how do I return a tent"], cwd=here,
+                  NEXUS_MODEL_CACHE=str(tmp_path / "models-verbose"))
     assert verbose.returncode == 0 and "Loading weights" in verbose.stderr  # --verbose lets the libraries speak
 
 

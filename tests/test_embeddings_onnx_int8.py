@@ -1,6 +1,7 @@
 """The int8 ONNX Runtime embedder: exported offline from the bundled weights once, close to the float32
-model, a separate embedder id that a space built by the default model refuses (409); and the bounded
-query-embedding cache both local embedders share."""
+model, a separate embedder id that a space built by the float32 model refuses (409), while a server
+configured for int8 answers such a space with the embedder that built it; and the bounded query-embedding
+cache both local embedders share."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from nexus_query.config import load_config  # noqa: E402
 from nexus_query.context import RequestContext  # noqa: E402
 from nexus_query.embeddings import get_provider  # noqa: E402
 from nexus_query.embeddings.local import QueryEmbeddingCache  # noqa: E402
-from nexus_query.embeddings.onnx_int8 import OnnxInt8Provider, int8_model_path  # noqa: E402
+from nexus_query.embeddings.onnx_export import export_path  # noqa: E402
+from nexus_query.embeddings.onnx_int8 import OnnxInt8Provider  # noqa: E402
 from nexus_query.errors import EmbedderMismatch  # noqa: E402
 from nexus_query.query import query  # noqa: E402
 from nexus_query.routing import RoutingRegistry  # noqa: E402
+from nexus_query.scoring import vector_relevance  # noqa: E402
 from nexus_query.store import Record, SpaceStore, build_rows  # noqa: E402
 from tests.helpers import load_texts  # noqa: E402
 
@@ -49,11 +52,11 @@ def test_int8_vectors_are_unit_length_and_close_to_the_float32_models(int8, prov
 
 def test_the_int8_model_is_exported_once_from_local_weights_and_reused(int8, tmp_path_factory):
     int8.embed(["warm"])
-    path = int8_model_path(int8._dir, int8._cache_dir)
+    path = export_path(int8._dir, int8._cache_dir, "int8")
     before = path.stat().st_mtime_ns
     again = OnnxInt8Provider(cache_dir=int8._cache_dir)
     again.embed(["again"])
-    assert path.stat().st_mtime_ns == before and len(list(int8._cache_dir.rglob("*.onnx"))) == 1
+    assert path.stat().st_mtime_ns == before and list(int8._cache_dir.rglob("*.onnx")) == [path]
     assert not list(int8._cache_dir.rglob("*.tmp"))
 
 
@@ -68,18 +71,23 @@ def test_the_int8_embedder_has_its_own_id_and_a_default_space_refuses_it(int8, p
     assert space.count() == 1
 
 
-def test_a_server_configured_for_int8_answers_409_on_a_space_built_by_the_default(tmp_path, monkeypatch, provider):
+def test_a_server_configured_for_int8_answers_a_space_built_by_the_float32_model_with_that_model(
+        tmp_path, monkeypatch, provider):
     monkeypatch.setenv("NEXUS_HOME", str(tmp_path))
     monkeypatch.setenv("NEXUS_EMBEDDER", "onnx-int8")
     monkeypatch.delenv("NEXUS_CONFIG", raising=False)
     registry = RoutingRegistry(load_config())
     assert isinstance(get_provider(registry.config), OnnxInt8Provider)
-    load_texts(SpaceStore(registry), provider, ACME, "main", {"tent": TEXTS[0]})
+    load_texts(SpaceStore(registry), provider, ACME, "main", {"tent": TEXTS[0], "valve": TEXTS[1]})
     with background_server(create_app(registry)) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
-        response = client.post("/nexus/spaces/main/query", json={"q": "tent"},
+        response = client.post("/nexus/spaces/main/query", json={"q": "returning a tent", "mode": "vector"},
                                headers={"Authorization": "Bearer acme-demo-key"})
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "nexus.embedder_mismatch"
+    assert response.status_code == 200, response.text
+    top = response.json()["hits"][0]
+    # the float32 model's own cosine: the space kept the embedder that built it
+    expected = float(provider.embed(["returning a tent"])[0] @ provider.embed([TEXTS[0]])[0])
+    assert top["content"] == TEXTS[0]
+    assert top["score_details"]["vector"] == pytest.approx(vector_relevance(expected), abs=1e-4)
 
 
 def test_query_embedding_cache_is_bounded_lru_and_hands_out_copies():

@@ -19,6 +19,13 @@ from tests.helpers import load_texts
 ACME = RequestContext("acme")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def loaded_kernels():
+    """The int8 kernels loaded, as in a server: small scans then go through them too (a process that has
+    not loaded them scores small spaces in float32 instead; see the last tests)."""
+    snapshot_scan.warm()
+
+
 def float32_top(vectors: np.ndarray, addrs: np.ndarray, query: np.ndarray, n: int,
                 candidates: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
     """The reference: float32 dot products of every row, best first, ties to the lower address."""
@@ -211,3 +218,23 @@ def test_a_snapshot_read_in_small_batches_equals_the_table(store, provider, monk
     empty = store.open_or_create(ACME, "empty", provider.info)
     nothing = SnapshotCache().get(empty.table, empty.location.dataset_uri)
     assert nothing.num_rows == 0 and nothing.top(query, 5)[0].size == 0
+
+
+def test_before_the_kernels_load_a_small_scan_is_float32_and_answers_the_same(monkeypatch):
+    rng = np.random.default_rng(7)
+    vectors, query = unit(rng.normal(size=(3000, 64))), unit(rng.normal(size=(1, 64)))[0]
+    addrs = np.arange(len(vectors), dtype=np.uint64)
+    blocks, offsets = blocks_of(vectors, [1000], "memory")
+    with_kernels = exact_top(blocks, offsets, addrs, query, 20, threads=1, rerank_min=32)
+    monkeypatch.setattr(snapshot_scan, "_kernels", None)
+    monkeypatch.setattr(snapshot_scan, "estimates", lambda *a, **k: pytest.fail("a cold small scan loaded numba"))
+    cold = exact_top(blocks, offsets, addrs, query, 20, threads=1, rerank_min=32)
+    assert cold[0].tolist() == with_kernels[0].tolist() and np.array_equal(cold[1], with_kernels[1])
+
+
+def test_a_large_scan_uses_the_int8_kernels_even_in_a_cold_process(monkeypatch):
+    rows = snapshot_scan.COLD_FLOAT32_SCAN_MAX // 8 + 1
+    assert not snapshot_scan._float32_scan_is_cheaper(rows - 1, 8)  # loaded: always int8
+    monkeypatch.setattr(snapshot_scan, "_kernels", None)
+    assert snapshot_scan._float32_scan_is_cheaper(rows - 1, 8)
+    assert not snapshot_scan._float32_scan_is_cheaper(rows, 8)

@@ -44,7 +44,7 @@ def cognition_artifacts(context: dg.AssetExecutionContext, config: CognitionConf
         return dg.MaterializeResult(metadata={"artifacts": 0, "skipped": "global space"}, check_results=[
             dg.AssetCheckResult(check_name=name, passed=True) for name in (CONTENT_ADDRESSED, CITATIONS_RESOLVE)])
     ctx = key.context(nexus.environment)
-    store, provider = nexus.store, nexus.provider
+    store, provider = nexus.store, nexus.provider_for(key)
     artifacts = ArtifactStore(nexus.files(key))
     rows, skipped, unresolved, corrupt = [], {}, [], []
     statuses: Counter[str] = Counter()

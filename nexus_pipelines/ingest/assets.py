@@ -98,7 +98,7 @@ def chunks(context: dg.AssetExecutionContext, config: ChunkConfig, nexus: NexusR
     """Token-aware, heading-aware, overlapping chunks, each an exact substring of its document at its
     recorded character offsets; images stay whole."""
     key = nexus.space_key(context.partition_key)
-    chunker = Chunker.for_provider(nexus.provider, config.max_tokens, config.overlap_tokens)
+    chunker = Chunker.for_provider(nexus.provider_for(key), config.max_tokens, config.overlap_tokens)
     previous = previous_output(nexus.files(key), context.asset_key.path, key.space_id)
     stats = ChunkStats()
     context.log.info("chunking to at most %d word pieces, %d overlapping", chunker.max_tokens, chunker.overlap_tokens)
@@ -112,7 +112,7 @@ def embeddings(context: dg.AssetExecutionContext, nexus: NexusResource, chunks: 
     """Vectors for the chunks the space does not already hold as they are, in batches; a chunk whose
     text this embedder already embedded reuses the stored vector, an unchanged row is skipped."""
     key = nexus.space_key(context.partition_key)
-    provider = nexus.provider
+    provider = nexus.provider_for(key)
     space = nexus.open_space(key, provider.info)
     stats = IngestStats()
 
@@ -140,7 +140,7 @@ def space_table(context: dg.AssetExecutionContext, config: SpaceTableConfig, nex
     """The space's LanceDB table: keyed upsert of new and changed chunks, deletion of rows whose documents
     left the source, compaction when fragmented, then checks over every row."""
     key = nexus.space_key(context.partition_key)
-    provider = nexus.provider
+    provider = nexus.provider_for(key)
     space = nexus.open_space(key, provider.info)
     ctx = nexus.owner_context(key)
     if not key.is_global:  # over the row quota: the run fails (its tasks with it) before writing a row

@@ -139,7 +139,7 @@ def ingest_documents(nexus: NexusResource, key: SpaceKey, zone: LandingZone, *, 
                      exports: Sequence[str] = ()) -> dict[str, int]:
     """Chunk, embed and upsert the documents of one batch (and/or landed exports) into the space, as a
     run would write them; a document that got shorter loses its tail chunks. Returns the counts."""
-    provider = nexus.provider
+    provider = nexus.provider_for(key)
     reader = LandingReader(zone, key.space_id)
     docs = list(reader.documents_of(batch_id, exports))
     chunker = Chunker.for_provider(provider)

@@ -106,7 +106,7 @@ def refresh_partition(nexus: NexusResource, partition_key: str, *, history: bool
     source = read_source(nexus.files(key), key.space_id)
     if source is None:
         return {"status": "no KPI source", "facts": 0}
-    provider = nexus.provider
+    provider = nexus.provider_for(key)
     ctx = key.context(nexus.environment)
     space = nexus.open_space(key, provider.info)
     result = refresh_facts(space, ctx, source, provider, history=history, now=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -38,7 +39,7 @@ from nexus_query.api.models import (
     raw_filters,
 )
 from nexus_query.context import RequestContext
-from nexus_query.errors import InvalidJson, ValidationFailed
+from nexus_query.errors import InvalidJson, NexusError, ValidationFailed
 from nexus_query.landing import landing_zone
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
@@ -61,6 +62,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "no route for a resource kind (e.g. nexus_store.missing_route)",
     }.items()
 }
+log = logging.getLogger(__name__)
 SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
 TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
 INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # large bodies; reads and checks its body itself
@@ -78,13 +80,16 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     registry_given = registry is not None
     ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(sweep_orphans)
         async with anyio.create_task_group() as group:
             if warm_ingest_worker:
                 group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
             if warm_serving:
                 await anyio.to_thread.run_sync(warm_query_path, current())
+                # FastAPI builds the routes of included routers (their fields and validators) on the first
+                # request that reaches them, ~100 ms; building the OpenAPI schema builds them all now.
+                started.openapi()
             yield
             group.cancel_scope.cancel()
 
@@ -177,16 +182,40 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
 
 
+WARM_SPACES = 32  # spaces a starting server queries once (its keys' spaces, in order), bounding the start
+
+
 def warm_query_path(registry: RoutingRegistry) -> None:
-    """Load the configured embedding model and run it once, compile the snapshot scan kernels and start
-    the process's LanceDB session: the first query of the process then costs what a warm one does."""
-    from nexus_query.embeddings import get_provider
+    """Load the embedding models and run them once, compile the snapshot scan kernels, start the process's
+    LanceDB session, then query each space this server's keys reach (at most ``WARM_SPACES``) once: its
+    table is open, its snapshot built and its full-text index loaded before the first real query, which
+    then costs what a warm one does."""
+    from nexus_query.embeddings import provider_for_space, warm_providers
     from nexus_query.store import snapshot_scan
     from nexus_query.store.space import lance_session
 
-    get_provider(registry.config).embed(["warm up"])
+    warm_providers(registry.config)
     snapshot_scan.warm()
     lance_session()
+    store = SpaceStore(registry)
+    keys = sorted({(k.tenant_id, k.project_id, k.environment) for k in registry.config.api_keys})
+    warmed = 0
+    for tenant, project, environment in keys:
+        ctx = RequestContext(tenant, project, environment)
+        try:
+            space_ids = store.space_ids(ctx)
+        except NexusError:  # a tenant without a store route: its requests get the 503, not the start
+            continue
+        for space_id in space_ids[:WARM_SPACES - warmed]:
+            try:
+                provider = provider_for_space(registry.config, store.open(ctx, space_id).embedder)
+                if provider.info.provider != "remote":  # a remote embedder would bill the tenant for it
+                    query(ctx, space_id, "warm up", store=store, provider=provider, top_k=1)
+            except NexusError as exc:  # a space its first request will report on; the start goes on
+                log.info("warming space %s/%s skipped: %s", tenant, space_id, exc)
+            warmed += 1
+        if warmed >= WARM_SPACES:
+            return
 
 
 def _is_json_request(request: Request) -> bool:

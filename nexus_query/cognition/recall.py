@@ -22,7 +22,7 @@ import numpy as np
 
 from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
-from nexus_query.embeddings import EmbeddingProvider, get_provider
+from nexus_query.embeddings import EmbeddingProvider, provider_for_space
 from nexus_query.errors import InvalidRequest
 from nexus_query.scoring import TEXT_LIFT, hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
@@ -86,7 +86,7 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
         raise InvalidRequest("query must be a non-empty string", field="query")
     store = store or SpaceStore()
     space = store.open(ctx, space_id)
-    provider = provider or get_provider(store.registry.config)
+    provider = provider or provider_for_space(store.registry.config, space.embedder)
     space.require_embedder(provider.info)
     table, version = space.table, space.version
     table.checkout(version)

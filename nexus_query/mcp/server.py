@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from nexus_query.cognition import agent_rules
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
-from nexus_query.embeddings import get_provider
+from nexus_query.embeddings import warm_providers
 from nexus_query.errors import NexusError, NotFound, ValidationFailed
 from nexus_query.mcp import pipelines, tools
 from nexus_query.mcp.auth import BearerAuth, caller_of, stdio_key
@@ -230,7 +230,7 @@ def warm_up(registry: RoutingRegistry) -> None:
     so an agent's first find or store(wait) does not pay for them."""
     def warm() -> None:
         try:
-            get_provider(registry.config).embed(["warm up"])
+            warm_providers(registry.config)
             pipelines.import_runners()
         except Exception:  # a tool call meets the same failure and reports it; the log keeps this one
             log.warning("warming up failed", exc_info=True)

@@ -330,6 +330,16 @@ def _best_estimates(estimate: np.ndarray, first: int, n: int) -> np.ndarray:
     return np.sort(np.argpartition(estimate, count - first)[count - first:])
 
 
+COLD_FLOAT32_SCAN_MAX = 4_000_000  # vector values (10k rows at 384-d: a few ms of numpy)
+
+
+def _float32_scan_is_cheaper(rows: int, dim: int) -> bool:
+    """Before the kernels are loaded in this process (a cold `nexus query`: 0.5-1.5 s to import numba and
+    load them), a small space is scored exactly in float32 by numpy instead: the same answer, by design.
+    A server loads them at start (``warm``) and always scans int8."""
+    return _kernels is None and rows * dim <= COLD_FLOAT32_SCAN_MAX
+
+
 def exact_top(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, addrs: np.ndarray, query: np.ndarray,
               n: int, candidates: np.ndarray | None = None, *, threads: int | None = None,
               rerank_min: int = RERANK_MIN) -> tuple[np.ndarray, np.ndarray]:
@@ -341,18 +351,17 @@ def exact_top(blocks: Sequence[QuantizedVectors], offsets: np.ndarray, addrs: np
     n = min(n, count)
     if n <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    q_codes, q_scale, q_error = quantize_query(query)
-    # Gathering a few rows beats scanning all of them; past about half, scanning all is cheaper.
-    if candidates is None or len(candidates) * 2 >= total:
-        estimate = estimates(blocks, offsets, q_codes, q_scale, threads=threads)
-        if candidates is not None:
-            estimate = estimate[candidates]
-    else:
-        estimate = estimates(blocks, offsets, q_codes, q_scale, candidates, threads=threads)
     position_of = (lambda idx: idx) if candidates is None else (lambda idx: candidates[idx])
-
     first = max(n, rerank_min)
-    if first < count:
+    if first < count and not _float32_scan_is_cheaper(count, len(query)):
+        q_codes, q_scale, q_error = quantize_query(query)
+        # Gathering a few rows beats scanning all of them; past about half, scanning all is cheaper.
+        if candidates is None or len(candidates) * 2 >= total:
+            estimate = estimates(blocks, offsets, q_codes, q_scale, threads=threads)
+            if candidates is not None:
+                estimate = estimate[candidates]
+        else:
+            estimate = estimates(blocks, offsets, q_codes, q_scale, candidates, threads=threads)
         chosen = _best_estimates(estimate, first, n)
         chosen_scores = exact_scores(blocks, offsets, query, position_of(chosen))
         bar = float(np.partition(chosen_scores, len(chosen_scores) - n)[len(chosen_scores) - n])
