@@ -28,6 +28,7 @@ from nexus_pipelines.ingest.requests import (
 from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.partitions import SpaceKey
 from nexus_pipelines.resources import NexusResource
+from nexus_query.api.ingest_body import WORKER_NICENESS
 from nexus_query.claims import ClaimHeld, Claims, claimed, new_owner
 from nexus_query.erasure import request_erasure
 from nexus_query.landing import landing_zone
@@ -183,17 +184,22 @@ from nexus_query.api.server import background_server
 from nexus_query.embeddings import get_provider
 from nexus_query.store import snapshot_scan
 
-with background_server(create_app(warm_serving=True)):
-    print(get_provider()._encoder is not None, snapshot_scan._kernels is not None)
+import psutil
+
+with background_server(create_app(warm_serving=True, warm_ingest_worker=True)):
+    workers = psutil.Process().children()
+    print(get_provider()._encoder is not None, snapshot_scan._kernels is not None, [w.nice() for w in workers])
 """
 
 
 @pytest.mark.slow
-def test_a_warm_serving_app_has_loaded_the_model_and_compiled_the_scan_before_its_first_request(nexus_home):
+def test_a_warm_serving_app_has_loaded_the_model_compiled_the_scan_and_started_its_worker_before_serving(
+        nexus_home):
     proc = subprocess.run([sys.executable, "-c", WARM_PROBE], env={**os.environ, "PYTHONPATH": str(REPO)},
                           cwd=REPO, capture_output=True, timeout=600, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["True", "True"]
+    # the ingest worker lowers its priority once its imports are done: it waits idle, not importing
+    assert proc.stdout.split() == ["True", "True", f"[{WORKER_NICENESS}]"]
 
 
 @pytest.mark.slow

@@ -82,16 +82,17 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     @contextlib.asynccontextmanager
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(sweep_orphans)
-        async with anyio.create_task_group() as group:
+        # Both warm-ups end before the server listens: a worker still importing beside the first queries
+        # made them cost twice a warm one on two cores.
+        async with anyio.create_task_group() as warming:
             if warm_ingest_worker:
-                group.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
+                warming.start_soon(functools.partial(anyio.to_process.run_sync, warm_up, limiter=ingest_workers))
             if warm_serving:
                 await anyio.to_thread.run_sync(warm_query_path, current())
                 # FastAPI builds the routes of included routers (their fields and validators) on the first
                 # request that reaches them, ~100 ms; building the OpenAPI schema builds them all now.
                 started.openapi()
-            yield
-            group.cancel_scope.cancel()
+        yield
 
     app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.",
                   lifespan=lifespan)
