@@ -174,16 +174,8 @@ class Judge:
                         band = self.shift(i, verdict)
                         if band is not None:
                             episodes.append(band)
-                elif band.shift:
-                    if band.sign * verdict.z > self.cusum.drift:  # the run goes on while its windows do
-                        band.checked, band.windows, band.last = i, band.windows + 1, verdict
-                        if band.sign * (self.r.values[i] - self.r.values[band.peak]) > 0:
-                            band.peak = i
-                        self.unusual[i] = True
-                    else:
-                        band.closed_at, band.last, band = i, verdict, None
-                        self.cusum.reset()
-                elif verdict.continues(band.sign):
+                # a shift run goes on while its windows stay past the drift; a band episode while they continue
+                elif (band.sign * verdict.z > self.cusum.drift) if band.shift else verdict.continues(band.sign):
                     band.checked, band.windows, band.last = i, band.windows + 1, verdict
                     if band.sign * (self.r.values[i] - self.r.values[band.peak]) > 0:
                         band.peak = i
