@@ -18,6 +18,9 @@ load from other processes hits both sides alike:
                   bundled weights) over the same chunk texts; target >= 1.2x raw encode in chunks/s.
                   Its retrieval quality: NEXUS_EMBEDDER=onnx-int8 bench/retrieval_eval.py (README)
 
+The pipeline embeds with the float32 model here (``NEXUS_EMBEDDER=local`` unless set), so that it and raw
+encode run the same model; the int8 row compares the default of new spaces against it.
+
 Best of the rounds is reported, in wall-clock seconds and in CPU seconds of this process (the steadier
 figure when other processes share the cores: both sides run here, with the same torch threads).
 Targets: pipeline chunks/s >= 0.85 x raw encode; re-run <= 5% of the first run. ``--memory-docs N``
@@ -151,6 +154,7 @@ def main() -> int:
         memory_only(args.docs)
         return 0
 
+    os.environ.setdefault("NEXUS_EMBEDDER", "local")  # the pipeline and raw encode: one model (docstring)
     from nexus_query.embeddings import get_provider
 
     items = synthetic_items(args.docs)

@@ -248,9 +248,9 @@ def run_size(n: int, centers: np.ndarray, query_texts: list[str], query_vectors:
     refresh = (time.perf_counter() - started) * 1000
 
     texts = query_texts[: max(20, args.queries // 2)]
+    for s in texts:  # the repeated-question row finds every text embedded already (a query fills the cache)
+        provider.embed([s])
     warm_cache, cold_cache = provider._query_cache, QueryEmbeddingCache(max_entries=0)
-    for s in texts:  # the repeated-question row finds every text embedded already
-        warm_cache.get_or_compute(s, lambda s=s: provider._encode([s]))
     provider._query_cache = cold_cache  # every other text query below embeds afresh
     with background_server(create_app(store.registry)) as base_url, httpx.Client(base_url=base_url) as client:
         def over_http(s):
