@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,10 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
                 # FastAPI builds the routes of included routers (their fields and validators) on the first
                 # request that reaches them, ~100 ms; building the OpenAPI schema builds them all now.
                 started.openapi()
+                # What start-up built lives as long as the process: out of the collector's way, so the
+                # first requests do not pay a full collection of every module and model object.
+                gc.collect()
+                gc.freeze()
         yield
 
     app = FastAPI(title="Nexus", version="1", description="Query and ingest tenant knowledge spaces.",
