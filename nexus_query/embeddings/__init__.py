@@ -5,7 +5,7 @@ installed, else the float32 model); a space keeps the embedder that built it."""
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from nexus_query.config import NexusConfig, default_config
@@ -44,8 +44,13 @@ def resolved_provider_name(config: NexusConfig) -> str:
     name = config.embedder.provider
     if name != "auto":
         return name
-    installed = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-    return "onnx-int8" if installed else "local"
+    return "onnx-int8" if _onnx_export_installed() else "local"
+
+
+@cache
+def _onnx_export_installed() -> bool:
+    """Asked once per process: every query resolves the provider, and an install does not change under it."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
 @lru_cache(maxsize=8)
