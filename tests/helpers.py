@@ -41,6 +41,33 @@ ACME = RequestContext("acme")
 T = TypeVar("T")
 
 
+# --- journeys: the CLI as a user runs it -----------------------------------------------------------------
+
+BIN = Path(sys.executable).parent
+# What a user's shell may hold that would point a journey at another config, key, server or instance.
+USER_SETTINGS = ("NEXUS_CONFIG", "NEXUS_API_KEY", "NEXUS_URL", "DAGSTER_HOME")
+
+
+def user_env(data_root: Path) -> dict[str, str]:
+    """This process's environment on a fresh data root, without the user's Nexus settings."""
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    env["NEXUS_HOME"] = str(data_root)
+    return env
+
+
+def run_nexus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """A ``nexus`` command that must succeed."""
+    done = subprocess.run([str(BIN / "nexus"), *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"nexus {' '.join(args)}: {done.stderr[-3000:]}"
+    return done
+
+
+def new_tenant(env: dict[str, str], tenant: str) -> dict[str, str]:
+    """``nexus tenants add`` and ``nexus keys create``: the environment with the new key as NEXUS_API_KEY."""
+    run_nexus(env, "tenants", "add", tenant)
+    return {**env, "NEXUS_API_KEY": run_nexus(env, "keys", "create", "--tenant", tenant).stdout.strip()}
+
+
 # --- servers and processes on loopback ------------------------------------------------------------------
 
 def free_port() -> int:

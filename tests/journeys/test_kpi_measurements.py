@@ -3,36 +3,19 @@ one-day CSV (named as people name exports) added with `nexus kpi add --wait` and
 the question a person asks, "how is it going?", answered by the metric's status fact."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BIN = Path(sys.executable).parent
+from tests.helpers import new_tenant, run_nexus, user_env
+
 START = datetime(2026, 11, 16, tzinfo=UTC)
-
-
-def nexus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "nexus"), *args], env=env, capture_output=True, text=True)
-
-
-def ok(env: dict[str, str], *args: str) -> str:
-    done = nexus(env, *args)
-    assert done.returncode == 0, f"nexus {' '.join(args)}: {done.stderr[-3000:]}"
-    return done.stdout
 
 
 @pytest.mark.slow  # model-loading processes and an in-process Dagster run
 def test_a_one_day_csv_added_by_a_new_tenant_answers_how_is_it_going(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CONFIG", "NEXUS_API_KEY", "NEXUS_URL",
-                                                            "DAGSTER_HOME")}
-    env["NEXUS_HOME"] = str(tmp_path / "data")
-    ok(env, "tenants", "add", "bistro")
-    env["NEXUS_API_KEY"] = ok(env, "keys", "create", "--tenant", "bistro").strip()
+    env = new_tenant(user_env(tmp_path / "data"), "bistro")
 
     # a day of one-minute checkout latency, the last two hours 20% higher (the seed's example)
     values = 190 * (1 + 0.03 * np.random.default_rng(7).standard_normal(1440))
@@ -42,11 +25,10 @@ def test_a_one_day_csv_added_by_a_new_tenant_answers_how_is_it_going(tmp_path):
     rows = [f"{(START + timedelta(minutes=i)).isoformat()},{v:.2f}" for i, v in enumerate(values)]
     export.write_text("timestamp,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
-    added = nexus(env, "kpi", "add", str(export), "--space", "ops", "--wait")  # the file names the metric
-    assert added.returncode == 0, added.stderr[-3000:]
+    added = run_nexus(env, "kpi", "add", str(export), "--space", "ops", "--wait")  # the file names the metric
     assert "added 1440 reading(s) of checkout_p95_latency" in added.stderr
 
-    answer = json.loads(ok(env, "query", "how is it going?", "--space", "ops", "--json"))
+    answer = json.loads(run_nexus(env, "query", "how is it going?", "--space", "ops", "--json").stdout)
     statuses = [hit for hit in answer["hits"] if hit["metadata"].get("fact_type") == "status"]
     assert statuses, f"no status fact among {[hit['content'][:80] for hit in answer['hits']]}"
     (status,) = statuses

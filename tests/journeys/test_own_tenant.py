@@ -7,27 +7,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import REPO, free_port, poll, stop, wait_for_port
+from tests.helpers import BIN, REPO, free_port, new_tenant, poll, run_nexus, stop, user_env, wait_for_port
 
-BIN = Path(sys.executable).parent
 FILES = {  # folder-relative name -> text: spaces, accents, quotes, nested folders
     "Q3 plan – ‘final’ (v2).md": "# Q3 plan\n\nThe harbour kiosk opens on the first of July; Zoë runs the till.",
     "Kaffee & Kuchen/café menu.txt": "Cardamom buns and filter coffee are sold at the harbour kiosk until noon.",
     "Kaffee & Kuchen/old/it's \"the\" recipe.md": "Knead the cardamom dough twice and let it rest overnight.",
 }
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def nexus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / "nexus"), *args], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"nexus {' '.join(args)}: {done.stderr[-3000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +29,8 @@ def running(tmp_path_factory):
     dagster_home = root / "dagster-home"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k not in ("NEXUS_CONFIG", "NEXUS_API_KEY", "NEXUS_URL")}
-    env.update(NEXUS_HOME=str(root / "data"), DAGSTER_HOME=str(dagster_home),
-               PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = user_env(root / "data")
+    env.update(DAGSTER_HOME=str(dagster_home), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     log = (root / "dagster-dev.log").open("wb")
     port = free_port()
     dagster = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
@@ -60,12 +50,6 @@ def running(tmp_path_factory):
             stop(serve)
         stop(dagster)
         log.close()
-
-
-def new_tenant(env: dict[str, str], tenant: str) -> dict[str, str]:
-    """``nexus tenants add`` and ``nexus keys create``: the environment with the new key as NEXUS_API_KEY."""
-    nexus(env, "tenants", "add", tenant)
-    return {**env, "NEXUS_API_KEY": nexus(env, "keys", "create", "--tenant", tenant).stdout.strip()}
 
 
 def task_status(http: httpx.Client, key: str, task_id: str) -> str | None:
@@ -97,7 +81,7 @@ def test_a_tenant_added_by_command_is_served_ingested_and_mapped_by_the_running_
     for name, text in FILES.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
-    task_id = nexus(env, "ingest", str(folder), "--space", "notes").stdout.strip()
+    task_id = run_nexus(env, "ingest", str(folder), "--space", "notes").stdout.strip()
     # the running code location's landing sensor runs it (up to a few sensor intervals on loaded cores)
     assert poll(lambda: task_status(http, key, task_id), attempts=900) == "succeeded"
 
@@ -120,9 +104,9 @@ def test_a_file_ingested_from_a_folder_is_erased_by_the_name_it_was_ingested_und
     for name, text in FILES.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
-    task_id = nexus(env, "ingest", str(folder), "--space", "notes").stdout.strip()
+    task_id = run_nexus(env, "ingest", str(folder), "--space", "notes").stdout.strip()
     assert poll(lambda: task_status(http, key, task_id), attempts=900) == "succeeded"
-    erased = json.loads(nexus(env, "erase", "--space", "notes", "--source", "Kaffee & Kuchen/café menu.txt").stdout)
+    erased = json.loads(run_nexus(env, "erase", "--space", "notes", "--source", "Kaffee & Kuchen/café menu.txt").stdout)
     assert poll(lambda: task_status(http, key, erased["task_id"]), attempts=900) == "succeeded"
     assert "Kaffee & Kuchen/café menu.txt" not in names(http, key, "cardamom")
     assert "Q3 plan – ‘final’ (v2).md" in names(http, key, "harbour kiosk")
