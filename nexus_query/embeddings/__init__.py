@@ -12,6 +12,7 @@ from nexus_query.config import NexusConfig, default_config
 from nexus_query.embeddings.base import EmbedderInfo, EmbeddingProvider
 from nexus_query.embeddings.local import LocalProvider
 from nexus_query.embeddings.onnx_export import model_cache_dir
+from nexus_query.embeddings.onnx_runtime import onnxruntime_installed
 from nexus_query.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def resolved_provider_name(config: NexusConfig) -> str:
 @cache
 def _onnx_export_installed() -> bool:
     """Asked once per process: every query resolves the provider, and an install does not change under it."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+    return onnxruntime_installed() and importlib.util.find_spec("onnx") is not None
 
 
 @lru_cache(maxsize=8)
