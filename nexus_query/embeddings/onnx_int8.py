@@ -22,6 +22,7 @@ from nexus_query.embeddings.base import EmbedderInfo
 from nexus_query.embeddings.local import QueryEmbeddingCache, resolve_model_path
 from nexus_query.embeddings.onnx_export import ensure_export, export_path
 from nexus_query.embeddings.onnx_runtime import OnnxEncoder, max_seq_length, onnxruntime_installed, plain_mean_pooling
+from nexus_query.embeddings.word_pieces import ChunkingTokenizer
 from nexus_query.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,13 +60,12 @@ class OnnxInt8Provider:
 
     @property
     def tokenizer(self) -> Any:
-        """The model's tokenizer as transformers offers it, for the pipelines' chunker (embedding itself
-        uses ``tokenizers`` directly)."""
+        """The model's tokenizer for the pipelines' chunker: its ``tokenizer.json`` (every model this
+        provider runs has one) read by ``tokenizers`` alone, which cuts the same chunks under the same
+        fingerprint as transformers' ``AutoTokenizer`` without importing torch and transformers."""
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(str(self._dir), local_files_only=True)
+                self._tokenizer = ChunkingTokenizer(self._dir)
             return self._tokenizer
 
     def exported(self) -> bool:
