@@ -11,21 +11,22 @@ its fingerprint (``tests/test_word_pieces.py`` compares both over varied texts).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True)
 class WordPieces:
-    """Encodings of a batch, indexed as transformers' ``BatchEncoding`` is for the chunker's use."""
+    """Encodings of a batch, indexed as transformers' ``BatchEncoding`` is for the chunker's use (its
+    offsets built once: the chunker reads them once per text)."""
 
-    encodings: list[Any]  # tokenizers.Encoding
+    def __init__(self, encodings: list[Any]) -> None:  # tokenizers.Encoding
+        self.encodings = encodings
+        self._offsets = [e.offsets for e in encodings]
 
     def __getitem__(self, key: str) -> list[list[tuple[int, int]]]:
         if key != "offset_mapping":
             raise KeyError(key)
-        return [e.offsets for e in self.encodings]
+        return self._offsets
 
     def word_ids(self, index: int) -> list[int | None]:
         return self.encodings[index].word_ids
