@@ -14,8 +14,27 @@ import dagster as dg
 import httpx
 import pytest
 
+import nexus_query.api.cognition as cognition_api
+from nexus_pipelines.ingest.fast import ServerFastLane
+from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.partitions import SpaceKey
-from tests.helpers import BIN, CONVERSATIONS, REPO, auth, new_tenant, run_nexus, start_nexus_serve, stop, user_env
+from nexus_query.api import create_app
+from nexus_query.api.server import background_server
+from nexus_query.landing import landing_zone
+from nexus_query.routing import RoutingRegistry
+from tests.helpers import (
+    ACME,
+    ACME_KEY,
+    BIN,
+    CONVERSATIONS,
+    REPO,
+    auth,
+    new_tenant,
+    run_nexus,
+    start_nexus_serve,
+    stop,
+    user_env,
+)
 
 TOPIC = "what to do with an Embercore stove from batch EC-2312"
 EXPORT_NAME = "Claude export (März) – 'support'.json"
@@ -127,3 +146,25 @@ def test_a_key_imports_only_into_its_own_tenants_space(served):
     url = kiosk["NEXUS_URL"]
     task = httpx.get(f"{url}/nexus/tasks/{imported['task_id']}", headers=auth(bakery["NEXUS_API_KEY"]), timeout=60)
     assert task.status_code == 404
+
+
+@pytest.mark.slow  # a worker process parses the bulk export, then a pipeline run in process
+def test_an_export_over_the_fast_paths_bound_is_left_to_the_pipelines_run(dagster_home, provider, monkeypatch):
+    monkeypatch.setattr(cognition_api, "FAST_MAX_EXPORT_BYTES", 100)  # every export is "bulk" here
+    lane = ServerFastLane(dg.DagsterInstance.get())
+    data = (CONVERSATIONS / "claude_conversations.json").read_bytes()
+    try:
+        with background_server(create_app(RoutingRegistry.default(), fast_lane=lane)) as url:
+            answer = httpx.post(f"{url}/nexus/spaces/support/cognition/imports?file_name=Claude%20(M%C3%A4rz).json",
+                                content=data, headers={**auth(ACME_KEY), "Content-Type": "application/json"},
+                                timeout=300)
+    finally:
+        lane.close()
+    assert answer.status_code == 202, answer.text
+    receipt = answer.json()
+    assert receipt["path"] == "run" and receipt["archived"].endswith("-Claude-M-rz.json")
+    zone = landing_zone(ACME)
+    assert zone.read_task(receipt["task_id"]).status == "queued"  # the server's writer left it alone
+    with dg.DagsterInstance.get() as instance:  # what the landing sensor's run does
+        run = ingest_space_in_process(SpaceKey("acme", "default", "support"), instance=instance, progress=False)
+    assert run.success and zone.read_task(receipt["task_id"]).status == "succeeded"

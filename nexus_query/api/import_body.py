@@ -49,8 +49,9 @@ class ImportLanded:
 
 
 def land_import_body(job: ImportJob, fast_lane: FastLane | None = None) -> ImportLanded:
-    """Check the quotas and the export, land it and start its ingest: on ``fast_lane`` when there is one and
-    the export is small, else by announcing it to the landing sensor. Nothing is stored for a bad export."""
+    """Check the quotas and the export, land it and start its ingest: on ``fast_lane`` when there is one (the
+    server passes it for an export up to ``FAST_MAX_EXPORT_BYTES``), else by announcing it to the landing
+    sensor. Nothing is stored for a bad export."""
     try:
         registry = RoutingRegistry(job.config) if job.config is not None else RoutingRegistry.default()
         zone = landing_zone(job.ctx, registry)
@@ -58,7 +59,7 @@ def land_import_body(job: ImportJob, fast_lane: FastLane | None = None) -> Impor
         data = job.body.read()
         check_row_quota(registry, job.ctx, zone, job.space_id, lambda: parse_export(data).counts().blocks)
         path: Literal["fast", "run"]
-        if fast_lane is not None and job.body.size <= FAST_MAX_EXPORT_BYTES:
+        if fast_lane is not None:
             receipt, path = fast_lane.import_export(job.ctx, job.space_id, job.file_name, data, registry), "fast"
         else:
             receipt, path = land_export(zone.files, job.space_id, job.file_name, data), "run"
