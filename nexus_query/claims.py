@@ -127,12 +127,11 @@ class Holding:
         self.release()
 
 
-@contextlib.contextmanager
-def claimed(files: TenantFiles, request_id: str | None = None, role: str = "wait",
-            wait: float = 0.0) -> Iterator[Holding]:
-    """Hold a claim on ``request_id`` (a fresh id when None: claim it before landing anything under it)
-    for the ``with`` block. While someone else holds it, wait up to ``wait`` seconds for them to finish
-    (or their lease to lapse); ``ClaimHeld`` after that."""
+def hold_claim(files: TenantFiles, request_id: str | None = None, role: str = "wait",
+               wait: float = 0.0) -> Holding:
+    """A claim on ``request_id`` (a fresh id when None: claim it before landing anything under it), held
+    until the caller (or the thread it hands the ``Holding`` to) releases it. While someone else holds
+    it, wait up to ``wait`` seconds for them to finish (or their lease to lapse); ``ClaimHeld`` after that."""
     claims = Claims(files)
     request_id = request_id or uuid.uuid4().hex
     owner = new_owner(role)
@@ -141,7 +140,14 @@ def claimed(files: TenantFiles, request_id: str | None = None, role: str = "wait
         if time.monotonic() >= deadline:
             raise ClaimHeld(request_id)
         time.sleep(CLAIM_POLL_SECONDS)
-    with claims.hold(claim) as holding:
+    return claims.hold(claim)
+
+
+@contextlib.contextmanager
+def claimed(files: TenantFiles, request_id: str | None = None, role: str = "wait",
+            wait: float = 0.0) -> Iterator[Holding]:
+    """``hold_claim`` for the ``with`` block."""
+    with hold_claim(files, request_id, role, wait) as holding:
         yield holding
 
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 from nexus_query.errors import NexusError
+from nexus_query.remote import URL_ENV_VAR
 from nexus_query.scoring import SUGGESTED_MIN_SCORE
 
 KEY_ENV_VAR = "NEXUS_API_KEY"
-URL_ENV_VAR = "NEXUS_URL"  # a running `nexus serve`: `nexus query` asks it instead of loading the model here
 
 
 def _parse_filters(pairs: Sequence[str]) -> dict[str, object]:
@@ -63,33 +63,17 @@ def _print_result(hits: list[dict], next_cursor: str | None, as_json: bool) -> N
 def _query_over_http(url: str, args: argparse.Namespace) -> int:
     """The same query asked of the ``nexus serve`` at ``url`` (its warm model and caches answer in
     milliseconds); only the standard library is imported on this path."""
-    import urllib.error
-    import urllib.request
     from urllib.parse import quote
+
+    from nexus_query.remote import ServerError, call, report
 
     body = {"q": args.text, "top_k": args.top_k, "include_global": args.include_global, "cursor": args.cursor,
             "mode": args.mode, "min_score": args.min_score, "filters": _parse_filters(args.filter) or None}
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}/nexus/spaces/{quote(args.space, safe='')}/query",
-        data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
-        headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            page = json.load(response)
-    except urllib.error.HTTPError as exc:
-        try:
-            envelope = json.load(exc)
-            error = envelope["error"]
-        except (ValueError, KeyError, TypeError):
-            print(f"error: {URL_ENV_VAR} {url} answered {exc.code} {exc.reason}", file=sys.stderr)
-            return 2
-        print(json.dumps(envelope) if args.json else f"error {error['code']} ({exc.code}): {error['message']}",
-              file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {URL_ENV_VAR}={url} does not answer ({exc}); start `nexus serve` or unset {URL_ENV_VAR}",
-              file=sys.stderr)
-        return 2
+        page = call(url, "POST", f"/nexus/spaces/{quote(args.space, safe='')}/query", args.key,
+                    json.dumps({k: v for k, v in body.items() if v is not None}).encode())
+    except (OSError, ServerError) as exc:
+        return report(url, exc, args.json)
     _print_result(page["hits"], page.get("next_cursor"), args.json)
     return 0
 
@@ -395,9 +379,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     tenants_cmd.set_defaults(func=cmd_tenants)
 
     wanted = _command_of(argv)
-    if wanted not in sub.choices:  # a command of its own module, or help: every parser is built
-        for module, adder in HEAVY_COMMANDS.values():
-            getattr(importlib.import_module(module), adder)(sub)
+    if wanted not in sub.choices:  # a command of its own module: its parser; help: every parser is built
+        for name, (module, adder) in HEAVY_COMMANDS.items():
+            if wanted not in HEAVY_COMMANDS or name == wanted:
+                getattr(importlib.import_module(module), adder)(sub)
     _keys_from_environment(parser)
     return parser
 

@@ -132,6 +132,17 @@ class WriteConflict(NexusError):
     status = 409
 
 
+class ImportInProgress(NexusError):
+    """Another conversation import of the space kept its files claimed; nothing was stored: try again."""
+
+    code = "nexus.import_in_progress"
+    status = 409
+
+    def __init__(self, space_id: str) -> None:
+        super().__init__(f"another conversation import into space {space_id!r} is still running; "
+                         "try again when it has finished", space_id=space_id)
+
+
 class TaskNotRetryable(NexusError):
     """Only a failed ingest task can be landed again."""
 

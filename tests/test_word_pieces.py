@@ -7,14 +7,16 @@ import sys
 
 import pytest
 
-from nexus_pipelines.ingest.chunking import Chunker
+from nexus_pipelines.ingest.chunking import CHUNKING_VERSION
 from nexus_query.embeddings.local import resolve_model_path
 from nexus_query.embeddings.word_pieces import WordPieces
 from nexus_query.errors import ConfigError
 
-WORDS = ["tent", "stove", "Acme's", "2.5kg", "naïve", "café", "東京", "🙂", "x" * 130, "e\u0301", "\u200b", "Straße",
-         "İstanbul", "ﬁ", "\u00a0", "[CLS]", "[SEP]", "[UNK]", "ÅNGSTRÖM", "Ⅻ", "①", "\U0001F600\u200d\U0001F600",
-         "supercalifragilistic", "(a)", "```", "##"]
+WORDS = ["tent", "stove", "Acme's", "2.5kg", "naïve", "café", "Zoë", "e\u0301te\u0301", "Straße", "İstanbul", "ﬁle",
+         "🙂", "👩‍👩‍👧", "🇩🇪", "東京都の天気は晴れです", "한국어 문장", "Ελληνικά", "Привет", "مرحبا", "x" * 700,
+         "supercalifragilisticexpialidocious" * 4, "\u00a0", "\u200b", "[CLS]", "[SEP]", "[UNK]", "ÅNGSTRÖM", "Ⅻ",
+         "①", "(a)", "```py\nprint('hi')\n```", "## Heading – ü", "don't", "1,234.56", "A.B.C.", "—",
+         "<b>bold</b>", "http://x.io/a?b=c"]
 SEPARATORS = [" ", "\n", "\n\n", "\t", ". ", "\r\n", "\n# "]
 
 
@@ -47,15 +49,18 @@ def test_the_models_own_truncation_does_not_shorten_what_the_chunker_measures():
     assert WordPieces.from_model_dir(resolve_model_path("all-MiniLM-L6-v2")).count("word " * 1000) == 1000
 
 
-def test_chunking_with_the_bundled_model_imports_neither_torch_nor_transformers(provider):
+@pytest.mark.parametrize("provider_class", ["LocalProvider", "OnnxInt8Provider"])
+def test_chunking_imports_neither_torch_nor_transformers_and_keeps_its_fingerprint(provider, provider_class):
+    module = "local" if provider_class == "LocalProvider" else "onnx_int8"
     code = ("import sys; from nexus_pipelines.ingest.chunking import Chunker; "
-            "from nexus_query.embeddings.local import LocalProvider; "
-            "c = Chunker.for_provider(LocalProvider()); assert len(c.split('word ' * 900)) > 3; "
+            f"from nexus_query.embeddings.{module} import {provider_class}; "
+            f"c = Chunker.for_provider({provider_class}()); assert len(c.split('Zoë ate 東京 🙂 ' * 300)) > 3; "
             "print(c.fingerprint, 'torch' in sys.modules, 'transformers' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     fingerprint, torch_loaded, transformers_loaded = done.stdout.split()
     assert (torch_loaded, transformers_loaded) == ("False", "False")
-    assert fingerprint == Chunker(WordPieces.from_transformers(provider.model.tokenizer), 254, 32).fingerprint
+    # the fingerprint transformers' tokenizer gave: equal fingerprints let a space reuse its chunks
+    assert fingerprint == f"{CHUNKING_VERSION}|{provider.model.tokenizer.name_or_path}|254|32"
 
 
 def test_a_model_folder_without_a_fast_tokenizer_is_a_config_error(tmp_path):

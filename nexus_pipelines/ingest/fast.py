@@ -15,12 +15,14 @@ finds nothing left to do. The invariants:
 * **The ledger follows the data.** The task turns ``succeeded`` only after the rows are committed.
 * **Dagster is the record.** Each fast write is an ``AssetMaterialization`` of ``space_table`` for the
   space's partition (runless: ``report_runless_asset_event``), with its task id and counts.
-* **Bulk still runs.** A batch over ``FAST_MAX_ITEMS`` items (or any export) is run as a pipeline run in this
-  process (``ingest_space_in_process``), tagged with the claim's owner.
+* **Bulk still runs.** A batch over ``FAST_MAX_ITEMS`` items is run as a pipeline run in this process
+  (``ingest_space_in_process``), tagged with the claim's owner; the server leaves a conversation export over
+  ``nexus_query.api.import_body.FAST_MAX_EXPORT_BYTES`` to the sensors' runs.
 
 ``land_and_wait`` is the one entry point: ``nexus ingest --wait``, ``nexus cognition import --wait``, the
 server's fast path, ``nexus kpi add`` and the agents' store call it (or ``ingest_claimed`` for a batch they
-landed themselves under a claim).
+landed themselves under a claim); conversation imports go through ``import_and_wait`` (in process) or
+``ServerFastLane.import_export`` (``nexus serve``), which claim the space's dropped files instead.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ from nexus_pipelines.ingest.run_in_process import ingest_space_in_process
 from nexus_pipelines.ingest.sources import DOC_SCHEMA, LandingReader
 from nexus_pipelines.partitions import TENANT_SPACES, SpaceKey
 from nexus_pipelines.resources import NexusResource
-from nexus_query.claims import Claims, Holding, claimed, new_owner
+from nexus_query.claims import ClaimHeld, Claims, Holding, claimed, hold_claim, new_owner
+from nexus_query.cognition.bricks import ImportReceipt, check_export, land_export
 from nexus_query.context import RequestContext
-from nexus_query.errors import NexusError
+from nexus_query.errors import ImportInProgress, NexusError
 from nexus_query.landing import LandingZone, Task, landing_zone
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store.filters import sql_string
@@ -57,6 +60,7 @@ from nexus_query.store.filters import sql_string
 FAST_MAX_ITEMS = 64  # batches up to this many items are ingested in process; larger ones by a pipeline run
 FAST_MAX_CHARS = 400_000  # ... and up to this much text
 IMPORT_CLAIM_WAIT_SECONDS = 900.0  # how long a --wait import waits for another importer of the space
+SERVER_IMPORT_CLAIM_WAIT_SECONDS = 60.0  # ... and a request to the server, which then answers 409
 log = logging.getLogger(__name__)
 
 
@@ -193,8 +197,9 @@ def _run_pipeline(zone: LandingZone, key: SpaceKey, task_id: str, holding: Holdi
     return Landed(zone.read_task(task_id), "run", outcome.run_id, outcome.table, outcome.error)
 
 
-def import_and_wait(ctx: RequestContext, space_id: str, land: Any, *, registry: RoutingRegistry | None = None,
-                    instance: dg.DagsterInstance | None = None) -> tuple[Any, Landed]:
+def import_and_wait(ctx: RequestContext, space_id: str, land: Callable[[], ImportReceipt], *,
+                    registry: RoutingRegistry | None = None,
+                    instance: dg.DagsterInstance | None = None) -> tuple[ImportReceipt, Landed]:
     """A conversation import (``land()`` lands it and returns its ``ImportReceipt``) ingested now: the
     space's dropped files are claimed first, so the sensors start no run for them meanwhile (a second
     ``--wait`` import into the same space waits for the first to finish)."""
@@ -233,10 +238,32 @@ class ServerFastLane:
         self.writer.submit(self._ingest, ctx, space_id, task.task_id, holding, registry)
         return task
 
+    def import_export(self, ctx: RequestContext, space_id: str, file_name: str, data: bytes,
+                      registry: RoutingRegistry) -> ImportReceipt:
+        """``nexus cognition import`` of one export through the server: the space's dropped files are
+        claimed (as ``import_and_wait`` does; waiting a while for another import of the space), the export
+        landed in the request (its receipt is the 202's answer), then ingested by the writer thread with the
+        warm model, recorded in ``instance`` and its task settled. A bad export raises before anything is
+        stored; ``ImportInProgress`` (409) when the space's files stay claimed."""
+        zone = landing_zone(ctx, registry)
+        counts = check_export(zone.files, space_id, data)
+        try:
+            holding = hold_claim(zone.files, files_claim_id(space_id), "serve-import", SERVER_IMPORT_CLAIM_WAIT_SECONDS)
+        except ClaimHeld:
+            raise ImportInProgress(space_id) from None
+        try:
+            receipt = land_export(zone.files, space_id, file_name, data, counts)
+        except BaseException:
+            holding.release()
+            raise
+        self.writer.submit(self._ingest, ctx, space_id, receipt.task_id, holding, registry, [receipt.landed])
+        return receipt
+
     def _ingest(self, ctx: RequestContext, space_id: str, task_id: str, holding: Holding,
-                registry: RoutingRegistry) -> None:
+                registry: RoutingRegistry, exports: Sequence[str] = ()) -> None:
         with holding:
-            ingest_claimed(ctx, space_id, task_id, holding, registry=registry, instance=self.instance)
+            ingest_claimed(ctx, space_id, task_id, holding, registry=registry, instance=self.instance,
+                           exports=exports)
 
     def close(self) -> None:
         self.writer.shutdown(wait=True)
@@ -248,5 +275,10 @@ def server_fast_lane() -> ServerFastLane | None:
     if not os.environ.get("DAGSTER_HOME"):
         return None
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)  # as `dagster dev` and the --wait commands do
-    return ServerFastLane(dg.DagsterInstance.get())
+    instance = dg.DagsterInstance.get()
+    # A fresh instance creates the databases a runless materialization is written to on its first one
+    # (about half a second on SQLite): done at start, not in the first write a caller waits for.
+    instance.get_records_for_run("", limit=1)  # runless events' run id
+    instance.fetch_materializations(dg.AssetKey("space_table"), limit=1)
+    return ServerFastLane(instance)
 

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 SPACE_ID = Path(description="the space id", pattern=ID_REGEX, max_length=63, examples=["main"])
 TASK_ID = Path(description="the task id (the 202 answer's task_id)", pattern=ID_REGEX, max_length=63)
 INGEST_PATH = re.compile(r"^/nexus/spaces/[^/]+/ingest$")  # large bodies; reads and checks its body itself
+IMPORT_PATH = re.compile(r"^/nexus/spaces/[^/]+/cognition/imports$")  # the same: conversation exports
 INGEST_WORKERS = 2  # worker processes landing large bodies at once
 
 
@@ -76,7 +77,8 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     ``warm_ingest_worker``: start a worker process for large ingest bodies with the server (``nexus
     serve`` does), so the first large body does not wait for one to start. ``warm_serving``: load the
     embedding model and compile the scan kernels before serving, so the first query costs what the
-    hundredth does. ``fast_lane``: small batches are ingested here within a second or so (``FastLane``)."""
+    hundredth does. ``fast_lane``: small batches and conversation exports are ingested here within a second or
+    so (``FastLane``)."""
     current: Callable[[], RoutingRegistry] = (lambda: registry) if registry is not None else RoutingRegistry.default
     registry_given = registry is not None
     ingest_workers = anyio.CapacityLimiter(INGEST_WORKERS)
@@ -104,7 +106,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
     install_error_handlers(app)
     # Outermost last: the catch-all, then identity (401 before anything is read), the key's request
     # rate, and the body's size and JSON form, all before the framework parses it.
-    app.add_middleware(BodyGuardMiddleware, registry=current, large_bodies=[INGEST_PATH])
+    app.add_middleware(BodyGuardMiddleware, registry=current, large_bodies=[INGEST_PATH, IMPORT_PATH])
     app.add_middleware(RateLimitMiddleware, registry=current)
     app.add_middleware(AuthMiddleware, registry=current)
     app.add_middleware(CatchAllMiddleware)
@@ -178,7 +180,8 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         return {"status": "ok"}
 
     router.include_router(haze_router(current, SPACE_ID))
-    router.include_router(cognition_router(current, SPACE_ID))
+    router.include_router(cognition_router(current, SPACE_ID, fast_lane=fast_lane, workers=ingest_workers,
+                                          registry_given=registry_given))
     router.include_router(erasure_router(current, SPACE_ID))
     router.include_router(kpi_router(current, SPACE_ID))
     router.include_router(links_router(current))

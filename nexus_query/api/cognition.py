@@ -1,20 +1,28 @@
-"""The cognition endpoints: assemble a topic's artifact in a space, read an artifact by id (the
-caller's tenant only: artifacts live in the tenant's own store)."""
+"""The cognition endpoints: import a conversation export into a space, assemble a topic's artifact in a
+space, read an artifact by id (the caller's tenant only: artifacts live in the tenant's own store)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+import anyio
+import anyio.to_process
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import caller
-from nexus_query.api.models import NOT_BLANK, WholeNumber
+from nexus_query.api.body_spool import spool
+from nexus_query.api.import_body import FAST_MAX_EXPORT_BYTES, ImportJob, land_import_body, land_import_in_worker
+from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane
+from nexus_query.api.models import NOT_BLANK, ErrorEnvelope, WholeNumber
 from nexus_query.cognition import ASSEMBLED, NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, ArtifactStore, assemble_topic
 from nexus_query.cognition.artifacts import ARTIFACT_ID_PATTERN
 from nexus_query.cognition.recall import DEFAULT_K, MAX_K
 from nexus_query.context import RequestContext
+from nexus_query.errors import InvalidJson, ValidationFailed
 from nexus_query.routing import RoutingRegistry
 from nexus_query.store import SpaceStore
 
@@ -25,6 +33,23 @@ class AssembleRequest(BaseModel):
 
     topic: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK, description="what the artifact is about")
     k: WholeNumber = Field(DEFAULT_K, ge=1, le=MAX_K, description="bricks to recall")
+
+
+class ImportAccepted(BaseModel):
+    """An accepted import: what the export holds, its task, where it was kept and landed, and how it is
+    ingested (``fast``: by this server within seconds; ``run``: by the sensors' pipeline run)."""
+
+    task_id: str
+    space_id: str
+    format: str
+    conversations: int
+    empty_conversations: int
+    messages: int
+    alternate_messages: int
+    blocks: int
+    archived: str = Field(description="the original export in the tenant's blob store (write-once)")
+    landed: str = Field(description="the copy in the landing zone that the ingest reads")
+    path: Literal["fast", "run"]
 
 
 class BlockModel(BaseModel):
@@ -96,9 +121,51 @@ class TombstoneModel(BaseModel):
     reason: str
 
 
-def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None) -> APIRouter:
+def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any = None, *,
+                     fast_lane: FastLane | None = None, workers: anyio.CapacityLimiter | None = None,
+                     registry_given: bool = False) -> APIRouter:
+    """``fast_lane``: the server's warm writer, which ingests small exports; ``workers``: the worker
+    processes that land large bodies; ``registry_given``: ``current()`` is a fixed registry, which a worker
+    process is then handed (else it reads the configured one)."""
     router = APIRouter()
     space_id_param = space_id_param or Path(description="the space id", examples=["main"])
+    workers = workers or anyio.CapacityLimiter(1)
+
+    @router.post("/spaces/{space_id}/cognition/imports", status_code=202, response_model=ImportAccepted,
+                 summary="Import a conversation export (ChatGPT, Claude or canonical JSON) into a space",
+                 responses={409: {"model": ErrorEnvelope, "description": "nexus.import_in_progress: another "
+                                  "import of the space is running; nexus.space_erasing: the space is being erased"}},
+                 openapi_extra={"requestBody": {"required": True, "description": "the export file as it is: "
+                                                "conversations.json of ChatGPT or Claude, or canonical JSON",
+                                                "content": {"application/json": {"schema": {}}}}})
+    async def post_import(request: Request, space_id: str = space_id_param,
+                          file_name: str = Query("conversations.json", min_length=1, max_length=255,
+                                                 description="the export's file name (kept in the stored name)"),
+                          ctx: RequestContext = Depends(caller)) -> Any:
+        registry = current()
+        registry.store_route(ctx)  # a tenant without a vector store: 503 at the door, nothing lands
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise ValidationFailed("the body must be the export file, sent as application/json",
+                                   field="content-type")
+        try:
+            body = await spool(request.stream(), limit=registry.config.api.max_body_bytes, memory_bytes=OFFLOAD_BYTES)
+        except ClientDisconnect:
+            raise InvalidJson("the body ended early: the client left while sending it") from None
+        if not body.size:
+            raise InvalidJson("the request body is empty; send the export file")
+        job = ImportJob(ctx, space_id, file_name, body, registry.config if registry_given else None)
+        try:
+            if body.size > FAST_MAX_EXPORT_BYTES:  # bulk: parsed in a worker process, run by the pipeline
+                landed = await anyio.to_process.run_sync(land_import_in_worker, job, limiter=workers)
+            else:
+                landed = await anyio.to_thread.run_sync(land_import_body, job, fast_lane)
+        finally:
+            body.discard()
+        if landed.receipt is None:
+            headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
+            return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
+        return landed.receipt
 
     # exclude_unset: an artifact goes out exactly as stored (one assembled before parent_id existed included),
     # so it still hashes to its id.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from nexus_query.api.body_spool import SpooledBody
 from nexus_query.api.limits import read_json
 from nexus_query.api.models import IngestRequest
+from nexus_query.cognition.bricks import ImportReceipt
 from nexus_query.config import NexusConfig
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidJson, NexusError, ValidationFailed
@@ -73,6 +74,12 @@ class FastLane(Protocol):
     def land(self, ctx: RequestContext, space_id: str, items: Sequence[Mapping[str, Any]],
              registry: RoutingRegistry, max_items: int) -> Task | None: ...
 
+    def import_export(self, ctx: RequestContext, space_id: str, file_name: str, data: bytes,
+                      registry: RoutingRegistry) -> ImportReceipt:
+        """Land a conversation export under a claim and ingest it in the serving process; raises (nothing
+        stored) for a file that is not an export."""
+        ...
+
 
 def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Landed:
     try:
@@ -81,7 +88,7 @@ def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Lande
         check_landing_bytes(limits.max_landing_bytes_per_day, zone, job.body.size)
         request = _parse(job.body.read())
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        check_row_quota(registry, job.ctx, zone, job.space_id, items)
+        check_row_quota(registry, job.ctx, zone, job.space_id, lambda: estimated_rows(items))
         max_items = limits.max_items_per_batch
         task = fast_lane.land(job.ctx, job.space_id, items, registry, max_items) if fast_lane else None
         if task is None:
@@ -93,29 +100,30 @@ def land_ingest_body(job: IngestJob, fast_lane: FastLane | None = None) -> Lande
 
 
 def check_row_quota(registry: RoutingRegistry, ctx: RequestContext, zone: LandingZone, space_id: str,
-                    items: Sequence[Mapping[str, Any]]) -> None:
-    """Admission under ``api.max_rows_per_space`` (HTTP ingest, the agents' store): 429 before anything lands."""
+                    incoming: Callable[[], int]) -> None:
+    """Admission under ``api.max_rows_per_space`` (HTTP ingest and imports, the agents' store): 429 before
+    anything lands. ``incoming()``, the rows the request will become, is only worked out under a quota."""
     quota = registry.config.api.max_rows_per_space
     if quota is not None:
         store = SpaceStore(registry)
         rows = store.open(ctx, space_id).count() if store.exists(ctx, space_id) else 0
-        check_rows_at_admission(quota, zone, space_id, rows, estimated_rows(items))
+        check_rows_at_admission(quota, zone, space_id, rows, incoming())
 
 
 def land_in_worker(job: IngestJob) -> Landed:
     """``land_ingest_body`` in a worker process, at a lower CPU priority than the serving process."""
-    _lower_priority()
+    lower_priority()
     return land_ingest_body(job)
 
 
 def warm_up() -> bool:
     """Run in a fresh worker so its imports are done before the first large body arrives."""
-    _lower_priority()
+    lower_priority()
     return True
 
 
 @functools.cache
-def _lower_priority() -> None:
+def lower_priority() -> None:
     """Once per worker: on a busy machine the scheduler then serves the other tenants' queries first, and a
     large upload takes the CPU time they leave."""
     os.nice(WORKER_NICENESS)

@@ -180,16 +180,24 @@ def import_export(files: TenantFiles, space_id: str, file_name: str, data: bytes
     return land_export(files, space_id, file_name, data).to_dict()
 
 
-def land_export(files: TenantFiles, space_id: str, file_name: str, data: bytes) -> ImportReceipt:
-    """``nexus cognition import``: check that ``data`` is a conversation export, keep the original
-    (write-once, named by its content hash), record a ``queued`` import task and land the export for the
-    ingest pipeline, which stores the conversations' source files, makes the bricks and moves the task on.
-    Nothing is written for a file that is not an export."""
+def check_export(files: TenantFiles, space_id: str, data: bytes) -> ExportCounts:
+    """What ``land_export`` checks before it writes anything: the space can be written and ``data`` is a
+    conversation export; its counts."""
     validate_id(space_id, "space_id")
     if space_id == GLOBAL_SPACE_ID:
         raise GlobalSpaceReadOnly("the global space is read-only; only system jobs write it")
     refuse_if_erasing(files, space_id)
-    counts = parse_export(data).counts()
+    return parse_export(data).counts()
+
+
+def land_export(files: TenantFiles, space_id: str, file_name: str, data: bytes,
+                counts: ExportCounts | None = None) -> ImportReceipt:
+    """``nexus cognition import``: check that ``data`` is a conversation export, keep the original
+    (write-once, named by its content hash), record a ``queued`` import task and land the export for the
+    ingest pipeline, which stores the conversations' source files, makes the bricks and moves the task on.
+    Nothing is written for a file that is not an export. ``counts``: ``check_export``'s answer for these
+    bytes, when the caller checked them already (the server does, before it claims the space's files)."""
+    counts = counts or check_export(files, space_id, data)
     name = f"{hashlib.sha256(data).hexdigest()[:12]}-{export_name(file_name)}.json"
     archived = f"{EXPORTS_DIR}/{name}"
     files.write_bytes_once(data, archived)

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nexus_query.cognition.conversation_model import ExportCounts
+from nexus_query.remote import URL_ENV_VAR
+
 if TYPE_CHECKING:  # the CLI imports the cognition package only when a command needs it
     from nexus_query.cognition.bricks import ImportReceipt
-    from nexus_query.cognition.conversation_model import ExportCounts
     from nexus_query.context import RequestContext
     from nexus_query.routing import RoutingRegistry
 
@@ -36,7 +38,7 @@ def _read_file(name: str) -> bytes:
 
 @dataclass(frozen=True)
 class WaitedIngest:
-    """What ``nexus cognition import --wait`` reports of the ingest run it ran here."""
+    """What ``nexus cognition import --wait`` reports of the ingest that settled its task."""
 
     run_id: str
     success: bool
@@ -47,6 +49,17 @@ class WaitedIngest:
     rows_updated: int
     rows_deleted: int
     rows_skipped: int
+
+    @classmethod
+    def from_task(cls, task: Mapping[str, Any]) -> WaitedIngest:
+        """From the import's settled task (``Task.to_dict()``, here or from the server): its run and counts.
+        Every row an import writes is a brick, so the space gained the rows added less those deleted."""
+        counts = task.get("counts", {})
+        return cls(run_id=task.get("run_id") or "", success=task["status"] == "succeeded", error=task.get("error"),
+                   bricks_gained=counts.get("rows_added", 0) - counts.get("rows_deleted", 0),
+                   rows=counts.get("rows", 0), rows_added=counts.get("rows_added", 0),
+                   rows_updated=counts.get("rows_updated", 0), rows_deleted=counts.get("rows_deleted", 0),
+                   rows_skipped=counts.get("rows_skipped", 0))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,79 +90,102 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    url = os.environ.get(URL_ENV_VAR)
+    if url:
+        return _import_over_http(url, args)
     from nexus_query.cognition.bricks import land_export
     from nexus_query.landing import landing_zone
 
     ctx, registry = _authenticate(args)
     data = _read_file(args.file)
-    zone = landing_zone(ctx, registry)
-    ingest = None
-    if args.wait:
-        receipt, ingest = _import_now(ctx, registry, args.space, args.file, data, quiet=args.json)
-    else:
+    if not args.wait:
+        zone = landing_zone(ctx, registry)
         receipt = land_export(zone.files, args.space, Path(args.file).name, data)
         zone.announce(receipt.space_id, "files")  # a file drop through the API: the landing sensor sees it
+        return _report_import(receipt.to_dict(), None, args)
+    receipt, task = _import_now(ctx, registry, args.space, args.file, data)
+    return _report_import(receipt.to_dict(), task, args)
+
+
+def _report_import(receipt: Mapping[str, Any], task: Mapping[str, Any] | None, args: argparse.Namespace,
+                   pending: str | None = None) -> int:
+    """Print an import's receipt and, after ``--wait``, how its ``task`` ended; the same wherever it ran.
+    ``pending``: what to say of an import not waited for (the default: the landing sensor runs it)."""
     if not args.json:
-        print(_summary_line(receipt.counts))
-        print(f"task: {receipt.task_id}")
-        print(f"stored: {receipt.archived}")
-        print(f"landed: {receipt.landed}", flush=True)
-    if ingest is None:
+        print(_summary_line(ExportCounts(**{k: receipt[k] for k in ExportCounts.__dataclass_fields__})))
+        print(f"task: {receipt['task_id']}")
+        print(f"stored: {receipt['archived']}")
+        print(f"landed: {receipt['landed']}", flush=True)
+    if task is None:
         if args.json:
-            print(json.dumps(receipt.to_dict(), indent=2))
+            print(json.dumps(receipt, indent=2))
         else:
-            print(f"the landing sensor starts the ingest run of space {receipt.space_id!r} that turns it into "
-                  f"bricks (nexus cognition import --wait runs it here instead)")
+            print(pending or f"the landing sensor starts the ingest run of space {receipt['space_id']!r} that turns "
+                             f"it into bricks (nexus cognition import --wait runs it here instead)")
         return 0
-    task = zone.read_task(receipt.task_id)
+    ingest = WaitedIngest.from_task(task)
     if args.json:
-        print(json.dumps({**receipt.to_dict(), "ingest": ingest.to_dict(), "task": task.to_dict()}, indent=2))
+        print(json.dumps({**receipt, "ingest": ingest.to_dict(), "task": dict(task)}, indent=2))
     elif ingest.success:
         print(f"ingested ({ingest.run_id}): the space gained {ingest.bricks_gained} bricks "
               f"({ingest.rows_added} rows added, {ingest.rows_updated} updated, {ingest.rows_skipped} "
-              f"unchanged, {ingest.rows} in all); task {task.task_id} {task.status}")
+              f"unchanged, {ingest.rows} in all); task {task['task_id']} {task['status']}")
     else:
-        print(f"ingest {ingest.run_id} failed: {ingest.error}; task {task.task_id} {task.status}")
+        print(f"ingest {ingest.run_id} failed: {ingest.error}; task {task['task_id']} {task['status']}")
     return 0 if ingest.success else 1
 
 
-def _import_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, file_name: str, data: bytes,
-                quiet: bool) -> tuple[ImportReceipt, WaitedIngest]:
+def _import_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, file_name: str,
+                data: bytes) -> tuple[ImportReceipt, dict[str, Any]]:
     """Land the export and ingest it in this process, under a claim on the space's dropped files (so a
-    running daemon starts no second run for it), and count the bricks it gained. Only ``--wait`` gets
-    here: it is the one place the light client loads the pipelines."""
+    running daemon starts no second run for it); returns its receipt and settled task. Only ``--wait``
+    without a server gets here: it is the one place the light client loads the pipelines."""
     from nexus_pipelines.ingest.fast import import_and_wait
     from nexus_query.cognition.bricks import land_export
     from nexus_query.landing import landing_zone
 
     zone = landing_zone(ctx, registry)
-    before = _count_bricks(ctx, registry, space_id)
     receipt, landed = import_and_wait(ctx, space_id, lambda: land_export(zone.files, space_id, Path(file_name).name,
                                                                           data), registry=registry)
-    table = landed.counts
-    return receipt, WaitedIngest(run_id=landed.run_id or "", success=landed.succeeded, error=landed.error,
-                                 bricks_gained=_count_bricks(ctx, registry, space_id) - before,
-                                 rows=table.get("rows", 0), rows_added=table.get("rows_added", 0),
-                                 rows_updated=table.get("rows_updated", 0),
-                                 rows_deleted=table.get("rows_deleted", 0), rows_skipped=table.get("rows_skipped", 0))
+    return receipt, landed.task.to_dict()
 
 
-def _count_bricks(ctx: RequestContext, registry: RoutingRegistry, space_id: str) -> int:
-    """Conversation bricks in the space now (0 while it has no table)."""
-    from nexus_query.cognition.bricks import BRICK_KIND
-    from nexus_query.store import SpaceStore
-    from nexus_query.store.filters import parse_filters
+TERMINAL = ("succeeded", "failed", "cancelled")
+# How often --wait asks the server for the task: often while a fast-path import may settle (seconds),
+# then seldom (a bulk export waits for a pipeline run: minutes).
+POLL_SECONDS, POLL_SLOW_SECONDS, POLL_FAST_FOR_SECONDS = 0.05, 1.0, 60.0
 
-    store = SpaceStore(registry)
-    if not store.exists(ctx, space_id):
-        return 0
-    (is_brick,) = parse_filters({"kind": BRICK_KIND})
-    search = store.open(ctx, space_id).table.search()
-    superset = is_brick.sql_superset()
-    if superset is not None:
-        search = search.where(superset)
-    rows = search.select(["metadata"]).limit(None).to_list()
-    return sum(is_brick.matches(json.loads(row["metadata"])) for row in rows)
+
+def _import_over_http(url: str, args: argparse.Namespace) -> int:
+    """The import done by the ``nexus serve`` at ``url``: the export is posted, the server's warm worker
+    ingests it (or, for a bulk export, the sensors' run), and ``--wait`` polls its task until it settles.
+    Only the standard library is imported here: the command costs what the server's work does."""
+    import time
+    from urllib.parse import quote, urlencode
+
+    from nexus_query.remote import ServerError, call, report
+
+    data = _read_file(args.file)
+    space = quote(args.space, safe="")
+    try:
+        receipt = call(url, "POST", f"/nexus/spaces/{space}/cognition/imports?"
+                       + urlencode({"file_name": Path(args.file).name}), args.key, data, timeout=600)
+        path = receipt.pop("path")
+        if not args.wait:
+            pending = (f"the server at {url} is ingesting it now (its task turns succeeded once the bricks are "
+                       "queryable)" if path == "fast" else None)
+            return _report_import(receipt, None, args, pending)
+        if path == "run":
+            print("a bulk export: waiting for the space's pipeline run (the landing sensor of a running "
+                  "`dagster dev` starts it)", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        while (task := call(url, "GET", f"/nexus/tasks/{quote(receipt['task_id'], safe='')}",
+                            args.key))["status"] not in TERMINAL:
+            fast = time.monotonic() - started < POLL_FAST_FOR_SECONDS
+            time.sleep(POLL_SECONDS if fast else POLL_SLOW_SECONDS)
+    except (OSError, ServerError) as exc:
+        return report(url, exc, args.json)
+    return _report_import(receipt, {k: v for k, v in task.items() if v is not None}, args)  # as Task.to_dict
 
 
 def format_artifact(artifact: Mapping[str, Any]) -> str:
@@ -215,7 +251,9 @@ def add_cognition_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("file", help="conversations.json (ChatGPT or Claude) or a canonical JSON file")
     common(imp)
     imp.add_argument("--wait", action="store_true",
-                     help="run the space's ingest here (no Dagster daemon needed) and print the bricks it gained")
+                     help="return once the bricks are queryable and print what the space gained: the running "
+                          "`nexus serve` at $NEXUS_URL ingests it with its warm model, else this command does "
+                          "(no Dagster daemon needed)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=cmd_import)
 

@@ -20,7 +20,7 @@ from nexus_query.erasure.model import Scope
 from nexus_query.errors import InvalidRequest, MissingRoute, SpaceNotFound, ValidationFailed
 from nexus_query.haze.read import HazeStore
 from nexus_query.kpi.fact import EPISODE_TYPES
-from nexus_query.landing import landing_zone, validate_items
+from nexus_query.landing import estimated_rows, landing_zone, validate_items
 from nexus_query.mcp import pipelines
 from nexus_query.mcp.models import (
     ArtifactOut,
@@ -96,7 +96,7 @@ def store_text(caller: Caller, text: str, space_id: str, *, metadata: Mapping[st
         field = str(exc.details.get("field", ""))
         exc.details["field"] = ITEM_ARGUMENTS.get(field, field)
         raise
-    check_row_quota(caller.registry, caller.ctx, zone, space_id, [normalized])
+    check_row_quota(caller.registry, caller.ctx, zone, space_id, lambda: estimated_rows([normalized]))
     if wait:
         task = pipelines.ingest_and_wait(caller.ctx, caller.registry, space_id, normalized)
     else:
