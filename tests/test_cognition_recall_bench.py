@@ -156,6 +156,9 @@ def test_smoke_imports_through_the_cli_and_prints_every_table(tmp_path):
         assert "| method | single-hop (2) | multi-hop (2) | temporal (2) | paraphrased (2) |" in per_category
         assert len(re.findall(rf"^\| [^|]+ \| {number} \| {number} \| {number} \| {number} \|$", per_category,
                               flags=re.M)) == len(cr.METHODS)
+        per_style = block.split(f"### k = {k}: turn recall / session recall per conversation style")[1].split("##")[0]
+        assert "| method | storylines (8) |" in per_style
+        assert len(re.findall(rf"^\| [^|]+ \| {number} / {number} \|$", per_style, flags=re.M)) == len(cr.METHODS)
         per_conversation = block.split(f"### k = {k}: turn recall per conversation")[1].split("##")[0]
         assert "| method | conv01 (8) |" in per_conversation
         assert len(re.findall(rf"^\| [^|]+ \| {number} \|$", per_conversation, flags=re.M)) == len(cr.METHODS)
