@@ -87,6 +87,7 @@ class Conversation:
     speakers: list[str]
     sessions: list[dict[str, Any]]
     questions: list[Question]
+    style: str = "storylines"  # how the set wrote it (its README): "storylines" or "recurring"
     session_of: dict[str, str] = field(default_factory=dict)  # turn id -> session id
     turns: list[dict[str, Any]] = field(default_factory=list)
 
@@ -109,7 +110,8 @@ def load_set(folder: Path, smoke: bool) -> list[Conversation]:
     for path in sorted(folder.glob("*.json")):
         raw = json.loads(path.read_text(encoding="utf-8"))
         questions = [Question(q["id"], q["question"], q["category"], tuple(q["evidence"])) for q in raw["questions"]]
-        conversation = Conversation(raw["conversation_id"], raw["speakers"], raw["sessions"], questions)
+        conversation = Conversation(raw["conversation_id"], raw["speakers"], raw["sessions"], questions,
+                                    raw.get("style", "storylines"))
         if smoke:
             return [smoke_subset(conversation)]
         conversations.append(conversation)
@@ -124,7 +126,7 @@ def smoke_subset(conversation: Conversation) -> Conversation:
              for q in [q for q in conversation.questions if q.category == category][:SMOKE_PER_CATEGORY]]
     needed = {conversation.session_of[t] for q in asked for t in q.evidence}
     kept = [s for s in conversation.sessions if s["session_id"] in needed]
-    return Conversation(conversation.cid, conversation.speakers, kept, asked)
+    return Conversation(conversation.cid, conversation.speakers, kept, asked, conversation.style)
 
 
 def turn_text(turn: dict[str, Any], indexed: TurnText) -> str:
@@ -299,13 +301,21 @@ def report(conversations: Sequence[Conversation], found: dict[int, dict[str, dic
            f"{sum(len(c.turns) for c in conversations)} turns, {len(questions)} questions; imports took "
            f"{sum(import_seconds):.1f} s ({', '.join(f'{s:.1f}' for s in import_seconds)})\n"]
     for k in KS:
-        def of(method: str, category: str | None = None, conversation: str | None = None, k: int = k) -> Scores:
+        def of(method: str, category: str | None = None, conversation: str | None = None, k: int = k,
+               style: str | None = None) -> Scores:
             return score([(q, found[k][method][q.qid], c.session_of.__getitem__) for c, q in questions
-                          if category in (None, q.category) and conversation in (None, c.cid)])
+                          if category in (None, q.category) and conversation in (None, c.cid)
+                          and style in (None, c.style)])
         rows = [[LABELS[m], *(f"{getattr(of(m), f):.3f}" for f in ("turn_recall", "all_found", "session_recall"))]
                 for m in METHODS]
         out.append(table(f"## k = {k}: recall of the evidence turns", ["method", "turn recall", "all evidence found",
                                                                         "session recall"], rows))
+        styles = sorted({c.style for c in conversations})
+        counts_style = {st: sum(c.style == st for c, _ in questions) for st in styles}
+        rows = [[LABELS[m], *(f"{of(m, style=st).turn_recall:.3f} / {of(m, style=st).session_recall:.3f}"
+                              for st in styles)] for m in METHODS]
+        out.append(table(f"### k = {k}: turn recall / session recall per conversation style",
+                         ["method", *(f"{st} ({counts_style[st]})" for st in styles)], rows))
         counts = {cat: sum(q.category == cat for _, q in questions) for cat in CATEGORIES}
         rows = [[LABELS[m], *(f"{of(m, cat).turn_recall:.3f}" for cat in CATEGORIES)] for m in METHODS]
         out.append(table(f"### k = {k}: turn recall per category", ["method", *(f"{cat} ({counts[cat]})"

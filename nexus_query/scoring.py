@@ -22,7 +22,7 @@ measures how well the top score separates answerable from unanswerable queries.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -71,12 +71,16 @@ def query_terms(text: str) -> frozenset[str]:
     return _terms(text)
 
 
-def text_coverage(terms: frozenset[str], text: str) -> float | None:
+def text_coverage(terms: frozenset[str], text: str, weights: Mapping[str, float] | None = None) -> float | None:
     """The share of ``terms`` that ``text`` contains, as the full-text index reads both; None when the
-    query has no searchable terms."""
+    query has no searchable terms. With ``weights`` (a positive weight per term) the share is of the
+    terms' total weight, so a rare term can count for more than a common one; still in [0, 1]."""
     if not terms:
         return None
-    return len(terms & _terms(text)) / len(terms)
+    held = terms & _terms(text)
+    if weights is None:
+        return len(held) / len(terms)
+    return sum(weights[t] for t in held) / sum(weights[t] for t in terms)
 
 
 def hybrid_relevance(vector: float, text: float | None, lift: float = TEXT_LIFT) -> float:

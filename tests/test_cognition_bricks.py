@@ -20,7 +20,15 @@ from nexus_query.cognition.bricks import (
     vector_text,
 )
 from nexus_query.cognition.conversations import parse_export
-from nexus_query.cognition.recall import MIN_SCORE, brick_rankings, ranked, recall_bricks_readonly
+from nexus_query.cognition.recall import (
+    LIFT,
+    MIN_SCORE,
+    RARITY,
+    brick_rankings,
+    ranked,
+    recall_bricks_readonly,
+    term_weights,
+)
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
@@ -246,12 +254,39 @@ def test_recall_ranks_the_bricks_of_both_signals_by_their_own_calibrated_score(s
     assert [score for _, score in both] == sorted((score for _, score in both), reverse=True)
     bricks = recall_bricks_readonly(ACME, "main", topic, k=5, store=store, provider=provider)
     assert bricks[0].message_id == "p"
-    asked = provider.embed([topic])[0]
+    asked, terms = provider.embed([topic])[0], query_terms(topic)
+    found = brick_rankings(ACME, "main", topic, store=store, provider=provider)  # recall reads them this deep
+    weights = term_weights(terms, list({r["id"]: r["text"] for r in (*found.text, *found.vector)}.values()))
     for brick in bricks:  # each score is the brick's own evidence on scoring's scale, and the order follows it
         # the block is embedded without its who/when line (these short blocks are one chunk each)
         cosine = float(provider.embed([vector_text(brick.text, {"kind": "conversation_brick"}, 0)])[0] @ asked)
-        expected = hybrid_relevance(vector_relevance(cosine), text_coverage(query_terms(topic), brick.text))
+        held = (1 - RARITY) * text_coverage(terms, brick.text) + RARITY * text_coverage(terms, brick.text, weights)
+        expected = hybrid_relevance(vector_relevance(cosine), held, LIFT)
         assert brick.score == pytest.approx(expected, abs=1e-4)
+    assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
+
+
+DINNERS = {"conversation_id": "dinners", "title": "Weekend plans", "messages": [
+    {"message_id": f"m{i}", "role": "user", "blocks": [{"index": 0, "text": text}]} for i, text in enumerate([
+        "I think dinner out at a restaurant on Friday would be nice.",
+        "Honestly I think any restaurant dinner beats cooking tonight.",
+        "Do you think the restaurant near work does dinner on Sundays?",
+        "I think we had dinner at that restaurant last year.",
+        "Nonna Rosa's was overpriced and slow.",
+    ])]}
+
+
+def test_a_brick_holding_the_querys_rare_name_outranks_bricks_sharing_only_its_common_words(store, provider):
+    land(ACME, "dinners.json", json.dumps(DINNERS).encode())
+    ingest_fixture(store, provider, ACME)
+    topic = "What did you think of dinner at Nonna Rosa's restaurant?"
+    rankings = brick_rankings(ACME, "main", topic, store=store, provider=provider)
+    # counted alike (recall before round 22), the query's common words outweigh its name
+    by_count = ranked(rankings, 0.5, rarity=0.0)
+    assert json.loads(by_count[0][0]["metadata"])["message_id"] != "m4"
+    # weighted by how few of the bricks found hold them, the name counts most
+    bricks = recall_bricks_readonly(ACME, "main", topic, k=5, store=store, provider=provider)
+    assert bricks[0].message_id == "m4"
     assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)
 
 

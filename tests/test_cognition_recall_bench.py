@@ -63,9 +63,12 @@ def test_the_set_has_six_conversations_of_twelve_dated_sessions_and_300_question
             assert q["evidence"] and all(e in session_of for e in q["evidence"])
             if q["category"] == "multi-hop":
                 assert len({session_of[e] for e in q["evidence"]}) >= 2
-        assert {q["category"] for q in conv["questions"]} == CATEGORIES
+        # the recurring style asks about the things it names, so it has no paraphrased questions
+        expected = CATEGORIES if conv["style"] == "storylines" else CATEGORIES - {"paraphrased"}
+        assert conv["style"] in ("storylines", "recurring") and {q["category"] for q in conv["questions"]} == expected
         questions += len(conv["questions"])
     assert questions >= 300
+    assert {conv["style"] for conv in convs} == {"storylines", "recurring"}
 
 
 def test_paraphrased_questions_share_no_content_word_with_their_evidence():
@@ -153,6 +156,9 @@ def test_smoke_imports_through_the_cli_and_prints_every_table(tmp_path):
         assert "| method | single-hop (2) | multi-hop (2) | temporal (2) | paraphrased (2) |" in per_category
         assert len(re.findall(rf"^\| [^|]+ \| {number} \| {number} \| {number} \| {number} \|$", per_category,
                               flags=re.M)) == len(cr.METHODS)
+        per_style = block.split(f"### k = {k}: turn recall / session recall per conversation style")[1].split("##")[0]
+        assert "| method | storylines (8) |" in per_style
+        assert len(re.findall(rf"^\| [^|]+ \| {number} / {number} \|$", per_style, flags=re.M)) == len(cr.METHODS)
         per_conversation = block.split(f"### k = {k}: turn recall per conversation")[1].split("##")[0]
         assert "| method | conv01 (8) |" in per_conversation
         assert len(re.findall(rf"^\| [^|]+ \| {number} \|$", per_conversation, flags=re.M)) == len(cr.METHODS)

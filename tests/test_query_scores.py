@@ -99,6 +99,15 @@ def test_text_coverage_reads_terms_like_the_full_text_index():
     assert text_coverage(query_terms("how do I"), "anything") is None  # nothing searchable
 
 
+def test_weighted_text_coverage_is_the_share_of_the_query_terms_weight_a_text_holds():
+    terms = query_terms("How do I return a tent?")
+    weights = {"return": 1.0, "tent": 3.0}
+    assert text_coverage(terms, "Tents are waterproof.", weights) == 0.75
+    assert text_coverage(terms, "Returns within 30 days.", weights) == 0.25
+    assert text_coverage(terms, "Returning tents is easy.", weights) == 1.0
+    assert text_coverage(query_terms("how do I"), "anything", {}) is None
+
+
 def test_capped_scores_never_rise_and_never_exceed_their_own_evidence():
     own = [0.9, 0.5, 0.7, 0.2, 0.4]
     assert capped(own) == [0.9, 0.5, 0.5, 0.2, 0.2]

@@ -4,17 +4,21 @@ Bricks are found by both of the space's signals: the full-text index (BM25 over 
 speaker, date and conversation title included) and an exact vector scan (of the block's own words: the
 who/when line is not embedded, ``bricks.vector_text``), each read ``FUSION_DEPTH`` deep. They are fused by
 score, not by rank: every brick found is ranked by its own evidence on ``nexus_query.scoring``'s
-calibrated scale, its cosine lifted by the share of the query's terms it holds (``hybrid_relevance``,
-``v + (1 - v) * lift * t``), so the order and the score agree. The lift (``scoring.TEXT_LIFT``, the query
-path's) and rank fusion at several weights were compared by leave-one-conversation-out cross-validation
-on the development set (``bench/cognition_fusion_cv.py``, every fold reported there and in
-docs/cognition.md); on short conversational turns BM25's top ranks are crowded by turns that share a
-name or a topic word with the question, and rank fusion lost at every weight.
+calibrated scale, its cosine ``v`` lifted by its text evidence ``t`` (``hybrid_relevance``,
+``v + (1 - v) * LIFT * t``), so the order and the score agree. ``t`` is the share of the query's terms the
+brick holds, half counting every term alike and half weighting each by its rarity among the bricks found
+(``term_weights``): a name that two bricks hold outweighs words that most of them share, so a brick
+holding the question's rare name rises even when its cosine is low (where keyword search is strong),
+while a speaker's name still counts (where the vector scan is). Settings were chosen by
+leave-one-conversation-out cross-validation over both styles of the development set
+(``bench/cognition_fusion_cv.py``, every fold in docs/cognition.md); rank fusion lost at every weight.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +28,7 @@ from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, provider_for_space
 from nexus_query.errors import InvalidRequest
-from nexus_query.scoring import TEXT_LIFT, hybrid_relevance, query_terms, text_coverage, vector_relevance
+from nexus_query.scoring import hybrid_relevance, query_terms, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from nexus_query.store.filters import parse_filters
 from nexus_query.store.lance_search import lance_vector_top, text_top
@@ -32,15 +36,22 @@ from nexus_query.store.snapshots import snapshot_cache
 
 DEFAULT_K = 15
 MAX_K = 200
+# How brick recall fuses its two signals (``ranked``), chosen by leave-one-conversation-out cross-validation
+# over the development set's 14 conversations of both styles (``bench/cognition_fusion_cv.py``, turn recall
+# at k = 15 and 5; the folds in docs/cognition.md): how far text evidence closes the gap between a brick's
+# cosine and 1 (the query path's ``scoring.TEXT_LIFT`` is 0.5), and how much of that evidence weighs a
+# query term by its rarity among the bricks found rather than counting it alike.
+LIFT = 0.75
+RARITY = 0.5
 # How deep each signal's ranking is read: a brick beyond it in both is not recalled.
 FUSION_DEPTH = 100
-# On ``scoring.hybrid_relevance``'s scale (at ``TEXT_LIFT``), measured with all-MiniLM-L6-v2 on the
-# development set's 442 questions and 240 unrelated topics (the example documents' titles) asked of its
-# conversations (docs/cognition.md): a topic is matched when its best brick scores ``TOPIC_MIN_SCORE`` or
-# more (every development question is; 54% of the unrelated topics are not: NO_RECALL_MATCHES), and a
-# brick of a matched topic is recalled when it scores ``MIN_SCORE`` or more. A per-brick cut as high as
-# the topic's cost turn recall@15 0.887 -> 0.825: short turns say little, and cosines of 0.2-0.3 are
-# common for the very turn that answers.
+# The minimum scores of a match, on ``scoring.hybrid_relevance``'s scale at ``LIFT`` and ``RARITY``:
+# a topic is matched when its best brick scores ``TOPIC_MIN_SCORE`` or more, and then a brick is recalled
+# when it scores ``MIN_SCORE`` or more. Measured with all-MiniLM-L6-v2 (``bench/cognition_fusion_cv.py
+# --unrelated``): 99.8% of the development set's 970 questions match, and 52.6% of 309 unrelated topics
+# (the example documents' titles) asked of its 14 conversations get none (NO_RECALL_MATCHES). A per-brick
+# cut as high as the topic's cost turn recall@15 0.887 -> 0.825 on the first 442 questions: short turns say
+# little, and cosines of 0.2-0.3 are common for the very turn that answers.
 TOPIC_MIN_SCORE = 0.3
 MIN_SCORE = 0.2
 _BRICK_KEYS = ("source_file", "message_id", "block_index", "role", "conversation_id")
@@ -107,13 +118,32 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
     return Rankings(by_text, by_vector, terms)
 
 
-def ranked(rankings: Rankings, lift: float = TEXT_LIFT) -> list[tuple[dict[str, Any], float]]:
-    """Every brick of both rankings with its score (``hybrid_relevance`` at ``lift``), best first; ties go
-    to the better text rank, then vector rank, then id, so the order is fixed by the data."""
+def term_weights(terms: frozenset[str], texts: Sequence[str]) -> dict[str, float]:
+    """Each query term's weight among the bricks both signals found: its inverse document frequency
+    ``log((n + 1) / (df + 0.5))`` over those ``n`` bricks (always > 0), so a name that two bricks hold
+    counts far more than a word that most of them share (a speaker's name, "think"), and a term none holds
+    weighs most of all (it lowers every brick's share alike). From the rankings alone: exact and
+    deterministic, and it needs no statistics of the whole space."""
+    held = [query_terms(text) & terms for text in texts]
+    n = len(texts)
+    return {t: math.log((n + 1) / (sum(t in h for h in held) + 0.5)) for t in terms}
+
+
+def ranked(rankings: Rankings, lift: float = LIFT, rarity: float = RARITY) -> list[tuple[dict[str, Any], float]]:
+    """Every brick of both rankings with its score, best first: ``hybrid_relevance`` at ``lift`` of its
+    cosine and its text evidence, the share of the query's terms it holds counted alike (weight
+    ``1 - rarity``) and by ``term_weights`` (weight ``rarity``). Ties go to the better text rank, then
+    vector rank, then id, so the order is fixed by the data."""
     rank_t = {row["id"]: i for i, row in enumerate(rankings.text)}
     rank_v = {row["id"]: i for i, row in enumerate(rankings.vector)}
     rows = {row["id"]: row for row in (*rankings.vector, *rankings.text)}
-    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_coverage(rankings.terms, row["text"]), lift)
+    weights = term_weights(rankings.terms, [row["text"] for row in rows.values()])
+
+    def text_evidence(text: str) -> float | None:
+        alike, weighted = text_coverage(rankings.terms, text), text_coverage(rankings.terms, text, weights)
+        return None if alike is None or weighted is None else (1 - rarity) * alike + rarity * weighted
+
+    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_evidence(row["text"]), lift)
               for b, row in rows.items()}
     absent = len(rows)
     order = sorted(rows, key=lambda b: (-scores[b], rank_t.get(b, absent), rank_v.get(b, absent), b))
@@ -129,7 +159,7 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
     validate_k(k)
     rankings = brick_rankings(ctx, space_id, query, store=store, provider=provider)
     bricks: list[Brick] = []
-    for row, score in ranked(rankings):
+    for row, score in ranked(rankings, LIFT, RARITY):
         if score < min_score or (not bricks and score < topic_min_score):
             break  # best first
         meta = json.loads(row["metadata"])
