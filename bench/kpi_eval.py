@@ -17,10 +17,12 @@ through the CLI exactly as a user would, ``nexus kpi facts FILE --history``, and
 * wrong numbers: a ``change`` fact whose ``from``/``to`` are not the aggregation of the file's readings in the
   two windows it names, or whose percentage does not follow from them; a ``status`` fact whose value or
   compared values are not the aggregation of the readings in the windows it names, or whose percentages do not
-  follow from them.
+  follow from them; a spread ``outside_band`` fact whose lowest and highest readings (and range) are not those
+  of the readings in the window it names.
 
 ``--folds`` chooses the worker's calibration (``nexus_query.kpi.stats.Calibration``: the false-alarm budget,
-how long an episode lasts and the CUSUM drift and threshold of shift episodes, or none) by cross-validation
+how long an episode lasts, the CUSUM drift and threshold of shift episodes, and the range z of spread episodes
+or none) by cross-validation
 over the data's folders: for each folder in turn, the grid point with the best F1 of precision and recall on
 the other folders (among those with no claim on
 ``artificialNoAnomaly`` and at most ``MAX_CLAIMS_PER_DAY``) is scored on the held-out folder. It prints each
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -152,6 +155,27 @@ def check_status(fact: dict, ts: np.ndarray, vals: np.ndarray) -> str | None:
     return None
 
 
+def check_spread(fact: dict, ts: np.ndarray, vals: np.ndarray) -> str | None:
+    """None when a spread episode's lowest and highest readings, and its range, are those of the readings in
+    the window it names; else what is wrong."""
+    method, numbers = fact.get("method", {}), fact.get("numbers", {})
+    window = int(method["window"][:-1]) * UNITS[method["window"][-1]]
+    start = utc(numbers["range_window_start"])
+    inside = (ts >= us(start)) & (ts < us(start + window))
+    if not inside.any():
+        return f"no readings in the window starting {start.isoformat()}"
+    low, high = float(vals[inside].min()), float(vals[inside].max())
+    if not (close(numbers["low"], low) and close(numbers["high"], high)
+            and close(numbers["range"], high - low)):
+        return (f"low/high/range {numbers['low']}/{numbers['high']}/{numbers['range']} but the readings give "
+                f"{low:.6g}/{high:.6g}/{high - low:.6g}")
+    return None
+
+
+def is_spread(fact: dict) -> bool:
+    return fact["type"] == "outside_band" and "range_window_start" in fact.get("numbers", {})
+
+
 def score_series(root: Path, name: str, windows: list[list[str]], extra: list[str],
                  facts: list[dict] | None = None) -> SeriesScore:
     path = root / "data" / name
@@ -162,8 +186,8 @@ def score_series(root: Path, name: str, windows: list[list[str]], extra: list[st
     onsets = [us(utc(f.get("episode_start") or f["window_end"])) for f in claims]
     inside = [any(a <= t <= b for a, b in spans) for t in onsets]
     found = sum(any(a <= t <= b for t in onsets) for a, b in spans)
-    changes = [f for f in facts if f["type"] in ("change", "status")]
-    checks = {"change": check_change, "status": check_status}
+    changes = [f for f in facts if f["type"] in ("change", "status") or is_spread(f)]
+    checks = {"change": check_change, "status": check_status, "outside_band": check_spread}
     wrong = [f"{f['type']} {f['window_end']}: {problem}" for f in changes
              if (problem := checks[f["type"]](f, ts, vals))]
     by_type: dict[str, int] = {}
@@ -284,9 +308,15 @@ def main(argv: list[str] | None = None) -> int:
 
 BUDGETS = (0.01, 0.02, 0.05, 0.15, 0.5, 1.0, 2.0, 4.0, 8.0)  # false episodes a series-month
 SHIFTS = ((1.0, 9.0), (1.0, 13.0), (1.5, 9.0))  # CUSUM (drift, threshold) of the shift episodes
-GRID = tuple([Calibration(false_alarms_per_month=b, continue_p=p) for b in BUDGETS for p in (0.05, 0.2)]
-             + [Calibration(false_alarms_per_month=b, shift_drift=k, shift_threshold=h)
-                for b in BUDGETS for k, h in SHIFTS])
+SPREAD_ZS = (6.0, 9.0, 12.0)  # robust z of a window's range that opens a spread episode
+SPREAD_BUDGETS = (0.02, 0.05, 0.15, 0.5)
+NO_SPREAD = math.inf
+GRID = tuple([Calibration(false_alarms_per_month=b, continue_p=p, spread_z=NO_SPREAD)
+              for b in BUDGETS for p in (0.05, 0.2)]
+             + [Calibration(false_alarms_per_month=b, shift_drift=k, shift_threshold=h, spread_z=NO_SPREAD)
+                for b in BUDGETS for k, h in SHIFTS]
+             + [Calibration(false_alarms_per_month=b, shift_drift=k, shift_threshold=h, spread_z=z)
+                for b in SPREAD_BUDGETS for k, h in SHIFTS[:2] for z in SPREAD_ZS])
 MAX_CLAIMS_PER_DAY = 0.5
 
 
@@ -316,8 +346,9 @@ def choose(by_setting: dict[Calibration, list[SeriesScore]], names: set[str]) ->
     for setting, scores in by_setting.items():
         train = [s for s in scores if s.name in names]
         ranked.append((not admissible(train), -f1(summarise(train)), setting.false_alarms_per_month,
-                       setting.continue_p, -setting.shift_threshold, setting.shift_drift, setting))
-    return min(ranked, key=lambda row: row[:6])[-1]
+                       setting.continue_p, -setting.shift_threshold, setting.shift_drift, -setting.spread_z,
+                       setting))
+    return min(ranked, key=lambda row: row[:7])[-1]
 
 
 def score_setting(root: Path, labels: dict[str, list[list[str]]], names: list[str],
@@ -361,7 +392,8 @@ def folds(root: Path, labels: dict[str, list[list[str]]], names: list[str], jobs
 def describe(setting: Calibration) -> str:
     shift = ("no shift" if setting.shift_threshold == float("inf")
              else f"shift k {setting.shift_drift:g} h {setting.shift_threshold:g}")
-    return f"budget {setting.false_alarms_per_month:g}/month, continue p {setting.continue_p:g}, {shift}"
+    spread = "" if setting.spread_z == float("inf") else f", spread z {setting.spread_z:g}"
+    return f"budget {setting.false_alarms_per_month:g}/month, continue p {setting.continue_p:g}, {shift}{spread}"
 
 
 if __name__ == "__main__":

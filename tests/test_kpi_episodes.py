@@ -1,6 +1,6 @@
 """Episodes, seasonal baselines and the false-alarm budget, on hand-made series with known shapes."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -8,6 +8,7 @@ from nexus_query.kpi import MetricSpec, analyse_series, facts_for_series
 from nexus_query.kpi.source import Series
 from nexus_query.kpi.stats import Calibration, alarm_z
 from nexus_query.kpi.windows import HOUR, from_datetime
+from nexus_query.kpi.wording import format_value
 from tests.helpers import END, READINGS_PER_HOUR, noisy, series
 
 ANOMALY_TYPES = {"outside_band", "new_extreme", "threshold_breach", "spike"}
@@ -144,3 +145,54 @@ def test_a_run_of_hours_each_inside_the_band_is_one_shift_episode_said_by_its_av
                              calibration=Calibration(shift_threshold=float("inf")))
     assert claims(quiet) == []
 
+
+def test_hours_that_vary_far_more_than_usual_at_the_usual_level_are_one_spread_episode():
+    values = noisy(hours=WEEK_OF_HOURS, seed=7)
+    swing = np.tile([1.0, -1.0], 4 * READINGS_PER_HOUR // 2) * 60  # ±60 ms in pairs: every hour's mean unchanged
+    values[-6 * READINGS_PER_HOUR:-2 * READINGS_PER_HOUR] += swing
+    facts = facts_for_series(series(values), LATENCY, history=True)  # spread z 9: the default
+    (spread,) = claims(facts)
+    assert spread.type == "outside_band" and spread.episode_start == "2026-11-16T08:00:00Z"
+    assert spread.text.startswith("p95 latency of checkout varied far more than usual from 2026-11-16 08:00 UTC "
+                                  "to 2026-11-16 12:00 UTC")
+    numbers = spread.metadata["numbers"]
+    hour = datetime.fromisoformat(numbers["range_window_start"].replace("Z", "+00:00"))
+    first = values.size - int((END - hour) / timedelta(minutes=5))
+    readings = values[first:first + READINGS_PER_HOUR]
+    for said, actual in ((numbers["low"], readings.min()), (numbers["high"], readings.max())):
+        assert abs(said - actual) <= 1e-5 * actual  # the readings' own lowest and highest, to 6 digits
+    assert (f"ranged from {format_value(readings.min(), 'ms')} to {format_value(readings.max(), 'ms')}"
+            in spread.text)
+    assert numbers["range"] > max(2 * numbers["usual_range"], numbers["widest_daily_range"])
+    # the level never left its band: without spread episodes the same week is silent
+    assert claims(facts_for_series(series(values), LATENCY, history=True,
+                                   calibration=Calibration(spread_z=float("inf")))) == []
+
+
+def test_a_steady_series_opens_no_spread_episode():
+    steady = noisy(hours=3 * WEEK_OF_HOURS, seed=3)
+    assert claims(facts_for_series(series(steady), LATENCY, history=True,
+                                   calibration=Calibration(spread_z=6.0))) == []
+
+
+def test_an_episode_starts_where_its_readings_moved_not_at_an_earlier_stray_reading():
+    values = noisy(hours=WEEK_OF_HOURS, seed=5)
+
+    def at(hour: int, minute: int) -> int:  # the index of the reading at that time on the last day
+        return values.size - int((END - END.replace(hour=hour, minute=minute)) / timedelta(minutes=5))
+
+    values[at(8, 30):at(11, 0)] *= 1.4  # the step starts at 08:30 and lasts two and a half hours
+    values[at(8, 5)] *= 1.25  # one stray reading before it, beyond the band on its own
+    (episode,) = claims(facts_for_series(series(values), LATENCY, history=True))
+    # the likeliest change point in the first hour (a step of the hour's mean excess), not the stray reading
+    assert episode.type == "outside_band" and episode.episode_start == "2026-11-16T08:30:00Z"
+    assert episode.text.startswith("p95 latency of checkout was unusually high from 2026-11-16 08:30 UTC")
+
+
+def test_one_wild_reading_is_not_a_window_that_varies():
+    values = noisy(hours=WEEK_OF_HOURS, seed=7)
+    values[-5 * READINGS_PER_HOUR] *= 5  # one reading five times the level: the hour's range is that reading's
+    assert claims(facts_for_series(series(values), LATENCY, history=True)) == []
+    values[-5 * READINGS_PER_HOUR + 3] *= 0.2  # and one far below in the same hour: the range stays wide without
+    (spread,) = claims(facts_for_series(series(values), LATENCY, history=True))  # either one, so it varied
+    assert spread.text.startswith("p95 latency of checkout varied far more than usual")

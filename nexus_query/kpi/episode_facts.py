@@ -9,12 +9,13 @@ import numpy as np
 
 from nexus_query.kpi.baselines import Verdict
 from nexus_query.kpi.builder import EpisodeSummary, FactDraft
-from nexus_query.kpi.episodes import MIN_COVERAGE, SUSTAIN_POINTS, Episode, Judge
+from nexus_query.kpi.episodes import MIN_COVERAGE, SPREAD_MIN_RATIO, SUSTAIN_POINTS, Episode, Judge, Spread
 from nexus_query.kpi.fact import Fact
 from nexus_query.kpi.stats import percent_change
 from nexus_query.kpi.windows import DAY, duration_phrase, iso, stamp, window_of, window_start_us
 
 BAND_METHOD = "expected ± max(z_alarm × 1.4826 × MAD of the residuals, min_change_pct)"
+SPREAD_METHOD = "range (max - min) of the window's readings beyond spread_z robust sigmas of earlier ranges"
 SHIFT_METHOD = "CUSUM of the windows' robust z: sum of (|z| - shift_drift) over a run beyond shift_threshold"
 
 
@@ -56,12 +57,14 @@ class EpisodeFacts:
         return self.r.start_us(e.onset), (end if closed else None), duration_phrase(windows * self.r.window)
 
     def outside_band(self, e: Episode) -> Fact:
+        if e.spread is not None:
+            return self.spread(e, e.spread)
         first, last = e.verdict, e.last
         assert first is not None and last is not None
         if e.shift:
             return self.shift(e, first)
         _, end, duration = self.span(e)
-        onset = self.first_reading_beyond(e.onset, first, e.sign)
+        onset = self.onset_reading(e.onset, first, e.sign)
         rising = e.sign > 0
         r, values = self.r, self.r.values
         band_low, band_high = first.expected - first.half_width, first.expected + first.half_width
@@ -127,12 +130,45 @@ class EpisodeFacts:
             severity=self.j.severity(combined, first.history, "residuals of the baseline, combined over the run"),
             episode=episode, baseline=self.j.baselines.evidence(first, e.onset, r.starts_us)))
 
-    def first_reading_beyond(self, i: int, verdict: Verdict, sign: int) -> int:
-        """When an excursion began: the first reading of its first window beyond the band (else the window's
-        start). The fact's id and source keep the window's start, so a re-run finds the same fact."""
+    def spread(self, e: Episode, onset: Spread) -> Fact:
+        """An episode of variability: the widest window's lowest and highest readings, against the median
+        range of the windows before the episode."""
+        r = self.r
+        _, end, duration = self.span(e)
+        peak = self.j.points(e.peak)
+        low, high = float(peak.min()), float(peak.max())
+        start = r.start_us(e.onset)
+        text = self.words.spread(onset_us=start, end_us=end, duration=duration, windows=e.windows, low=low,
+                                 high=high, peak_start_us=r.start_us(e.peak), usual=onset.usual,
+                                 history=onset.history, daily=onset.daily, days=onset.days)
+        episode = EpisodeSummary(start=iso(start), end=iso(end) if end is not None else None, windows=e.windows,
+                                 duration=duration if end else None, peak=high - low, peak_at=iso(r.end_us(e.peak)),
+                                 level_shift=False, record=False)
+        return self.builder.build(FactDraft(
+            kind="outside_band", checked=e.shown, onset_us=start, text=text,
+            numbers={"range": high - low, "low": low, "high": high, "usual_range": onset.usual,
+                     "widest_daily_range": onset.daily,
+                     "range_window_start": iso(r.start_us(e.peak))},
+            points={"current": int(r.counts[e.peak]), "range_history": onset.history, "range_days": onset.days},
+            method={"aggregation": "range", "band": SPREAD_METHOD, "spread_z": self.j.calibration.spread_z,
+                    "min_ratio": SPREAD_MIN_RATIO},
+            assessment="neutral",
+            severity=self.j.severity(onset.z, onset.history, "ranges of earlier windows"),
+            episode=episode))
+
+    def onset_reading(self, i: int, verdict: Verdict, sign: int) -> int:
+        """When an excursion began inside its first window: the likeliest change point of a step as large as
+        the window's mean excess over the expected value (the reading k that maximises the sum over readings
+        from k of excess - step/2, the log-likelihood ratio of a step at k), so one stray reading early in the
+        window does not start the episode. The fact's id and source keep the window's start, so a re-run finds
+        the same fact."""
         now = self.j.points(i)
-        beyond = np.flatnonzero(sign * (now - verdict.expected) > verdict.half_width)
-        return int(self.j.ts[self.j.bounds[i] + beyond[0]]) if beyond.size else self.r.start_us(i)
+        excess = sign * (now - verdict.expected)
+        step = float(np.mean(excess)) if now.size else 0.0
+        if step <= 0:
+            return self.r.start_us(i)
+        before = np.concatenate(([0.0], np.cumsum(excess - step / 2)))[:-1]  # the sum over readings before k
+        return int(self.j.ts[self.j.bounds[i] + int(np.argmin(before))])
 
     def threshold_breach(self, e: Episode) -> Fact:
         breach = e.breach

@@ -38,6 +38,8 @@ SUSTAINED_SHARE = 0.95  # change, trend: P(a reading now > a reading then) must 
 TREND_WINDOWS, TREND_TAU, TREND_MAX_STEP_SHARE = 6, 0.8, 0.5
 SUSTAIN_POINTS = 3  # threshold breach: readings in a row
 LONE_READING_WINDOW_SHARE = 10  # a window of this many readings or more is never unusual through one of them
+SPREAD_MIN_RATIO = 2.0  # a spread episode's window ranges over at least twice the usual range
+SPREAD_DAYS, SPREAD_MIN_DAYS = 7, 3  # earlier days whose same window's range is also usual (at least 3)
 
 @dataclass(frozen=True)
 class Breach:
@@ -59,6 +61,23 @@ class Breach:
                       max(self.run, later.run), later.worst if later.worse_than(self) else self.worst)
 
 
+@dataclass(frozen=True)
+class Spread:
+    """A window's range (highest reading less lowest) against the ranges of earlier windows."""
+
+    low: float
+    high: float
+    usual: float  # the median range of the earlier windows
+    z: float
+    history: int  # earlier windows behind ``usual``
+    daily: float  # the widest range of the same window on earlier days
+    days: int  # earlier days behind ``daily``
+
+    @property
+    def range(self) -> float:
+        return self.high - self.low
+
+
 @dataclass
 class Episode:
     """An open or closed episode, by window index."""
@@ -74,6 +93,7 @@ class Episode:
     last: Verdict | None = None
     breach: Breach | None = None
     shift: bool = False  # an outside_band episode opened by the CUSUM (a run of windows inside the band)
+    spread: Spread | None = None  # an outside_band episode of variability: its onset window's range
 
     @property
     def shown(self) -> int:
@@ -117,6 +137,8 @@ class Judge:
         self.verdicts: list[Verdict | None] = [None] * self.n
         self.unusual = np.zeros(self.n, dtype=bool)  # windows inside an outside_band episode
         self.cusum = Cusum(calibration.shift_drift)
+        self.ranges = np.array([float(np.ptp(self.points(i))) if self.ok[i] else np.nan for i in range(self.n)])
+        self.varied = np.zeros(self.n, dtype=bool)  # windows inside a spread episode
 
     def lag_at(self, i: int) -> int:
         verdict = self.verdicts[i] if 0 <= i < self.n else None
@@ -138,6 +160,7 @@ class Judge:
         said: list[tuple[int, Fact]] = []
         episodes: list[Episode] = []
         band: Episode | None = None
+        spread: Episode | None = None
         breach: dict[Side, Episode | None] = {"above": None, "below": None}
         gap: Episode | None = None
         last_change = last_trend = -10 ** 9
@@ -183,6 +206,9 @@ class Judge:
                 else:
                     band.closed_at, band.last, band = i, verdict, None
                     self.cusum.reset()
+            spread = self.spread_episode(i, spread, band is None)
+            if spread is not None and spread.onset == i:
+                episodes.append(spread)
             sides: tuple[Side, ...] = ("above", "below")
             for side in sides:
                 flagged, episode = self.breach(i, side), breach[side]
@@ -240,6 +266,59 @@ class Judge:
         return Episode("outside_band", sign, onset, i, peak, windows=len(run), verdict=self.verdicts[onset],
                        last=verdict, shift=True)
 
+    def spread_at(self, i: int) -> Spread | None:
+        """Window ``i``'s range against the ranges of the earlier windows (about a week) and of the same window
+        on earlier days (a daily rhythm's busy hours vary more), outside spread episodes; None with too few."""
+        lo = max(0, i - self.baselines.scale_n)
+        past = self.ranges[lo:i][~self.varied[lo:i]]
+        past = past[~np.isnan(past)]
+        day = max(1, DAY // self.r.window)
+        same = [self.ranges[j] for j in range(i - day, max(-1, i - day * SPREAD_DAYS - 1), -day)
+                if not self.varied[j] and not np.isnan(self.ranges[j])]
+        if past.size < self.baselines.min_history or len(same) < SPREAD_MIN_DAYS or np.isnan(self.ranges[i]):
+            return None
+        centre, sigma = robust_spread(past)
+        excess = self.ranges[i] - centre
+        z = excess / sigma if sigma > 0 else (0.0 if excess == 0 else math.copysign(math.inf, excess))
+        now = self.points(i)
+        return Spread(float(now.min()), float(now.max()), centre, z, int(past.size), float(np.max(same)),
+                      len(same))
+
+    def spread_episode(self, i: int, open_: Episode | None, level_quiet: bool) -> Episode | None:
+        """The spread episode open after window ``i``: one opens where the level is quiet and the window's
+        range is ``spread_z`` robust sigmas and ``SPREAD_MIN_RATIO`` times above the usual range, and wider than
+        the same window's on any earlier day (a busy hour that always varies is not news); it lasts
+        while the windows' ranges stay ``continue_z`` sigmas and twice the usual range above it."""
+        found = self.spread_at(i)
+        if open_ is not None:
+            if (found is not None and found.z > self.calibration.continue_z
+                    and found.range >= SPREAD_MIN_RATIO * found.usual):
+                open_.checked, open_.windows = i, open_.windows + 1
+                if self.ranges[i] > self.ranges[open_.peak]:
+                    open_.peak = i
+                self.varied[i] = True
+                return open_
+            open_.closed_at = i
+            return None
+        if (found is None or not level_quiet or found.z <= self.calibration.spread_z
+                or found.range < SPREAD_MIN_RATIO * found.usual or found.range <= found.daily
+                or self.range_carried_by_one_reading(i, found)):
+            return None
+        self.varied[i] = True
+        return Episode("outside_band", 1, i, i, i, spread=found)
+
+    def range_carried_by_one_reading(self, i: int, found: Spread) -> bool:
+        """Whether the window's range is unusual only because of its reading farthest from the window's median:
+        a lone spike is not a window that varies (where one reading is a small part of the window, as for
+        ``carried_by_one_reading``)."""
+        now = self.points(i)
+        if now.size < 3 or self.r.expected < LONE_READING_WINDOW_SHARE:
+            return False
+        rest = np.delete(now, int(np.argmax(np.abs(now - np.median(now)))))
+        wide = float(np.ptp(rest))
+        sigma = (found.range - found.usual) / found.z if found.z > 0 and math.isfinite(found.z) else 0.0
+        z = (wide - found.usual) / sigma if sigma > 0 else (math.inf if wide > found.usual else 0.0)
+        return z <= self.calibration.spread_z or wide < SPREAD_MIN_RATIO * found.usual or wide <= found.daily
 
     def carried_by_one_reading(self, i: int, verdict: Verdict, sign: int) -> bool:
         """Whether the window is beyond the band only because of its single most extreme reading: a lone

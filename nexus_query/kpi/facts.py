@@ -30,7 +30,8 @@ every window is judged only on the windows before it, against a baseline that kn
 ==================  ==========================================================================
 ``outside_band``    an episode of windows beyond the baseline's band (a level shift is one too: it
                     closes once the new level has become the baseline, and says so), or a run of windows
-                    each a little beyond it whose CUSUM of z passes the calibration's shift threshold
+                    each a little beyond it whose CUSUM of z passes the calibration's shift threshold, or
+                    (the level quiet) windows whose range of readings is far wider than usual (spread)
 ``threshold_breach`` an episode of windows with three readings in a row beyond the catalogue's threshold
 ``missing_data``    an episode of windows of an established series with less than half the readings its
                     sampling promises (a window with more, but fewer than ``min_points``, is not judged)

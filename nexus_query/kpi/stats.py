@@ -34,12 +34,16 @@ class Calibration:
     alarm z); ``continue_p``: an episode lasts while its windows stay this unlikely (Laplace) on the same side;
     ``shift_drift`` and ``shift_threshold``: the CUSUM of robust z's that catches a run of windows each a
     little beyond the baseline (a slow ramp, a step smaller than the band): every window adds its |z| less the
-    drift, and the run is an episode once the sum passes the threshold (``math.inf``: no shift episodes)."""
+    drift, and the run is an episode once the sum passes the threshold (``math.inf``: no shift episodes);
+    ``spread_z``: the robust z of a window's range (its highest reading less its lowest) against the ranges of
+    earlier windows that opens a spread episode, an anomaly of variability the level does not show
+    (``math.inf``: no spread episodes)."""
 
     false_alarms_per_month: float = 0.05
     continue_p: float = 0.05
     shift_drift: float = 1.0
     shift_threshold: float = 13.0
+    spread_z: float = 9.0
 
     @property
     def continue_z(self) -> float:

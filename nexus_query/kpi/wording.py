@@ -168,6 +168,21 @@ class Wording:
         return (f"{self.label} ran {side} its usual level from {stamp(onset_us)} to {stamp(end_us)} ({duration}): "
                 f"{averaged}.")
 
+    def spread(self, *, onset_us: int, end_us: int | None, duration: str, windows: int, low: float, high: float,
+               peak_start_us: int, usual: float, history: int, daily: float, days: int) -> str:
+        """An episode of variability (the CUSUM's and the band's are of the level): the widest window's
+        lowest and highest readings against the median range of earlier windows."""
+        ranged = (f"its readings ranged from {self.value(low)} to {self.value(high)} "
+                  f"{self.period(peak_start_us)}, a range of {self.value(high - low)} against a usual "
+                  f"{self.value(usual)} (the median range of the previous {windows_noun(self.window, history)}) "
+                  f"and at most {self.value(daily)} in the same {window_noun(self.window)} on the previous {days} days")
+        if windows == 1 and end_us is None:
+            return f"{self.label} varied far more than usual: {ranged}."
+        if end_us is None:
+            return f"{self.label} has varied far more than usual since {stamp(onset_us)}: {ranged}."
+        return (f"{self.label} varied far more than usual from {stamp(onset_us)} to {stamp(end_us)} ({duration}): "
+                f"{ranged}.")
+
     def threshold_breach(self, *, side: Side, threshold: float, readings: int, of: int, worst: float,
                          onset_us: int, end_us: int | None, duration: str, windows: int) -> str:
         reach = "reaching" if side == "above" else "falling to"
