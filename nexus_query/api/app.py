@@ -192,13 +192,16 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
 
 
 WARM_SPACES = 32  # spaces a starting server queries once (its keys' spaces, in order), bounding the start
+# Questions of the length people type, in words most indexes hold: after a two-word warm-up the first
+# real query still cost 1.28-1.59x a warm one over HTTP (1.16-1.38x after these; bench/cli_latency.py).
+WARM_QUERIES = ("what is the latest news about the project", "how do I return an order")
 
 
 def warm_query_path(registry: RoutingRegistry) -> None:
     """Load the embedding models and run them once, compile the snapshot scan kernels, start the process's
-    LanceDB session, then query each space this server's keys reach (at most ``WARM_SPACES``) once: its
-    table is open, its snapshot built and its full-text index loaded before the first real query, which
-    then costs what a warm one does."""
+    LanceDB session, then ask each space this server's keys reach (at most ``WARM_SPACES``) the
+    ``WARM_QUERIES``: its table is open, its snapshot built and its full-text index read before the first
+    real query, which then costs what a warm one does."""
     from nexus_query.embeddings import provider_for_space, warm_providers
     from nexus_query.store import snapshot_scan
     from nexus_query.store.space import lance_session
@@ -219,7 +222,8 @@ def warm_query_path(registry: RoutingRegistry) -> None:
             try:
                 provider = provider_for_space(registry.config, store.open(ctx, space_id).embedder)
                 if provider.info.provider != "remote":  # a remote embedder would bill the tenant for it
-                    query(ctx, space_id, "warm up", store=store, provider=provider, top_k=1)
+                    for text in WARM_QUERIES:
+                        query(ctx, space_id, text, store=store, provider=provider)
             except NexusError as exc:  # a space its first request will report on; the start goes on
                 log.info("warming space %s/%s skipped: %s", tenant, space_id, exc)
             warmed += 1
