@@ -107,30 +107,11 @@ WARM_QUESTIONS = ["ferry timetable in june", "can I return a tent", "when to pla
 
 
 def warm_client() -> None:
-    """One request to a throwaway local server, so the first timed query pays no first-use cost of this
-    process's HTTP client (about 3 ms here): the figure is the server's, not the bench's."""
-    import http.server
-    import threading
+    """One request elsewhere first: the first timed query then pays no first-use cost of this client."""
+    from _client_warmup import throwaway_server
 
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        post_query(f"http://127.0.0.1:{server.server_address[1]}", "none", "warm the client")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with throwaway_server() as url:
+        post_query(url, "none", "warm the client")
 
 
 def first_vs_warm(url: str, key: str, runs: int) -> tuple[float, float]:
