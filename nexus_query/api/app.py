@@ -13,14 +13,13 @@ from typing import Any
 import anyio
 import anyio.to_process
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import AuthMiddleware, caller
 from nexus_query.api.body_spool import spool, sweep_orphans
 from nexus_query.api.cognition import cognition_router
 from nexus_query.api.erasure import erasure_router
-from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers
+from nexus_query.api.errors import CatchAllMiddleware, install_error_handlers, refusal_response
 from nexus_query.api.haze import haze_router
 from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane, IngestJob, land_in_worker, land_ingest_body, warm_up
 from nexus_query.api.kpi import kpi_router
@@ -148,8 +147,7 @@ def create_app(registry: RoutingRegistry | None = None, *, warm_ingest_worker: b
         finally:
             body.discard()
         if landed.task_id is None:
-            headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
-            return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
+            return refusal_response(landed.status, landed.envelope, landed.retry_after)
         return {"task_id": landed.task_id}
 
     @router.get("/tasks", response_model=TaskPage, summary="The caller's tasks, newest first")

@@ -9,12 +9,12 @@ from typing import Any, Literal
 import anyio
 import anyio.to_process
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from nexus_query.api.auth import caller
 from nexus_query.api.body_spool import spool
+from nexus_query.api.errors import refusal_response
 from nexus_query.api.import_body import FAST_MAX_EXPORT_BYTES, ImportJob, land_import_body, land_import_in_worker
 from nexus_query.api.ingest_body import OFFLOAD_BYTES, FastLane
 from nexus_query.api.models import NOT_BLANK, ErrorEnvelope, WholeNumber
@@ -163,8 +163,7 @@ def cognition_router(current: Callable[[], RoutingRegistry], space_id_param: Any
         finally:
             body.discard()
         if landed.receipt is None:
-            headers = {"Retry-After": str(landed.retry_after)} if landed.retry_after else None
-            return JSONResponse(landed.envelope, status_code=landed.status, headers=headers)
+            return refusal_response(landed.status, landed.envelope, landed.retry_after)
         return landed.receipt
 
     # exclude_unset: an artifact goes out exactly as stored (one assembled before parent_id existed included),

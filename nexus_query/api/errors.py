@@ -36,6 +36,12 @@ def envelope_response(exc: NexusError, headers: dict[str, str] | None = None) ->
     return JSONResponse(exc.envelope(), status_code=exc.status, headers=headers)
 
 
+def refusal_response(status: int, envelope: dict[str, Any] | None, retry_after: int | None) -> JSONResponse:
+    """An error a worker returned as data (an exception does not cross the process boundary intact)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse(envelope, status_code=status, headers=headers)
+
+
 def _validation_error(exc: RequestValidationError) -> NexusError:
     problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
                  "type": str(e.get("type", ""))} for e in exc.errors()][:20]
