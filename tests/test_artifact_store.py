@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from nexus_query.cognition.artifacts import ArtifactCorrupt, ArtifactStore, agent_rules, render_for_agent
-from nexus_query.cognition.assemble import build_payload, make_artifact
+from nexus_query.cognition.assembly import build_payload, make_artifact
 from nexus_query.context import RequestContext
 from nexus_query.errors import InvalidId, NotFound
 from nexus_query.landing import landing_zone

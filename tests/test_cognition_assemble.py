@@ -5,6 +5,8 @@ import hashlib
 import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from nexus_pipelines.common.load import upsert_records
 from nexus_query.cognition import NO_RECALL_MATCHES, SOURCES_UNAVAILABLE, assemble, assemble_topic
 from nexus_query.cognition.artifacts import ArtifactStore, render_for_agent
-from nexus_query.cognition.assemble import SourceUnavailable, build_payload, conversation_date, load_source
+from nexus_query.cognition.assembly import SourceUnavailable, build_payload, conversation_date, load_source
 from nexus_query.cognition.canonical_export import canonical_conversation
 from nexus_query.cognition.recall import MIN_SCORE, TOPIC_MIN_SCORE, recall_bricks_readonly
 from nexus_query.context import RequestContext
@@ -363,3 +365,13 @@ def test_render_for_agent_shows_the_current_thread_in_order_then_the_alternates_
     for message in artifact["payload"]["raw_excerpts"][0]["conversation"]:  # every block, verbatim
         assert all(re.search(rf"^\[block_index {b['index']}( · RECALLED)?\]\n{re.escape(b['text'])}$",
                              prompt, re.M) for b in message["blocks"])
+
+
+def test_every_name_the_cognition_package_exports_is_itself_whatever_was_imported_first():
+    """The package loads its names on first use; a submodule named like one of them (``assemble`` was)
+    would replace the name once imported, so ``from nexus_query.cognition import assemble`` gave a module."""
+    code = ("import importlib, pkgutil, types, nexus_query.cognition as c\n"
+            "for m in pkgutil.iter_modules(c.__path__): importlib.import_module(f'nexus_query.cognition.{m.name}')\n"
+            "print([n for n in c.__all__ if isinstance(getattr(c, n), types.ModuleType)])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ from nexus_pipelines.common.tasks import TASK_TAG
 from nexus_pipelines.definitions import defs
 from nexus_pipelines.erasure.assets import erasure_run_config, remap_space
 from nexus_query.cognition import ArtifactStore
-from nexus_query.cognition.assemble import assemble_topic
+from nexus_query.cognition.assembly import assemble_topic
 from nexus_query.cognition.bricks import import_export
 from nexus_query.context import RequestContext
 from nexus_query.erasure import STEPS, request_erasure, run_erasure, tenant_target
@@ -249,7 +249,7 @@ def test_the_global_space_is_erased_by_a_system_run_naming_documents_in_its_conf
 
 
 def test_a_tombstone_keeps_the_id_resolving_lists_without_the_query_and_yields_to_the_same_artifact_again(nexus_home):
-    from nexus_query.cognition.assemble import build_payload, make_artifact
+    from nexus_query.cognition.assembly import build_payload, make_artifact
 
     store = ArtifactStore.for_context(ACME)
     payload, _, _ = build_payload("night shift door code", [], landing_zone(ACME).files)
@@ -269,7 +269,7 @@ def test_a_tombstone_keeps_the_id_resolving_lists_without_the_query_and_yields_t
 
 def test_an_agent_reading_a_tombstone_is_told_it_was_erased_not_given_content(nexus_home):
     from nexus_query.cognition import render_for_agent
-    from nexus_query.cognition.assemble import build_payload, make_artifact
+    from nexus_query.cognition.assembly import build_payload, make_artifact
 
     store = ArtifactStore.for_context(ACME)
     payload, _, _ = build_payload("night shift door code", [], landing_zone(ACME).files)

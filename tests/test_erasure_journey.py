@@ -23,7 +23,7 @@ from nexus_pipelines.resources import NexusResource
 from nexus_query.api import create_app
 from nexus_query.api.server import background_server
 from nexus_query.cognition import ArtifactStore
-from nexus_query.cognition.assemble import assemble_topic
+from nexus_query.cognition.assembly import assemble_topic
 from nexus_query.cognition.bricks import import_export
 from nexus_query.erasure import request_erasure, run_erasure, tenant_target
 from nexus_query.erasure.model import ErasureIncomplete

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         artifact_id_for,
         render_for_agent,
     )
-    from nexus_query.cognition.assemble import (
+    from nexus_query.cognition.assembly import (
         ASSEMBLED,
         NO_RECALL_MATCHES,
         SOURCES_UNAVAILABLE,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 _SOURCES = {name: module for module, names in {
     "artifacts": ("ArtifactCorrupt", "ArtifactStore", "agent_rules", "artifact_id_for", "render_for_agent"),
-    "assemble": ("ASSEMBLED", "NO_RECALL_MATCHES", "SOURCES_UNAVAILABLE", "Assembly", "assemble", "assemble_topic"),
+    "assembly": ("ASSEMBLED", "NO_RECALL_MATCHES", "SOURCES_UNAVAILABLE", "Assembly", "assemble", "assemble_topic"),
     "bricks": ("ImportReceipt", "block_documents", "import_export", "land_export", "landed_conversations"),
     "conversation_model": ("Block", "Conversation", "ExportCounts", "Message", "ParsedExport"),
     "conversations": ("parse_export",),

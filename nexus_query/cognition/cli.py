@@ -202,7 +202,7 @@ def format_artifact(artifact: Mapping[str, Any]) -> str:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from nexus_query.cognition.assemble import assemble_topic
+    from nexus_query.cognition.assembly import assemble_topic
     from nexus_query.store import SpaceStore
 
     ctx, registry = _authenticate(args)
