@@ -26,6 +26,19 @@ from nexus_query.store import SpaceStore
 from tests.helpers import ACME_DOCS, GLOBEX_DOCS, REPO, corpus, free_port, load, stop, wait_for_port
 from tests.process_guard import pytest_sessionfinish, pytest_sessionstart  # noqa: F401 (plugin hooks)
 
+
+@pytest.fixture(autouse=True)
+def no_leftover_dagster_defs_state():
+    """Each test starts without a current DefsStateStorage. Dagster keeps it in a ContextVar that
+    ``DagsterInstance.__enter__`` sets; left over from an earlier test of the same worker, it names an
+    instance that is gone, and a ``materialize`` without an instance then fails while loading definitions
+    ("Attempted to resolve undefined DagsterInstance weakref": three tests of test_partition_batches.py did,
+    by test order, in one CI run)."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # One folder of ONNX exports for every test's data root (and the processes they start): exporting the model
