@@ -150,7 +150,8 @@ def _import_now(ctx: RequestContext, registry: RoutingRegistry, space_id: str, f
     return receipt, landed.task.to_dict()
 
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+# A task the command stops waiting for (landing.TERMINAL leaves out "failed": a run may still retry it).
+SETTLED = ("succeeded", "failed", "cancelled")
 # How often --wait asks the server for the task: often while a fast-path import may settle (seconds),
 # then seldom (a bulk export waits for a pipeline run: minutes).
 POLL_SECONDS, POLL_SLOW_SECONDS, POLL_FAST_FOR_SECONDS = 0.05, 1.0, 60.0
@@ -180,7 +181,7 @@ def _import_over_http(url: str, args: argparse.Namespace) -> int:
                   "`dagster dev` starts it)", file=sys.stderr, flush=True)
         started = time.monotonic()
         while (task := call(url, "GET", f"/nexus/tasks/{quote(receipt['task_id'], safe='')}",
-                            args.key))["status"] not in TERMINAL:
+                            args.key))["status"] not in SETTLED:
             fast = time.monotonic() - started < POLL_FAST_FOR_SECONDS
             time.sleep(POLL_SECONDS if fast else POLL_SLOW_SECONDS)
     except (OSError, ServerError) as exc:
