@@ -4,6 +4,7 @@ concurrent overwrite (retried, and counted)."""
 
 import multiprocessing
 from pathlib import Path
+from queue import Empty
 
 import dagster as dg
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
 from nexus_query.store import Record, SpaceStore, build_rows
-from nexus_query.store.space import is_commit_conflict
+from nexus_query.store.commits import is_commit_conflict
+from nexus_query.store.lance_indexes import ensure_fts_index, has_fts_index
 from tests.helpers import REPO
 
 ACME = RequestContext("acme")
@@ -82,6 +84,21 @@ def assert_every_row_once(writers: int, results: list[list[tuple[int, int, int, 
     assert len(contested) == CONTESTED and all('"writer":' in m for m in contested)
 
 
+def collect_results(queue, workers: list) -> list:
+    """Each writer's result; a writer that died fails the test at once, naming its exit code (its
+    traceback is in the captured stderr), rather than after the whole wait."""
+    results: list = []
+    for _ in range(60):  # at most 5 minutes
+        if len(results) == len(workers):
+            return results
+        try:
+            results.append(queue.get(timeout=5))
+        except Empty:
+            died = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            assert not died, f"a writer process died with exit code {died}"
+    raise AssertionError(f"{len(workers) - len(results)} writers reported nothing in 5 minutes")
+
+
 @pytest.mark.slow  # starts writer processes
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_processes_writing_one_space_at_once_lose_no_row_and_duplicate_none(where, request, nexus_home,
@@ -96,7 +113,7 @@ def test_processes_writing_one_space_at_once_lose_no_row_and_duplicate_none(wher
     for worker in workers:
         worker.start()
     try:
-        results = [queue.get(timeout=300) for _ in workers]
+        results = collect_results(queue, workers)
     finally:
         for worker in workers:
             worker.join(timeout=60)
@@ -167,3 +184,18 @@ def test_upsert_meeting_a_concurrent_overwrite_is_retried_and_counted(store, pro
     ids = stale.table.to_arrow().column("id").to_pylist()
     assert sorted(ids) == sorted(r.row_id for r in records)
     assert result.inserted == len(records) - 5
+
+
+# --- two writers creating the full-text index of a new space at once: the one that loses finds the other's ---
+
+def test_a_writer_whose_index_build_loses_to_another_writers_uses_that_index(store, provider):
+    records = writer_records(0, 0)
+    rows = build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info)
+    store.open_or_create(ACME, "main", provider.info).table.add(rows)  # rows, no index yet
+    first, second = SpaceStore().open(ACME, "main"), SpaceStore().open(ACME, "main")  # two processes' handles
+    assert not has_fts_index(first.table) and not has_fts_index(second.table)
+    assert ensure_fts_index(first.table)  # commits the index after `second` read its version
+    assert not ensure_fts_index(second.table)  # preempted: it finds the index the other writer built
+    indexed = SpaceStore().open(ACME, "main")
+    assert [i.index_type for i in indexed.table.list_indices()] == ["FTS"]
+    assert indexed.table.search("tents", query_type="fts").limit(3).to_list()  # the one index serves

@@ -18,8 +18,8 @@ from typing import Any
 
 from nexus_query.errors import InvalidRequest
 from nexus_query.store import SpaceTable
+from nexus_query.store.commits import retry_commit
 from nexus_query.store.lance_indexes import ensure_indexes
-from nexus_query.store.space import retry_commit
 
 # Workers' clocks differ a little; versions are kept this much beyond the cursor lifetime.
 CLOCK_MARGIN = timedelta(hours=1)

@@ -13,10 +13,11 @@ from functools import partial
 
 from nexus_query.erasure.model import ErasurePlan
 from nexus_query.erasure.target import ErasureTarget
+from nexus_query.store.commits import retry_commit
 from nexus_query.store.filters import sql_string
 from nexus_query.store.lance_indexes import fts_index_config, vector_index_config
 from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
-from nexus_query.store.space import SpaceTable, retry_commit
+from nexus_query.store.space import SpaceTable
 
 _IN_LIST = 500
 _FRAGMENT_BITS = 32  # a Lance row address is fragment id << 32 | offset

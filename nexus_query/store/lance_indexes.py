@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from nexus_query.store.commits import retry_commit
 from nexus_query.store.schema import FTS_COLUMN, VECTOR_COLUMN
 
 if TYPE_CHECKING:
@@ -72,16 +73,23 @@ def has_fts_index(table: lancedb.table.Table) -> bool:
 
 def ensure_fts_index(table: lancedb.table.Table) -> bool:
     """Create the full-text index when missing (also on an empty table: new rows are searched by a flat
-    scan until ``optimize`` folds them in). Returns whether it created one."""
-    if has_fts_index(table):
-        return False
-    try:
-        table.create_index(FTS_COLUMN, config=fts_index_config(), replace=False)
-    except (RuntimeError, ValueError):  # another writer created it first
-        if not has_fts_index(table):
-            raise
-        return False
-    return True
+    scan until ``optimize`` folds them in). Returns whether it created one. Writers of a new space race to
+    build it: the build that loses (a commit conflict) looks again at the latest version and finds the
+    winner's."""
+    def create() -> bool:
+        if has_fts_index(table):  # on a retry: the writer whose build preempted ours made it
+            return False
+        try:
+            table.create_index(FTS_COLUMN, config=fts_index_config(), replace=False)
+        except ValueError:  # "already exists": another writer's build committed after our look
+            table.checkout_latest()
+            if not has_fts_index(table):
+                raise
+            return False
+        return True
+
+    created, _ = retry_commit(table, create)
+    return created
 
 
 def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:

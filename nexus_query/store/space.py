@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
 
 import lancedb
 import pyarrow as pa
@@ -20,9 +17,10 @@ from lancedb.table import LanceTable
 from nexus_query.config import ServingConfig
 from nexus_query.context import RequestContext
 from nexus_query.embeddings.base import EmbedderInfo
-from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound, WriteConflict
+from nexus_query.errors import EmbedderMismatch, GlobalSpaceReadOnly, InvalidRequest, SpaceNotFound
 from nexus_query.paths import SpaceLocation, global_space_location, space_location
 from nexus_query.routing import RoutingRegistry
+from nexus_query.store.commits import retry_commit
 from nexus_query.store.filters import sql_string
 from nexus_query.store.lance_indexes import ensure_fts_index
 from nexus_query.store.schema import PRIMARY_KEY_FIELD_KEY as _PK_FIELD_KEY
@@ -30,14 +28,6 @@ from nexus_query.store.schema import embedder_of, space_schema
 from nexus_query.store.snapshots import snapshot_cache
 
 PRIMARY_KEY = "id"
-# Lance resolves most commit conflicts itself (``MergeResult.num_attempts`` counts its tries). What it
-# gives up on (a concurrent overwrite, too much contention) is run again here from the latest version,
-# a bounded number of times with jittered backoff: keyed upserts and deletes by key are idempotent.
-COMMIT_ATTEMPTS = 8
-BACKOFF_SECONDS = 0.05
-BACKOFF_CAP_SECONDS = 2.0
-_CONFLICT_MARKERS = ("commit conflict", "incompatible transaction", "too many concurrent writ")
-T = TypeVar("T")
 # A matched row is rewritten only when something it is made of changed, so re-running is a no-op.
 _CHANGED = " OR ".join(
     [f"target.{c} != source.{c}" for c in ("content_hash", "metadata", "type", "embedder", "source",
@@ -104,30 +94,6 @@ def connect(location: SpaceLocation) -> lancedb.DBConnection:
         while len(_connections) > _serving.max_open_databases:
             _connections.popitem(last=False)
     return conn
-
-
-def is_commit_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, (RuntimeError, OSError)) and any(m in str(exc).lower() for m in _CONFLICT_MARKERS)
-
-
-def retry_commit(table: lancedb.table.Table, operation: Callable[[], T],
-                 attempts: int = COMMIT_ATTEMPTS) -> tuple[T, int]:
-    """``operation()``'s result and how many commit conflicts made it run again. Between tries: a random
-    wait up to an exponentially growing cap (full jitter, so colliding writers spread out), then the
-    table's latest version. After ``attempts`` tries: ``WriteConflict``."""
-    attempt = 1
-    while True:
-        try:
-            return operation(), attempt - 1
-        except (RuntimeError, OSError) as exc:
-            if not is_commit_conflict(exc):
-                raise
-            if attempt >= attempts:
-                raise WriteConflict(f"gave up after {attempts} commit conflicts on the space's table",
-                                    attempts=attempts) from exc
-            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** attempt)))
-            table.checkout_latest()
-            attempt += 1
 
 
 @dataclass(frozen=True)
