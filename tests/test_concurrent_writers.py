@@ -15,7 +15,7 @@ from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbedderInfo
 from nexus_query.store import Record, SpaceStore, build_rows
 from nexus_query.store.commits import is_commit_conflict
-from nexus_query.store.lance_indexes import ensure_fts_index, has_fts_index
+from nexus_query.store.lance_indexes import ensure_fts_index, ensure_indexes, has_fts_index
 from tests.helpers import REPO
 
 ACME = RequestContext("acme")
@@ -199,3 +199,14 @@ def test_a_writer_whose_index_build_loses_to_another_writers_uses_that_index(sto
     indexed = SpaceStore().open(ACME, "main")
     assert [i.index_type for i in indexed.table.list_indices()] == ["FTS"]
     assert indexed.table.search("tents", query_type="fts").limit(3).to_list()  # the one index serves
+
+
+def test_two_maintenance_runs_building_the_vector_index_at_once_leave_one_index(store, provider):
+    records = writer_records(0, 0)
+    rows = build_rows(ACME, records, provider.embed([r.text for r in records]), provider.info)
+    store.open_or_create(ACME, "main", provider.info).upsert(rows, provider.info)  # rows and the text index
+    first, second = SpaceStore().open(ACME, "main"), SpaceStore().open(ACME, "main")
+    assert "vector" in ensure_indexes(first, vector_min_rows=1).created
+    report = ensure_indexes(second, vector_min_rows=1)  # its handle predates the first run's index
+    assert report.created == () and report.vector_index
+    assert sorted(i.index_type for i in SpaceStore().open(ACME, "main").table.list_indices()) == ["FTS", "IvfRq"]

@@ -78,7 +78,7 @@ def purge_rows(space: SpaceTable | None, plan: ErasurePlan) -> dict[str, int]:
     before = {int(v["version"]) for v in table.list_versions()}
     with warnings.catch_warnings():  # "removes every version except the latest": that is the point here
         warnings.simplefilter("ignore", UserWarning)
-        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        retry_commit(table, partial(table.optimize, cleanup_older_than=timedelta(0), delete_unverified=True))
     table.checkout_latest()
     counts["versions_removed"] = len(before - {int(v["version"]) for v in table.list_versions()})
     return counts
@@ -90,12 +90,13 @@ def rebuild_indexes(space: SpaceTable) -> int:
     table, rebuilt = space.table, 0
     columns = {config.columns[0] for config in table.list_indices()}
     if FTS_COLUMN in columns:
-        table.create_index(FTS_COLUMN, config=fts_index_config(), replace=True)
+        retry_commit(table, partial(table.create_index, FTS_COLUMN, config=fts_index_config(), replace=True))
         rebuilt += 1
     if VECTOR_COLUMN in columns:
         rows = table.count_rows()
         if rows:
-            table.create_index(VECTOR_COLUMN, config=vector_index_config(rows), replace=True)
+            retry_commit(table, partial(table.create_index, VECTOR_COLUMN, config=vector_index_config(rows),
+                                        replace=True))
         else:
             table.drop_index(f"{VECTOR_COLUMN}_idx")
         rebuilt += 1

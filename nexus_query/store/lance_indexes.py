@@ -92,6 +92,13 @@ def ensure_fts_index(table: lancedb.table.Table) -> bool:
     return created
 
 
+def _create_vector_index(table: lancedb.table.Table, rows: int) -> bool:
+    if VECTOR_COLUMN in _indices(table):  # on a retry: a concurrent maintenance run built it
+        return False
+    table.create_index(VECTOR_COLUMN, config=vector_index_config(rows))
+    return True
+
+
 def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN_ROWS) -> IndexReport:
     """Keep a space's LanceDB indexes fit for querying. Idempotent; call it after writes.
 
@@ -109,13 +116,13 @@ def ensure_indexes(space: SpaceTable, *, vector_min_rows: int = VECTOR_INDEX_MIN
         created.append(FTS_COLUMN)
     indices = _indices(table)
     if VECTOR_COLUMN not in indices and rows >= vector_min_rows:
-        table.create_index(VECTOR_COLUMN, config=vector_index_config(rows))
-        created.append(VECTOR_COLUMN)
+        if retry_commit(table, lambda: _create_vector_index(table, rows))[0]:
+            created.append(VECTOR_COLUMN)
         indices = _indices(table)
     unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in indices.values()), default=0)
     optimized = False
     if unindexed and unindexed >= min(MAX_UNINDEXED_ROWS, max(1, int(rows * MAX_UNINDEXED_FRACTION))):
-        table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
+        retry_commit(table, lambda: table.optimize(cleanup_older_than=KEEP_EVERY_VERSION))
         optimized = True
         unindexed = max((int(getattr(c, "num_unindexed_rows", 0) or 0) for c in _indices(table).values()),
                         default=0)
