@@ -4,6 +4,7 @@ serves."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -35,8 +36,7 @@ from nexus_query.store.snapshots import Snapshot, snapshot_cache
 
 MAX_TOP_K = 1000
 MAX_DEPTH = 10_000  # a query pages through at most this many hits
-RRF_K = 60  # reciprocal rank fusion: order by the sum of 1 / (RRF_K + rank) over the ranked lists
-FUSION_DEPTH = 100  # each ranked list fused is this deep; deeper hits follow in vector order
+FUSION_DEPTH = 100  # hybrid ranks the top this many of each ranking; deeper vector hits follow in vector order
 _SPACE_ORDER: dict[SpaceLabel, int] = {"tenant": 0, "global": 1}
 
 
@@ -143,22 +143,6 @@ def _merged(lists: Sequence[list[_Candidate]], n: int) -> list[_Candidate]:
     return sorted((c for lst in lists for c in lst), key=_Candidate.order)[:n]
 
 
-def _fuse(vector: list[_Candidate], text: list[_Candidate], n: int) -> list[_Candidate]:
-    """One space's hits in reciprocal rank fusion order of the top ``FUSION_DEPTH`` of each list; the
-    rest follow in vector order, so the order of every hit is fixed by the data, never by the page."""
-    fused: dict[tuple[str, int], float] = {}
-    chosen: dict[tuple[str, int], _Candidate] = {}
-    vector_rank = {c.key: i for i, c in enumerate(vector)}
-    for ranked in (vector[:FUSION_DEPTH], text[:FUSION_DEPTH]):
-        for rank, cand in enumerate(ranked, start=1):
-            fused[cand.key] = fused.get(cand.key, 0.0) + 1.0 / (RRF_K + rank)
-            chosen.setdefault(cand.key, cand)
-    head = sorted(chosen.values(), key=lambda c: (-fused[c.key], vector_rank.get(c.key, len(vector)),
-                                                  _SPACE_ORDER[c.space], c.addr))
-    tail = [c for c in vector[FUSION_DEPTH:] if c.key not in fused]
-    return (head + tail)[:n]
-
-
 def _vector_ranking(lists: Sequence[list[_Candidate]], n: int) -> list[_Ranked]:
     """Every space's hits by cosine similarity (one scale: the same model embedded them all)."""
     ranked: list[_Ranked] = []
@@ -172,24 +156,48 @@ def _vector_ranking(lists: Sequence[list[_Candidate]], n: int) -> list[_Ranked]:
 
 def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: frozenset[str],
                     n: int) -> list[_Ranked]:
-    """One space's fused order, each hit scored by its own vector and text evidence
-    (``nexus_query.scoring``), capped along the order so scores never rise down the list."""
-    fused = _fuse(vector, text, n)
+    """One space's best ``n`` hits by their own hybrid evidence (``scoring.hybrid_relevance`` of the cosine
+    and the share of the query's terms held), over the top ``FUSION_DEPTH`` of both rankings; deeper vector
+    hits follow in vector order, capped. So the order and the score agree, and the order of every hit is
+    fixed by the data, never by the page. A hit's text is read only while its best possible score (every
+    term held) could still reach the ``n`` best: most of the pool is never tokenized."""
+    pool: dict[tuple[str, int], _Candidate] = {}
+    for cand in (*vector[:FUSION_DEPTH], *text[:FUSION_DEPTH]):
+        pool.setdefault(cand.key, cand)
     vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
-    text_rank = {c.key: (i, c) for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
-    evidence: list[ScoreDetails] = []
-    relevances: list[float] = []
-    for cand in fused:
-        rank_v = vector_rank.get(cand.key)
-        if rank_v is not None and rank_v > FUSION_DEPTH and cand.key in text_rank:
-            rank_v = None  # fused by its text rank alone; how deep the vector list was read varies by page
-        rank_t, text_cand = text_rank.get(cand.key, (None, None))
-        coverage = text_coverage(terms, text_cand.read_row()["text"]) if text_cand is not None else None
-        vector_evidence = vector_relevance(cand.cosine)
-        evidence.append(ScoreDetails(vector=vector_evidence, text=coverage, rank_vector=rank_v, rank_text=rank_t))
-        relevances.append(hybrid_relevance(vector_evidence, coverage))
-    scores = capped(relevances)
-    return [_Ranked(c, s, d, i) for i, (c, s, d) in enumerate(zip(fused, scores, evidence, strict=True))]
+    text_rank = {c.key: i for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
+    absent = len(vector) + FUSION_DEPTH + 1
+
+    def order(key: tuple[str, int], score: float) -> tuple[float, int, int, int, int]:
+        return -score, text_rank.get(key, absent), vector_rank.get(key, absent), _SPACE_ORDER[pool[key].space], key[1]
+
+    best_possible = {key: hybrid_relevance(vector_relevance(c.cosine), 1.0 if terms else None)
+                     for key, c in pool.items()}
+    scored: dict[tuple[str, int], ScoreDetails] = {}
+    scores: list[float] = []  # the exact scores so far, best first
+    for key in sorted(pool, key=lambda k: order(k, best_possible[k])):
+        if len(scores) >= n and best_possible[key] < scores[n - 1]:
+            break  # neither this hit nor any after it can reach the n best
+        cand = pool[key]
+        rank_v = vector_rank.get(key)
+        if rank_v is not None and rank_v > FUSION_DEPTH:
+            rank_v = None  # found by its text rank; how deep the vector list was read varies by page
+        # Every pooled hit's own text evidence, found by the text search or not: where a speaker's name or
+        # a common word is in hundreds of rows, BM25's top rows are not all that hold the query's terms.
+        details = ScoreDetails(vector=vector_relevance(cand.cosine), text=text_coverage(terms, cand.read_row()["text"]),
+                               rank_vector=rank_v, rank_text=text_rank.get(key))
+        scored[key] = details
+        bisect.insort(scores, hybrid_relevance(details.vector or 0.0, details.text), key=lambda x: -x)
+    exact = {key: hybrid_relevance(d.vector or 0.0, d.text) for key, d in scored.items()}
+    head = sorted(scored, key=lambda k: order(k, exact[k]))
+    ranked = [(pool[k], exact[k], scored[k]) for k in head]
+    if len(scored) == len(pool):  # every pooled hit fits the page: deeper vector hits follow
+        ranked += [(c, vector_relevance(c.cosine), ScoreDetails(vector=vector_relevance(c.cosine),
+                                                                  rank_vector=vector_rank[c.key]))
+                   for c in vector[FUSION_DEPTH:] if c.key not in pool]
+    ranked = ranked[:n]
+    capped_scores = capped(score for _, score, _ in ranked)
+    return [_Ranked(c, s, d, i) for i, ((c, _, d), s) in enumerate(zip(ranked, capped_scores, strict=True))]
 
 
 # --- the query ------------------------------------------------------------------------------------
@@ -254,8 +262,9 @@ def query(
 ) -> QueryResult:
     """Rank a space's rows for ``q`` (text, or a vector in the space's embedding space).
 
-    ``mode="vector"`` ranks by cosine similarity; ``"hybrid"`` fuses that ranking with full-text BM25 by
-    reciprocal rank (``q`` must be text); None takes ``DEFAULT_MODE`` for text, vector for a vector.
+    ``mode="vector"`` ranks by cosine similarity; ``"hybrid"`` ranks the hits of that ranking and of
+    full-text BM25 by their cosine lifted by the share of the query's terms they hold (``q`` must be
+    text); None takes ``DEFAULT_MODE`` for text, vector for a vector.
     Every hit's ``score`` is a relevance in [0, 1] (``nexus_query.scoring``), and ``score_details``
     says why. ``filters`` select rows by exact metadata match before ranking. ``min_score`` drops hits
     scoring below it before paging (``scoring.SUGGESTED_MIN_SCORE`` is a measured cut for "no answer").
@@ -318,8 +327,8 @@ def query(
     if text_search is None or text is None:  # vector mode
         ranked = _vector_ranking([s.vector(vector, want) for s in sources], want)
     else:
-        # Each space is fused on its own ranks (BM25 scores of two indexes are not comparable), then the
-        # spaces are merged by the calibrated score, which means the same in both.
+        # Each space ranks the hits its own two searches found, then the spaces are merged by the
+        # calibrated score, which means the same in both (BM25 scores of two indexes would not).
         depth = max(want, FUSION_DEPTH) + FUSION_DEPTH
         terms = query_terms(text)
         text_rows = text_search.result()

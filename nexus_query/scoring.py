@@ -8,12 +8,14 @@ on every page and in every mode, so a client can keep hits above a threshold and
   full-text index reads them (``fts_index_config``), so "tents" covers "tent". Unlike a BM25 score it does
   not depend on the size or vocabulary of the space, so it means the same in the tenant's space and the
   global one.
-* **hybrid** ranks by reciprocal rank fusion of the two rankings (``nexus_query.query``), which is what
-  gave the measured ranking quality; each hit's score is its vector evidence lifted toward 1 by its
-  text evidence, ``v + (1 - v) * TEXT_LIFT * t``, so a hit with no text evidence scores its cosine and
-  one that neither signal supports scores low. Along the fused order a hit's score is capped by the
-  score of the hit above it: the order and the score never disagree, and no hit is reported higher
-  than its own evidence.
+* **hybrid** scores a hit by its vector evidence lifted toward 1 by its text evidence,
+  ``v + (1 - v) * TEXT_LIFT * t``, so a hit with no text evidence scores its cosine and one that neither
+  signal supports scores low, and ranks the hits both searches found by that score
+  (``nexus_query.query``): the order and the score agree. Chosen over reciprocal rank fusion by
+  cross-validation on the example documents and the conversation development set (docs/querying.md):
+  rank fusion weighs a weak signal's rank as much as a strong one's. Hits beyond both searches' depth
+  follow in vector order, each score capped by the one above it, so no hit is reported higher than its
+  own evidence and scores never rise down the list.
 
 ``SUGGESTED_MIN_SCORE`` is the documented cut for "no answer"; ``bench/retrieval_eval.py --groups``
 measures how well the top score separates answerable from unanswerable queries.
@@ -26,12 +28,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-# How far full text evidence closes the gap between a hit's cosine and 1. Chosen as the midpoint, not
-# fitted: on the example data the top-score ROC AUC was 0.955-0.964 for any lift from 0.3 to 1.0.
+# How far full text evidence closes the gap between a hit's cosine and 1: the midpoint, and what
+# leave-one-fold-out cross-validation chose in 16 of 17 folds (3 example tenants, 14 conversations;
+# docs/querying.md, bench/query_fusion_cv.py), terms counted alike. On the example data the top-score
+# ROC AUC was 0.955-0.964 for any lift from 0.3 to 1.0.
 TEXT_LIFT = 0.5
 # A hybrid or vector score below this usually means the space holds no answer (measured with
-# bench/retrieval_eval.py --groups on the example data: it kept 93% of in-domain top hits and cut 77%
-# of out-of-domain ones). Not applied unless asked for (``min_score``).
+# bench/retrieval_eval.py --groups on the example data: it kept 96% of in-domain top hybrid hits and cut
+# 74% of out-of-domain ones). Not applied unless asked for (``min_score``).
 SUGGESTED_MIN_SCORE = 0.5
 
 
