@@ -4,7 +4,6 @@ serves."""
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import math
@@ -159,45 +158,37 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
     """One space's best ``n`` hits by their own hybrid evidence (``scoring.hybrid_relevance`` of the cosine
     and the share of the query's terms held), over the top ``FUSION_DEPTH`` of both rankings; deeper vector
     hits follow in vector order, capped. So the order and the score agree, and the order of every hit is
-    fixed by the data, never by the page. A hit's text is read only while its best possible score (every
-    term held) could still reach the ``n`` best: most of the pool is never tokenized."""
+    fixed by the data, never by the page (ties go to the text rank, then the vector rank within
+    ``FUSION_DEPTH``, then the row)."""
     pool: dict[tuple[str, int], _Candidate] = {}
     for cand in (*vector[:FUSION_DEPTH], *text[:FUSION_DEPTH]):
         pool.setdefault(cand.key, cand)
     vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
     text_rank = {c.key: i for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
-    absent = len(vector) + FUSION_DEPTH + 1
-
-    def order(key: tuple[str, int], score: float) -> tuple[float, int, int, int, int]:
-        return -score, text_rank.get(key, absent), vector_rank.get(key, absent), _SPACE_ORDER[pool[key].space], key[1]
-
-    best_possible = {key: hybrid_relevance(vector_relevance(c.cosine), 1.0 if terms else None)
-                     for key, c in pool.items()}
-    scored: dict[tuple[str, int], ScoreDetails] = {}
-    scores: list[float] = []  # the exact scores so far, best first
-    for key in sorted(pool, key=lambda k: order(k, best_possible[k])):
-        if len(scores) >= n and best_possible[key] < scores[n - 1]:
-            break  # neither this hit nor any after it can reach the n best
-        cand = pool[key]
+    details: dict[tuple[str, int], ScoreDetails] = {}
+    own: dict[tuple[str, int], float] = {}
+    for key, cand in pool.items():
         rank_v = vector_rank.get(key)
         if rank_v is not None and rank_v > FUSION_DEPTH:
             rank_v = None  # found by its text rank; how deep the vector list was read varies by page
         # Every pooled hit's own text evidence, found by the text search or not: where a speaker's name or
         # a common word is in hundreds of rows, BM25's top rows are not all that hold the query's terms.
-        details = ScoreDetails(vector=vector_relevance(cand.cosine), text=text_coverage(terms, cand.read_row()["text"]),
-                               rank_vector=rank_v, rank_text=text_rank.get(key))
-        scored[key] = details
-        bisect.insort(scores, hybrid_relevance(details.vector or 0.0, details.text), key=lambda x: -x)
-    exact = {key: hybrid_relevance(d.vector or 0.0, d.text) for key, d in scored.items()}
-    head = sorted(scored, key=lambda k: order(k, exact[k]))
-    ranked = [(pool[k], exact[k], scored[k]) for k in head]
-    if len(scored) == len(pool):  # every pooled hit fits the page: deeper vector hits follow
-        ranked += [(c, vector_relevance(c.cosine), ScoreDetails(vector=vector_relevance(c.cosine),
-                                                                  rank_vector=vector_rank[c.key]))
-                   for c in vector[FUSION_DEPTH:] if c.key not in pool]
-    ranked = ranked[:n]
-    capped_scores = capped(score for _, score, _ in ranked)
-    return [_Ranked(c, s, d, i) for i, ((c, _, d), s) in enumerate(zip(ranked, capped_scores, strict=True))]
+        details[key] = ScoreDetails(vector=vector_relevance(cand.cosine),
+                                    text=text_coverage(terms, cand.read_row()["text"]),
+                                    rank_vector=rank_v, rank_text=text_rank.get(key))
+        own[key] = hybrid_relevance(details[key].vector or 0.0, details[key].text)
+    absent = FUSION_DEPTH + 1
+    head = sorted(pool, key=lambda k: (-own[k], text_rank.get(k, absent), details[k].rank_vector or absent,
+                                       _SPACE_ORDER[pool[k].space], pool[k].addr))
+    ranked = [(pool[k], own[k], details[k]) for k in head[:n]]
+    for cand in vector[FUSION_DEPTH:]:
+        if len(ranked) >= n:
+            break
+        if cand.key not in pool:
+            relevance = vector_relevance(cand.cosine)
+            ranked.append((cand, relevance, ScoreDetails(vector=relevance, rank_vector=vector_rank[cand.key])))
+    scores = capped(score for _, score, _ in ranked)
+    return [_Ranked(c, s, d, i) for i, ((c, _, d), s) in enumerate(zip(ranked, scores, strict=True))]
 
 
 # --- the query ------------------------------------------------------------------------------------
