@@ -78,6 +78,8 @@ def rankings(ctx: Any, space_id: str, question: str, provider: Any) -> tuple[Ran
     space = SpaceStore().open(ctx, space_id)
     vector = provider.embed([question], ctx)[0]
     snapshot = snapshot_cache.get(space.table, space.location.dataset_uri, space.version)
+    if snapshot is None:
+        raise SystemExit(f"space {space_id} does not fit the snapshot cache (NEXUS_SNAPSHOT_CACHE_MB)")
     positions, scores = snapshot.top(vector, DEPTH, None)
     rows = [snapshot.row(p) for p in positions]
     by_vector = [(r["id"], float(s), r["text"]) for r, s in zip(rows, scores, strict=True)]
