@@ -25,6 +25,7 @@ from nexus_query.scoring import (
     capped,
     hybrid_relevance,
     query_terms,
+    terms_of,
     text_coverage,
     vector_relevance,
 )
@@ -165,6 +166,7 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
         pool.setdefault(cand.key, cand)
     vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
     text_rank = {c.key: i for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
+    terms_of([cand.read_row()["text"] for cand in pool.values()])  # read in one call; the coverages reuse them
     details: dict[tuple[str, int], ScoreDetails] = {}
     own: dict[tuple[str, int], float] = {}
     for key, cand in pool.items():

@@ -21,6 +21,7 @@ from nexus_query.scoring import (
     capped,
     hybrid_relevance,
     query_terms,
+    terms_of,
     text_coverage,
     vector_relevance,
 )
@@ -97,6 +98,30 @@ def test_text_coverage_reads_terms_like_the_full_text_index():
     assert text_coverage(terms, "Tents are waterproof.") == 0.5
     assert text_coverage(terms, "Stoves burn propane.") == 0.0
     assert text_coverage(query_terms("how do I"), "anything") is None  # nothing searchable
+
+
+def test_terms_read_in_one_tokenizer_call_are_each_texts_own(monkeypatch):
+    import uuid
+
+    import lancedb
+
+    from nexus_query.store.lance_indexes import FTS_TOKENIZER
+
+    def alone(text):
+        return frozenset(token.text for token in lancedb.tokenize(text, **FTS_TOKENIZER))
+
+    run = uuid.uuid4().hex  # texts no earlier test cached
+    texts = [f"How do I return a tent? {run}", "", "the and of", f"Café crème, tents! {run}",
+             f"Returning tents is easy {run}.", f"Returning tents is easy {run}."]
+    assert terms_of(texts) == [alone(t) for t in texts]
+    holding = [f"a text that says nexusqxzseparator {run}", f"and another {run}"]  # the joining word itself
+    assert terms_of(holding) == [alone(t) for t in holding]
+    fresh = [f"{word} {run}" for word in ("boots", "stoves", "lanterns")]
+    expected = [alone(t) for t in fresh]
+    real, calls = lancedb.tokenize, []
+    monkeypatch.setattr(lancedb, "tokenize", lambda text, **options: calls.append(text) or real(text, **options))
+    assert terms_of(fresh) == expected and len(calls) == 1  # three texts, one call
+    assert terms_of(fresh) and len(calls) == 1  # then from the cache
 
 
 def test_weighted_text_coverage_is_the_share_of_the_query_terms_weight_a_text_holds():

@@ -28,7 +28,7 @@ from nexus_query.cognition.bricks import BRICK_KIND
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, provider_for_space
 from nexus_query.errors import InvalidRequest
-from nexus_query.scoring import hybrid_relevance, query_terms, text_coverage, vector_relevance
+from nexus_query.scoring import hybrid_relevance, query_terms, terms_of, text_coverage, vector_relevance
 from nexus_query.store import SpaceStore
 from nexus_query.store.filters import parse_filters
 from nexus_query.store.lance_search import lance_vector_top, text_top
@@ -124,7 +124,7 @@ def term_weights(terms: frozenset[str], texts: Sequence[str]) -> dict[str, float
     counts far more than a word that most of them share (a speaker's name, "think"), and a term none holds
     weighs most of all (it lowers every brick's share alike). From the rankings alone: exact and
     deterministic, and it needs no statistics of the whole space."""
-    held = [query_terms(text) & terms for text in texts]
+    held = [found & terms for found in terms_of(texts)]
     n = len(texts)
     return {t: math.log((n + 1) / (sum(t in h for h in held) + 0.5)) for t in terms}
 
