@@ -154,6 +154,18 @@ def _vector_ranking(lists: Sequence[list[_Candidate]], n: int) -> list[_Ranked]:
     return ranked
 
 
+def _texts(cands: list[_Candidate]) -> dict[tuple[str, int], str]:
+    """Each candidate's text: from its row, or from its snapshot in one read per snapshot."""
+    texts = {c.key: c.read_row()["text"] for c in cands if c.row is not None}
+    by_snapshot: dict[int, tuple[Snapshot, list[_Candidate]]] = {}
+    for cand in cands:
+        if cand.row is None and cand.snapshot is not None:
+            by_snapshot.setdefault(id(cand.snapshot), (cand.snapshot, []))[1].append(cand)
+    for snapshot, group in by_snapshot.values():
+        texts.update(zip((c.key for c in group), snapshot.texts([c.position for c in group]), strict=True))
+    return texts
+
+
 def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: frozenset[str],
                     n: int) -> list[_Ranked]:
     """One space's best ``n`` hits by their own hybrid evidence (``scoring.hybrid_relevance`` of the cosine
@@ -166,7 +178,8 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
         pool.setdefault(cand.key, cand)
     vector_rank = {c.key: i for i, c in enumerate(vector, start=1)}
     text_rank = {c.key: i for i, c in enumerate(text[:FUSION_DEPTH], start=1)}
-    terms_of([cand.read_row()["text"] for cand in pool.values()])  # read in one call; the coverages reuse them
+    texts = _texts(list(pool.values()))
+    terms_of(list(texts.values()))  # every pooled text's terms in one tokenizer call; the coverages reuse them
     details: dict[tuple[str, int], ScoreDetails] = {}
     own: dict[tuple[str, int], float] = {}
     for key, cand in pool.items():
@@ -176,7 +189,7 @@ def _hybrid_ranking(vector: list[_Candidate], text: list[_Candidate], terms: fro
         # Every pooled hit's own text evidence, found by the text search or not: where a speaker's name or
         # a common word is in hundreds of rows, BM25's top rows are not all that hold the query's terms.
         details[key] = ScoreDetails(vector=vector_relevance(cand.cosine),
-                                    text=text_coverage(terms, cand.read_row()["text"]),
+                                    text=text_coverage(terms, texts[key]),
                                     rank_vector=rank_v, rank_text=text_rank.get(key))
         own[key] = hybrid_relevance(details[key].vector or 0.0, details[key].text)
     absent = FUSION_DEPTH + 1

@@ -166,6 +166,12 @@ class Snapshot:
             raise IndexError(f"position {position} of a snapshot without rows")
         return self.rows.slice(int(position), 1).to_pylist()[0]
 
+    def texts(self, positions: Sequence[int]) -> list[str]:
+        """The text of the rows at ``positions`` in one read (hybrid scoring reads a whole pool's)."""
+        if self.rows is None:
+            raise IndexError("a snapshot without rows")
+        return self.rows.column("text").take(pa.array(positions, pa.int64())).to_pylist()
+
 
 def _read(table: lancedb.table.Table, where: str | None = None) -> pa.Table:
     query = table.search().select([*_ROW_COLUMNS, VECTOR_COLUMN, "_rowaddr"]).limit(None)
