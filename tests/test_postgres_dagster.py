@@ -223,11 +223,15 @@ def test_daemon_on_postgres_dequeues_runs_launches_ingest_from_the_landing_senso
             next_tick = now.replace(minute=5, second=0, microsecond=0)
             next_tick += timedelta(hours=1) if next_tick <= now else timedelta(0)
             tick_schedules(instance, now, next_tick + timedelta(seconds=1))  # the schedule's state starts at now
+            # The daemon's own scheduler runs too: near five past the hour it may evaluate the same tick,
+            # which is then skipped. Either way that time gets exactly one run.
             ticks = instance.get_ticks(*_kpi_schedule_ids(instance))
-            assert [t.status for t in ticks] == [TickStatus.SUCCESS] and len(ticks[0].run_ids) == 1
+            launched = [t for t in ticks if t.status == TickStatus.SUCCESS]
+            assert len(launched) == 1 and len(launched[0].run_ids) == 1, ticks
+            assert all(t.status == TickStatus.SKIPPED for t in ticks if t not in launched), ticks
             (kpi,) = poll(lambda: finished("kpi_facts_job"), attempts=600)
             assert kpi.tags["dagster/asset_partition_range_start"] == "acme.default.main"
-            assert next_tick.isoformat() in str(kpi.run_config)
+            assert datetime.fromtimestamp(launched[0].timestamp, UTC).isoformat() in str(kpi.run_config)
     finally:
         started = process_tree(daemon.pid)  # the daemon, its code server and any run worker
         stop(daemon)
