@@ -71,32 +71,28 @@ _terms_lock = threading.Lock()
 _SEPARATOR = "nexusqxzseparator"
 
 
-def _read(text: str) -> frozenset[str]:
+def _tokens(text: str) -> list[str]:
     import lancedb
 
     from nexus_query.store.lance_indexes import FTS_TOKENIZER
 
     # as the index reads it: a term and its inflections are one piece of evidence
-    return frozenset(token.text for token in lancedb.tokenize(text, **FTS_TOKENIZER))
+    return [token.text for token in lancedb.tokenize(text, **FTS_TOKENIZER)]
 
 
 @cache
 def _separator_term() -> str:
-    (term,) = _read(_SEPARATOR)
+    (term,) = _tokens(_SEPARATOR)
     return term
 
 
 def _read_many(texts: list[str]) -> list[frozenset[str]]:
-    import lancedb
-
-    from nexus_query.store.lance_indexes import FTS_TOKENIZER
-
     if len(texts) < 2:
-        return [_read(text) for text in texts]
+        return [frozenset(_tokens(text)) for text in texts]
     separator = _separator_term()
-    tokens = [token.text for token in lancedb.tokenize(f" {_SEPARATOR} ".join(texts), **FTS_TOKENIZER)]
+    tokens = _tokens(f" {_SEPARATOR} ".join(texts))
     if tokens.count(separator) != len(texts) - 1:
-        return [_read(text) for text in texts]
+        return [frozenset(_tokens(text)) for text in texts]
     found: list[frozenset[str]] = []
     start = 0
     for end in [i for i, token in enumerate(tokens) if token == separator] + [len(tokens)]:
