@@ -196,6 +196,19 @@ def tick(instance: dg.DagsterInstance, cursor: str | None = None, sensor=None) -
     return result
 
 
+def evaluate_schedule(schedule: dg.ScheduleDefinition, instance: dg.DagsterInstance, when: datetime,
+                      resources: dict | None = None):
+    """One evaluation of ``schedule`` at ``when``, as the daemon does it: inside the context's ``with``.
+    A schedule context reads a persistent instance anew from its ref and enters it; left open, that
+    instance is exited only when garbage collection finds the context, in whatever test runs then,
+    and the exit puts back a Dagster storage whose instance is gone (``materialize`` there fails with
+    "Attempted to resolve undefined DagsterInstance weakref")."""
+    import dagster as dg
+
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as context:
+        return schedule(context)
+
+
 def land(ctx: RequestContext, name: str, data: bytes | None = None, space_id: str = "main") -> str:
     """Drop an export where ingestion reads chat exports (as `nexus cognition import` does)."""
     path = f"landing/{space_id}/files/conversations/{name}"

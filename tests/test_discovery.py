@@ -21,7 +21,7 @@ from nexus_query.context import RequestContext
 from nexus_query.inbox import Inbox, InboxEntry, inbox_for
 from nexus_query.landing import LandingZone, landing_zone
 from nexus_query.routing import RoutingRegistry
-from tests.helpers import tick
+from tests.helpers import evaluate_schedule, tick
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 ITEM = [{"type": "text", "content": "Tents are waterproof."}]
@@ -321,8 +321,7 @@ def test_measurements_a_tenant_writes_are_observed_by_the_sweep_once_per_change_
     (observation,) = second.asset_events
     assert observation.partition == "acme.default.main" and observation.asset_key == dg.AssetKey("kpi_measurements")
     assert sweep(second.cursor).asset_events == []  # unchanged: nothing recorded
-    (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance,
-                                                               scheduled_execution_time=datetime.now(UTC)))
+    (request,) = evaluate_schedule(kpi_hourly_schedule, instance, datetime.now(UTC))
     assert request.tags["dagster/asset_partition_range_start"] == "acme.default.main"
     files.write_bytes_atomic(b"timestamp,metric,value\n2026-11-16T14:00:00Z,orders_per_hour,6\n",
                              "kpi", "main", "measurements", "b.csv")

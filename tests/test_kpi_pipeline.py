@@ -22,7 +22,7 @@ from nexus_query.kpi.source import source_version
 from nexus_query.paths import TenantFiles
 from nexus_query.query import query
 from nexus_query.routing import RoutingRegistry
-from tests.helpers import load_texts
+from tests.helpers import evaluate_schedule, load_texts
 
 ACME, GLOBEX = RequestContext("acme"), RequestContext("globex")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "acme" / "kpi"
@@ -201,7 +201,7 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
     def tick(hour: int) -> list[tuple[str, str, str]]:
         """Run the hourly schedule's request for five past ``hour``; the space's latency episode rows."""
         when = datetime(2026, 11, 16, hour, 5, tzinfo=UTC)
-        (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        (request,) = evaluate_schedule(kpi_hourly_schedule, instance, when)
         assert FACTS_JOB.execute_in_process(instance=instance, tags=request.tags,
                                             run_config=request.run_config).success
         space = store.open(ACME, "main")
@@ -226,12 +226,12 @@ def test_the_hourly_schedule_updates_an_open_episode_in_place_and_closes_it(inst
 
 def test_the_hourly_schedule_batches_tenant_spaces_into_partition_ranges(instance):
     tick = datetime(2026, 11, 16, 15, 5, tzinfo=UTC)
-    assert isinstance(kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)),
+    assert isinstance(evaluate_schedule(kpi_hourly_schedule, instance, tick),
                       dg.SkipReason)
     keys = [f"tenant{i:03d}.default.main" for i in range(2 * KPI_BATCH_SIZE + 10)]
     instance.add_dynamic_partitions("tenant_spaces", keys)
     measured(instance, *keys)
-    requests = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    requests = evaluate_schedule(kpi_hourly_schedule, instance, tick)
     assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in requests] == [
         (keys[0], keys[KPI_BATCH_SIZE - 1]), (keys[KPI_BATCH_SIZE], keys[2 * KPI_BATCH_SIZE - 1]),
         (keys[2 * KPI_BATCH_SIZE], keys[-1])]
@@ -245,7 +245,7 @@ def test_a_scheduled_batch_refreshes_each_space_in_its_range_and_isolates_a_brok
     instance.add_dynamic_partitions("tenant_spaces", ["acme.default.main", "globex.default.main",
                                                       "initech.default.main"])
     measured(instance, "acme.default.main", "globex.default.main", "initech.default.main")
-    (request,) = kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=CHECK))
+    (request,) = evaluate_schedule(kpi_hourly_schedule, instance, CHECK)
     result = FACTS_JOB.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config)
     assert result.success
     by_partition = {e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}

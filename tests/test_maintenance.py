@@ -20,7 +20,7 @@ from nexus_query.context import RequestContext
 from nexus_query.errors import CursorInvalid, InvalidRequest
 from nexus_query.query import query
 from nexus_query.store.lance_indexes import has_fts_index
-from tests.helpers import load_texts
+from tests.helpers import evaluate_schedule, load_texts
 
 ACME = RequestContext("acme")
 DAY = 86_400
@@ -85,8 +85,7 @@ def written(instance, *keys: str) -> None:
 
 
 def nightly(instance):
-    return space_maintenance_nightly(dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK,
-                                                               resources={"nexus": NexusResource()}))
+    return evaluate_schedule(space_maintenance_nightly, instance, TICK, resources={"nexus": NexusResource()})
 
 
 def test_nightly_schedule_covers_every_written_space_in_partition_ranges(nexus_home):

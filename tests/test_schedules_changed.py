@@ -13,6 +13,7 @@ from nexus_pipelines.kpi.triggers import ACTIVE_FOR, kpi_hourly_schedule
 from nexus_pipelines.maintenance.assets import MAINTENANCE_BATCH_SIZE, space_maintenance_nightly
 from nexus_pipelines.partitions import changed_range_run_requests, tenant_spaces
 from nexus_pipelines.resources import NexusResource
+from tests.helpers import evaluate_schedule
 
 KEYS = [f"t{i:03d}.default.main" for i in range(12)]
 
@@ -39,12 +40,11 @@ def ranges(requests) -> list[tuple[str, str]]:
 
 
 def maintenance_tick(instance, at: datetime):
-    return space_maintenance_nightly(dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                                               resources={"nexus": NexusResource()}))
+    return evaluate_schedule(space_maintenance_nightly, instance, at, resources={"nexus": NexusResource()})
 
 
 def kpi_tick(instance, at: datetime):
-    return kpi_hourly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=at))
+    return evaluate_schedule(kpi_hourly_schedule, instance, at)
 
 
 def test_changed_ranges_never_include_an_unchanged_partition_and_hold_at_most_size_keys():
