@@ -17,6 +17,7 @@ from tests.helpers import REPO
 
 DATA = REPO / "bench" / "data" / "conversations"
 CATEGORIES = {"single-hop", "multi-hop", "temporal", "paraphrased"}
+STYLES = {"storylines", "recurring", "everyday"}
 
 
 def load(name: str, path):
@@ -64,11 +65,11 @@ def test_the_set_has_six_conversations_of_twelve_dated_sessions_and_300_question
             if q["category"] == "multi-hop":
                 assert len({session_of[e] for e in q["evidence"]}) >= 2
         # the recurring style asks about the things it names, so it has no paraphrased questions
-        expected = CATEGORIES if conv["style"] == "storylines" else CATEGORIES - {"paraphrased"}
-        assert conv["style"] in ("storylines", "recurring") and {q["category"] for q in conv["questions"]} == expected
+        expected = CATEGORIES - {"paraphrased"} if conv["style"] == "recurring" else CATEGORIES
+        assert conv["style"] in STYLES and {q["category"] for q in conv["questions"]} == expected
         questions += len(conv["questions"])
     assert questions >= 300
-    assert {conv["style"] for conv in convs} == {"storylines", "recurring"}
+    assert {conv["style"] for conv in convs} == STYLES
 
 
 def test_paraphrased_questions_share_no_content_word_with_their_evidence():

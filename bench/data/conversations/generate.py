@@ -1,13 +1,15 @@
-"""Compose the recall development set from the hand-written storylines in ``storylines.py``.
+"""Compose the recall development set from the hand-written facts in ``storylines.py``, ``recurring.py`` and
+``everyday.py``.
 
     python bench/data/conversations/generate.py            # rewrites conv_*.json beside this file
     python bench/data/conversations/generate.py --out DIR  # writes them to DIR instead
 
 Deterministic (one seed per conversation): the committed files are what this script writes. Each
-conversation is two speakers chatting over 12-30 dated sessions, in one of two styles (README.md):
+conversation is two speakers chatting over 12-30 dated sessions, in one of three styles (README.md):
 "storylines" (conv_01-08: each speaker owns several storylines whose beats fall in different sessions,
-surrounded by small talk and distractor turns) and "recurring" (conv_09-14: each speaker comes back to a
-few topics three times over, each time with other names, places and numbers).
+surrounded by small talk and distractor turns), "recurring" (conv_09-14: each speaker comes back to a
+few topics three times over, each time with other names, places and numbers) and "everyday" (conv_15-20:
+each speaker's life threads come back in most sessions in long turns, the facts asked about buried in them).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import json
 import random
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from everyday import FEELINGS, THREADS  # noqa: E402
 from recurring import TOPICS  # noqa: E402
 from storylines import ANSWERS, BACKCHANNEL, CLOSERS, FOLLOW_UPS, OPENERS, SMALL_TALK, STORYLINES  # noqa: E402
 
@@ -36,6 +40,16 @@ TOPICS_PER_SPEAKER = 4
 INSTANCES = 5  # how many times a recurring topic comes back, each time with other specifics
 QUESTIONS_PER_INSTANCE = 2
 ASIDES = (0, 1, 1, 2, 2)  # how many other things a recurring-style turn that names something also says
+EVERYDAY_NAMES = [("Inès", "Björn"), ("Siobhán", "Kwabena"), ("Joaquín", "Mei"), ("Ayşe", "Radek"),
+                  ("Dário", "Ingrid"), ("Chiara", "Oluwaseun")]
+THREADS_PER_SPEAKER = 4
+THREAD_COMES_UP = 0.85  # chance that a thread with no news comes up in a session anyway
+FOLLOW_UP = 0.4  # chance that its owner says more after the other's reply
+EXTRA_LINES = (0, 1, 1, 2)  # how many feelings or other threads' news an everyday turn adds to its thread's
+# per thread, the categories its facts are asked in (alternating threads), and how many multi-hop questions
+ASKED_AS = (("single-hop", "single-hop", "single-hop", "temporal", "temporal", "paraphrased"),
+            ("single-hop", "single-hop", "temporal", "temporal", "paraphrased", "paraphrased"))
+MULTI_HOPS = (2, 1)
 
 
 def with_aside(rng: random.Random, text: str, asides: list[str]) -> str:
@@ -166,7 +180,8 @@ def build_conversation(index: int) -> dict[str, Any]:
         instances.append((story, values, sessions, me))
     sessions_out, evidence_ids = compose_sessions(rng, index, speakers, dates, segments)
     turn_text = {t["id"]: t["text"] for session in sessions_out for t in session["turns"]}
-    questions, problems = [], []
+    questions: list[dict[str, Any]] = []
+    problems: list[str] = []
     for pos, (story, values, sessions, _me) in enumerate(instances):
         dated = values | {f"date{b}": day_month_year(dates[s]) for b, s in enumerate(sessions)}
         for category, beats, phrasings, answer in story["questions"]:
@@ -243,12 +258,131 @@ def build_recurring(index: int) -> dict[str, Any]:
             "sessions": sessions_out, "questions": questions}
 
 
+def spread(rng: random.Random, n_facts: int, n_sessions: int, load: list[int], most: int = 4) -> list[int]:
+    """Sessions for a thread's facts: distinct, in order, at most ``most`` facts (of any thread) a session."""
+    for _ in range(1000):
+        sessions = sorted(rng.sample(range(n_sessions), n_facts))
+        if all(load[s] < most for s in sessions):
+            for s in sessions:
+                load[s] += 1
+            return sessions
+    raise RuntimeError("could not place facts")
+
+
+def next_line(rng: random.Random, deck: list[str], lines: list[str], fits: Callable[[str], bool]) -> str:
+    """The deck's next line that ``fits``, refilling the deck with ``lines`` shuffled when none does: all of a
+    thread's lines come up before any comes back."""
+    if not any(map(fits, deck)):
+        deck.extend(rng.sample(lines, len(lines)))
+    return deck.pop(next(i for i, line in enumerate(deck) if fits(line)))
+
+
+def everyday_turn(rng: random.Random, first: str, deck: list[str], own: list[str], elsewhere: list[str],
+                  avoid: set[str], names: set[str]) -> str:
+    """``first`` with the thread's next line and 0-2 feelings or other threads' news, in any order, as people
+    write; no added line shares a stem with ``avoid`` (a paraphrased question's words), so
+    the question still shares none with its evidence turn."""
+
+    def fits(line: str) -> bool:
+        return line != first and not shared_words(avoid, content_words(line, names))
+
+    said = [next_line(rng, deck, own, fits)]
+    said.extend(rng.choice([line for line in rng.choice((FEELINGS, elsewhere)) if fits(line)])
+                for _ in range(rng.choice(EXTRA_LINES)))
+    said.insert(rng.randrange(len(said) + 1), first)
+    return " ".join(said)
+
+
+def build_everyday(index: int) -> dict[str, Any]:
+    """A conversation of the "everyday" style: each speaker's life threads come back in most sessions, mostly
+    as updates that answer nothing, and each fact asked about is one sentence of a longer turn. ``index``
+    counts on from the recurring conversations."""
+    rng = random.Random(1000 + index)
+    speakers = list(EVERYDAY_NAMES[index - CONVERSATIONS - len(RECURRING_NAMES)])
+    names = set(speakers)
+    n_sessions = rng.randrange(23, 30)
+    dates = session_dates(rng, n_sessions)
+    chosen = rng.sample(THREADS, 2 * THREADS_PER_SPEAKER)
+    used: set[str] = set()  # no specific is given to two slots of one conversation
+    filled = []
+    for pos, thread in enumerate(chosen):
+        values = {"me": speakers[pos % 2], "you": speakers[1 - pos % 2]}
+        for slot, options in thread["slots"].items():
+            values[slot] = rng.choice([option for option in options if option not in used])
+            used.add(values[slot])
+        filled.append(values)
+    load = [0] * n_sessions
+    segments: list[list[list[tuple[str, str, Any]]]] = [[] for _ in range(n_sessions)]
+    plans = []  # (pos, thread, values, the facts' sessions, the facts' (category, question))
+    news_of = {speaker: [line.format(**filled[p]) for p in range(n, len(chosen), 2) for line in chosen[p]["updates"]]
+               for n, speaker in enumerate(speakers)}
+    for pos, (thread, values) in enumerate(zip(chosen, filled, strict=True)):
+        me, you = values["me"], values["you"]
+        own = [line.format(**values) for line in thread["updates"]]
+        elsewhere = [line for line in news_of[me] if line not in own]
+        sessions = spread(rng, len(thread["facts"]), n_sessions, load)
+        categories = list(ASKED_AS[pos % 2])
+        rng.shuffle(categories)
+        asked = [(category, rng.choice(fact[category]).format(**values, when=month_year(dates[s])))
+                 for fact, category, s in zip(thread["facts"], categories, sessions, strict=True)]
+        told = {s: f for f, s in enumerate(sessions)}
+        deck: list[str] = []
+        for s in range(n_sessions):
+            if s in told:
+                category, question = asked[told[s]]
+                avoid = content_words(question, names) if category == "paraphrased" else set()
+                first, key = rng.choice(thread["facts"][told[s]]["say"]).format(**values), (pos, told[s])
+            elif rng.random() < THREAD_COMES_UP:
+                avoid, first, key = set(), next_line(rng, deck, own, lambda line: True), None
+            else:
+                continue
+            reply = rng.choice(BACKCHANNEL)
+            if rng.random() < 0.5:  # with substance: a question back, a memory of their own
+                reply = rng.choice(thread["reactions"]).format(**values)
+            elif rng.random() < 0.5:  # or on to their own news
+                reply += " " + rng.choice(news_of[you])
+            segment = [(me, everyday_turn(rng, first, deck, own, elsewhere, avoid, names), key), (you, reply, None)]
+            if rng.random() < FOLLOW_UP:  # and a bit more about it
+                more = next_line(rng, deck, own, lambda line: True)
+                segment.append((me, everyday_turn(rng, more, deck, own, elsewhere, set(), names), None))
+            segments[s].append(segment)
+        plans.append((pos, thread, values, sessions, asked))
+    sessions_out, evidence_ids = compose_sessions(rng, index, speakers, dates, segments)
+    turn_text = {t["id"]: t["text"] for session in sessions_out for t in session["turns"]}
+    questions: list[dict[str, Any]] = []
+    problems: list[str] = []
+
+    def ask(category: str, evidence: list[str], text: str, answer: str, key: str) -> None:
+        shared = shared_words(content_words(text, names),
+                              set().union(*(content_words(turn_text[e], names) for e in evidence)))
+        if category == "paraphrased" and shared:
+            problems.append(f"paraphrased question shares {sorted(shared)} with its evidence: {text!r}")
+        if category == "single-hop" and not shared:
+            problems.append(f"single-hop question shares no word with its evidence: {text!r}")
+        questions.append({"id": f"conv{index + 1:02d}-q{len(questions) + 1:03d}", "question": text,
+                          "category": category, "evidence": evidence, "answer": answer, "storyline": key})
+
+    for pos, thread, values, sessions, asked in plans:
+        for f, ((category, question), s) in enumerate(zip(asked, sessions, strict=True)):
+            answer = day_month_year(dates[s]) if category == "temporal" else thread["facts"][f]["answer"]
+            ask(category, [evidence_ids[(pos, f)]], question, answer.format(**values), thread["key"])
+        for facts, phrasings, answer in rng.sample(thread["multi_hop"], MULTI_HOPS[pos % 2]):
+            ask("multi-hop", [evidence_ids[(pos, f)] for f in facts], rng.choice(phrasings).format(**values),
+                answer.format(**values), thread["key"])
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {"conversation_id": f"conv{index + 1:02d}", "style": "everyday", "speakers": speakers,
+            "sessions": sessions_out, "questions": questions}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="write the recall development set")
     parser.add_argument("--out", type=Path, default=HERE, help="folder to write conv_*.json to (default: here)")
     out = parser.parse_args(argv).out
-    for index in range(CONVERSATIONS + len(RECURRING_NAMES)):
-        conversation = build_conversation(index) if index < CONVERSATIONS else build_recurring(index)
+    builders = [build_conversation] * CONVERSATIONS + [build_recurring] * len(RECURRING_NAMES) + \
+        [build_everyday] * len(EVERYDAY_NAMES)
+    for index, build in enumerate(builders):
+        conversation = build(index)
         path = out / f"conv_{index + 1:02d}.json"
         path.write_text(json.dumps(conversation, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         turns = sum(len(s["turns"]) for s in conversation["sessions"])
