@@ -87,7 +87,7 @@ class Conversation:
     speakers: list[str]
     sessions: list[dict[str, Any]]
     questions: list[Question]
-    style: str = "storylines"  # how the set wrote it (its README): "storylines" or "recurring"
+    style: str = "storylines"  # how the set wrote it (its README): "storylines", "recurring" or "everyday"
     session_of: dict[str, str] = field(default_factory=dict)  # turn id -> session id
     turns: list[dict[str, Any]] = field(default_factory=list)
 
