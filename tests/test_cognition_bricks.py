@@ -28,6 +28,7 @@ from nexus_query.cognition.recall import (
     ranked,
     recall_bricks_readonly,
     term_weights,
+    without_speakers,
 )
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
@@ -225,6 +226,25 @@ def test_recall_matches_a_brick_on_its_speaker_and_month_though_its_words_do_not
     assert bricks[0].message_id == "p1"
     assert (bricks[0].name, bricks[0].title, bricks[0].created_at) == (
         "Priya", "Flat hunting in Leeds", "2024-03-02T18:31:00Z")
+
+
+def test_the_vector_scan_reads_the_question_without_the_speakers_it_names(store, provider):
+    land(ACME, "lease.json", json.dumps(LEASE).encode())
+    ingest_fixture(store, provider, ACME, "canonical_conversations.json")
+    named = brick_rankings(ACME, "main", "What did Priya say about the keys?", store=store, provider=provider)
+    unnamed = brick_rankings(ACME, "main", "What did they say about the keys?", store=store, provider=provider)
+    # the vector side reads both alike: a brick's vector never holds its speaker's name
+    assert [(r["id"], r["cosine"]) for r in named.vector] == [(r["id"], r["cosine"]) for r in unnamed.vector]
+    # the text side still reads the name, from the brick's who/when line
+    assert "priya" in named.terms and json.loads(named.text[0]["metadata"])["message_id"] == "p1"
+
+
+def test_only_whole_speaker_names_are_taken_out_of_the_vectors_query():
+    speakers = ["Inès", "Mary Ann", "Mary"]
+    assert without_speakers("What did inès think of Mary Ann's dad?", speakers) == "What did they think of their dad?"
+    assert without_speakers("Did Mary’s sister call Inèsa?", speakers) == "Did their sister call Inèsa?"
+    assert without_speakers("Where is the tent?", speakers) == "Where is the tent?"
+    assert without_speakers("Where did Priya go?", []) == "Where did Priya go?"
 
 
 def test_recall_returns_only_conversation_bricks_nearest_first(store, provider):

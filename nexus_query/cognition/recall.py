@@ -2,7 +2,8 @@
 
 Bricks are found by both of the space's signals: the full-text index (BM25 over stemmed terms, a brick's
 speaker, date and conversation title included) and an exact vector scan (of the block's own words: the
-who/when line is not embedded, ``bricks.vector_text``), each read ``FUSION_DEPTH`` deep. They are fused by
+who/when line is not embedded, ``bricks.vector_text``; so the scan reads the query without the speakers'
+names it holds, ``without_speakers``), each read ``FUSION_DEPTH`` deep. They are fused by
 score, not by rank: every brick found is ranked by its own evidence on ``nexus_query.scoring``'s
 calibrated scale, its cosine ``v`` lifted by its text evidence ``t`` (``hybrid_relevance``,
 ``v + (1 - v) * LIFT * t``), so the order and the score agree. ``t`` is the share of the query's terms the
@@ -10,7 +11,7 @@ brick holds, half counting every term alike and half weighting each by its rarit
 (``term_weights``): a name that two bricks hold outweighs words that most of them share, so a brick
 holding the question's rare name rises even when its cosine is low (where keyword search is strong),
 while a speaker's name still counts (where the vector scan is). Settings were chosen by
-leave-one-conversation-out cross-validation over both styles of the development set
+leave-one-conversation-out cross-validation over the three styles of the development set
 (``bench/cognition_fusion_cv.py``, every fold in docs/cognition.md); rank fusion lost at every weight.
 """
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +39,8 @@ from nexus_query.store.snapshots import snapshot_cache
 DEFAULT_K = 15
 MAX_K = 200
 # How brick recall fuses its two signals (``ranked``), chosen by leave-one-conversation-out cross-validation
-# over the development set's 14 conversations of both styles (``bench/cognition_fusion_cv.py``, turn recall
-# at k = 15 and 5; the folds in docs/cognition.md): how far text evidence closes the gap between a brick's
+# over the development set's 20 conversations of three styles (``bench/cognition_fusion_cv.py``, turn recall
+# at k = 15; the folds in docs/cognition.md): how far text evidence closes the gap between a brick's
 # cosine and 1 (the query path's ``scoring.TEXT_LIFT`` is 0.5), and how much of that evidence weighs a
 # query term by its rarity among the bricks found rather than counting it alike.
 LIFT = 0.75
@@ -48,8 +50,8 @@ FUSION_DEPTH = 100
 # The minimum scores of a match, on ``scoring.hybrid_relevance``'s scale at ``LIFT`` and ``RARITY``:
 # a topic is matched when its best brick scores ``TOPIC_MIN_SCORE`` or more, and then a brick is recalled
 # when it scores ``MIN_SCORE`` or more. Measured with all-MiniLM-L6-v2 (``bench/cognition_fusion_cv.py
-# --unrelated``): 99.8% of the development set's 970 questions match, and 52.6% of 309 unrelated topics
-# (the example documents' titles) asked of its 14 conversations get none (NO_RECALL_MATCHES). A per-brick
+# --unrelated``): every one of the development set's 1,330 questions matches, and 53.9% of 309 unrelated
+# topics (the example documents' titles) asked of its 20 conversations get none (NO_RECALL_MATCHES). A per-brick
 # cut as high as the topic's cost turn recall@15 0.887 -> 0.825 on the first 442 questions: short turns say
 # little, and cosines of 0.2-0.3 are common for the very turn that answers.
 TOPIC_MIN_SCORE = 0.3
@@ -101,7 +103,10 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
     space.require_embedder(provider.info)
     table, version = space.table, space.version
     table.checkout(version)
-    vector = provider.embed([query], ctx)[0]
+    terms = query_terms(query)
+    by_text = text_top(table, query, depth, _BRICKS_ONLY, with_vectors=True) if terms else []
+    speakers = {name for row in by_text if (name := json.loads(row["metadata"]).get("name"))}
+    vector = provider.embed([without_speakers(query, speakers)], ctx)[0]
     # The same exact, version-keyed search the query path uses; ties go to the lower row address.
     snapshot = snapshot_cache.get(table, space.location.dataset_uri, version)
     if snapshot is not None:
@@ -111,11 +116,22 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
         by_vector = lance_vector_top(table, vector, depth, _BRICKS_ONLY)
         for row in by_vector:
             row["cosine"] = row.pop("score")
-    terms = query_terms(query)
-    by_text = text_top(table, query, depth, _BRICKS_ONLY, with_vectors=True) if terms else []
     for row in by_text:
         row["cosine"] = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
     return Rankings(by_text, by_vector, terms)
+
+
+def without_speakers(query: str, speakers: Iterable[str]) -> str:
+    """``query`` as the vector scan reads it: each of the conversations' speakers it names becomes "they"
+    ("their" for "Priya's"). A brick's vector is of the block's own words, never its speaker's name, so a
+    name in the query cannot match a brick's vector; it only pulls the query's vector away from the words
+    that can (the bundled model weighs names heavily). Who said it still counts on the text side, where
+    the brick's who/when line holds the name."""
+    names = sorted({name.strip() for name in speakers if name.strip()}, key=len, reverse=True)
+    if not names:
+        return query
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b('s|’s|')?", re.IGNORECASE)
+    return pattern.sub(lambda m: "their" if m.group(1) else "they", query)
 
 
 def term_weights(terms: frozenset[str], texts: Sequence[str]) -> dict[str, float]:
