@@ -10,7 +10,7 @@ calibrated scale, its cosine ``v`` lifted by its text evidence ``t`` (``hybrid_r
 brick holds, half counting every term alike and half weighting each by its rarity among the bricks found
 (``term_weights``): a name that two bricks hold outweighs words that most of them share, so a brick
 holding the question's rare name rises even when its cosine is low (where keyword search is strong),
-while a speaker's name still counts (where the vector scan is). Settings were chosen by
+while a speaker's name still counts, on the text side. Settings were chosen by
 leave-one-conversation-out cross-validation over the three styles of the development set
 (``bench/cognition_fusion_cv.py``, every fold in docs/cognition.md); rank fusion lost at every weight.
 """
