@@ -20,7 +20,7 @@ scores every fusion of a grid by turn recall at k:
 
 For each conversation in turn, the setting best on the others is scored on it: the figures printed per
 fold are held out, and the pooled held-out figure is their mean over every question. Turn recall is also
-printed per style ("storylines", "recurring") and question category for the vector scan alone, the
+printed per style ("storylines", "recurring", "everyday") and question category for the vector scan alone, the
 full-text index alone, recall before round 22 (lift 0.5, rarity 0) and recall now (``recall.LIFT``,
 ``recall.RARITY``). ``--unrelated`` also asks every conversation the example documents' titles
 (``examples/data/*/*.jsonl``: outdoor gear, freight, units; nothing the conversations speak of) and prints
