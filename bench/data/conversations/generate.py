@@ -110,11 +110,18 @@ def place_beats(rng: random.Random, n_beats: int, n_sessions: int, load: list[in
         sessions = [first]
         for _ in range(n_beats - 1):
             sessions.append(min(n_sessions - 1, sessions[-1] + rng.randrange(2, 8)))
-        if len(set(sessions)) == n_beats and all(load[s] < most for s in sessions):
-            for s in sessions:
-                load[s] += 1
+        if len(set(sessions)) == n_beats and took(load, sessions, most):
             return sessions
     raise RuntimeError("could not place beats")
+
+
+def took(load: list[int], sessions: list[int], most: int) -> bool:
+    """Count ``sessions`` in ``load`` if each holds fewer than ``most`` evidence turns yet."""
+    if any(load[s] >= most for s in sessions):
+        return False
+    for s in sessions:
+        load[s] += 1
+    return True
 
 
 def exchange(rng: random.Random, speakers: list[str], text: str) -> list[tuple[str, str, Any]]:
@@ -262,9 +269,7 @@ def spread(rng: random.Random, n_facts: int, n_sessions: int, load: list[int], m
     """Sessions for a thread's facts: distinct, in order, at most ``most`` facts (of any thread) a session."""
     for _ in range(1000):
         sessions = sorted(rng.sample(range(n_sessions), n_facts))
-        if all(load[s] < most for s in sessions):
-            for s in sessions:
-                load[s] += 1
+        if took(load, sessions, most):
             return sessions
     raise RuntimeError("could not place facts")
 
