@@ -71,9 +71,22 @@ def spoken_date(stamp: str | None) -> str | None:
 def brick_text(conversation: Conversation, message: Message, text: str) -> str:
     """A block's text under a line naming who said it, when and in which conversation, so a brick can
     match "what did Priya say about the lease in March?" on words that are not in the block itself."""
-    said = " · ".join(x for x in (message.speaker, spoken_date(message.created_at or conversation.created_at),
-                                  conversation.title) if x)
-    return f"[{said}]\n{text}"
+    return f"{said_line(message.speaker, message.created_at or conversation.created_at, conversation.title)}\n{text}"
+
+
+def said_line(speaker: str, stamp: str | None, title: str | None) -> str:
+    """The line ``brick_text`` puts above a block: "[Priya (user) · Saturday 2 March 2024 · Flat hunting]"."""
+    return "[" + " · ".join(x for x in (speaker, spoken_date(stamp), title) if x) + "]"
+
+
+def own_text(text: str, metadata: Mapping[str, Any]) -> str:
+    """A brick row's block without the who/when line above it, the line rebuilt from the row's metadata
+    (a later chunk of a long block, and any other row, come back as they are)."""
+    if metadata.get("kind") != BRICK_KIND or "role" not in metadata:
+        return text
+    speaker = f"{metadata['name']} ({metadata['role']})" if metadata.get("name") else str(metadata["role"])
+    line = said_line(speaker, metadata.get("created_at"), metadata.get("title")) + "\n"
+    return text[len(line):] if text.startswith(line) else text
 
 
 def vector_text(text: str, metadata: Mapping[str, Any], char_start: int) -> str:
