@@ -13,16 +13,18 @@ scores every fusion of a grid by turn recall at k:
 - score fusion (what recall does): bricks of both rankings by ``scoring.hybrid_relevance`` at a text
   ``lift`` (0 is the vector scan alone), the text evidence counting a query term alike (``rarity`` 0,
   recall before round 22) or by its rarity among the bricks found (``rarity`` 1, ``recall.term_weights``),
-  or a mix; a setting's own score also gates, as ``assemble_topic`` does: nothing unless the best brick
-  scores ``recall.TOPIC_MIN_SCORE``, then the bricks scoring ``recall.MIN_SCORE`` or more;
+  or a mix, and a term a brick lacks held in part by its nearest word above a floor ``near``
+  (``recall.term_credits``; None: not at all, recall before round 25); gated as ``assemble_topic`` is:
+  nothing unless the topic matches (``recall.topic_matches``: the best brick's exact evidence, no
+  nearest words, scores ``recall.TOPIC_MIN_SCORE``), then the bricks scoring ``recall.MIN_SCORE`` or more;
 - rank fusion: weighted reciprocal rank fusion ``w / (rrf_k + text rank) + (1 - w) / (rrf_k + vector
   rank)`` (w = 1 is the full-text index alone) of the bricks recall's own score lets through.
 
 For each conversation in turn, the setting best on the others is scored on it: the figures printed per
 fold are held out, and the pooled held-out figure is their mean over every question. Turn recall is also
 printed per style ("storylines", "recurring", "everyday") and question category for the vector scan alone, the
-full-text index alone, recall before round 22 (lift 0.5, rarity 0) and recall now (``recall.LIFT``,
-``recall.RARITY``). ``--unrelated`` also asks every conversation the example documents' titles
+full-text index alone, recall before round 25 (``recall.LIFT``, ``recall.RARITY``, no nearest words)
+and recall now (with ``recall.NEAR_FLOOR``). ``--unrelated`` also asks every conversation the example documents' titles
 (``examples/data/*/*.jsonl``: outdoor gear, freight, units; nothing the conversations speak of) and prints
 the share that gets no match (NO_RECALL_MATCHES) beside the share of development questions that match.
 """
@@ -49,6 +51,7 @@ from bench.cognition_recall import DATA as DEFAULT_DATA  # noqa: E402
 
 LIFTS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
 RARITIES = [0.0, 0.25, 0.5, 0.75, 1.0]
+NEAR_FLOORS = [None, 0.0, 0.25, 0.5]  # None: a term a brick lacks counts nothing (recall before round 25)
 RRF_WEIGHTS = [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 RRF_KS = [10, 60]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
@@ -56,18 +59,19 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 @dataclass(frozen=True)
 class Setting:
-    """One fusion: by score at ``lift`` and ``rarity``, or by weighted reciprocal rank (``weight`` on text,
-    ``rrf_k``)."""
+    """One fusion: by score at ``lift``, ``rarity`` and ``near`` (the floor of a nearest word's credit,
+    ``recall.term_credits``), or by weighted reciprocal rank (``weight`` on text, ``rrf_k``)."""
 
     kind: Literal["score", "rank"]
     lift: float = 0.0
     rarity: float = 0.0
+    near: float | None = None
     weight: float = 0.0
     rrf_k: int = 60
 
     def __str__(self) -> str:
         if self.kind == "score":
-            return f"score, lift {self.lift}, rarity {self.rarity}"
+            return f"score, lift {self.lift}, rarity {self.rarity}, near {self.near}"
         return f"rank, w_text {self.weight}, k {self.rrf_k}"
 
 
@@ -103,12 +107,13 @@ def turn_recall(found: list[str], evidence: list[str]) -> float:
 
 def recalled(rankings, setting: Setting, k: int) -> list[str]:
     """The message ids of the first ``k`` bricks ``setting`` recalls."""
-    from nexus_query.cognition.recall import LIFT, MIN_SCORE, RARITY, TOPIC_MIN_SCORE, ranked
+    from nexus_query.cognition.recall import LIFT, MIN_SCORE, NEAR_FLOOR, RARITY, TOPIC_MIN_SCORE, ranked, topic_matches
 
     own = setting.kind == "score"
-    scored = ranked(rankings, setting.lift, setting.rarity) if own else ranked(rankings, LIFT, RARITY)
-    if not scored or scored[0][1] < TOPIC_MIN_SCORE:
+    lift, rarity, near = (setting.lift, setting.rarity, setting.near) if own else (LIFT, RARITY, NEAR_FLOOR)
+    if not topic_matches(rankings, TOPIC_MIN_SCORE, lift, rarity):
         return []
+    scored = ranked(rankings, lift, rarity, near)
     rows = [row for row, score in scored if score >= MIN_SCORE]
     if not own:
         rank_t = {row["id"]: i for i, row in enumerate(rankings.text, start=1)}
@@ -140,7 +145,15 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("NEXUS_HOME", tempfile.mkdtemp(prefix="nexus-fusion-cv-"))
 
-    from nexus_query.cognition.recall import LIFT, MIN_SCORE, RARITY, TOPIC_MIN_SCORE, brick_rankings, ranked
+    from nexus_query.cognition.recall import (
+        LIFT,
+        MIN_SCORE,
+        NEAR_FLOOR,
+        RARITY,
+        TOPIC_MIN_SCORE,
+        brick_rankings,
+        topic_matches,
+    )
     from nexus_query.context import RequestContext
     from nexus_query.embeddings import get_provider
     from nexus_query.store import SpaceStore
@@ -156,10 +169,11 @@ def main() -> None:
         conversations = [{**c, "questions": c["questions"][:3]} for c in conversations[:2]]
     provider, store, ctx = get_provider(), SpaceStore(), RequestContext("acme")
     build(conversations, provider)
-    grid = [Setting("score", lift=x, rarity=r) for r in RARITIES for x in LIFTS] + [
+    grid = [Setting("score", lift=x, rarity=r, near=f) for f in NEAR_FLOORS for r in RARITIES for x in LIFTS] + [
         Setting("rank", weight=w, rrf_k=k) for w in RRF_WEIGHTS for k in RRF_KS]
     vector, text = Setting("score", lift=0.0), Setting("rank", weight=1.0, rrf_k=60)
-    before, now = Setting("score", lift=0.5), Setting("score", lift=LIFT, rarity=RARITY)
+    before = Setting("score", lift=LIFT, rarity=RARITY)
+    now = Setting("score", lift=LIFT, rarity=RARITY, near=NEAR_FLOOR)
     # per conversation, per setting: the turn recall of each question; and each question's (style, category)
     scores: dict[str, dict[Setting, list[float]]] = {}
     kinds: dict[str, list[tuple[str, str]]] = {}
@@ -175,13 +189,11 @@ def main() -> None:
             for setting in grid:
                 per[setting].append(turn_recall(recalled(rankings, setting, args.k), question["evidence"]))
             for setting in matched:
-                best = ranked(rankings, setting.lift, setting.rarity)
-                matched[setting].append(bool(best) and best[0][1] >= TOPIC_MIN_SCORE)
+                matched[setting].append(topic_matches(rankings, TOPIC_MIN_SCORE, setting.lift, setting.rarity))
         for topic in topics:
             rankings = brick_rankings(ctx, space_id, topic, store=store, provider=provider)
             for setting in unmatched:
-                best = ranked(rankings, setting.lift, setting.rarity)
-                unmatched[setting].append(not best or best[0][1] < TOPIC_MIN_SCORE)
+                unmatched[setting].append(not topic_matches(rankings, TOPIC_MIN_SCORE, setting.lift, setting.rarity))
 
     def pooled(pairs: list[tuple[Setting, str]], style: str | None = None, category: str | None = None) -> float:
         """Mean turn recall over every question of the named conversations, each by its own setting."""
@@ -203,8 +215,8 @@ def main() -> None:
     for name in names:
         others = [n for n in names if n != name]
         # ties: the setting nearer recall's own
-        best = max(grid, key=lambda s: (round(mean(s, others), 6), s.kind == "score", -abs(s.lift - LIFT),
-                                        -abs(s.rarity - RARITY)))
+        best = max(grid, key=lambda s: (round(mean(s, others), 6), s.kind == "score", s.near == NEAR_FLOOR,
+                                        -abs(s.lift - LIFT), -abs(s.rarity - RARITY)))
         chosen.append((best, name))
         print(f"  {name} ({kinds[name][0][0]}): {best} -> held-out {mean(best, [name]):.3f} (vector only "
               f"{mean(vector, [name]):.3f}, text only {mean(text, [name]):.3f}, recall before "

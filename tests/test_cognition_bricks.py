@@ -20,6 +20,7 @@ from nexus_query.cognition.bricks import (
     vector_text,
 )
 from nexus_query.cognition.conversations import parse_export
+from nexus_query.cognition.near_words import words_of
 from nexus_query.cognition.recall import (
     LIFT,
     MIN_SCORE,
@@ -27,13 +28,14 @@ from nexus_query.cognition.recall import (
     brick_rankings,
     ranked,
     recall_bricks_readonly,
+    term_credits,
     term_weights,
     without_speakers,
 )
 from nexus_query.context import RequestContext
 from nexus_query.errors import GlobalSpaceReadOnly, InvalidRequest
 from nexus_query.landing import landing_zone
-from nexus_query.scoring import hybrid_relevance, query_terms, text_coverage, vector_relevance
+from nexus_query.scoring import hybrid_relevance, query_terms, vector_relevance
 from nexus_query.store import SpaceStore
 from tests.helpers import CONVERSATIONS, bricks_of, copy_home, ingest_fixture, land, load_texts, nexus_home_at
 
@@ -277,10 +279,17 @@ def test_recall_ranks_the_bricks_of_both_signals_by_their_own_calibrated_score(s
     asked, terms = provider.embed([topic])[0], query_terms(topic)
     found = brick_rankings(ACME, "main", topic, store=store, provider=provider)  # recall reads them this deep
     weights = term_weights(terms, list({r["id"]: r["text"] for r in (*found.text, *found.vector)}.values()))
+    words = {t: w for w in words_of(topic) for t in query_terms(w)}  # each term's word in the topic
     for brick in bricks:  # each score is the brick's own evidence on scoring's scale, and the order follows it
         # the block is embedded without its who/when line (these short blocks are one chunk each)
-        cosine = float(provider.embed([vector_text(brick.text, {"kind": "conversation_brick"}, 0)])[0] @ asked)
-        held = (1 - RARITY) * text_coverage(terms, brick.text) + RARITY * text_coverage(terms, brick.text, weights)
+        block = vector_text(brick.text, {"kind": "conversation_brick"}, 0)
+        cosine = float(provider.embed([block])[0] @ asked)
+        # a term the brick lacks is held by its block's nearest word, above NEAR_FLOOR (test_cognition_near_words)
+        near = {t: max(float(provider.embed([w])[0] @ provider.embed([words[t]])[0]) for w in words_of(block))
+                for t in terms if t in words}
+        credit = term_credits(terms, query_terms(brick.text), near)
+        held = (1 - RARITY) * sum(credit.values()) / len(terms) + RARITY * sum(
+            weights[t] * c for t, c in credit.items()) / sum(weights.values())
         expected = hybrid_relevance(vector_relevance(cosine), held, LIFT)
         assert brick.score == pytest.approx(expected, abs=1e-4)
     assert [b.score for b in bricks] == sorted((b.score for b in bricks), reverse=True)

@@ -10,7 +10,9 @@ calibrated scale, its cosine ``v`` lifted by its text evidence ``t`` (``hybrid_r
 brick holds, half counting every term alike and half weighting each by its rarity among the bricks found
 (``term_weights``): a name that two bricks hold outweighs words that most of them share, so a brick
 holding the question's rare name rises even when its cosine is low (where keyword search is strong),
-while a speaker's name still counts, on the text side. Settings were chosen by
+while a speaker's name still counts, on the text side. A term the brick lacks is held in part by the
+nearest word of its block (``near_words``, ``term_credits``): a paraphrase shares meaning, not words,
+with the question, and the model's vectors of single words see some of it. Settings were chosen by
 leave-one-conversation-out cross-validation over the three styles of the development set
 (``bench/cognition_fusion_cv.py``, every fold in docs/cognition.md); rank fusion lost at every weight.
 """
@@ -20,17 +22,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nexus_query.cognition.bricks import BRICK_KIND
+from nexus_query.cognition.bricks import BRICK_KIND, own_text
+from nexus_query.cognition.near_words import nearest_word_cosines, words_of
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider, provider_for_space
 from nexus_query.errors import InvalidRequest
-from nexus_query.scoring import hybrid_relevance, query_terms, terms_of, text_coverage, vector_relevance
+from nexus_query.scoring import hybrid_relevance, query_terms, terms_of, vector_relevance
 from nexus_query.store import SpaceStore
 from nexus_query.store.filters import parse_filters
 from nexus_query.store.lance_search import lance_vector_top, text_top
@@ -45,6 +48,9 @@ MAX_K = 200
 # query term by its rarity among the bricks found rather than counting it alike.
 LIFT = 0.75
 RARITY = 0.5
+# How near a word must come to a query term it stands in for before it counts (``term_credits``): a
+# cosine between the two words' vectors, chosen with ``LIFT`` and ``RARITY`` by the same cross-validation.
+NEAR_FLOOR: float | None = 0.25
 # How deep each signal's ranking is read: a brick beyond it in both is not recalled.
 FUSION_DEPTH = 100
 # The minimum scores of a match, on ``scoring.hybrid_relevance``'s scale at ``LIFT`` and ``RARITY``:
@@ -78,11 +84,13 @@ class Brick:
 @dataclass(frozen=True)
 class Rankings:
     """One query's two rankings of a space's bricks, best first, each read ``FUSION_DEPTH`` deep; every
-    row carries its cosine with the query as ``cosine``."""
+    row carries its cosine with the query as ``cosine``. ``near`` holds, per brick id, each query term's
+    cosine with the nearest word of the brick's block (``near_words``; the speakers' names left out)."""
 
     text: list[dict[str, Any]]
     vector: list[dict[str, Any]]
     terms: frozenset[str]
+    near: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def validate_k(k: object) -> int:
@@ -118,7 +126,22 @@ def brick_rankings(ctx: RequestContext, space_id: str, query: str, *, store: Spa
             row["cosine"] = row.pop("score")
     for row in by_text:
         row["cosine"] = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
-    return Rankings(by_text, by_vector, terms)
+    rows = {row["id"]: row for row in (*by_vector, *by_text)}
+    blocks = [own_text(row["text"], json.loads(row["metadata"])) for row in rows.values()]
+    near = nearest_word_cosines(asked_words(query, terms, speakers), blocks, provider, ctx)
+    return Rankings(by_text, by_vector, terms, dict(zip(rows, near, strict=True)))
+
+
+def asked_words(query: str, terms: frozenset[str], speakers: Iterable[str]) -> dict[str, str]:
+    """Each query term a brick's words can stand in for, with the query's word that gave it: the
+    speakers' names are left out (a name is held exactly, on the who/when line, or not at all)."""
+    names = set().union(*terms_of(sorted(speakers)))
+    asked: dict[str, str] = {}
+    for word in words_of(query):
+        found = query_terms(word)
+        if len(found) == 1 and (term := next(iter(found))) in terms and term not in names:
+            asked.setdefault(term, word)
+    return asked
 
 
 def without_speakers(query: str, speakers: Iterable[str]) -> str:
@@ -145,38 +168,59 @@ def term_weights(terms: frozenset[str], texts: Sequence[str]) -> dict[str, float
     return {t: math.log((n + 1) / (sum(t in h for h in held) + 0.5)) for t in terms}
 
 
-def ranked(rankings: Rankings, lift: float = LIFT, rarity: float = RARITY) -> list[tuple[dict[str, Any], float]]:
+def ranked(rankings: Rankings, lift: float = LIFT, rarity: float = RARITY,
+           near_floor: float | None = NEAR_FLOOR) -> list[tuple[dict[str, Any], float]]:
     """Every brick of both rankings with its score, best first: ``hybrid_relevance`` at ``lift`` of its
     cosine and its text evidence, the share of the query's terms it holds counted alike (weight
-    ``1 - rarity``) and by ``term_weights`` (weight ``rarity``). Ties go to the better text rank, then
+    ``1 - rarity``) and by ``term_weights`` (weight ``rarity``). A term it lacks is held in part by its
+    nearest word (``term_credits``; none with ``near_floor`` None). Ties go to the better text rank, then
     vector rank, then id, so the order is fixed by the data."""
     rank_t = {row["id"]: i for i, row in enumerate(rankings.text)}
     rank_v = {row["id"]: i for i, row in enumerate(rankings.vector)}
     rows = {row["id"]: row for row in (*rankings.vector, *rankings.text)}
+    held = dict(zip(rows, terms_of([row["text"] for row in rows.values()]), strict=True))
     weights = term_weights(rankings.terms, [row["text"] for row in rows.values()])
+    total = sum(weights.values())
 
-    def text_evidence(text: str) -> float | None:
-        alike, weighted = text_coverage(rankings.terms, text), text_coverage(rankings.terms, text, weights)
-        return None if alike is None or weighted is None else (1 - rarity) * alike + rarity * weighted
+    def text_evidence(brick_id: str) -> float | None:
+        if not rankings.terms:
+            return None
+        credit = term_credits(rankings.terms, held[brick_id], rankings.near.get(brick_id, {}), near_floor)
+        alike = sum(credit.values()) / len(credit)
+        weighted = sum(weights[t] * c for t, c in credit.items()) / total
+        return (1 - rarity) * alike + rarity * weighted
 
-    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_evidence(row["text"]), lift)
-              for b, row in rows.items()}
+    scores = {b: hybrid_relevance(vector_relevance(row["cosine"]), text_evidence(b), lift) for b, row in rows.items()}
     absent = len(rows)
     order = sorted(rows, key=lambda b: (-scores[b], rank_t.get(b, absent), rank_v.get(b, absent), b))
     return [(rows[b], scores[b]) for b in order]
+
+
+def term_credits(terms: frozenset[str], held: frozenset[str], near: Mapping[str, float],
+                 floor: float | None = NEAR_FLOOR) -> dict[str, float]:
+    """How much of each query term a brick holds: 1 when it holds the term, else its nearest word's
+    cosine above ``floor``, rescaled to [0, 1) (``(cos - floor) / (1 - floor)``); 0 with ``floor`` None."""
+    def lacking(term: str) -> float:
+        if floor is None:
+            return 0.0
+        return max(0.0, (near.get(term, 0.0) - floor) / (1.0 - floor))
+
+    return {t: 1.0 if t in held else lacking(t) for t in terms}
 
 
 def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: int = DEFAULT_K, *,
                            store: SpaceStore | None = None, provider: EmbeddingProvider | None = None,
                            min_score: float = 0.0, topic_min_score: float = 0.0) -> list[Brick]:
     """At most ``k`` bricks for ``query``, best first, each scoring at least ``min_score``; none unless the
-    best scores at least ``topic_min_score`` (assembly asks for ``MIN_SCORE`` and ``TOPIC_MIN_SCORE``).
-    Read-only, exact and deterministic."""
+    topic matches at ``topic_min_score`` (``topic_matches``; assembly asks for ``MIN_SCORE`` and
+    ``TOPIC_MIN_SCORE``). Read-only, exact and deterministic."""
     validate_k(k)
     rankings = brick_rankings(ctx, space_id, query, store=store, provider=provider)
+    if not topic_matches(rankings, topic_min_score):
+        return []
     bricks: list[Brick] = []
     for row, score in ranked(rankings, LIFT, RARITY):
-        if score < min_score or (not bricks and score < topic_min_score):
+        if score < min_score:
             break  # best first
         meta = json.loads(row["metadata"])
         if all(key in meta for key in _BRICK_KEYS):
@@ -184,6 +228,17 @@ def recall_bricks_readonly(ctx: RequestContext, space_id: str, query: str, k: in
             if len(bricks) == k:
                 break
     return bricks
+
+
+def topic_matches(rankings: Rankings, topic_min_score: float = TOPIC_MIN_SCORE, lift: float = LIFT,
+                  rarity: float = RARITY) -> bool:
+    """Whether some brick's exact evidence (its cosine and the terms it holds, no nearest words) scores
+    ``topic_min_score``: nearest words reorder and lift the bricks of a topic the index matched, but never
+    make a topic match (every word has a nearest word, so they would lift an unrelated topic too)."""
+    if topic_min_score <= 0:
+        return True
+    exact = ranked(rankings, lift, rarity, near_floor=None)
+    return bool(exact) and exact[0][1] >= topic_min_score
 
 
 def _brick(row: dict[str, Any], meta: dict[str, Any], score: float) -> Brick:
