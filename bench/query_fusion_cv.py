@@ -17,7 +17,10 @@ vector ranking, the full-text BM25 ranking), and every fusion of a grid orders t
   query's terms it holds, counted alike (``rarity`` 0, what ``query`` does) or half by each term's rarity
   among the hits found (``rarity`` 0.5, ``cognition.recall.term_weights``; printed for reference, not a
   choice: such a weight depends on the other hits of the same space, and a query's scores are merged
-  across spaces and cut by a fixed ``min_score``).
+  across spaces and cut by a fixed ``min_score``);
+- score with nearest words: as the first, a query term a hit lacks held in part by the nearest word of
+  the hit's own text above ``NEAR`` (``cognition.recall.term_credits``, what brick recall does); eligible,
+  since a hit's credit depends on nothing but the hit and the query.
 
 For each fold in turn, the eligible setting best on the other folds (the mean of the two sets' means) is
 scored on it; the per-fold choices and the pooled held-out figures are printed.
@@ -44,6 +47,7 @@ DEPTH = 100  # as nexus_query.query.FUSION_DEPTH
 RRF_K = 60
 LIFTS = [0.25, 0.5, 0.75, 1.0]
 RARITIES = [0.0, 0.5]
+NEAR = 0.25  # cognition.recall.NEAR_FLOOR: a query term a hit lacks held in part by the hit's nearest word
 K = 10
 
 
@@ -52,24 +56,32 @@ class Setting:
     kind: Literal["rank", "score"]
     lift: float = 0.0
     rarity: float = 0.0
+    near: float | None = None
 
     def __str__(self) -> str:
-        return "rank fusion (k = 60)" if self.kind == "rank" else f"score, lift {self.lift}, rarity {self.rarity}"
+        if self.kind == "rank":
+            return "rank fusion (k = 60)"
+        return f"score, lift {self.lift}, rarity {self.rarity}" + ("" if self.near is None else f", near {self.near}")
 
 
 @dataclass(frozen=True)
 class Rankings:
-    """One question's two rankings of a space's rows, best first: (row id, cosine, text) each."""
+    """One question's two rankings of a space's rows, best first: (row id, cosine, text) each; and per row,
+    each query term's cosine with the row's nearest word (``cognition.near_words``)."""
 
     vector: list[tuple[str, float, str]]
     text: list[tuple[str, float, str]]
     terms: frozenset[str]
+    near: dict[str, dict[str, float]]
 
 
 def rankings(ctx: Any, space_id: str, question: str, provider: Any) -> tuple[Rankings, dict[str, dict]]:
     """Both rankings of ``question`` in the space, and each row's metadata by id."""
     import numpy as np
 
+    from nexus_query.cognition.bricks import own_text
+    from nexus_query.cognition.near_words import nearest_word_cosines
+    from nexus_query.cognition.recall import asked_words
     from nexus_query.scoring import query_terms
     from nexus_query.store import SpaceStore
     from nexus_query.store.lance_search import text_top
@@ -86,13 +98,16 @@ def rankings(ctx: Any, space_id: str, question: str, provider: Any) -> tuple[Ran
     found = text_top(space.table, question, DEPTH, with_vectors=True)
     by_text = [(r["id"], float(np.dot(np.asarray(r["vector"], dtype=np.float32), vector)), r["text"]) for r in found]
     metadata = {r["id"]: json.loads(r["metadata"]) for r in (*rows, *found)}
-    return Rankings(by_vector, by_text, query_terms(question)), metadata
+    terms = query_terms(question)
+    texts = {row_id: own_text(text, metadata[row_id]) for row_id, _, text in (*by_vector, *by_text)}
+    near = nearest_word_cosines(asked_words(question, terms, []), list(texts.values()), provider, ctx)
+    return Rankings(by_vector, by_text, terms, dict(zip(texts, near, strict=True))), metadata
 
 
 def ordered(r: Rankings, setting: Setting) -> list[str]:
     """Row ids of both rankings in ``setting``'s order (ties: text rank, then vector rank, then id)."""
-    from nexus_query.cognition.recall import term_weights
-    from nexus_query.scoring import hybrid_relevance, text_coverage, vector_relevance
+    from nexus_query.cognition.recall import term_credits, term_weights
+    from nexus_query.scoring import hybrid_relevance, terms_of, text_coverage, vector_relevance
 
     rank_v = {row_id: i for i, (row_id, _, _) in enumerate(r.vector, start=1)}
     rank_t = {row_id: i for i, (row_id, _, _) in enumerate(r.text, start=1)}
@@ -103,11 +118,14 @@ def ordered(r: Rankings, setting: Setting) -> list[str]:
         return sorted(pool, key=lambda i: (-fused[i], rank_v.get(i, absent), i))
     weights = term_weights(r.terms, [text for _, text in pool.values()])
 
-    def evidence(text: str) -> float | None:
+    def evidence(row_id: str, text: str) -> float | None:
+        if setting.near is not None and r.terms:
+            credit = term_credits(r.terms, terms_of([text])[0], r.near.get(row_id, {}), setting.near)
+            return sum(credit.values()) / len(credit)  # counted alike: such a setting has rarity 0
         alike, weighted = text_coverage(r.terms, text), text_coverage(r.terms, text, weights)
         return None if alike is None or weighted is None else (1 - setting.rarity) * alike + setting.rarity * weighted
 
-    score = {i: hybrid_relevance(vector_relevance(c), evidence(t), setting.lift) for i, (c, t) in pool.items()}
+    score = {i: hybrid_relevance(vector_relevance(c), evidence(i, t), setting.lift) for i, (c, t) in pool.items()}
     return sorted(pool, key=lambda i: (-score[i], rank_t.get(i, absent), rank_v.get(i, absent), i))
 
 
@@ -145,7 +163,8 @@ def main() -> None:
     print(f"storing {len(conversations)} conversations ...", flush=True)
     build(conversations, provider)
 
-    grid = [Setting("rank")] + [Setting("score", lift, rarity) for rarity in RARITIES for lift in LIFTS]
+    grid = [Setting("rank")] + [Setting("score", lift, rarity) for rarity in RARITIES for lift in LIFTS] + [
+        Setting("score", lift, 0.0, NEAR) for lift in LIFTS]
     eligible = [s for s in grid if s.rarity == 0.0]
     values: dict[Setting, list[tuple[str, float]]] = {s: [] for s in grid}  # (fold, value) per question
 
@@ -188,7 +207,7 @@ def main() -> None:
     held: dict[bool, list[float]] = {True: [], False: []}
     for fold in folds:
         best = max(eligible, key=lambda s: (round(mean(s, everything - {fold}), 6), s.kind == "score",
-                                            -abs(s.lift - 0.5)))
+                                            s.near is None, -abs(s.lift - 0.5)))
         scores = [v for f, v in values[best] if f == fold]
         held[fold.startswith("examples/")] += scores
         rank = statistics.fmean(v for f, v in values[Setting("rank")] if f == fold)
