@@ -67,7 +67,7 @@ def test_the_word_cache_keeps_at_most_its_size_dropping_the_least_recently_used(
     cache.get(provider, ["tent"])  # used again: "stove" is now the oldest
     cache.get(provider, ["rope"])
     assert len(cache) == 3
-    assert {w for _, w in cache._vectors} == {"tent", "lamp", "rope"}
+    assert set(cache._caches[provider.info.id]._items) == {"tent", "lamp", "rope"}
     assert np.array_equal(cache.get(provider, ["lamp", "tent"]), first[[2, 0]])
     assert cache.get(provider, []).shape == (0, 384)
 

@@ -109,6 +109,22 @@ def test_query_embedding_cache_is_bounded_lru_and_hands_out_copies():
     assert calls == ["a", "b", "c", "b"] and cache.hits == 2
 
 
+def test_the_cache_computes_only_the_texts_it_lacks_in_one_call_and_keeps_their_order():
+    cache = QueryEmbeddingCache(max_entries=3)
+    calls = []
+
+    def compute(texts):
+        calls.append(texts)
+        return np.array([[float(ord(t))] * 2 for t in texts], np.float32)
+
+    assert cache.get_or_compute_many(["a", "b", "a"], compute).tolist() == [[97, 97], [98, 98], [97, 97]]
+    got = cache.get_or_compute_many(["c", "b", "d"], compute)  # b is cached; d evicts a, the oldest
+    got[:] = -1  # the caller's rows: the cache keeps what the model said
+    assert calls == [["a", "b"], ["c", "d"]] and set(cache._items) == {"b", "c", "d"}
+    assert cache.get_or_compute_many(["d", "b"], compute).tolist() == [[100, 100], [98, 98]]
+    assert len(calls) == 2 and (cache.hits, cache.misses) == (3, 4)
+
+
 def test_a_repeated_query_skips_the_model(provider):
     text = "a query asked twice, word for word"
     misses = provider._query_cache.misses

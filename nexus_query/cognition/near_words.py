@@ -15,16 +15,15 @@ words its vector would shift with them, and recall would not be deterministic.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from nexus_query.context import RequestContext
 from nexus_query.embeddings import EmbeddingProvider
+from nexus_query.embeddings.local import QueryEmbeddingCache
 
-# About 25 MB of float32 vectors at 384 dimensions: every word of many spaces' conversations.
+# Per embedding model, about 25 MB of float32 vectors at 384 dimensions: every word of many spaces' conversations.
 WORDS_CACHED = 16384
 # Providers whose vector of a text depends on the other texts of its batch (activations quantized per batch).
 _PER_BATCH_QUANTIZED = frozenset({"onnx-int8"})
@@ -37,38 +36,28 @@ def words_of(text: str) -> list[str]:
 
 
 class WordVectors:
-    """The model's unit vector of each word, least recently used dropped first; shared between threads."""
+    """The model's unit vector of each word, per embedding model a ``QueryEmbeddingCache`` of
+    ``max_words``; shared between threads."""
 
     def __init__(self, max_words: int = WORDS_CACHED) -> None:
         self.max_words = max_words
-        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._caches: dict[str, QueryEmbeddingCache] = {}
 
     def __len__(self) -> int:
-        return len(self._vectors)
+        return sum(len(cache) for cache in self._caches.values())
 
     def get(self, provider: EmbeddingProvider, words: Sequence[str], ctx: RequestContext | None = None) -> np.ndarray:
         """One row per word, in order."""
-        model = provider.info.id
-        with self._lock:
-            known = {w: self._vectors[(model, w)] for w in words if (model, w) in self._vectors}
-            for w in known:
-                self._vectors.move_to_end((model, w))
-        missing = [w for w in dict.fromkeys(words) if w not in known]
-        if missing:
-            if provider.info.provider in _PER_BATCH_QUANTIZED:
-                embedded = np.vstack([provider.embed([w], ctx) for w in missing])
-            else:
-                embedded = provider.embed(missing, ctx)
-            fresh = dict(zip(missing, np.asarray(embedded, dtype=np.float32), strict=True))
-            known.update(fresh)
-            with self._lock:
-                self._vectors.update({(model, w): v for w, v in fresh.items()})
-                while len(self._vectors) > self.max_words:
-                    self._vectors.popitem(last=False)
         if not words:
             return np.zeros((0, provider.info.dimension), np.float32)
-        return np.vstack([known[w] for w in words])
+
+        def embed(missing: list[str]) -> np.ndarray:
+            if provider.info.provider in _PER_BATCH_QUANTIZED:
+                return np.vstack([provider.embed([word], ctx) for word in missing])
+            return provider.embed(missing, ctx)
+
+        cache = self._caches.setdefault(provider.info.id, QueryEmbeddingCache(self.max_words))
+        return cache.get_or_compute_many(words, embed).astype(np.float32, copy=False)
 
 
 word_vectors = WordVectors()

@@ -136,9 +136,9 @@ def asked_words(query: str, terms: frozenset[str], speakers: Iterable[str]) -> d
     """Each query term a brick's words can stand in for, with the query's word that gave it: the
     speakers' names are left out (a name is held exactly, on the who/when line, or not at all)."""
     names = set().union(*terms_of(sorted(speakers)))
+    words = words_of(query)
     asked: dict[str, str] = {}
-    for word in words_of(query):
-        found = query_terms(word)
+    for word, found in zip(words, terms_of(words), strict=True):
         if len(found) == 1 and (term := next(iter(found))) in terms and term not in names:
             asked.setdefault(term, word)
     return asked

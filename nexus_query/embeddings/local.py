@@ -149,13 +149,34 @@ class QueryEmbeddingCache:
                 return found.copy()
             self.misses += 1
         vectors = compute()
-        if self.max_entries > 0:
-            with self._lock:
+        self._store({text: vectors})
+        return vectors
+
+    def get_or_compute_many(self, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """One row per text, in order (at least one text): those not cached yet computed by a single call
+        of ``compute``, which returns a row for each text it is given."""
+        with self._lock:
+            found = {text: self._items[text] for text in texts if text in self._items}
+            for text in found:
+                self._items.move_to_end(text)
+            missing = [text for text in dict.fromkeys(texts) if text not in found]
+            self.hits += len(found)
+            self.misses += len(missing)
+        if missing:
+            fresh = dict(zip(missing, np.asarray(compute(missing)), strict=True))
+            self._store(fresh)
+            found.update(fresh)
+        return np.vstack([found[text] for text in texts])
+
+    def _store(self, items: dict[str, np.ndarray]) -> None:
+        if self.max_entries <= 0:
+            return
+        with self._lock:
+            for text, vectors in items.items():
                 self._items[text] = vectors.copy()
                 self._items.move_to_end(text)
-                while len(self._items) > self.max_entries:
-                    self._items.popitem(last=False)
-        return vectors
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)
